@@ -1,0 +1,1 @@
+//! The simulated FPGA (see docs/ARCHITECTURE.md).

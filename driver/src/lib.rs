@@ -1,1 +1,13 @@
-//! driver
+//! fpga-virtio user-space driver.
+//!
+//! Everything here talks to the device through [`fpga_virtio_hw::RegisterIo`], so the same code
+//! runs over a VFIO BAR mapping ([`mmio::MappedBars`]), the simulator and
+//! [`fpga_virtio_hw::mock::MockRegisters`].
+//!
+//! - [`mmio`]: BARs mapped into the process (memmap2) with volatile 32-bit access.
+//! - [`probe`]: walk the self-describing register blocks and check their versions.
+
+pub mod mmio;
+pub mod probe;
+
+pub use fpga_virtio_hw as hw;

@@ -78,8 +78,8 @@ impl PuntEntry {
             "rsvd" => Some(u64::from(self.rsvd)),
             "tag" => Some(u64::from(self.tag)),
             "len" => Some(u64::from(self.len)),
-            "addr" => Some(u64::from(self.addr)),
-            "arg" => Some(u64::from(self.arg)),
+            "addr" => Some(self.addr),
+            "arg" => Some(self.arg),
             _ => None,
         }
     }
@@ -120,11 +120,11 @@ impl PuntEntry {
                 Ok(())
             }
             "addr" => {
-                self.addr = u64::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "addr", value, width: 64 })?;
+                self.addr = value;
                 Ok(())
             }
             "arg" => {
-                self.arg = u64::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "arg", value, width: 64 })?;
+                self.arg = value;
                 Ok(())
             }
             _ => Err(crate::FieldError::Unknown(name.to_string())),
@@ -304,7 +304,7 @@ impl VirtqDesc {
     /// A field by its map name, widened to u64.
     pub fn field(&self, name: &str) -> Option<u64> {
         match name {
-            "addr" => Some(u64::from(self.addr)),
+            "addr" => Some(self.addr),
             "len" => Some(u64::from(self.len)),
             "flags" => Some(u64::from(self.flags)),
             "next" => Some(u64::from(self.next)),
@@ -316,7 +316,7 @@ impl VirtqDesc {
     pub fn set_field(&mut self, name: &str, value: u64) -> Result<(), crate::FieldError> {
         match name {
             "addr" => {
-                self.addr = u64::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "addr", value, width: 64 })?;
+                self.addr = value;
                 Ok(())
             }
             "len" => {
@@ -450,7 +450,7 @@ impl VirtioBlkOuthdr {
         match name {
             "req_type" => Some(u64::from(self.req_type)),
             "ioprio" => Some(u64::from(self.ioprio)),
-            "sector" => Some(u64::from(self.sector)),
+            "sector" => Some(self.sector),
             _ => None,
         }
     }
@@ -467,7 +467,7 @@ impl VirtioBlkOuthdr {
                 Ok(())
             }
             "sector" => {
-                self.sector = u64::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "sector", value, width: 64 })?;
+                self.sector = value;
                 Ok(())
             }
             _ => Err(crate::FieldError::Unknown(name.to_string())),

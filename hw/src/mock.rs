@@ -178,7 +178,8 @@ mod tests {
         assert_eq!(global::CTRL.read(&m).unwrap(), 0b01);
         // w1c: hardware sets, a 1 clears.
         let st = global::STATUS;
-        m.set_hw(st.bar, st.offset, global::status::DMA_FAULT.mask()).unwrap();
+        m.set_hw(st.bar, st.offset, global::status::DMA_FAULT.mask())
+            .unwrap();
         assert!(global::status::DMA_FAULT.is_set(st.read(&m).unwrap()));
         st.write(&m, 0).unwrap();
         assert!(global::status::DMA_FAULT.is_set(st.read(&m).unwrap()));
@@ -195,18 +196,31 @@ mod tests {
         let m = MockRegisters::new();
         assert_eq!(
             m.read32(Bar(0), 0x102),
-            Err(IoError::Unaligned { bar: Bar(0), offset: 0x102 })
+            Err(IoError::Unaligned {
+                bar: Bar(0),
+                offset: 0x102
+            })
         );
-        assert!(matches!(m.read32(Bar(1), 0), Err(IoError::NoSuchBar { .. })));
-        assert!(matches!(m.read32(Bar(0), 0x1_0000), Err(IoError::OutOfRange { .. })));
-        assert!(matches!(m.read32(Bar(0), 0xff0), Err(IoError::NoRegister { .. })));
+        assert!(matches!(
+            m.read32(Bar(1), 0),
+            Err(IoError::NoSuchBar { .. })
+        ));
+        assert!(matches!(
+            m.read32(Bar(0), 0x1_0000),
+            Err(IoError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            m.read32(Bar(0), 0xff0),
+            Err(IoError::NoRegister { .. })
+        ));
     }
 
     #[test]
     fn hooks_model_hardware() {
         // A reset that completes at once: the hook clears reset_busy and sets ready.
         let m = MockRegisters::new().with_hook(Box::new(|st, bar, off, v| {
-            if (bar, off) == (global::CTRL.bar, global::CTRL.offset) && global::ctrl::RESET.is_set(v)
+            if (bar, off) == (global::CTRL.bar, global::CTRL.offset)
+                && global::ctrl::RESET.is_set(v)
             {
                 st.set_hw(bar, global::STATUS.offset, global::status::READY.mask())
                     .unwrap();

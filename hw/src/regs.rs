@@ -641,7 +641,7 @@ pub mod fw_id {
     pub const NEXT_OFFSET: u64 = 0x100;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("fw_id.block_type", BAR, BASE + 0x0, 0x46574944);
+    pub const BLOCK_TYPE: Reg = Reg::new("fw_id.block_type", BAR, BASE, 0x46574944);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -686,9 +686,9 @@ pub mod fw_id {
     }
 
     /// Firmware product id.
-    pub const FW_ID: Reg = Reg::new("fw_id.fw_id", BAR, BASE + 0x14, 0x00000000);
-    /// Fields of `fw_id`.
-    pub mod fw_id {
+    pub const PRODUCT: Reg = Reg::new("fw_id.product", BAR, BASE + 0x14, 0x00000000);
+    /// Fields of `product`.
+    pub mod product {
         use crate::Field;
         /// Firmware id. (bits 31:0, ro/w)
         pub const ID: Field = Field::new("id", 0, 32);
@@ -757,7 +757,7 @@ pub mod global {
     pub const NEXT_OFFSET: u64 = 0x400;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("global.block_type", BAR, BASE + 0x0, 0x474c424c);
+    pub const BLOCK_TYPE: Reg = Reg::new("global.block_type", BAR, BASE, 0x474c424c);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -944,7 +944,7 @@ pub mod functions {
     pub const NEXT_OFFSET: u64 = 0x1000;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("functions.block_type", BAR, BASE + 0x0, 0x46554e43);
+    pub const BLOCK_TYPE: Reg = Reg::new("functions.block_type", BAR, BASE, 0x46554e43);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -983,7 +983,7 @@ pub mod functions {
         pub const STRIDE: u64 = 0x40;
 
         /// Virtio device type of the function.
-        pub const DEVICE_TYPE: RegArray = RegArray::new("functions.func.device_type", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const DEVICE_TYPE: RegArray = RegArray::new("functions.func.device_type", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `device_type`.
         pub mod device_type {
             use crate::Field;
@@ -1081,7 +1081,7 @@ pub mod queue {
     pub const NEXT_OFFSET: u64 = 0x2000;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("queue.block_type", BAR, BASE + 0x0, 0x51554555);
+    pub const BLOCK_TYPE: Reg = Reg::new("queue.block_type", BAR, BASE, 0x51554555);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -1120,7 +1120,7 @@ pub mod queue {
         pub const STRIDE: u64 = 0x40;
 
         /// IOVA of the descriptor table, low word (16-byte aligned).
-        pub const DESC_LO: RegArray = RegArray::new("queue.q.desc_lo", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const DESC_LO: RegArray = RegArray::new("queue.q.desc_lo", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `desc_lo`.
         pub mod desc_lo {
             use crate::Field;
@@ -1277,7 +1277,7 @@ pub mod punt_ring {
     pub const NEXT_OFFSET: u64 = 0x2100;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("punt_ring.block_type", BAR, BASE + 0x0, 0x50554e54);
+    pub const BLOCK_TYPE: Reg = Reg::new("punt_ring.block_type", BAR, BASE, 0x50554e54);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -1405,7 +1405,7 @@ pub mod cpl_ring {
     pub const NEXT_OFFSET: u64 = 0x3000;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("cpl_ring.block_type", BAR, BASE + 0x0, 0x43504c52);
+    pub const BLOCK_TYPE: Reg = Reg::new("cpl_ring.block_type", BAR, BASE, 0x43504c52);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -1515,7 +1515,7 @@ pub mod flow_table {
     pub const NEXT_OFFSET: u64 = 0x4000;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("flow_table.block_type", BAR, BASE + 0x0, 0x464c4f57);
+    pub const BLOCK_TYPE: Reg = Reg::new("flow_table.block_type", BAR, BASE, 0x464c4f57);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -1667,7 +1667,7 @@ pub mod counters {
     pub const NEXT_OFFSET: u64 = 0x5000;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("counters.block_type", BAR, BASE + 0x0, 0x434e5452);
+    pub const BLOCK_TYPE: Reg = Reg::new("counters.block_type", BAR, BASE, 0x434e5452);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -1706,7 +1706,7 @@ pub mod counters {
         pub const STRIDE: u64 = 0x4;
 
         /// Requests punted for this reason (saturating).
-        pub const REQUESTS: RegArray = RegArray::new("counters.punts.requests", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const REQUESTS: RegArray = RegArray::new("counters.punts.requests", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `requests`.
         pub mod requests {
             use crate::Field;
@@ -1729,7 +1729,7 @@ pub mod counters {
         pub const STRIDE: u64 = 0x40;
 
         /// Requests completed (FPGA and CPU), low word.
-        pub const REQUESTS_LO: RegArray = RegArray::new("counters.qstat.requests_lo", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const REQUESTS_LO: RegArray = RegArray::new("counters.qstat.requests_lo", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `requests_lo`.
         pub mod requests_lo {
             use crate::Field;
@@ -1895,7 +1895,7 @@ pub mod flash {
     pub const NEXT_OFFSET: u64 = 0x0;
 
     /// TYPE: block type id.
-    pub const BLOCK_TYPE: Reg = Reg::new("flash.block_type", BAR, BASE + 0x0, 0x464c5348);
+    pub const BLOCK_TYPE: Reg = Reg::new("flash.block_type", BAR, BASE, 0x464c5348);
     /// Fields of `block_type`.
     pub mod block_type {
         use crate::Field;
@@ -2003,7 +2003,7 @@ pub mod flash {
         pub const STRIDE: u64 = 0x4;
 
         /// One word of the page buffer; read_page fills it.
-        pub const DATA: RegArray = RegArray::new("flash.page.data", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const DATA: RegArray = RegArray::new("flash.page.data", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `data`.
         pub mod data {
             use crate::Field;
@@ -2033,14 +2033,14 @@ pub mod doorbell {
         use crate::RegArray;
 
         /// Offset of element 0 in its BAR.
-        pub const ARRAY_BASE: u64 = BASE + 0x0;
+        pub const ARRAY_BASE: u64 = BASE;
         /// Elements.
         pub const COUNT: u32 = crate::regs::NUM_QUEUES;
         /// Bytes between elements.
         pub const STRIDE: u64 = 0x4;
 
         /// Doorbell. The value is a hint (the avail idx written); the engine reads avail->idx itself.
-        pub const NOTIFY: RegArray = RegArray::new("doorbell.db.notify", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const NOTIFY: RegArray = RegArray::new("doorbell.db.notify", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `notify`.
         pub mod notify {
             use crate::Field;
@@ -2070,14 +2070,14 @@ pub mod msix_table {
         use crate::RegArray;
 
         /// Offset of element 0 in its BAR.
-        pub const ARRAY_BASE: u64 = BASE + 0x0;
+        pub const ARRAY_BASE: u64 = BASE;
         /// Elements.
         pub const COUNT: u32 = crate::regs::NUM_MSIX;
         /// Bytes between elements.
         pub const STRIDE: u64 = 0x10;
 
         /// Message address, low word.
-        pub const ADDR_LO: RegArray = RegArray::new("msix_table.vec.addr_lo", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const ADDR_LO: RegArray = RegArray::new("msix_table.vec.addr_lo", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `addr_lo`.
         pub mod addr_lo {
             use crate::Field;
@@ -2134,14 +2134,14 @@ pub mod msix_pba {
         use crate::RegArray;
 
         /// Offset of element 0 in its BAR.
-        pub const ARRAY_BASE: u64 = BASE + 0x0;
+        pub const ARRAY_BASE: u64 = BASE;
         /// Elements.
         pub const COUNT: u32 = crate::regs::NUM_PBA_WORDS;
         /// Bytes between elements.
         pub const STRIDE: u64 = 0x4;
 
         /// Pending bits.
-        pub const PENDING: RegArray = RegArray::new("msix_pba.pba.pending", BAR, ARRAY_BASE + 0x0, STRIDE, COUNT, 0x00000000);
+        pub const PENDING: RegArray = RegArray::new("msix_pba.pba.pending", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `pending`.
         pub mod pending {
             use crate::Field;
@@ -2160,7 +2160,7 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "fw_id.block_next", bar: Bar(0), offset: 0x8, count: 1, stride: 0x0, reset: 0x00000100, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "fw_id.fpga_id", bar: Bar(0), offset: 0xc, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "fw_id.board_id", bar: Bar(0), offset: 0x10, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
-    RegInfo { name: "fw_id.fw_id", bar: Bar(0), offset: 0x14, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "fw_id.product", bar: Bar(0), offset: 0x14, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "fw_id.fw_version", bar: Bar(0), offset: 0x18, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "fw_id.build_date", bar: Bar(0), offset: 0x1c, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "fw_id.git_hash", bar: Bar(0), offset: 0x20, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },

@@ -338,7 +338,10 @@ impl Reg {
         self.mask_of(|f| f.sw == Sw::Wo)
     }
     fn mask_of(&self, pred: impl Fn(&Field) -> bool) -> u32 {
-        self.fields.iter().filter(|f| pred(f)).fold(0, |a, f| a | f.mask())
+        self.fields
+            .iter()
+            .filter(|f| pred(f))
+            .fold(0, |a, f| a | f.mask())
     }
 }
 
@@ -395,14 +398,88 @@ fn is_ident(s: &str) -> bool {
 
 /// Words SystemVerilog or Rust reserve: a name must work unchanged in every generated view.
 const KEYWORDS: &[&str] = &[
-    "always", "assign", "begin", "bind", "bit", "break", "byte", "case", "class", "const", "continue",
-    "crate", "default", "do", "dyn", "edge", "else", "end", "enum", "event", "export", "extern",
-    "final", "fn", "for", "function", "generate", "genvar", "if", "impl", "import", "in", "initial",
-    "inout", "input", "int", "integer", "interface", "let", "logic", "loop", "match", "mod", "module",
-    "move", "mut", "negedge", "new", "null", "output", "package", "packed", "parameter", "posedge",
-    "priority", "pub", "real", "ref", "reg", "return", "self", "signed", "static", "string",
-    "struct", "super", "task", "this", "time", "trait", "type", "typedef", "union", "unique",
-    "unsigned", "use", "var", "virtual", "void", "where", "while", "wire",
+    "always",
+    "assign",
+    "begin",
+    "bind",
+    "bit",
+    "break",
+    "byte",
+    "case",
+    "class",
+    "const",
+    "continue",
+    "crate",
+    "default",
+    "do",
+    "dyn",
+    "edge",
+    "else",
+    "end",
+    "enum",
+    "event",
+    "export",
+    "extern",
+    "final",
+    "fn",
+    "for",
+    "function",
+    "generate",
+    "genvar",
+    "if",
+    "impl",
+    "import",
+    "in",
+    "initial",
+    "inout",
+    "input",
+    "int",
+    "integer",
+    "interface",
+    "let",
+    "logic",
+    "loop",
+    "match",
+    "mod",
+    "module",
+    "move",
+    "mut",
+    "negedge",
+    "new",
+    "null",
+    "output",
+    "package",
+    "packed",
+    "parameter",
+    "posedge",
+    "priority",
+    "pub",
+    "real",
+    "ref",
+    "reg",
+    "return",
+    "self",
+    "signed",
+    "static",
+    "string",
+    "struct",
+    "super",
+    "task",
+    "this",
+    "time",
+    "trait",
+    "type",
+    "typedef",
+    "union",
+    "unique",
+    "unsigned",
+    "use",
+    "var",
+    "virtual",
+    "void",
+    "where",
+    "while",
+    "wire",
 ];
 
 fn check_ident(what: &str, s: &str) -> Result<(), ModelError> {
@@ -460,7 +537,7 @@ impl Resolver<'_> {
     fn reg(&self, where_: &str, r: &SrcReg, span: u64) -> Result<Reg, ModelError> {
         check_ident("register", &r.name)?;
         let where_ = format!("{where_}.{}", r.name);
-        if r.offset % 4 != 0 || r.offset + 4 > span {
+        if !r.offset.is_multiple_of(4) || r.offset + 4 > span {
             return invalid(format!(
                 "{where_}: offset {:#x} must be 4-byte aligned and inside the {span:#x}-byte span",
                 r.offset
@@ -598,7 +675,14 @@ fn const_field(name: &str, value: u64, desc: &str) -> Field {
 }
 
 /// Names the emitters use for a block's own constants.
-const RESERVED_BLOCK_NAMES: &[&str] = &["bar", "base", "size", "type_id", "version_id", "next_offset"];
+const RESERVED_BLOCK_NAMES: &[&str] = &[
+    "bar",
+    "base",
+    "size",
+    "type_id",
+    "version_id",
+    "next_offset",
+];
 /// Names the emitters use for an array's own constants.
 const RESERVED_ARRAY_NAMES: &[&str] = &["array_base", "count", "stride"];
 
@@ -729,6 +813,11 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
                     "{aw}: count must be > 0 and stride a non-zero multiple of 4"
                 ));
             }
+            if !count.is_power_of_two() || count < 2 {
+                return invalid(format!(
+                    "{aw}: count {count} must be a power of two >= 2 (the CSR decodes the index from address bits)"
+                ));
+            }
             if !stride.is_power_of_two() || a.offset % stride != 0 {
                 return invalid(format!(
                     "{aw}: stride {stride:#x} must be a power of two and offset {:#x} a multiple of it",
@@ -736,7 +825,9 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
                 ));
             }
             if a.offset + count * stride > b.size {
-                return invalid(format!("{aw}: {count} x {stride:#x} bytes overflow the block"));
+                return invalid(format!(
+                    "{aw}: {count} x {stride:#x} bytes overflow the block"
+                ));
             }
             let mut aregs = Vec::new();
             for r in &a.reg {
@@ -768,8 +859,14 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
         if header.is_some() {
             let hdr = [
                 ("block_type", "TYPE: block type id."),
-                ("block_version", "VERSION: block version (major << 16 | minor)."),
-                ("block_next", "NEXT: BAR offset of the next block; 0 ends the list."),
+                (
+                    "block_version",
+                    "VERSION: block version (major << 16 | minor).",
+                ),
+                (
+                    "block_next",
+                    "NEXT: BAR offset of the next block; 0 ends the list.",
+                ),
             ];
             for (i, (n, d)) in hdr.iter().enumerate() {
                 if regs.iter().any(|r: &Reg| r.name == *n) {
@@ -871,7 +968,12 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
                 "u16" => 2,
                 "u32" => 4,
                 "u64" => 8,
-                t => return invalid(format!("{}.{}: type {t} is not u8/u16/u32/u64", s.name, f.name)),
+                t => {
+                    return invalid(format!(
+                        "{}.{}: type {t} is not u8/u16/u32/u64",
+                        s.name, f.name
+                    ))
+                }
             };
             if f.offset != at || f.offset % bytes != 0 {
                 return invalid(format!(
@@ -882,7 +984,12 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
             if let Some(e) = &f.enum_name {
                 match enums.get(e) {
                     Some(w) if *w <= bytes * 8 => {}
-                    _ => return invalid(format!("{}.{}: enum {e:?} unknown or too wide", s.name, f.name)),
+                    _ => {
+                        return invalid(format!(
+                            "{}.{}: enum {e:?} unknown or too wide",
+                            s.name, f.name
+                        ))
+                    }
                 }
             }
             at += bytes;

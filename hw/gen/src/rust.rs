@@ -4,10 +4,18 @@
 use crate::model::{camel, Field, Map, Reg, Sw};
 use std::fmt::Write;
 
-
 fn doc(out: &mut String, indent: &str, text: &str) {
     for line in text.lines() {
         writeln!(out, "{indent}/// {line}").unwrap();
+    }
+}
+
+/// `base + off`, or `base` alone when `off` is 0.
+fn plus(base: &str, off: u64) -> String {
+    if off == 0 {
+        base.to_string()
+    } else {
+        format!("{base} + {off:#x}")
     }
 }
 
@@ -48,11 +56,18 @@ fn emit_fields(out: &mut String, indent: &str, r: &Reg) {
 /// Render `hw/src/regs.rs`.
 pub fn regs(map: &Map, source: &str) -> String {
     let mut o = header(source);
-    o.push_str("//! Register map of the fpga-virtio device: BARs, blocks, registers, fields and enums.\n");
+    o.push_str(
+        "//! Register map of the fpga-virtio device: BARs, blocks, registers, fields and enums.\n",
+    );
     o.push_str("//! See docs/registers.md for the same map as prose.\n\n");
     o.push_str("use crate::{Bar, RegInfo};\n\n");
     writeln!(o, "/// Version of the register map (major << 16 | minor).").unwrap();
-    writeln!(o, "pub const MAP_VERSION: u32 = {:#010x};\n", map.map_version).unwrap();
+    writeln!(
+        o,
+        "pub const MAP_VERSION: u32 = {:#010x};\n",
+        map.map_version
+    )
+    .unwrap();
 
     for p in &map.params {
         doc(&mut o, "", &p.desc);
@@ -60,16 +75,34 @@ pub fn regs(map: &Map, source: &str) -> String {
     }
 
     for bar in &map.bars {
-        doc(&mut o, "", &format!("BAR{} ({}): {}", bar.index, bar.name, bar.desc));
-        writeln!(o, "pub const BAR_{}: Bar = Bar({});", bar.name.to_uppercase(), bar.index).unwrap();
+        doc(
+            &mut o,
+            "",
+            &format!("BAR{} ({}): {}", bar.index, bar.name, bar.desc),
+        );
+        writeln!(
+            o,
+            "pub const BAR_{}: Bar = Bar({});",
+            bar.name.to_uppercase(),
+            bar.index
+        )
+        .unwrap();
         writeln!(o, "/// Size of BAR{} in bytes.", bar.index).unwrap();
-        writeln!(o, "pub const BAR_{}_SIZE: u64 = {:#x};\n", bar.name.to_uppercase(), bar.size).unwrap();
+        writeln!(
+            o,
+            "pub const BAR_{}_SIZE: u64 = {:#x};\n",
+            bar.name.to_uppercase(),
+            bar.size
+        )
+        .unwrap();
     }
 
     for e in &map.enums {
         let name = camel(&e.name);
         doc(&mut o, "", &format!("{} ({} bits)", e.desc, e.width));
-        o.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(u32)]\n");
+        o.push_str(
+            "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(u32)]\n",
+        );
         writeln!(o, "pub enum {name} {{").unwrap();
         for v in &e.values {
             doc(&mut o, "    ", &v.desc);
@@ -86,13 +119,25 @@ pub fn regs(map: &Map, source: &str) -> String {
         o.push_str("    /// The value with this encoding, if any.\n");
         o.push_str("    pub const fn from_raw(raw: u32) -> Option<Self> {\n        match raw {\n");
         for v in &e.values {
-            writeln!(o, "            {} => Some({name}::{}),", v.value, camel(&v.name)).unwrap();
+            writeln!(
+                o,
+                "            {} => Some({name}::{}),",
+                v.value,
+                camel(&v.name)
+            )
+            .unwrap();
         }
         o.push_str("            _ => None,\n        }\n    }\n\n");
         o.push_str("    /// The encoding.\n    pub const fn raw(self) -> u32 {\n        self as u32\n    }\n\n");
         o.push_str("    /// The name used in the register map.\n    pub const fn name(self) -> &'static str {\n        match self {\n");
         for v in &e.values {
-            writeln!(o, "            {name}::{} => \"{}\",", camel(&v.name), v.name).unwrap();
+            writeln!(
+                o,
+                "            {name}::{} => \"{}\",",
+                camel(&v.name),
+                v.name
+            )
+            .unwrap();
         }
         o.push_str("        }\n    }\n}\n\n");
         writeln!(o, "impl TryFrom<u32> for {name} {{").unwrap();
@@ -115,7 +160,12 @@ pub fn regs(map: &Map, source: &str) -> String {
         writeln!(o, "pub mod {} {{", b.name).unwrap();
         o.push_str("    #[allow(unused_imports)]\n    use crate::{Bar, Reg, RegArray};\n\n");
         writeln!(o, "    /// BAR holding the block.").unwrap();
-        writeln!(o, "    pub const BAR: Bar = super::BAR_{};", bar.name.to_uppercase()).unwrap();
+        writeln!(
+            o,
+            "    pub const BAR: Bar = super::BAR_{};",
+            bar.name.to_uppercase()
+        )
+        .unwrap();
         writeln!(o, "    /// Offset of the block in its BAR.").unwrap();
         writeln!(o, "    pub const BASE: u64 = {:#x};", b.offset).unwrap();
         writeln!(o, "    /// Bytes the block spans.").unwrap();
@@ -123,7 +173,11 @@ pub fn regs(map: &Map, source: &str) -> String {
         if let Some((t, v, n)) = b.header {
             writeln!(o, "    /// Value of the TYPE register.").unwrap();
             writeln!(o, "    pub const TYPE_ID: u32 = {t:#010x};").unwrap();
-            writeln!(o, "    /// Value of the VERSION register (major << 16 | minor).").unwrap();
+            writeln!(
+                o,
+                "    /// Value of the VERSION register (major << 16 | minor)."
+            )
+            .unwrap();
             writeln!(o, "    pub const VERSION_ID: u32 = {v:#010x};").unwrap();
             writeln!(o, "    /// Value of the NEXT register.").unwrap();
             writeln!(o, "    pub const NEXT_OFFSET: u64 = {n:#x};").unwrap();
@@ -133,11 +187,11 @@ pub fn regs(map: &Map, source: &str) -> String {
             doc(&mut o, "    ", &r.desc);
             writeln!(
                 o,
-                "    pub const {}: Reg = Reg::new(\"{}.{}\", BAR, BASE + {:#x}, {:#010x});",
+                "    pub const {}: Reg = Reg::new(\"{}.{}\", BAR, {}, {:#010x});",
                 r.name.to_uppercase(),
                 b.name,
                 r.name,
-                r.offset,
+                plus("BASE", r.offset),
                 r.reset()
             )
             .unwrap();
@@ -149,7 +203,12 @@ pub fn regs(map: &Map, source: &str) -> String {
             writeln!(o, "    pub mod {} {{", a.name).unwrap();
             o.push_str("        use super::{BAR, BASE};\n        use crate::RegArray;\n\n");
             writeln!(o, "        /// Offset of element 0 in its BAR.").unwrap();
-            writeln!(o, "        pub const ARRAY_BASE: u64 = BASE + {:#x};", a.offset).unwrap();
+            writeln!(
+                o,
+                "        pub const ARRAY_BASE: u64 = {};",
+                plus("BASE", a.offset)
+            )
+            .unwrap();
             writeln!(o, "        /// Elements.").unwrap();
             match &a.count_param {
                 Some(p) => writeln!(o, "        pub const COUNT: u32 = crate::regs::{p};").unwrap(),
@@ -161,12 +220,12 @@ pub fn regs(map: &Map, source: &str) -> String {
                 doc(&mut o, "        ", &r.desc);
                 writeln!(
                     o,
-                    "        pub const {}: RegArray = RegArray::new(\"{}.{}.{}\", BAR, ARRAY_BASE + {:#x}, STRIDE, COUNT, {:#010x});",
+                    "        pub const {}: RegArray = RegArray::new(\"{}.{}.{}\", BAR, {}, STRIDE, COUNT, {:#010x});",
                     r.name.to_uppercase(),
                     b.name,
                     a.name,
                     r.name,
-                    r.offset,
+                    plus("ARRAY_BASE", r.offset),
                     r.reset()
                 )
                 .unwrap();
@@ -180,7 +239,13 @@ pub fn regs(map: &Map, source: &str) -> String {
 
     o.push_str("/// Every register (arrays once, with their count and stride): what a mock or a dump needs.\n");
     o.push_str("pub const REGISTERS: &[RegInfo] = &[\n");
-    let info = |o: &mut String, name: String, bar: u8, off: u64, count: u64, stride: u64, r: &Reg| {
+    let info = |o: &mut String,
+                name: String,
+                bar: u8,
+                off: u64,
+                count: u64,
+                stride: u64,
+                r: &Reg| {
         let const_mask = r
             .fields
             .iter()
@@ -199,7 +264,15 @@ pub fn regs(map: &Map, source: &str) -> String {
     };
     for b in &map.blocks {
         for r in &b.regs {
-            info(&mut o, format!("{}.{}", b.name, r.name), b.bar, b.offset + r.offset, 1, 0, r);
+            info(
+                &mut o,
+                format!("{}.{}", b.name, r.name),
+                b.bar,
+                b.offset + r.offset,
+                1,
+                0,
+                r,
+            );
         }
         for a in &b.arrays {
             for r in &a.regs {
@@ -222,7 +295,9 @@ pub fn regs(map: &Map, source: &str) -> String {
 /// Render `hw/src/formats.rs`.
 pub fn formats(map: &Map, source: &str) -> String {
     let mut o = header(source);
-    o.push_str("//! Shared in-memory formats: `#[repr(C)]` structures, little-endian on the wire,\n");
+    o.push_str(
+        "//! Shared in-memory formats: `#[repr(C)]` structures, little-endian on the wire,\n",
+    );
     o.push_str("//! with explicit byte conversion (no `unsafe`, any host byte order).\n\n");
     for s in &map.structs {
         let name = camel(&s.name);
@@ -239,7 +314,12 @@ pub fn formats(map: &Map, source: &str) -> String {
         }
         o.push_str("}\n\n");
         writeln!(o, "impl {name} {{").unwrap();
-        writeln!(o, "    /// Size in bytes.\n    pub const SIZE: usize = {};\n", s.size).unwrap();
+        writeln!(
+            o,
+            "    /// Size in bytes.\n    pub const SIZE: usize = {};\n",
+            s.size
+        )
+        .unwrap();
         writeln!(o, "    /// Field names, in layout order.").unwrap();
         write!(o, "    pub const FIELDS: &'static [&'static str] = &[").unwrap();
         for (i, f) in s.fields.iter().enumerate() {
@@ -250,7 +330,12 @@ pub fn formats(map: &Map, source: &str) -> String {
         }
         o.push_str("];\n\n");
         o.push_str("    /// Decode from little-endian bytes.\n");
-        writeln!(o, "    pub fn from_le_bytes(b: &[u8; {}]) -> Self {{", s.size).unwrap();
+        writeln!(
+            o,
+            "    pub fn from_le_bytes(b: &[u8; {}]) -> Self {{",
+            s.size
+        )
+        .unwrap();
         o.push_str("        Self {\n");
         for f in &s.fields {
             let ty = f.rust_type();
@@ -262,7 +347,10 @@ pub fn formats(map: &Map, source: &str) -> String {
                     o,
                     "            {}: {ty}::from_le_bytes([{}]),",
                     f.name,
-                    (lo..hi).map(|i| format!("b[{i}]")).collect::<Vec<_>>().join(", ")
+                    (lo..hi)
+                        .map(|i| format!("b[{i}]"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
                 .unwrap();
             }
@@ -284,12 +372,26 @@ pub fn formats(map: &Map, source: &str) -> String {
         o.push_str("    /// A field by its map name, widened to u64.\n");
         o.push_str("    pub fn field(&self, name: &str) -> Option<u64> {\n        match name {\n");
         for f in &s.fields {
-            writeln!(o, "            \"{}\" => Some(u64::from(self.{})),", f.name, f.name).unwrap();
+            let value = if f.bytes == 8 {
+                format!("self.{}", f.name)
+            } else {
+                format!("u64::from(self.{})", f.name)
+            };
+            writeln!(o, "            \"{}\" => Some({value}),", f.name).unwrap();
         }
         o.push_str("            _ => None,\n        }\n    }\n\n");
         o.push_str("    /// Set a field by its map name. Fails on an unknown name or a value that does not fit.\n");
         o.push_str("    pub fn set_field(&mut self, name: &str, value: u64) -> Result<(), crate::FieldError> {\n        match name {\n");
         for f in &s.fields {
+            if f.bytes == 8 {
+                writeln!(
+                    o,
+                    "            \"{n}\" => {{\n                self.{n} = value;\n                Ok(())\n            }}",
+                    n = f.name
+                )
+                .unwrap();
+                continue;
+            }
             writeln!(
                 o,
                 "            \"{n}\" => {{\n                self.{id} = {ty}::try_from(value).map_err(|_| crate::FieldError::TooWide {{ field: \"{n}\", value, width: {w} }})?;\n                Ok(())\n            }}",
@@ -303,13 +405,17 @@ pub fn formats(map: &Map, source: &str) -> String {
         o.push_str("            _ => Err(crate::FieldError::Unknown(name.to_string())),\n        }\n    }\n}\n\n");
         // Layout checks at compile time.
         o.push_str("const _: () = {\n");
-        writeln!(o, "    assert!(core::mem::size_of::<{name}>() == {});", s.size).unwrap();
+        writeln!(
+            o,
+            "    assert!(core::mem::size_of::<{name}>() == {});",
+            s.size
+        )
+        .unwrap();
         for f in &s.fields {
             writeln!(
                 o,
                 "    assert!(core::mem::offset_of!({name}, {}) == {});",
-                f.name,
-                f.offset
+                f.name, f.offset
             )
             .unwrap();
         }

@@ -30,13 +30,27 @@ pub fn package(map: &Map, source: &str) -> String {
     let pkg = pkg_name(map);
     writeln!(o, "// Parameters, register offsets, enumerations and shared memory formats of the register map.").unwrap();
     writeln!(o, "package {pkg};\n").unwrap();
-    writeln!(o, "  // A package of constants: each user needs only some of them.").unwrap();
+    writeln!(
+        o,
+        "  // A package of constants: each user needs only some of them."
+    )
+    .unwrap();
     writeln!(o, "  /* verilator lint_off UNUSEDPARAM */\n").unwrap();
     writeln!(o, "  // Version of the register map (major << 16 | minor).").unwrap();
-    writeln!(o, "  localparam logic [31:0] MAP_VERSION = {};\n", lit(32, map.map_version as u64)).unwrap();
+    writeln!(
+        o,
+        "  localparam logic [31:0] MAP_VERSION = {};\n",
+        lit(32, map.map_version as u64)
+    )
+    .unwrap();
     for p in &map.params {
         writeln!(o, "  // {}", p.desc).unwrap();
-        writeln!(o, "  localparam int unsigned {} = 32'h{:x};", p.name, p.value).unwrap();
+        writeln!(
+            o,
+            "  localparam int unsigned {} = 32'h{:x};",
+            p.name, p.value
+        )
+        .unwrap();
     }
     o.push('\n');
     for e in &map.enums {
@@ -61,11 +75,26 @@ pub fn package(map: &Map, source: &str) -> String {
         let bn = b.name.to_uppercase();
         writeln!(o, "  // Block {} (BAR{}): {}", b.name, b.bar, b.desc).unwrap();
         writeln!(o, "  localparam int unsigned {bn}_BAR = {};", b.bar).unwrap();
-        writeln!(o, "  localparam int unsigned {bn}_BASE = 32'h{:x};", b.offset).unwrap();
+        writeln!(
+            o,
+            "  localparam int unsigned {bn}_BASE = 32'h{:x};",
+            b.offset
+        )
+        .unwrap();
         writeln!(o, "  localparam int unsigned {bn}_SIZE = 32'h{:x};", b.size).unwrap();
         if let Some((t, v, _)) = b.header {
-            writeln!(o, "  localparam logic [31:0] {bn}_TYPE_ID = {};", lit(32, t as u64)).unwrap();
-            writeln!(o, "  localparam logic [31:0] {bn}_VERSION = {};", lit(32, v as u64)).unwrap();
+            writeln!(
+                o,
+                "  localparam logic [31:0] {bn}_TYPE_ID = {};",
+                lit(32, t as u64)
+            )
+            .unwrap();
+            writeln!(
+                o,
+                "  localparam logic [31:0] {bn}_VERSION = {};",
+                lit(32, v as u64)
+            )
+            .unwrap();
         }
         for r in &b.regs {
             writeln!(
@@ -78,8 +107,18 @@ pub fn package(map: &Map, source: &str) -> String {
         }
         for a in &b.arrays {
             let an = a.name.to_uppercase();
-            writeln!(o, "  localparam int unsigned {bn}_{an}_BASE = 32'h{:x};", a.offset).unwrap();
-            writeln!(o, "  localparam int unsigned {bn}_{an}_STRIDE = 32'h{:x};", a.stride).unwrap();
+            writeln!(
+                o,
+                "  localparam int unsigned {bn}_{an}_BASE = 32'h{:x};",
+                a.offset
+            )
+            .unwrap();
+            writeln!(
+                o,
+                "  localparam int unsigned {bn}_{an}_STRIDE = 32'h{:x};",
+                a.stride
+            )
+            .unwrap();
             for r in &a.regs {
                 writeln!(
                     o,
@@ -93,8 +132,19 @@ pub fn package(map: &Map, source: &str) -> String {
         o.push('\n');
     }
     for s in &map.structs {
-        writeln!(o, "  // {} ({} bytes, little-endian: the first field is in the low bits).", s.desc, s.size).unwrap();
-        writeln!(o, "  localparam int unsigned {}_BYTES = {};", s.name.to_uppercase(), s.size).unwrap();
+        writeln!(
+            o,
+            "  // {} ({} bytes, little-endian: the first field is in the low bits).",
+            s.desc, s.size
+        )
+        .unwrap();
+        writeln!(
+            o,
+            "  localparam int unsigned {}_BYTES = {};",
+            s.name.to_uppercase(),
+            s.size
+        )
+        .unwrap();
         writeln!(o, "  typedef struct packed {{").unwrap();
         for f in s.fields.iter().rev() {
             writeln!(
@@ -153,15 +203,26 @@ impl Site<'_> {
             None => format!("logic {elem}"),
         }
     }
-    /// Word address of the register, as an expression of `i` in arrays.
-    fn word_expr(&self, ww: u32) -> String {
+    /// Condition under which the request addresses this register (any element of an array).
+    fn hit(&self, ww: u32) -> String {
         match self.array {
-            Some(a) => format!(
-                "{ww}'({} + i * {})",
-                (a.offset + self.reg.offset) / 4,
-                a.stride / 4
-            ),
-            None => format!("{ww}'d{}", self.reg.offset / 4),
+            Some(a) if a.stride > 4 => {
+                let sw = (a.stride / 4).trailing_zeros();
+                format!(
+                    "{n}_hit && {n}_off == {sw}'d{}",
+                    self.reg.offset / 4,
+                    n = a.name
+                )
+            }
+            Some(a) => format!("{}_hit", a.name),
+            None => format!("req_word == {ww}'d{}", self.reg.offset / 4),
+        }
+    }
+    /// The element the request addresses.
+    fn rd(&self, name: &str) -> String {
+        match self.array {
+            Some(a) => format!("{name}[{}_idx]", a.name),
+            None => name.to_string(),
         }
     }
 }
@@ -191,22 +252,43 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     let sites: Vec<Site> = b
         .regs
         .iter()
-        .map(|r| Site { reg: r, array: None })
-        .chain(
-            b.arrays
-                .iter()
-                .flat_map(|a| a.regs.iter().map(move |r| Site { reg: r, array: Some(a) })),
-        )
+        .map(|r| Site {
+            reg: r,
+            array: None,
+        })
+        .chain(b.arrays.iter().flat_map(|a| {
+            a.regs.iter().map(move |r| Site {
+                reg: r,
+                array: Some(a),
+            })
+        }))
         .collect();
 
     let mut o = header(source);
-    writeln!(o, "// Register block `{}` (BAR{} at {:#x}): {}", b.name, b.bar, b.offset, b.desc).unwrap();
+    writeln!(
+        o,
+        "// Register block `{}` (BAR{} at {:#x}): {}",
+        b.name, b.bar, b.offset, b.desc
+    )
+    .unwrap();
     writeln!(o, "//").unwrap();
-    writeln!(o, "// Bus: one request per cycle; REQ_WORD is the 32-bit word address inside the block.").unwrap();
+    writeln!(
+        o,
+        "// Bus: one request per cycle; REQ_WORD is the 32-bit word address inside the block."
+    )
+    .unwrap();
     writeln!(o, "// Writes take effect at the clock edge; RSP_RDATA holds the read data from the cycle after").unwrap();
-    writeln!(o, "// a read request until the next one. Field ports, by access (sw/hw):").unwrap();
+    writeln!(
+        o,
+        "// a read request until the next one. Field ports, by access (sw/hw):"
+    )
+    .unwrap();
     writeln!(o, "//   rw/r: <f> | rw/rw: <f>, <f>_we, <f>_d (hw wins) | ro/w: <f>_i | w1c/set: <f>, <f>_set").unwrap();
-    writeln!(o, "//   wo/pulse: <f>_pulse (1 bit: a write of 1; wider: any write, value in <f>)").unwrap();
+    writeln!(
+        o,
+        "//   wo/pulse: <f>_pulse (1 bit: a write of 1; wider: any write, value in <f>)"
+    )
+    .unwrap();
     writeln!(o, "module {name} (").unwrap();
     let mut ports = vec![
         "input  logic clk".to_string(),
@@ -250,6 +332,7 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     }
     writeln!(o, ");\n").unwrap();
 
+    let mut unused: Vec<String> = vec!["req_wdata".into(), "req_write".into()];
     let writable = sites
         .iter()
         .any(|s| s.reg.fields.iter().any(|f| f.sw != Sw::Ro));
@@ -258,36 +341,90 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         writeln!(o, "  assign wr = req_valid && req_write;\n").unwrap();
     }
 
+    // Array address decode: element index and register offset from bit slices (strides are
+    // powers of two and arrays aligned to them), so each array costs one comparator pair.
+    for a in &b.arrays {
+        let sw = (a.stride / 4).trailing_zeros();
+        let iw = a.count.trailing_zeros();
+        let first = a.offset / a.stride;
+        let n = &a.name;
+        writeln!(
+            o,
+            "  // Array {n}: {} elements of {:#x} bytes at {:#x}.",
+            a.count, a.stride, a.offset
+        )
+        .unwrap();
+        writeln!(o, "  logic [{}:0] {n}_elem;", ww - sw - 1).unwrap();
+        writeln!(o, "  logic {n}_hit;").unwrap();
+        writeln!(o, "  logic [{}:0] {n}_idx;", iw - 1).unwrap();
+        writeln!(
+            o,
+            "  assign {n}_elem = req_word[{}:{sw}] - {}'d{first};",
+            ww - 1,
+            ww - sw
+        )
+        .unwrap();
+        let mut conds = Vec::new();
+        if first > 0 {
+            conds.push(format!("req_word[{}:{sw}] >= {}'d{first}", ww - 1, ww - sw));
+        }
+        if first + a.count < 1 << (ww - sw) {
+            conds.push(format!("{n}_elem < {}'d{}", ww - sw, a.count));
+        }
+        if conds.is_empty() {
+            conds.push("1'b1".into());
+        }
+        writeln!(o, "  assign {n}_hit = {};", conds.join(" && ")).unwrap();
+        writeln!(o, "  assign {n}_idx = {n}_elem[{}:0];", iw - 1).unwrap();
+        if sw > 0 {
+            writeln!(o, "  logic [{}:0] {n}_off;", sw - 1).unwrap();
+            writeln!(o, "  assign {n}_off = req_word[{}:0];", sw - 1).unwrap();
+        }
+        unused.push(format!("{n}_elem"));
+        o.push('\n');
+    }
+
     // Storage, one always_ff per register.
     for s in &sites {
         let stored: Vec<&Field> = s.reg.fields.iter().filter(|f| f.stored()).collect();
         if stored.is_empty() {
             continue;
         }
-        let word = s.word_expr(ww);
-        let ind = if s.array.is_some() { "      " } else { "    " };
+        let hit = s.hit(ww);
+        let count = s.count_expr(&pkg);
+        // Element written by the driver: `[idx]` in arrays.
+        let el = |name: String| match s.array {
+            Some(a) => format!("{name}[{}_idx]", a.name),
+            None => name,
+        };
         writeln!(o, "  // {} @ +{:#x}", s.reg.name, s.reg.offset).unwrap();
         writeln!(o, "  always_ff @(posedge clk) begin").unwrap();
-        if let Some(c) = s.count_expr(&pkg) {
-            writeln!(o, "    for (int i = 0; i < {c}; i++) begin").unwrap();
-        }
-        writeln!(o, "{ind}if (rst) begin").unwrap();
+        writeln!(o, "    if (rst) begin").unwrap();
         for f in &stored {
-            let n = s.at(&s.sig(f));
-            match f.hw {
-                Hw::Pulse => {
-                    writeln!(o, "{ind}  {} <= 1'b0;", s.at(&format!("{}_pulse", s.sig(f)))).unwrap();
+            let pulse = format!("{}_pulse", s.sig(f));
+            match (f.hw, &count) {
+                (Hw::Pulse, _) => {
+                    writeln!(o, "      {pulse} <= '0;").unwrap();
                     if f.width > 1 {
-                        writeln!(o, "{ind}  {n} <= '0;").unwrap();
+                        writeln!(o, "      {} <= '0;", s.sig(f)).unwrap();
                     }
                 }
-                _ => writeln!(o, "{ind}  {n} <= {};", lit(f.width, f.reset)).unwrap(),
+                (_, Some(c)) => writeln!(
+                    o,
+                    "      for (int i = 0; i < {c}; i++) {}[i] <= {};",
+                    s.sig(f),
+                    lit(f.width, f.reset)
+                )
+                .unwrap(),
+                (_, None) => {
+                    writeln!(o, "      {} <= {};", s.sig(f), lit(f.width, f.reset)).unwrap()
+                }
             }
         }
-        writeln!(o, "{ind}end else begin").unwrap();
+        writeln!(o, "    end else begin").unwrap();
         for f in &stored {
             if f.hw == Hw::Pulse {
-                writeln!(o, "{ind}  {} <= 1'b0;", s.at(&format!("{}_pulse", s.sig(f)))).unwrap();
+                writeln!(o, "      {}_pulse <= '0;", s.sig(f)).unwrap();
             }
         }
         let sw_writes: Vec<&&Field> = stored
@@ -295,51 +432,69 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
             .filter(|f| matches!(f.sw, Sw::Rw | Sw::Wo))
             .collect();
         if !sw_writes.is_empty() {
-            writeln!(o, "{ind}  if (wr && req_word == {word}) begin").unwrap();
+            writeln!(o, "      if (wr && {hit}) begin").unwrap();
             for f in sw_writes {
-                let n = s.at(&s.sig(f));
+                let pulse = el(format!("{}_pulse", s.sig(f)));
                 match f.hw {
-                    Hw::Pulse if f.width == 1 => writeln!(
-                        o,
-                        "{ind}    {} <= {};",
-                        s.at(&format!("{}_pulse", s.sig(f))),
-                        wbits(f)
-                    )
-                    .unwrap(),
-                    Hw::Pulse => {
-                        writeln!(o, "{ind}    {} <= 1'b1;", s.at(&format!("{}_pulse", s.sig(f)))).unwrap();
-                        writeln!(o, "{ind}    {n} <= {};", wbits(f)).unwrap();
+                    Hw::Pulse if f.width == 1 => {
+                        writeln!(o, "        {pulse} <= {};", wbits(f)).unwrap()
                     }
-                    _ => writeln!(o, "{ind}    {n} <= {};", wbits(f)).unwrap(),
+                    Hw::Pulse => {
+                        writeln!(o, "        {pulse} <= 1'b1;").unwrap();
+                        writeln!(o, "        {} <= {};", el(s.sig(f)), wbits(f)).unwrap();
+                    }
+                    _ => writeln!(o, "        {} <= {};", el(s.sig(f)), wbits(f)).unwrap(),
                 }
             }
-            writeln!(o, "{ind}  end").unwrap();
+            writeln!(o, "      end").unwrap();
         }
-        for f in &stored {
-            let n = s.at(&s.sig(f));
-            match f.hw {
-                Hw::Rw => writeln!(
-                    o,
-                    "{ind}  if ({}) {n} <= {};",
-                    s.at(&format!("{}_we", s.sig(f))),
-                    s.at(&format!("{}_d", s.sig(f)))
-                )
-                .unwrap(),
-                Hw::Set => writeln!(
-                    o,
-                    "{ind}  {n} <= ({n} & ~((wr && req_word == {word}) ? {} : {})) | {};",
-                    wbits(f),
-                    lit(f.width, 0),
-                    s.at(&format!("{}_set", s.sig(f)))
-                )
-                .unwrap(),
-                _ => {}
+        let hw_side: Vec<&&Field> = stored
+            .iter()
+            .filter(|f| matches!(f.hw, Hw::Rw | Hw::Set))
+            .collect();
+        if !hw_side.is_empty() {
+            let ind = match (&count, s.array) {
+                (Some(c), Some(_)) => {
+                    writeln!(o, "      for (int i = 0; i < {c}; i++) begin").unwrap();
+                    "        "
+                }
+                _ => "      ",
+            };
+            for f in hw_side {
+                let n = s.at(&s.sig(f));
+                match f.hw {
+                    Hw::Rw => writeln!(
+                        o,
+                        "{ind}if ({}) {n} <= {};",
+                        s.at(&format!("{}_we", s.sig(f))),
+                        s.at(&format!("{}_d", s.sig(f)))
+                    )
+                    .unwrap(),
+                    _ => {
+                        let this = match s.array {
+                            Some(a) => format!(
+                                "wr && {hit} && {}_idx == {}'(i)",
+                                a.name,
+                                a.count.trailing_zeros()
+                            ),
+                            None => format!("wr && {hit}"),
+                        };
+                        writeln!(
+                            o,
+                            "{ind}{n} <= ({n} & ~(({this}) ? {} : {})) | {};",
+                            wbits(f),
+                            lit(f.width, 0),
+                            s.at(&format!("{}_set", s.sig(f)))
+                        )
+                        .unwrap()
+                    }
+                }
+            }
+            if s.array.is_some() {
+                writeln!(o, "      end").unwrap();
             }
         }
-        writeln!(o, "{ind}end").unwrap();
-        if s.array.is_some() {
-            writeln!(o, "    end").unwrap();
-        }
+        writeln!(o, "    end").unwrap();
         writeln!(o, "  end\n").unwrap();
     }
 
@@ -352,35 +507,29 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         if readable.is_empty() {
             continue;
         }
-        let word = s.word_expr(ww);
-        let ind = if let Some(c) = s.count_expr(&pkg) {
-            writeln!(o, "    for (int i = 0; i < {c}; i++) begin").unwrap();
-            "      "
-        } else {
-            "    "
-        };
-        writeln!(o, "{ind}if (req_word == {word}) begin").unwrap();
+        writeln!(o, "    if ({}) begin", s.hit(ww)).unwrap();
         for f in readable {
             let v = match f.hw {
                 Hw::Const => lit(f.width, f.reset),
-                Hw::W => s.at(&format!("{}_i", s.sig(f))),
-                _ => s.at(&s.sig(f)),
+                Hw::W => s.rd(&format!("{}_i", s.sig(f))),
+                _ => s.rd(&s.sig(f)),
             };
-            writeln!(o, "{ind}  {} = {v};", rbits(f)).unwrap();
+            writeln!(o, "      {} = {v};", rbits(f)).unwrap();
         }
-        writeln!(o, "{ind}end").unwrap();
-        if s.array.is_some() {
-            writeln!(o, "    end").unwrap();
-        }
+        writeln!(o, "    end").unwrap();
     }
     writeln!(o, "  end\n").unwrap();
     writeln!(o, "  always_ff @(posedge clk) begin").unwrap();
     writeln!(o, "    if (rst) rsp_rdata <= 32'h0;").unwrap();
-    writeln!(o, "    else if (req_valid && !req_write) rsp_rdata <= rdata;").unwrap();
+    writeln!(
+        o,
+        "    else if (req_valid && !req_write) rsp_rdata <= rdata;"
+    )
+    .unwrap();
     writeln!(o, "  end\n").unwrap();
     writeln!(o, "  // Bits no field of this block writes.").unwrap();
     writeln!(o, "  logic unused_ok;").unwrap();
-    writeln!(o, "  assign unused_ok = &{{1'b0, req_wdata, req_write}};").unwrap();
+    writeln!(o, "  assign unused_ok = &{{1'b0, {}}};", unused.join(", ")).unwrap();
     writeln!(o, "\nendmodule").unwrap();
     o
 }

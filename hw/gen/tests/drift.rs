@@ -29,8 +29,12 @@ fn one_field_change_reaches_rust_sv_and_docs() {
     // Widen queue.q.size.size from 16 to 17 bits: all three views must change.
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join(SOURCE)).unwrap();
-    let needle = r#"{ name = "size", bits = "15:0", sw = "rw", hw = "r", reset = 0, desc = "Entries." }"#;
-    assert!(text.contains(needle), "test fixture out of date with regmap.toml");
+    let needle =
+        r#"{ name = "size", bits = "15:0", sw = "rw", hw = "r", reset = 0, desc = "Entries." }"#;
+    assert!(
+        text.contains(needle),
+        "test fixture out of date with regmap.toml"
+    );
     let changed = text.replace(needle, &needle.replace("15:0", "16:0"));
     let before = render(&text).unwrap();
     let after = render(&changed).unwrap();
@@ -42,7 +46,11 @@ fn one_field_change_reaches_rust_sv_and_docs() {
     assert!(differs("hw/src/regs.rs"));
     assert!(differs("sim/rtl/generated/fv_queue_csr.sv"));
     assert!(differs("docs/registers.md"));
-    let after_rs = &after.iter().find(|o| o.path.to_str() == Some("hw/src/regs.rs")).unwrap().contents;
+    let after_rs = &after
+        .iter()
+        .find(|o| o.path.to_str() == Some("hw/src/regs.rs"))
+        .unwrap()
+        .contents;
     assert!(after_rs.contains("pub const SIZE: Field = Field::new(\"size\", 0, 17);"));
 }
 
@@ -52,19 +60,29 @@ fn invalid_maps_are_refused_with_the_culprit_named() {
     let text = std::fs::read_to_string(root.join(SOURCE)).unwrap();
     let cases = [
         // Two fields on the same bit.
-        (r#"bits = "10:8", sw = "rw", hw = "r", reset = 0, desc = "Function the queue belongs to." }"#,
-         r#"bits = "3:2", sw = "rw", hw = "r", reset = 0, desc = "Function the queue belongs to." }"#,
-         "overlap"),
+        (
+            r#"bits = "10:8", sw = "rw", hw = "r", reset = 0, desc = "Function the queue belongs to." }"#,
+            r#"bits = "3:2", sw = "rw", hw = "r", reset = 0, desc = "Function the queue belongs to." }"#,
+            "overlap",
+        ),
         // A reset that does not fit its field.
-        (r#"{ name = "max_pending", bits = "7:0", sw = "rw", hw = "r", reset = 1,"#,
-         r#"{ name = "max_pending", bits = "7:0", sw = "rw", hw = "r", reset = 256,"#,
-         "does not fit"),
+        (
+            r#"{ name = "max_pending", bits = "7:0", sw = "rw", hw = "r", reset = 1,"#,
+            r#"{ name = "max_pending", bits = "7:0", sw = "rw", hw = "r", reset = 256,"#,
+            "does not fit",
+        ),
         // An unsupported access combination.
-        (r#"{ name = "value", bits = "31:0", sw = "rw", hw = "r", reset = 0, desc = "Anything." }"#,
-         r#"{ name = "value", bits = "31:0", sw = "ro", hw = "r", reset = 0, desc = "Anything." }"#,
-         "not a supported combination"),
+        (
+            r#"{ name = "value", bits = "31:0", sw = "rw", hw = "r", reset = 0, desc = "Anything." }"#,
+            r#"{ name = "value", bits = "31:0", sw = "ro", hw = "r", reset = 0, desc = "Anything." }"#,
+            "not a supported combination",
+        ),
         // An unknown parameter.
-        (r#"count = "NUM_QUEUES""#, r#"count = "NUM_QUEUEZ""#, "unknown parameter"),
+        (
+            r#"count = "NUM_QUEUES""#,
+            r#"count = "NUM_QUEUEZ""#,
+            "unknown parameter",
+        ),
     ];
     for (from, to, msg) in cases {
         assert!(text.contains(from), "fixture {from:?} not in regmap.toml");

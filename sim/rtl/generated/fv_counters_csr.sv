@@ -33,6 +33,24 @@ module fv_counters_csr (
   input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat7_count_i
 );
 
+  // Array punts: 64 elements of 0x4 bytes at 0x100.
+  logic [9:0] punts_elem;
+  logic punts_hit;
+  logic [5:0] punts_idx;
+  assign punts_elem = req_word[9:0] - 10'd64;
+  assign punts_hit = req_word[9:0] >= 10'd64 && punts_elem < 10'd64;
+  assign punts_idx = punts_elem[5:0];
+
+  // Array qstat: 32 elements of 0x40 bytes at 0x200.
+  logic [5:0] qstat_elem;
+  logic qstat_hit;
+  logic [4:0] qstat_idx;
+  assign qstat_elem = req_word[9:4] - 6'd8;
+  assign qstat_hit = req_word[9:4] >= 6'd8 && qstat_elem < 6'd32;
+  assign qstat_idx = qstat_elem[4:0];
+  logic [3:0] qstat_off;
+  assign qstat_off = req_word[3:0];
+
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
@@ -45,90 +63,56 @@ module fv_counters_csr (
     if (req_word == 10'd2) begin
       rdata[31:0] = 32'h5000;
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_PUNT_REASONS; i++) begin
-      if (req_word == 10'(64 + i * 1)) begin
-        rdata[31:0] = punts_requests_count_i[i];
-      end
+    if (punts_hit) begin
+      rdata[31:0] = punts_requests_count_i[punts_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(128 + i * 16)) begin
-        rdata[31:0] = qstat_requests_lo_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd0) begin
+      rdata[31:0] = qstat_requests_lo_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(129 + i * 16)) begin
-        rdata[31:0] = qstat_requests_hi_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd1) begin
+      rdata[31:0] = qstat_requests_hi_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(130 + i * 16)) begin
-        rdata[31:0] = qstat_bytes_lo_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd2) begin
+      rdata[31:0] = qstat_bytes_lo_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(131 + i * 16)) begin
-        rdata[31:0] = qstat_bytes_hi_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd3) begin
+      rdata[31:0] = qstat_bytes_hi_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(132 + i * 16)) begin
-        rdata[31:0] = qstat_punts_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd4) begin
+      rdata[31:0] = qstat_punts_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(133 + i * 16)) begin
-        rdata[31:0] = qstat_errors_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd5) begin
+      rdata[31:0] = qstat_errors_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(134 + i * 16)) begin
-        rdata[31:0] = qstat_dma_faults_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd6) begin
+      rdata[31:0] = qstat_dma_faults_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(135 + i * 16)) begin
-        rdata[31:0] = qstat_irqs_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd7) begin
+      rdata[31:0] = qstat_irqs_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(136 + i * 16)) begin
-        rdata[31:0] = qstat_lat0_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd8) begin
+      rdata[31:0] = qstat_lat0_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(137 + i * 16)) begin
-        rdata[31:0] = qstat_lat1_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd9) begin
+      rdata[31:0] = qstat_lat1_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(138 + i * 16)) begin
-        rdata[31:0] = qstat_lat2_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd10) begin
+      rdata[31:0] = qstat_lat2_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(139 + i * 16)) begin
-        rdata[31:0] = qstat_lat3_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd11) begin
+      rdata[31:0] = qstat_lat3_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(140 + i * 16)) begin
-        rdata[31:0] = qstat_lat4_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd12) begin
+      rdata[31:0] = qstat_lat4_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(141 + i * 16)) begin
-        rdata[31:0] = qstat_lat5_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd13) begin
+      rdata[31:0] = qstat_lat5_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(142 + i * 16)) begin
-        rdata[31:0] = qstat_lat6_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd14) begin
+      rdata[31:0] = qstat_lat6_count_i[qstat_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(143 + i * 16)) begin
-        rdata[31:0] = qstat_lat7_count_i[i];
-      end
+    if (qstat_hit && qstat_off == 4'd15) begin
+      rdata[31:0] = qstat_lat7_count_i[qstat_idx];
     end
   end
 
@@ -139,6 +123,6 @@ module fv_counters_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, punts_elem, qstat_elem};
 
 endmodule

@@ -21,18 +21,24 @@ module fv_doorbell_csr (
   logic wr;
   assign wr = req_valid && req_write;
 
+  // Array db: 32 elements of 0x4 bytes at 0x0.
+  logic [9:0] db_elem;
+  logic db_hit;
+  logic [4:0] db_idx;
+  assign db_elem = req_word[9:0] - 10'd0;
+  assign db_hit = db_elem < 10'd32;
+  assign db_idx = db_elem[4:0];
+
   // notify @ +0x0
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        db_notify_avail_idx_pulse[i] <= 1'b0;
-        db_notify_avail_idx[i] <= '0;
-      end else begin
-        db_notify_avail_idx_pulse[i] <= 1'b0;
-        if (wr && req_word == 10'(0 + i * 1)) begin
-          db_notify_avail_idx_pulse[i] <= 1'b1;
-          db_notify_avail_idx[i] <= req_wdata[15:0];
-        end
+    if (rst) begin
+      db_notify_avail_idx_pulse <= '0;
+      db_notify_avail_idx <= '0;
+    end else begin
+      db_notify_avail_idx_pulse <= '0;
+      if (wr && db_hit) begin
+        db_notify_avail_idx_pulse[db_idx] <= 1'b1;
+        db_notify_avail_idx[db_idx] <= req_wdata[15:0];
       end
     end
   end
@@ -49,6 +55,6 @@ module fv_doorbell_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, db_elem};
 
 endmodule

@@ -33,16 +33,24 @@ module fv_flash_csr (
   logic wr;
   assign wr = req_valid && req_write;
 
+  // Array page: 64 elements of 0x4 bytes at 0x100.
+  logic [6:0] page_elem;
+  logic page_hit;
+  logic [5:0] page_idx;
+  assign page_elem = req_word[6:0] - 7'd64;
+  assign page_hit = req_word[6:0] >= 7'd64;
+  assign page_idx = page_elem[5:0];
+
   // ctrl @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      ctrl_cmd_pulse <= 1'b0;
+      ctrl_cmd_pulse <= '0;
       ctrl_cmd <= '0;
-      ctrl_slot_pulse <= 1'b0;
+      ctrl_slot_pulse <= '0;
       ctrl_slot <= '0;
     end else begin
-      ctrl_cmd_pulse <= 1'b0;
-      ctrl_slot_pulse <= 1'b0;
+      ctrl_cmd_pulse <= '0;
+      ctrl_slot_pulse <= '0;
       if (wr && req_word == 7'd3) begin
         ctrl_cmd_pulse <= 1'b1;
         ctrl_cmd <= req_wdata[3:0];
@@ -74,13 +82,13 @@ module fv_flash_csr (
 
   // data @ +0x0
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
-      if (rst) begin
-        page_data_value[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 7'(64 + i * 1)) begin
-          page_data_value[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) page_data_value[i] <= 32'h0;
+    end else begin
+      if (wr && page_hit) begin
+        page_data_value[page_idx] <= req_wdata[31:0];
+      end
+      for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
         if (page_data_value_we[i]) page_data_value[i] <= page_data_value_d[i];
       end
     end
@@ -118,10 +126,8 @@ module fv_flash_csr (
     if (req_word == 7'd9) begin
       rdata[31:0] = 32'h1000;
     end
-    for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
-      if (req_word == 7'(64 + i * 1)) begin
-        rdata[31:0] = page_data_value[i];
-      end
+    if (page_hit) begin
+      rdata[31:0] = page_data_value[page_idx];
     end
   end
 
@@ -132,6 +138,6 @@ module fv_flash_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, page_elem};
 
 endmodule

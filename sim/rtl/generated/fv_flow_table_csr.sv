@@ -113,10 +113,10 @@ module fv_flow_table_csr (
   // cmd @ +0x24
   always_ff @(posedge clk) begin
     if (rst) begin
-      cmd_op_pulse <= 1'b0;
+      cmd_op_pulse <= '0;
       cmd_op <= '0;
     end else begin
-      cmd_op_pulse <= 1'b0;
+      cmd_op_pulse <= '0;
       if (wr && req_word == 6'd9) begin
         cmd_op_pulse <= 1'b1;
         cmd_op <= req_wdata[1:0];

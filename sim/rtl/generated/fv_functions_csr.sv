@@ -29,96 +29,92 @@ module fv_functions_csr (
   logic wr;
   assign wr = req_valid && req_write;
 
+  // Array func: 8 elements of 0x40 bytes at 0x40.
+  logic [3:0] func_elem;
+  logic func_hit;
+  logic [2:0] func_idx;
+  assign func_elem = req_word[7:4] - 4'd1;
+  assign func_hit = req_word[7:4] >= 4'd1 && func_elem < 4'd8;
+  assign func_idx = func_elem[2:0];
+  logic [3:0] func_off;
+  assign func_off = req_word[3:0];
+
   // device_type @ +0x0
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_device_type_kind[i] <= 8'h0;
-      end else begin
-        if (wr && req_word == 8'(16 + i * 16)) begin
-          func_device_type_kind[i] <= req_wdata[7:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_device_type_kind[i] <= 8'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd0) begin
+        func_device_type_kind[func_idx] <= req_wdata[7:0];
       end
     end
   end
 
   // ctrl @ +0x4
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_ctrl_enable[i] <= 1'h0;
-        func_ctrl_reset_pulse[i] <= 1'b0;
-      end else begin
-        func_ctrl_reset_pulse[i] <= 1'b0;
-        if (wr && req_word == 8'(17 + i * 16)) begin
-          func_ctrl_enable[i] <= req_wdata[0];
-          func_ctrl_reset_pulse[i] <= req_wdata[1];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_ctrl_enable[i] <= 1'h0;
+      func_ctrl_reset_pulse <= '0;
+    end else begin
+      func_ctrl_reset_pulse <= '0;
+      if (wr && func_hit && func_off == 4'd1) begin
+        func_ctrl_enable[func_idx] <= req_wdata[0];
+        func_ctrl_reset_pulse[func_idx] <= req_wdata[1];
       end
     end
   end
 
   // features_lo @ +0xc
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_features_lo_bits[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 8'(19 + i * 16)) begin
-          func_features_lo_bits[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_features_lo_bits[i] <= 32'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd3) begin
+        func_features_lo_bits[func_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // features_hi @ +0x10
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_features_hi_bits[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 8'(20 + i * 16)) begin
-          func_features_hi_bits[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_features_hi_bits[i] <= 32'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd4) begin
+        func_features_hi_bits[func_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // blk_capacity_lo @ +0x14
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_blk_capacity_lo_sectors[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 8'(21 + i * 16)) begin
-          func_blk_capacity_lo_sectors[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_capacity_lo_sectors[i] <= 32'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd5) begin
+        func_blk_capacity_lo_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // blk_capacity_hi @ +0x18
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_blk_capacity_hi_sectors[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 8'(22 + i * 16)) begin
-          func_blk_capacity_hi_sectors[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_capacity_hi_sectors[i] <= 32'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd6) begin
+        func_blk_capacity_hi_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // blk_max_sectors @ +0x1c
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (rst) begin
-        func_blk_max_sectors_sectors[i] <= 32'h100;
-      end else begin
-        if (wr && req_word == 8'(23 + i * 16)) begin
-          func_blk_max_sectors_sectors[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_max_sectors_sectors[i] <= 32'h100;
+    end else begin
+      if (wr && func_hit && func_off == 4'd7) begin
+        func_blk_max_sectors_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -135,46 +131,30 @@ module fv_functions_csr (
     if (req_word == 8'd2) begin
       rdata[31:0] = 32'h1000;
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(16 + i * 16)) begin
-        rdata[7:0] = func_device_type_kind[i];
-      end
+    if (func_hit && func_off == 4'd0) begin
+      rdata[7:0] = func_device_type_kind[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(17 + i * 16)) begin
-        rdata[0] = func_ctrl_enable[i];
-      end
+    if (func_hit && func_off == 4'd1) begin
+      rdata[0] = func_ctrl_enable[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(18 + i * 16)) begin
-        rdata[0] = func_status_reset_busy_i[i];
-        rdata[1] = func_status_queue_error_i[i];
-      end
+    if (func_hit && func_off == 4'd2) begin
+      rdata[0] = func_status_reset_busy_i[func_idx];
+      rdata[1] = func_status_queue_error_i[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(19 + i * 16)) begin
-        rdata[31:0] = func_features_lo_bits[i];
-      end
+    if (func_hit && func_off == 4'd3) begin
+      rdata[31:0] = func_features_lo_bits[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(20 + i * 16)) begin
-        rdata[31:0] = func_features_hi_bits[i];
-      end
+    if (func_hit && func_off == 4'd4) begin
+      rdata[31:0] = func_features_hi_bits[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(21 + i * 16)) begin
-        rdata[31:0] = func_blk_capacity_lo_sectors[i];
-      end
+    if (func_hit && func_off == 4'd5) begin
+      rdata[31:0] = func_blk_capacity_lo_sectors[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(22 + i * 16)) begin
-        rdata[31:0] = func_blk_capacity_hi_sectors[i];
-      end
+    if (func_hit && func_off == 4'd6) begin
+      rdata[31:0] = func_blk_capacity_hi_sectors[func_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) begin
-      if (req_word == 8'(23 + i * 16)) begin
-        rdata[31:0] = func_blk_max_sectors_sectors[i];
-      end
+    if (func_hit && func_off == 4'd7) begin
+      rdata[31:0] = func_blk_max_sectors_sectors[func_idx];
     end
   end
 
@@ -185,6 +165,6 @@ module fv_functions_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, func_elem};
 
 endmodule

@@ -16,7 +16,7 @@ module fv_fw_id_csr (
   output logic [31:0] rsp_rdata,
   input  logic [31:0] fpga_id_id_i,
   input  logic [31:0] board_id_id_i,
-  input  logic [31:0] fw_id_id_i,
+  input  logic [31:0] product_id_i,
   input  logic [7:0] fw_version_patch_i,
   input  logic [7:0] fw_version_minor_i,
   input  logic [15:0] fw_version_major_i,
@@ -45,7 +45,7 @@ module fv_fw_id_csr (
       rdata[31:0] = board_id_id_i;
     end
     if (req_word == 6'd5) begin
-      rdata[31:0] = fw_id_id_i;
+      rdata[31:0] = product_id_i;
     end
     if (req_word == 6'd6) begin
       rdata[7:0] = fw_version_patch_i;

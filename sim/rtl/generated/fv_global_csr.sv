@@ -39,9 +39,9 @@ module fv_global_csr (
   always_ff @(posedge clk) begin
     if (rst) begin
       ctrl_enable <= 1'h0;
-      ctrl_reset_pulse <= 1'b0;
+      ctrl_reset_pulse <= '0;
     end else begin
-      ctrl_reset_pulse <= 1'b0;
+      ctrl_reset_pulse <= '0;
       if (wr && req_word == 6'd3) begin
         ctrl_enable <= req_wdata[0];
         ctrl_reset_pulse <= req_wdata[1];

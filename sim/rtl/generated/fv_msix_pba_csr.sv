@@ -17,13 +17,19 @@ module fv_msix_pba_csr (
   input  logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] pba_pending_bits_i
 );
 
+  // Array pba: 2 elements of 0x4 bytes at 0x0.
+  logic [8:0] pba_elem;
+  logic pba_hit;
+  logic [0:0] pba_idx;
+  assign pba_elem = req_word[8:0] - 9'd0;
+  assign pba_hit = pba_elem < 9'd2;
+  assign pba_idx = pba_elem[0:0];
+
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
-    for (int i = 0; i < fv_regs_pkg::NUM_PBA_WORDS; i++) begin
-      if (req_word == 9'(0 + i * 1)) begin
-        rdata[31:0] = pba_pending_bits_i[i];
-      end
+    if (pba_hit) begin
+      rdata[31:0] = pba_pending_bits_i[pba_idx];
     end
   end
 
@@ -34,6 +40,6 @@ module fv_msix_pba_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, pba_elem};
 
 endmodule

@@ -23,54 +23,56 @@ module fv_msix_table_csr (
   logic wr;
   assign wr = req_valid && req_write;
 
+  // Array vec: 64 elements of 0x10 bytes at 0x0.
+  logic [6:0] vec_elem;
+  logic vec_hit;
+  logic [5:0] vec_idx;
+  assign vec_elem = req_word[8:2] - 7'd0;
+  assign vec_hit = vec_elem < 7'd64;
+  assign vec_idx = vec_elem[5:0];
+  logic [1:0] vec_off;
+  assign vec_off = req_word[1:0];
+
   // addr_lo @ +0x0
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (rst) begin
-        vec_addr_lo_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 9'(0 + i * 4)) begin
-          vec_addr_lo_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_addr_lo_addr[i] <= 32'h0;
+    end else begin
+      if (wr && vec_hit && vec_off == 2'd0) begin
+        vec_addr_lo_addr[vec_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // addr_hi @ +0x4
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (rst) begin
-        vec_addr_hi_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 9'(1 + i * 4)) begin
-          vec_addr_hi_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_addr_hi_addr[i] <= 32'h0;
+    end else begin
+      if (wr && vec_hit && vec_off == 2'd1) begin
+        vec_addr_hi_addr[vec_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // data @ +0x8
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (rst) begin
-        vec_data_data[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 9'(2 + i * 4)) begin
-          vec_data_data[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_data_data[i] <= 32'h0;
+    end else begin
+      if (wr && vec_hit && vec_off == 2'd2) begin
+        vec_data_data[vec_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // ctrl @ +0xc
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (rst) begin
-        vec_ctrl_mask[i] <= 1'h1;
-      end else begin
-        if (wr && req_word == 9'(3 + i * 4)) begin
-          vec_ctrl_mask[i] <= req_wdata[0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_ctrl_mask[i] <= 1'h1;
+    end else begin
+      if (wr && vec_hit && vec_off == 2'd3) begin
+        vec_ctrl_mask[vec_idx] <= req_wdata[0];
       end
     end
   end
@@ -78,25 +80,17 @@ module fv_msix_table_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (req_word == 9'(0 + i * 4)) begin
-        rdata[31:0] = vec_addr_lo_addr[i];
-      end
+    if (vec_hit && vec_off == 2'd0) begin
+      rdata[31:0] = vec_addr_lo_addr[vec_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (req_word == 9'(1 + i * 4)) begin
-        rdata[31:0] = vec_addr_hi_addr[i];
-      end
+    if (vec_hit && vec_off == 2'd1) begin
+      rdata[31:0] = vec_addr_hi_addr[vec_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (req_word == 9'(2 + i * 4)) begin
-        rdata[31:0] = vec_data_data[i];
-      end
+    if (vec_hit && vec_off == 2'd2) begin
+      rdata[31:0] = vec_data_data[vec_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) begin
-      if (req_word == 9'(3 + i * 4)) begin
-        rdata[0] = vec_ctrl_mask[i];
-      end
+    if (vec_hit && vec_off == 2'd3) begin
+      rdata[0] = vec_ctrl_mask[vec_idx];
     end
   end
 
@@ -107,6 +101,6 @@ module fv_msix_table_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, vec_elem};
 
 endmodule

@@ -45,142 +45,134 @@ module fv_queue_csr (
   logic wr;
   assign wr = req_valid && req_write;
 
+  // Array q: 32 elements of 0x40 bytes at 0x40.
+  logic [5:0] q_elem;
+  logic q_hit;
+  logic [4:0] q_idx;
+  assign q_elem = req_word[9:4] - 6'd1;
+  assign q_hit = req_word[9:4] >= 6'd1 && q_elem < 6'd32;
+  assign q_idx = q_elem[4:0];
+  logic [3:0] q_off;
+  assign q_off = req_word[3:0];
+
   // desc_lo @ +0x0
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_desc_lo_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(16 + i * 16)) begin
-          q_desc_lo_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_desc_lo_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd0) begin
+        q_desc_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // desc_hi @ +0x4
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_desc_hi_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(17 + i * 16)) begin
-          q_desc_hi_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_desc_hi_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd1) begin
+        q_desc_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // avail_lo @ +0x8
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_avail_lo_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(18 + i * 16)) begin
-          q_avail_lo_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_avail_lo_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd2) begin
+        q_avail_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // avail_hi @ +0xc
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_avail_hi_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(19 + i * 16)) begin
-          q_avail_hi_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_avail_hi_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd3) begin
+        q_avail_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // used_lo @ +0x10
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_used_lo_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(20 + i * 16)) begin
-          q_used_lo_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_used_lo_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd4) begin
+        q_used_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // used_hi @ +0x14
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_used_hi_addr[i] <= 32'h0;
-      end else begin
-        if (wr && req_word == 10'(21 + i * 16)) begin
-          q_used_hi_addr[i] <= req_wdata[31:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_used_hi_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd5) begin
+        q_used_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
 
   // size @ +0x18
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_size_size[i] <= 16'h0;
-      end else begin
-        if (wr && req_word == 10'(22 + i * 16)) begin
-          q_size_size[i] <= req_wdata[15:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_size_size[i] <= 16'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd6) begin
+        q_size_size[q_idx] <= req_wdata[15:0];
       end
     end
   end
 
   // ctrl @ +0x1c
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_ctrl_enable[i] <= 1'h0;
-        q_ctrl_owner[i] <= 1'h0;
-        q_ctrl_event_idx[i] <= 1'h0;
-        q_ctrl_indirect[i] <= 1'h0;
-        q_ctrl_func[i] <= 3'h0;
-      end else begin
-        if (wr && req_word == 10'(23 + i * 16)) begin
-          q_ctrl_enable[i] <= req_wdata[0];
-          q_ctrl_owner[i] <= req_wdata[1];
-          q_ctrl_event_idx[i] <= req_wdata[2];
-          q_ctrl_indirect[i] <= req_wdata[3];
-          q_ctrl_func[i] <= req_wdata[10:8];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_enable[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_owner[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_event_idx[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_indirect[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_func[i] <= 3'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd7) begin
+        q_ctrl_enable[q_idx] <= req_wdata[0];
+        q_ctrl_owner[q_idx] <= req_wdata[1];
+        q_ctrl_event_idx[q_idx] <= req_wdata[2];
+        q_ctrl_indirect[q_idx] <= req_wdata[3];
+        q_ctrl_func[q_idx] <= req_wdata[10:8];
       end
     end
   end
 
   // msix @ +0x20
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_msix_vector[i] <= 16'hffff;
-      end else begin
-        if (wr && req_word == 10'(24 + i * 16)) begin
-          q_msix_vector[i] <= req_wdata[15:0];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_msix_vector[i] <= 16'hffff;
+    end else begin
+      if (wr && q_hit && q_off == 4'd8) begin
+        q_msix_vector[q_idx] <= req_wdata[15:0];
       end
     end
   end
 
   // state @ +0x24
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_state_last_avail[i] <= 16'h0;
-        q_state_used_idx[i] <= 16'h0;
-      end else begin
-        if (wr && req_word == 10'(25 + i * 16)) begin
-          q_state_last_avail[i] <= req_wdata[15:0];
-          q_state_used_idx[i] <= req_wdata[31:16];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_state_last_avail[i] <= 16'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_state_used_idx[i] <= 16'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd9) begin
+        q_state_last_avail[q_idx] <= req_wdata[15:0];
+        q_state_used_idx[q_idx] <= req_wdata[31:16];
+      end
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
         if (q_state_last_avail_we[i]) q_state_last_avail[i] <= q_state_last_avail_d[i];
         if (q_state_used_idx_we[i]) q_state_used_idx[i] <= q_state_used_idx_d[i];
       end
@@ -189,15 +181,13 @@ module fv_queue_csr (
 
   // irq_moderation @ +0x30
   always_ff @(posedge clk) begin
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (rst) begin
-        q_irq_moderation_max_pending[i] <= 8'h1;
-        q_irq_moderation_timeout[i] <= 24'h0;
-      end else begin
-        if (wr && req_word == 10'(28 + i * 16)) begin
-          q_irq_moderation_max_pending[i] <= req_wdata[7:0];
-          q_irq_moderation_timeout[i] <= req_wdata[31:8];
-        end
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_irq_moderation_max_pending[i] <= 8'h1;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_irq_moderation_timeout[i] <= 24'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd12) begin
+        q_irq_moderation_max_pending[q_idx] <= req_wdata[7:0];
+        q_irq_moderation_timeout[q_idx] <= req_wdata[31:8];
       end
     end
   end
@@ -214,79 +204,53 @@ module fv_queue_csr (
     if (req_word == 10'd2) begin
       rdata[31:0] = 32'h2000;
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(16 + i * 16)) begin
-        rdata[31:0] = q_desc_lo_addr[i];
-      end
+    if (q_hit && q_off == 4'd0) begin
+      rdata[31:0] = q_desc_lo_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(17 + i * 16)) begin
-        rdata[31:0] = q_desc_hi_addr[i];
-      end
+    if (q_hit && q_off == 4'd1) begin
+      rdata[31:0] = q_desc_hi_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(18 + i * 16)) begin
-        rdata[31:0] = q_avail_lo_addr[i];
-      end
+    if (q_hit && q_off == 4'd2) begin
+      rdata[31:0] = q_avail_lo_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(19 + i * 16)) begin
-        rdata[31:0] = q_avail_hi_addr[i];
-      end
+    if (q_hit && q_off == 4'd3) begin
+      rdata[31:0] = q_avail_hi_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(20 + i * 16)) begin
-        rdata[31:0] = q_used_lo_addr[i];
-      end
+    if (q_hit && q_off == 4'd4) begin
+      rdata[31:0] = q_used_lo_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(21 + i * 16)) begin
-        rdata[31:0] = q_used_hi_addr[i];
-      end
+    if (q_hit && q_off == 4'd5) begin
+      rdata[31:0] = q_used_hi_addr[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(22 + i * 16)) begin
-        rdata[15:0] = q_size_size[i];
-      end
+    if (q_hit && q_off == 4'd6) begin
+      rdata[15:0] = q_size_size[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(23 + i * 16)) begin
-        rdata[0] = q_ctrl_enable[i];
-        rdata[1] = q_ctrl_owner[i];
-        rdata[2] = q_ctrl_event_idx[i];
-        rdata[3] = q_ctrl_indirect[i];
-        rdata[10:8] = q_ctrl_func[i];
-      end
+    if (q_hit && q_off == 4'd7) begin
+      rdata[0] = q_ctrl_enable[q_idx];
+      rdata[1] = q_ctrl_owner[q_idx];
+      rdata[2] = q_ctrl_event_idx[q_idx];
+      rdata[3] = q_ctrl_indirect[q_idx];
+      rdata[10:8] = q_ctrl_func[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(24 + i * 16)) begin
-        rdata[15:0] = q_msix_vector[i];
-      end
+    if (q_hit && q_off == 4'd8) begin
+      rdata[15:0] = q_msix_vector[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(25 + i * 16)) begin
-        rdata[15:0] = q_state_last_avail[i];
-        rdata[31:16] = q_state_used_idx[i];
-      end
+    if (q_hit && q_off == 4'd9) begin
+      rdata[15:0] = q_state_last_avail[q_idx];
+      rdata[31:16] = q_state_used_idx[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(26 + i * 16)) begin
-        rdata[0] = q_status_enabled_i[i];
-        rdata[1] = q_status_error_i[i];
-        rdata[7:4] = q_status_cause_i[i];
-        rdata[31:16] = q_status_inflight_i[i];
-      end
+    if (q_hit && q_off == 4'd10) begin
+      rdata[0] = q_status_enabled_i[q_idx];
+      rdata[1] = q_status_error_i[q_idx];
+      rdata[7:4] = q_status_cause_i[q_idx];
+      rdata[31:16] = q_status_inflight_i[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(27 + i * 16)) begin
-        rdata[31:0] = q_err_info_info_i[i];
-      end
+    if (q_hit && q_off == 4'd11) begin
+      rdata[31:0] = q_err_info_info_i[q_idx];
     end
-    for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-      if (req_word == 10'(28 + i * 16)) begin
-        rdata[7:0] = q_irq_moderation_max_pending[i];
-        rdata[31:8] = q_irq_moderation_timeout[i];
-      end
+    if (q_hit && q_off == 4'd12) begin
+      rdata[7:0] = q_irq_moderation_max_pending[q_idx];
+      rdata[31:8] = q_irq_moderation_timeout[q_idx];
     end
   end
 
@@ -297,6 +261,6 @@ module fv_queue_csr (
 
   // Bits no field of this block writes.
   logic unused_ok;
-  assign unused_ok = &{1'b0, req_wdata, req_write};
+  assign unused_ok = &{1'b0, req_wdata, req_write, q_elem};
 
 endmodule

@@ -120,7 +120,7 @@ package fv_regs_pkg;
   localparam int unsigned FW_ID_BLOCK_NEXT_OFFSET = 32'h8;
   localparam int unsigned FW_ID_FPGA_ID_OFFSET = 32'hc;
   localparam int unsigned FW_ID_BOARD_ID_OFFSET = 32'h10;
-  localparam int unsigned FW_ID_FW_ID_OFFSET = 32'h14;
+  localparam int unsigned FW_ID_PRODUCT_OFFSET = 32'h14;
   localparam int unsigned FW_ID_FW_VERSION_OFFSET = 32'h18;
   localparam int unsigned FW_ID_BUILD_DATE_OFFSET = 32'h1c;
   localparam int unsigned FW_ID_GIT_HASH_OFFSET = 32'h20;

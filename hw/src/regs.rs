@@ -137,6 +137,8 @@ pub enum QueueError {
     EngineTimeout = 9,
     /// The CPU completed a request the queue did not have in flight.
     BadCompletion = 10,
+    /// Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
+    BadConfig = 11,
 }
 
 impl QueueError {
@@ -153,6 +155,7 @@ impl QueueError {
         QueueError::BadIndirect,
         QueueError::EngineTimeout,
         QueueError::BadCompletion,
+        QueueError::BadConfig,
     ];
 
     /// The value with this encoding, if any.
@@ -169,6 +172,7 @@ impl QueueError {
             8 => Some(QueueError::BadIndirect),
             9 => Some(QueueError::EngineTimeout),
             10 => Some(QueueError::BadCompletion),
+            11 => Some(QueueError::BadConfig),
             _ => None,
         }
     }
@@ -192,6 +196,7 @@ impl QueueError {
             QueueError::BadIndirect => "bad_indirect",
             QueueError::EngineTimeout => "engine_timeout",
             QueueError::BadCompletion => "bad_completion",
+            QueueError::BadConfig => "bad_config",
         }
     }
 }
@@ -1173,7 +1178,7 @@ pub mod queue {
             pub const ADDR: Field = Field::new("addr", 0, 32);
         }
 
-        /// Queue size (entries; any value from 1 to 32768, not only powers of two).
+        /// Queue size in entries: a power of two from 1 to 32768 (split virtqueues). Any other value puts the queue in its error state (bad_config) when enabled.
         pub const SIZE: RegArray = RegArray::new("queue.q.size", BAR, ARRAY_BASE + 0x18, STRIDE, COUNT, 0x00000000);
         /// Fields of `size`.
         pub mod size {
@@ -1746,7 +1751,7 @@ pub mod counters {
             pub const COUNT: Field = Field::new("count", 0, 32);
         }
 
-        /// Payload bytes moved, low word.
+        /// Bytes written into device-writable buffers (the sum of used lengths), low word.
         pub const BYTES_LO: RegArray = RegArray::new("counters.qstat.bytes_lo", BAR, ARRAY_BASE + 0x8, STRIDE, COUNT, 0x00000000);
         /// Fields of `bytes_lo`.
         pub mod bytes_lo {
@@ -1755,7 +1760,7 @@ pub mod counters {
             pub const COUNT: Field = Field::new("count", 0, 32);
         }
 
-        /// Payload bytes moved, high word.
+        /// Bytes written into device-writable buffers, high word.
         pub const BYTES_HI: RegArray = RegArray::new("counters.qstat.bytes_hi", BAR, ARRAY_BASE + 0xc, STRIDE, COUNT, 0x00000000);
         /// Fields of `bytes_hi`.
         pub mod bytes_hi {
@@ -1800,7 +1805,7 @@ pub mod counters {
             pub const COUNT: Field = Field::new("count", 0, 32);
         }
 
-        /// Requests whose doorbell-to-used latency was under 64 cycles.
+        /// Requests whose latency (avail-ring fetch to used->idx written) was under 64 cycles.
         pub const LAT0: RegArray = RegArray::new("counters.qstat.lat0", BAR, ARRAY_BASE + 0x20, STRIDE, COUNT, 0x00000000);
         /// Fields of `lat0`.
         pub mod lat0 {

@@ -166,15 +166,18 @@ pub fn package(map: &Map, source: &str) -> String {
 
 /// Where a register lives: a plain register or a register of an array.
 struct Site<'a> {
+    block: &'a str,
     reg: &'a Reg,
     array: Option<&'a Array>,
 }
 
 impl Site<'_> {
+    /// Port name: `<block>_[<array>_]<reg>_<field>`, unique across blocks so a top level can
+    /// connect every CSR with `.*`.
     fn sig(&self, f: &Field) -> String {
         match self.array {
-            Some(a) => format!("{}_{}_{}", a.name, self.reg.name, f.name),
-            None => format!("{}_{}", self.reg.name, f.name),
+            Some(a) => format!("{}_{}_{}_{}", self.block, a.name, self.reg.name, f.name),
+            None => format!("{}_{}_{}", self.block, self.reg.name, f.name),
         }
     }
     /// Signal name with the element index when in an array.
@@ -253,11 +256,13 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         .regs
         .iter()
         .map(|r| Site {
+            block: &b.name,
             reg: r,
             array: None,
         })
         .chain(b.arrays.iter().flat_map(|a| {
             a.regs.iter().map(move |r| Site {
+                block: &b.name,
                 reg: r,
                 array: Some(a),
             })

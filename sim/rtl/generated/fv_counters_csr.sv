@@ -14,23 +14,23 @@ module fv_counters_csr (
   input  logic [9:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  input  logic [fv_regs_pkg::NUM_PUNT_REASONS-1:0][31:0] punts_requests_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_requests_lo_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_requests_hi_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_bytes_lo_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_bytes_hi_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_punts_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_errors_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_dma_faults_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_irqs_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat0_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat1_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat2_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat3_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat4_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat5_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat6_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] qstat_lat7_count_i
+  input  logic [fv_regs_pkg::NUM_PUNT_REASONS-1:0][31:0] counters_punts_requests_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_lo_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_hi_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_lo_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_hi_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_punts_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_errors_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_dma_faults_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_irqs_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat0_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat1_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat2_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat3_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat4_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat5_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat6_count_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat7_count_i
 );
 
   // Array punts: 64 elements of 0x4 bytes at 0x100.
@@ -64,55 +64,55 @@ module fv_counters_csr (
       rdata[31:0] = 32'h5000;
     end
     if (punts_hit) begin
-      rdata[31:0] = punts_requests_count_i[punts_idx];
+      rdata[31:0] = counters_punts_requests_count_i[punts_idx];
     end
     if (qstat_hit && qstat_off == 4'd0) begin
-      rdata[31:0] = qstat_requests_lo_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_requests_lo_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd1) begin
-      rdata[31:0] = qstat_requests_hi_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_requests_hi_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd2) begin
-      rdata[31:0] = qstat_bytes_lo_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_bytes_lo_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd3) begin
-      rdata[31:0] = qstat_bytes_hi_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_bytes_hi_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd4) begin
-      rdata[31:0] = qstat_punts_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_punts_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd5) begin
-      rdata[31:0] = qstat_errors_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_errors_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd6) begin
-      rdata[31:0] = qstat_dma_faults_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_dma_faults_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd7) begin
-      rdata[31:0] = qstat_irqs_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_irqs_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd8) begin
-      rdata[31:0] = qstat_lat0_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat0_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd9) begin
-      rdata[31:0] = qstat_lat1_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat1_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd10) begin
-      rdata[31:0] = qstat_lat2_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat2_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd11) begin
-      rdata[31:0] = qstat_lat3_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat3_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd12) begin
-      rdata[31:0] = qstat_lat4_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat4_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd13) begin
-      rdata[31:0] = qstat_lat5_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat5_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd14) begin
-      rdata[31:0] = qstat_lat6_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat6_count_i[qstat_idx];
     end
     if (qstat_hit && qstat_off == 4'd15) begin
-      rdata[31:0] = qstat_lat7_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat7_count_i[qstat_idx];
     end
   end
 

@@ -14,14 +14,14 @@ module fv_cpl_ring_csr (
   input  logic [5:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [31:0] base_lo_addr,
-  output logic [31:0] base_hi_addr,
-  output logic [4:0] size_log2_log2,
-  output logic ctrl_enable,
-  output logic [31:0] prod_idx,
-  input  logic [31:0] cons_idx_i,
-  output logic status_bad_entry,
-  input  logic status_bad_entry_set
+  output logic [31:0] cpl_ring_base_lo_addr,
+  output logic [31:0] cpl_ring_base_hi_addr,
+  output logic [4:0] cpl_ring_size_log2_log2,
+  output logic cpl_ring_ctrl_enable,
+  output logic [31:0] cpl_ring_prod_idx,
+  input  logic [31:0] cpl_ring_cons_idx_i,
+  output logic cpl_ring_status_bad_entry,
+  input  logic cpl_ring_status_bad_entry_set
 );
 
   logic wr;
@@ -30,10 +30,10 @@ module fv_cpl_ring_csr (
   // base_lo @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      base_lo_addr <= 32'h0;
+      cpl_ring_base_lo_addr <= 32'h0;
     end else begin
       if (wr && req_word == 6'd3) begin
-        base_lo_addr <= req_wdata[31:0];
+        cpl_ring_base_lo_addr <= req_wdata[31:0];
       end
     end
   end
@@ -41,10 +41,10 @@ module fv_cpl_ring_csr (
   // base_hi @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      base_hi_addr <= 32'h0;
+      cpl_ring_base_hi_addr <= 32'h0;
     end else begin
       if (wr && req_word == 6'd4) begin
-        base_hi_addr <= req_wdata[31:0];
+        cpl_ring_base_hi_addr <= req_wdata[31:0];
       end
     end
   end
@@ -52,10 +52,10 @@ module fv_cpl_ring_csr (
   // size_log2 @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      size_log2_log2 <= 5'h0;
+      cpl_ring_size_log2_log2 <= 5'h0;
     end else begin
       if (wr && req_word == 6'd5) begin
-        size_log2_log2 <= req_wdata[4:0];
+        cpl_ring_size_log2_log2 <= req_wdata[4:0];
       end
     end
   end
@@ -63,10 +63,10 @@ module fv_cpl_ring_csr (
   // ctrl @ +0x18
   always_ff @(posedge clk) begin
     if (rst) begin
-      ctrl_enable <= 1'h0;
+      cpl_ring_ctrl_enable <= 1'h0;
     end else begin
       if (wr && req_word == 6'd6) begin
-        ctrl_enable <= req_wdata[0];
+        cpl_ring_ctrl_enable <= req_wdata[0];
       end
     end
   end
@@ -74,10 +74,10 @@ module fv_cpl_ring_csr (
   // prod @ +0x1c
   always_ff @(posedge clk) begin
     if (rst) begin
-      prod_idx <= 32'h0;
+      cpl_ring_prod_idx <= 32'h0;
     end else begin
       if (wr && req_word == 6'd7) begin
-        prod_idx <= req_wdata[31:0];
+        cpl_ring_prod_idx <= req_wdata[31:0];
       end
     end
   end
@@ -85,9 +85,9 @@ module fv_cpl_ring_csr (
   // status @ +0x24
   always_ff @(posedge clk) begin
     if (rst) begin
-      status_bad_entry <= 1'h0;
+      cpl_ring_status_bad_entry <= 1'h0;
     end else begin
-      status_bad_entry <= (status_bad_entry & ~((wr && req_word == 6'd9) ? req_wdata[0] : 1'h0)) | status_bad_entry_set;
+      cpl_ring_status_bad_entry <= (cpl_ring_status_bad_entry & ~((wr && req_word == 6'd9) ? req_wdata[0] : 1'h0)) | cpl_ring_status_bad_entry_set;
     end
   end
 
@@ -104,25 +104,25 @@ module fv_cpl_ring_csr (
       rdata[31:0] = 32'h3000;
     end
     if (req_word == 6'd3) begin
-      rdata[31:0] = base_lo_addr;
+      rdata[31:0] = cpl_ring_base_lo_addr;
     end
     if (req_word == 6'd4) begin
-      rdata[31:0] = base_hi_addr;
+      rdata[31:0] = cpl_ring_base_hi_addr;
     end
     if (req_word == 6'd5) begin
-      rdata[4:0] = size_log2_log2;
+      rdata[4:0] = cpl_ring_size_log2_log2;
     end
     if (req_word == 6'd6) begin
-      rdata[0] = ctrl_enable;
+      rdata[0] = cpl_ring_ctrl_enable;
     end
     if (req_word == 6'd7) begin
-      rdata[31:0] = prod_idx;
+      rdata[31:0] = cpl_ring_prod_idx;
     end
     if (req_word == 6'd8) begin
-      rdata[31:0] = cons_idx_i;
+      rdata[31:0] = cpl_ring_cons_idx_i;
     end
     if (req_word == 6'd9) begin
-      rdata[0] = status_bad_entry;
+      rdata[0] = cpl_ring_status_bad_entry;
     end
   end
 

@@ -14,8 +14,8 @@ module fv_doorbell_csr (
   input  logic [9:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] db_notify_avail_idx_pulse,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] db_notify_avail_idx
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] doorbell_db_notify_avail_idx_pulse,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] doorbell_db_notify_avail_idx
 );
 
   logic wr;
@@ -32,13 +32,13 @@ module fv_doorbell_csr (
   // notify @ +0x0
   always_ff @(posedge clk) begin
     if (rst) begin
-      db_notify_avail_idx_pulse <= '0;
-      db_notify_avail_idx <= '0;
+      doorbell_db_notify_avail_idx_pulse <= '0;
+      doorbell_db_notify_avail_idx <= '0;
     end else begin
-      db_notify_avail_idx_pulse <= '0;
+      doorbell_db_notify_avail_idx_pulse <= '0;
       if (wr && db_hit) begin
-        db_notify_avail_idx_pulse[db_idx] <= 1'b1;
-        db_notify_avail_idx[db_idx] <= req_wdata[15:0];
+        doorbell_db_notify_avail_idx_pulse[db_idx] <= 1'b1;
+        doorbell_db_notify_avail_idx[db_idx] <= req_wdata[15:0];
       end
     end
   end

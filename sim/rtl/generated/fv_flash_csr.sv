@@ -14,20 +14,20 @@ module fv_flash_csr (
   input  logic [6:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic ctrl_cmd_pulse,
-  output logic [3:0] ctrl_cmd,
-  output logic ctrl_slot_pulse,
-  output logic [1:0] ctrl_slot,
-  output logic [31:0] addr_page,
-  input  logic status_busy_i,
-  output logic status_error,
-  input  logic status_error_set,
-  input  logic [31:0] progress_pages_i,
-  input  logic [1:0] slots_active_i,
-  input  logic [1:0] slots_booted_i,
-  output logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] page_data_value,
-  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0] page_data_value_we,
-  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] page_data_value_d
+  output logic flash_ctrl_cmd_pulse,
+  output logic [3:0] flash_ctrl_cmd,
+  output logic flash_ctrl_slot_pulse,
+  output logic [1:0] flash_ctrl_slot,
+  output logic [31:0] flash_addr_page,
+  input  logic flash_status_busy_i,
+  output logic flash_status_error,
+  input  logic flash_status_error_set,
+  input  logic [31:0] flash_progress_pages_i,
+  input  logic [1:0] flash_slots_active_i,
+  input  logic [1:0] flash_slots_booted_i,
+  output logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value,
+  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0] flash_page_data_value_we,
+  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value_d
 );
 
   logic wr;
@@ -44,18 +44,18 @@ module fv_flash_csr (
   // ctrl @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      ctrl_cmd_pulse <= '0;
-      ctrl_cmd <= '0;
-      ctrl_slot_pulse <= '0;
-      ctrl_slot <= '0;
+      flash_ctrl_cmd_pulse <= '0;
+      flash_ctrl_cmd <= '0;
+      flash_ctrl_slot_pulse <= '0;
+      flash_ctrl_slot <= '0;
     end else begin
-      ctrl_cmd_pulse <= '0;
-      ctrl_slot_pulse <= '0;
+      flash_ctrl_cmd_pulse <= '0;
+      flash_ctrl_slot_pulse <= '0;
       if (wr && req_word == 7'd3) begin
-        ctrl_cmd_pulse <= 1'b1;
-        ctrl_cmd <= req_wdata[3:0];
-        ctrl_slot_pulse <= 1'b1;
-        ctrl_slot <= req_wdata[9:8];
+        flash_ctrl_cmd_pulse <= 1'b1;
+        flash_ctrl_cmd <= req_wdata[3:0];
+        flash_ctrl_slot_pulse <= 1'b1;
+        flash_ctrl_slot <= req_wdata[9:8];
       end
     end
   end
@@ -63,10 +63,10 @@ module fv_flash_csr (
   // addr @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      addr_page <= 32'h0;
+      flash_addr_page <= 32'h0;
     end else begin
       if (wr && req_word == 7'd4) begin
-        addr_page <= req_wdata[31:0];
+        flash_addr_page <= req_wdata[31:0];
       end
     end
   end
@@ -74,22 +74,22 @@ module fv_flash_csr (
   // status @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      status_error <= 1'h0;
+      flash_status_error <= 1'h0;
     end else begin
-      status_error <= (status_error & ~((wr && req_word == 7'd5) ? req_wdata[1] : 1'h0)) | status_error_set;
+      flash_status_error <= (flash_status_error & ~((wr && req_word == 7'd5) ? req_wdata[1] : 1'h0)) | flash_status_error_set;
     end
   end
 
   // data @ +0x0
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) page_data_value[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) flash_page_data_value[i] <= 32'h0;
     end else begin
       if (wr && page_hit) begin
-        page_data_value[page_idx] <= req_wdata[31:0];
+        flash_page_data_value[page_idx] <= req_wdata[31:0];
       end
       for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
-        if (page_data_value_we[i]) page_data_value[i] <= page_data_value_d[i];
+        if (flash_page_data_value_we[i]) flash_page_data_value[i] <= flash_page_data_value_d[i];
       end
     end
   end
@@ -107,18 +107,18 @@ module fv_flash_csr (
       rdata[31:0] = 32'h0;
     end
     if (req_word == 7'd4) begin
-      rdata[31:0] = addr_page;
+      rdata[31:0] = flash_addr_page;
     end
     if (req_word == 7'd5) begin
-      rdata[0] = status_busy_i;
-      rdata[1] = status_error;
+      rdata[0] = flash_status_busy_i;
+      rdata[1] = flash_status_error;
     end
     if (req_word == 7'd6) begin
-      rdata[31:0] = progress_pages_i;
+      rdata[31:0] = flash_progress_pages_i;
     end
     if (req_word == 7'd7) begin
-      rdata[1:0] = slots_active_i;
-      rdata[5:4] = slots_booted_i;
+      rdata[1:0] = flash_slots_active_i;
+      rdata[5:4] = flash_slots_booted_i;
     end
     if (req_word == 7'd8) begin
       rdata[15:0] = 16'h40;
@@ -127,7 +127,7 @@ module fv_flash_csr (
       rdata[31:0] = 32'h1000;
     end
     if (page_hit) begin
-      rdata[31:0] = page_data_value[page_idx];
+      rdata[31:0] = flash_page_data_value[page_idx];
     end
   end
 

@@ -14,26 +14,26 @@ module fv_flow_table_csr (
   input  logic [5:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [31:0] key0_value,
-  output logic [31:0] key1_value,
-  output logic [31:0] key2_value,
-  output logic [31:0] key3_value,
-  output logic [3:0] action_op,
-  input  logic action_op_we,
-  input  logic [3:0] action_op_d,
-  output logic [15:0] action_target,
-  input  logic action_target_we,
-  input  logic [15:0] action_target_d,
-  output logic [31:0] action_arg_value,
-  input  logic action_arg_value_we,
-  input  logic [31:0] action_arg_value_d,
-  output logic cmd_op_pulse,
-  output logic [1:0] cmd_op,
-  input  logic status_busy_i,
-  input  logic status_hit_i,
-  input  logic status_full_i,
-  input  logic [31:0] entries_count_i,
-  input  logic [31:0] misses_count_i
+  output logic [31:0] flow_table_key0_value,
+  output logic [31:0] flow_table_key1_value,
+  output logic [31:0] flow_table_key2_value,
+  output logic [31:0] flow_table_key3_value,
+  output logic [3:0] flow_table_action_op,
+  input  logic flow_table_action_op_we,
+  input  logic [3:0] flow_table_action_op_d,
+  output logic [15:0] flow_table_action_target,
+  input  logic flow_table_action_target_we,
+  input  logic [15:0] flow_table_action_target_d,
+  output logic [31:0] flow_table_action_arg_value,
+  input  logic flow_table_action_arg_value_we,
+  input  logic [31:0] flow_table_action_arg_value_d,
+  output logic flow_table_cmd_op_pulse,
+  output logic [1:0] flow_table_cmd_op,
+  input  logic flow_table_status_busy_i,
+  input  logic flow_table_status_hit_i,
+  input  logic flow_table_status_full_i,
+  input  logic [31:0] flow_table_entries_count_i,
+  input  logic [31:0] flow_table_misses_count_i
 );
 
   logic wr;
@@ -42,10 +42,10 @@ module fv_flow_table_csr (
   // key0 @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      key0_value <= 32'h0;
+      flow_table_key0_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd3) begin
-        key0_value <= req_wdata[31:0];
+        flow_table_key0_value <= req_wdata[31:0];
       end
     end
   end
@@ -53,10 +53,10 @@ module fv_flow_table_csr (
   // key1 @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      key1_value <= 32'h0;
+      flow_table_key1_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd4) begin
-        key1_value <= req_wdata[31:0];
+        flow_table_key1_value <= req_wdata[31:0];
       end
     end
   end
@@ -64,10 +64,10 @@ module fv_flow_table_csr (
   // key2 @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      key2_value <= 32'h0;
+      flow_table_key2_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd5) begin
-        key2_value <= req_wdata[31:0];
+        flow_table_key2_value <= req_wdata[31:0];
       end
     end
   end
@@ -75,10 +75,10 @@ module fv_flow_table_csr (
   // key3 @ +0x18
   always_ff @(posedge clk) begin
     if (rst) begin
-      key3_value <= 32'h0;
+      flow_table_key3_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd6) begin
-        key3_value <= req_wdata[31:0];
+        flow_table_key3_value <= req_wdata[31:0];
       end
     end
   end
@@ -86,40 +86,40 @@ module fv_flow_table_csr (
   // action @ +0x1c
   always_ff @(posedge clk) begin
     if (rst) begin
-      action_op <= 4'h0;
-      action_target <= 16'h0;
+      flow_table_action_op <= 4'h0;
+      flow_table_action_target <= 16'h0;
     end else begin
       if (wr && req_word == 6'd7) begin
-        action_op <= req_wdata[3:0];
-        action_target <= req_wdata[31:16];
+        flow_table_action_op <= req_wdata[3:0];
+        flow_table_action_target <= req_wdata[31:16];
       end
-      if (action_op_we) action_op <= action_op_d;
-      if (action_target_we) action_target <= action_target_d;
+      if (flow_table_action_op_we) flow_table_action_op <= flow_table_action_op_d;
+      if (flow_table_action_target_we) flow_table_action_target <= flow_table_action_target_d;
     end
   end
 
   // action_arg @ +0x20
   always_ff @(posedge clk) begin
     if (rst) begin
-      action_arg_value <= 32'h0;
+      flow_table_action_arg_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd8) begin
-        action_arg_value <= req_wdata[31:0];
+        flow_table_action_arg_value <= req_wdata[31:0];
       end
-      if (action_arg_value_we) action_arg_value <= action_arg_value_d;
+      if (flow_table_action_arg_value_we) flow_table_action_arg_value <= flow_table_action_arg_value_d;
     end
   end
 
   // cmd @ +0x24
   always_ff @(posedge clk) begin
     if (rst) begin
-      cmd_op_pulse <= '0;
-      cmd_op <= '0;
+      flow_table_cmd_op_pulse <= '0;
+      flow_table_cmd_op <= '0;
     end else begin
-      cmd_op_pulse <= '0;
+      flow_table_cmd_op_pulse <= '0;
       if (wr && req_word == 6'd9) begin
-        cmd_op_pulse <= 1'b1;
-        cmd_op <= req_wdata[1:0];
+        flow_table_cmd_op_pulse <= 1'b1;
+        flow_table_cmd_op <= req_wdata[1:0];
       end
     end
   end
@@ -137,37 +137,37 @@ module fv_flow_table_csr (
       rdata[31:0] = 32'h4000;
     end
     if (req_word == 6'd3) begin
-      rdata[31:0] = key0_value;
+      rdata[31:0] = flow_table_key0_value;
     end
     if (req_word == 6'd4) begin
-      rdata[31:0] = key1_value;
+      rdata[31:0] = flow_table_key1_value;
     end
     if (req_word == 6'd5) begin
-      rdata[31:0] = key2_value;
+      rdata[31:0] = flow_table_key2_value;
     end
     if (req_word == 6'd6) begin
-      rdata[31:0] = key3_value;
+      rdata[31:0] = flow_table_key3_value;
     end
     if (req_word == 6'd7) begin
-      rdata[3:0] = action_op;
-      rdata[31:16] = action_target;
+      rdata[3:0] = flow_table_action_op;
+      rdata[31:16] = flow_table_action_target;
     end
     if (req_word == 6'd8) begin
-      rdata[31:0] = action_arg_value;
+      rdata[31:0] = flow_table_action_arg_value;
     end
     if (req_word == 6'd10) begin
-      rdata[0] = status_busy_i;
-      rdata[1] = status_hit_i;
-      rdata[2] = status_full_i;
+      rdata[0] = flow_table_status_busy_i;
+      rdata[1] = flow_table_status_hit_i;
+      rdata[2] = flow_table_status_full_i;
     end
     if (req_word == 6'd11) begin
-      rdata[31:0] = entries_count_i;
+      rdata[31:0] = flow_table_entries_count_i;
     end
     if (req_word == 6'd12) begin
       rdata[31:0] = 32'h400;
     end
     if (req_word == 6'd13) begin
-      rdata[31:0] = misses_count_i;
+      rdata[31:0] = flow_table_misses_count_i;
     end
   end
 

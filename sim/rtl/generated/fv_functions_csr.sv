@@ -14,16 +14,16 @@ module fv_functions_csr (
   input  logic [7:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][7:0] func_device_type_kind,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] func_ctrl_enable,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] func_ctrl_reset_pulse,
-  input  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] func_status_reset_busy_i,
-  input  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] func_status_queue_error_i,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] func_features_lo_bits,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] func_features_hi_bits,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] func_blk_capacity_lo_sectors,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] func_blk_capacity_hi_sectors,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] func_blk_max_sectors_sectors
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][7:0] functions_func_device_type_kind,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_enable,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_reset_pulse,
+  input  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_reset_busy_i,
+  input  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_queue_error_i,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_lo_bits,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_hi_bits,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_lo_sectors,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_hi_sectors,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_max_sectors_sectors
 );
 
   logic wr;
@@ -42,10 +42,10 @@ module fv_functions_csr (
   // device_type @ +0x0
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_device_type_kind[i] <= 8'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_device_type_kind[i] <= 8'h0;
     end else begin
       if (wr && func_hit && func_off == 4'd0) begin
-        func_device_type_kind[func_idx] <= req_wdata[7:0];
+        functions_func_device_type_kind[func_idx] <= req_wdata[7:0];
       end
     end
   end
@@ -53,13 +53,13 @@ module fv_functions_csr (
   // ctrl @ +0x4
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_ctrl_enable[i] <= 1'h0;
-      func_ctrl_reset_pulse <= '0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_ctrl_enable[i] <= 1'h0;
+      functions_func_ctrl_reset_pulse <= '0;
     end else begin
-      func_ctrl_reset_pulse <= '0;
+      functions_func_ctrl_reset_pulse <= '0;
       if (wr && func_hit && func_off == 4'd1) begin
-        func_ctrl_enable[func_idx] <= req_wdata[0];
-        func_ctrl_reset_pulse[func_idx] <= req_wdata[1];
+        functions_func_ctrl_enable[func_idx] <= req_wdata[0];
+        functions_func_ctrl_reset_pulse[func_idx] <= req_wdata[1];
       end
     end
   end
@@ -67,10 +67,10 @@ module fv_functions_csr (
   // features_lo @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_features_lo_bits[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_features_lo_bits[i] <= 32'h0;
     end else begin
       if (wr && func_hit && func_off == 4'd3) begin
-        func_features_lo_bits[func_idx] <= req_wdata[31:0];
+        functions_func_features_lo_bits[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -78,10 +78,10 @@ module fv_functions_csr (
   // features_hi @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_features_hi_bits[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_features_hi_bits[i] <= 32'h0;
     end else begin
       if (wr && func_hit && func_off == 4'd4) begin
-        func_features_hi_bits[func_idx] <= req_wdata[31:0];
+        functions_func_features_hi_bits[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -89,10 +89,10 @@ module fv_functions_csr (
   // blk_capacity_lo @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_capacity_lo_sectors[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_blk_capacity_lo_sectors[i] <= 32'h0;
     end else begin
       if (wr && func_hit && func_off == 4'd5) begin
-        func_blk_capacity_lo_sectors[func_idx] <= req_wdata[31:0];
+        functions_func_blk_capacity_lo_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -100,10 +100,10 @@ module fv_functions_csr (
   // blk_capacity_hi @ +0x18
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_capacity_hi_sectors[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_blk_capacity_hi_sectors[i] <= 32'h0;
     end else begin
       if (wr && func_hit && func_off == 4'd6) begin
-        func_blk_capacity_hi_sectors[func_idx] <= req_wdata[31:0];
+        functions_func_blk_capacity_hi_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -111,10 +111,10 @@ module fv_functions_csr (
   // blk_max_sectors @ +0x1c
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) func_blk_max_sectors_sectors[i] <= 32'h100;
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_blk_max_sectors_sectors[i] <= 32'h100;
     end else begin
       if (wr && func_hit && func_off == 4'd7) begin
-        func_blk_max_sectors_sectors[func_idx] <= req_wdata[31:0];
+        functions_func_blk_max_sectors_sectors[func_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -132,29 +132,29 @@ module fv_functions_csr (
       rdata[31:0] = 32'h1000;
     end
     if (func_hit && func_off == 4'd0) begin
-      rdata[7:0] = func_device_type_kind[func_idx];
+      rdata[7:0] = functions_func_device_type_kind[func_idx];
     end
     if (func_hit && func_off == 4'd1) begin
-      rdata[0] = func_ctrl_enable[func_idx];
+      rdata[0] = functions_func_ctrl_enable[func_idx];
     end
     if (func_hit && func_off == 4'd2) begin
-      rdata[0] = func_status_reset_busy_i[func_idx];
-      rdata[1] = func_status_queue_error_i[func_idx];
+      rdata[0] = functions_func_status_reset_busy_i[func_idx];
+      rdata[1] = functions_func_status_queue_error_i[func_idx];
     end
     if (func_hit && func_off == 4'd3) begin
-      rdata[31:0] = func_features_lo_bits[func_idx];
+      rdata[31:0] = functions_func_features_lo_bits[func_idx];
     end
     if (func_hit && func_off == 4'd4) begin
-      rdata[31:0] = func_features_hi_bits[func_idx];
+      rdata[31:0] = functions_func_features_hi_bits[func_idx];
     end
     if (func_hit && func_off == 4'd5) begin
-      rdata[31:0] = func_blk_capacity_lo_sectors[func_idx];
+      rdata[31:0] = functions_func_blk_capacity_lo_sectors[func_idx];
     end
     if (func_hit && func_off == 4'd6) begin
-      rdata[31:0] = func_blk_capacity_hi_sectors[func_idx];
+      rdata[31:0] = functions_func_blk_capacity_hi_sectors[func_idx];
     end
     if (func_hit && func_off == 4'd7) begin
-      rdata[31:0] = func_blk_max_sectors_sectors[func_idx];
+      rdata[31:0] = functions_func_blk_max_sectors_sectors[func_idx];
     end
   end
 

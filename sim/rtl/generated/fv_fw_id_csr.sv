@@ -14,16 +14,16 @@ module fv_fw_id_csr (
   input  logic [5:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  input  logic [31:0] fpga_id_id_i,
-  input  logic [31:0] board_id_id_i,
-  input  logic [31:0] product_id_i,
-  input  logic [7:0] fw_version_patch_i,
-  input  logic [7:0] fw_version_minor_i,
-  input  logic [15:0] fw_version_major_i,
-  input  logic [31:0] build_date_seconds_i,
-  input  logic [31:0] git_hash_hash_i,
-  input  logic [1:0] boot_slot_i,
-  input  logic boot_fallback_i
+  input  logic [31:0] fw_id_fpga_id_id_i,
+  input  logic [31:0] fw_id_board_id_id_i,
+  input  logic [31:0] fw_id_product_id_i,
+  input  logic [7:0] fw_id_fw_version_patch_i,
+  input  logic [7:0] fw_id_fw_version_minor_i,
+  input  logic [15:0] fw_id_fw_version_major_i,
+  input  logic [31:0] fw_id_build_date_seconds_i,
+  input  logic [31:0] fw_id_git_hash_hash_i,
+  input  logic [1:0] fw_id_boot_slot_i,
+  input  logic fw_id_boot_fallback_i
 );
 
   logic [31:0] rdata;
@@ -39,28 +39,28 @@ module fv_fw_id_csr (
       rdata[31:0] = 32'h100;
     end
     if (req_word == 6'd3) begin
-      rdata[31:0] = fpga_id_id_i;
+      rdata[31:0] = fw_id_fpga_id_id_i;
     end
     if (req_word == 6'd4) begin
-      rdata[31:0] = board_id_id_i;
+      rdata[31:0] = fw_id_board_id_id_i;
     end
     if (req_word == 6'd5) begin
-      rdata[31:0] = product_id_i;
+      rdata[31:0] = fw_id_product_id_i;
     end
     if (req_word == 6'd6) begin
-      rdata[7:0] = fw_version_patch_i;
-      rdata[15:8] = fw_version_minor_i;
-      rdata[31:16] = fw_version_major_i;
+      rdata[7:0] = fw_id_fw_version_patch_i;
+      rdata[15:8] = fw_id_fw_version_minor_i;
+      rdata[31:16] = fw_id_fw_version_major_i;
     end
     if (req_word == 6'd7) begin
-      rdata[31:0] = build_date_seconds_i;
+      rdata[31:0] = fw_id_build_date_seconds_i;
     end
     if (req_word == 6'd8) begin
-      rdata[31:0] = git_hash_hash_i;
+      rdata[31:0] = fw_id_git_hash_hash_i;
     end
     if (req_word == 6'd9) begin
-      rdata[1:0] = boot_slot_i;
-      rdata[8] = boot_fallback_i;
+      rdata[1:0] = fw_id_boot_slot_i;
+      rdata[8] = fw_id_boot_fallback_i;
     end
   end
 

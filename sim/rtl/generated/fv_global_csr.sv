@@ -14,22 +14,22 @@ module fv_global_csr (
   input  logic [5:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic ctrl_enable,
-  output logic ctrl_reset_pulse,
-  input  logic status_ready_i,
-  input  logic status_reset_busy_i,
-  output logic status_dma_fault,
-  input  logic status_dma_fault_set,
-  input  logic [7:0] caps_dma_bytes_log2_i,
-  input  logic [31:0] cycle_lo_count_i,
-  input  logic [31:0] cycle_hi_count_i,
-  input  logic [31:0] dma_fault_addr_lo_addr_i,
-  input  logic [31:0] dma_fault_addr_hi_addr_i,
-  input  logic [15:0] dma_fault_info_queue_i,
-  input  logic dma_fault_info_write_i,
-  input  logic [31:0] dma_fault_count_count_i,
-  output logic [15:0] config_msix_vector,
-  output logic [31:0] scratch_value
+  output logic global_ctrl_enable,
+  output logic global_ctrl_reset_pulse,
+  input  logic global_status_ready_i,
+  input  logic global_status_reset_busy_i,
+  output logic global_status_dma_fault,
+  input  logic global_status_dma_fault_set,
+  input  logic [7:0] global_caps_dma_bytes_log2_i,
+  input  logic [31:0] global_cycle_lo_count_i,
+  input  logic [31:0] global_cycle_hi_count_i,
+  input  logic [31:0] global_dma_fault_addr_lo_addr_i,
+  input  logic [31:0] global_dma_fault_addr_hi_addr_i,
+  input  logic [15:0] global_dma_fault_info_queue_i,
+  input  logic global_dma_fault_info_write_i,
+  input  logic [31:0] global_dma_fault_count_count_i,
+  output logic [15:0] global_config_msix_vector,
+  output logic [31:0] global_scratch_value
 );
 
   logic wr;
@@ -38,13 +38,13 @@ module fv_global_csr (
   // ctrl @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      ctrl_enable <= 1'h0;
-      ctrl_reset_pulse <= '0;
+      global_ctrl_enable <= 1'h0;
+      global_ctrl_reset_pulse <= '0;
     end else begin
-      ctrl_reset_pulse <= '0;
+      global_ctrl_reset_pulse <= '0;
       if (wr && req_word == 6'd3) begin
-        ctrl_enable <= req_wdata[0];
-        ctrl_reset_pulse <= req_wdata[1];
+        global_ctrl_enable <= req_wdata[0];
+        global_ctrl_reset_pulse <= req_wdata[1];
       end
     end
   end
@@ -52,19 +52,19 @@ module fv_global_csr (
   // status @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      status_dma_fault <= 1'h0;
+      global_status_dma_fault <= 1'h0;
     end else begin
-      status_dma_fault <= (status_dma_fault & ~((wr && req_word == 6'd4) ? req_wdata[2] : 1'h0)) | status_dma_fault_set;
+      global_status_dma_fault <= (global_status_dma_fault & ~((wr && req_word == 6'd4) ? req_wdata[2] : 1'h0)) | global_status_dma_fault_set;
     end
   end
 
   // config_msix @ +0x3c
   always_ff @(posedge clk) begin
     if (rst) begin
-      config_msix_vector <= 16'hffff;
+      global_config_msix_vector <= 16'hffff;
     end else begin
       if (wr && req_word == 6'd15) begin
-        config_msix_vector <= req_wdata[15:0];
+        global_config_msix_vector <= req_wdata[15:0];
       end
     end
   end
@@ -72,10 +72,10 @@ module fv_global_csr (
   // scratch @ +0x40
   always_ff @(posedge clk) begin
     if (rst) begin
-      scratch_value <= 32'h0;
+      global_scratch_value <= 32'h0;
     end else begin
       if (wr && req_word == 6'd16) begin
-        scratch_value <= req_wdata[31:0];
+        global_scratch_value <= req_wdata[31:0];
       end
     end
   end
@@ -93,17 +93,17 @@ module fv_global_csr (
       rdata[31:0] = 32'h400;
     end
     if (req_word == 6'd3) begin
-      rdata[0] = ctrl_enable;
+      rdata[0] = global_ctrl_enable;
     end
     if (req_word == 6'd4) begin
-      rdata[0] = status_ready_i;
-      rdata[1] = status_reset_busy_i;
-      rdata[2] = status_dma_fault;
+      rdata[0] = global_status_ready_i;
+      rdata[1] = global_status_reset_busy_i;
+      rdata[2] = global_status_dma_fault;
     end
     if (req_word == 6'd5) begin
       rdata[15:0] = 16'h20;
       rdata[23:16] = 8'h8;
-      rdata[31:24] = caps_dma_bytes_log2_i;
+      rdata[31:24] = global_caps_dma_bytes_log2_i;
     end
     if (req_word == 6'd6) begin
       rdata[15:0] = 16'h40;
@@ -116,29 +116,29 @@ module fv_global_csr (
       rdata[31:0] = 32'h13;
     end
     if (req_word == 6'd9) begin
-      rdata[31:0] = cycle_lo_count_i;
+      rdata[31:0] = global_cycle_lo_count_i;
     end
     if (req_word == 6'd10) begin
-      rdata[31:0] = cycle_hi_count_i;
+      rdata[31:0] = global_cycle_hi_count_i;
     end
     if (req_word == 6'd11) begin
-      rdata[31:0] = dma_fault_addr_lo_addr_i;
+      rdata[31:0] = global_dma_fault_addr_lo_addr_i;
     end
     if (req_word == 6'd12) begin
-      rdata[31:0] = dma_fault_addr_hi_addr_i;
+      rdata[31:0] = global_dma_fault_addr_hi_addr_i;
     end
     if (req_word == 6'd13) begin
-      rdata[15:0] = dma_fault_info_queue_i;
-      rdata[16] = dma_fault_info_write_i;
+      rdata[15:0] = global_dma_fault_info_queue_i;
+      rdata[16] = global_dma_fault_info_write_i;
     end
     if (req_word == 6'd14) begin
-      rdata[31:0] = dma_fault_count_count_i;
+      rdata[31:0] = global_dma_fault_count_count_i;
     end
     if (req_word == 6'd15) begin
-      rdata[15:0] = config_msix_vector;
+      rdata[15:0] = global_config_msix_vector;
     end
     if (req_word == 6'd16) begin
-      rdata[31:0] = scratch_value;
+      rdata[31:0] = global_scratch_value;
     end
   end
 

@@ -14,7 +14,7 @@ module fv_msix_pba_csr (
   input  logic [8:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  input  logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] pba_pending_bits_i
+  input  logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] msix_pba_pba_pending_bits_i
 );
 
   // Array pba: 2 elements of 0x4 bytes at 0x0.
@@ -29,7 +29,7 @@ module fv_msix_pba_csr (
   always_comb begin
     rdata = 32'h0;
     if (pba_hit) begin
-      rdata[31:0] = pba_pending_bits_i[pba_idx];
+      rdata[31:0] = msix_pba_pba_pending_bits_i[pba_idx];
     end
   end
 

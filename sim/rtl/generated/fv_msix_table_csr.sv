@@ -14,10 +14,10 @@ module fv_msix_table_csr (
   input  logic [8:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] vec_addr_lo_addr,
-  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] vec_addr_hi_addr,
-  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] vec_data_data,
-  output logic [fv_regs_pkg::NUM_MSIX-1:0] vec_ctrl_mask
+  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_lo_addr,
+  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_hi_addr,
+  output logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_data_data,
+  output logic [fv_regs_pkg::NUM_MSIX-1:0] msix_table_vec_ctrl_mask
 );
 
   logic wr;
@@ -36,10 +36,10 @@ module fv_msix_table_csr (
   // addr_lo @ +0x0
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_addr_lo_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) msix_table_vec_addr_lo_addr[i] <= 32'h0;
     end else begin
       if (wr && vec_hit && vec_off == 2'd0) begin
-        vec_addr_lo_addr[vec_idx] <= req_wdata[31:0];
+        msix_table_vec_addr_lo_addr[vec_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -47,10 +47,10 @@ module fv_msix_table_csr (
   // addr_hi @ +0x4
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_addr_hi_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) msix_table_vec_addr_hi_addr[i] <= 32'h0;
     end else begin
       if (wr && vec_hit && vec_off == 2'd1) begin
-        vec_addr_hi_addr[vec_idx] <= req_wdata[31:0];
+        msix_table_vec_addr_hi_addr[vec_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -58,10 +58,10 @@ module fv_msix_table_csr (
   // data @ +0x8
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_data_data[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) msix_table_vec_data_data[i] <= 32'h0;
     end else begin
       if (wr && vec_hit && vec_off == 2'd2) begin
-        vec_data_data[vec_idx] <= req_wdata[31:0];
+        msix_table_vec_data_data[vec_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -69,10 +69,10 @@ module fv_msix_table_csr (
   // ctrl @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) vec_ctrl_mask[i] <= 1'h1;
+      for (int i = 0; i < fv_regs_pkg::NUM_MSIX; i++) msix_table_vec_ctrl_mask[i] <= 1'h1;
     end else begin
       if (wr && vec_hit && vec_off == 2'd3) begin
-        vec_ctrl_mask[vec_idx] <= req_wdata[0];
+        msix_table_vec_ctrl_mask[vec_idx] <= req_wdata[0];
       end
     end
   end
@@ -81,16 +81,16 @@ module fv_msix_table_csr (
   always_comb begin
     rdata = 32'h0;
     if (vec_hit && vec_off == 2'd0) begin
-      rdata[31:0] = vec_addr_lo_addr[vec_idx];
+      rdata[31:0] = msix_table_vec_addr_lo_addr[vec_idx];
     end
     if (vec_hit && vec_off == 2'd1) begin
-      rdata[31:0] = vec_addr_hi_addr[vec_idx];
+      rdata[31:0] = msix_table_vec_addr_hi_addr[vec_idx];
     end
     if (vec_hit && vec_off == 2'd2) begin
-      rdata[31:0] = vec_data_data[vec_idx];
+      rdata[31:0] = msix_table_vec_data_data[vec_idx];
     end
     if (vec_hit && vec_off == 2'd3) begin
-      rdata[0] = vec_ctrl_mask[vec_idx];
+      rdata[0] = msix_table_vec_ctrl_mask[vec_idx];
     end
   end
 

@@ -14,15 +14,15 @@ module fv_punt_ring_csr (
   input  logic [5:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [31:0] base_lo_addr,
-  output logic [31:0] base_hi_addr,
-  output logic [4:0] size_log2_log2,
-  output logic ctrl_enable,
-  input  logic [31:0] prod_idx_i,
-  output logic [31:0] cons_idx,
-  output logic [15:0] msix_vector,
-  input  logic status_full_i,
-  input  logic [31:0] stalls_cycles_i
+  output logic [31:0] punt_ring_base_lo_addr,
+  output logic [31:0] punt_ring_base_hi_addr,
+  output logic [4:0] punt_ring_size_log2_log2,
+  output logic punt_ring_ctrl_enable,
+  input  logic [31:0] punt_ring_prod_idx_i,
+  output logic [31:0] punt_ring_cons_idx,
+  output logic [15:0] punt_ring_msix_vector,
+  input  logic punt_ring_status_full_i,
+  input  logic [31:0] punt_ring_stalls_cycles_i
 );
 
   logic wr;
@@ -31,10 +31,10 @@ module fv_punt_ring_csr (
   // base_lo @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      base_lo_addr <= 32'h0;
+      punt_ring_base_lo_addr <= 32'h0;
     end else begin
       if (wr && req_word == 6'd3) begin
-        base_lo_addr <= req_wdata[31:0];
+        punt_ring_base_lo_addr <= req_wdata[31:0];
       end
     end
   end
@@ -42,10 +42,10 @@ module fv_punt_ring_csr (
   // base_hi @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      base_hi_addr <= 32'h0;
+      punt_ring_base_hi_addr <= 32'h0;
     end else begin
       if (wr && req_word == 6'd4) begin
-        base_hi_addr <= req_wdata[31:0];
+        punt_ring_base_hi_addr <= req_wdata[31:0];
       end
     end
   end
@@ -53,10 +53,10 @@ module fv_punt_ring_csr (
   // size_log2 @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      size_log2_log2 <= 5'h0;
+      punt_ring_size_log2_log2 <= 5'h0;
     end else begin
       if (wr && req_word == 6'd5) begin
-        size_log2_log2 <= req_wdata[4:0];
+        punt_ring_size_log2_log2 <= req_wdata[4:0];
       end
     end
   end
@@ -64,10 +64,10 @@ module fv_punt_ring_csr (
   // ctrl @ +0x18
   always_ff @(posedge clk) begin
     if (rst) begin
-      ctrl_enable <= 1'h0;
+      punt_ring_ctrl_enable <= 1'h0;
     end else begin
       if (wr && req_word == 6'd6) begin
-        ctrl_enable <= req_wdata[0];
+        punt_ring_ctrl_enable <= req_wdata[0];
       end
     end
   end
@@ -75,10 +75,10 @@ module fv_punt_ring_csr (
   // cons @ +0x20
   always_ff @(posedge clk) begin
     if (rst) begin
-      cons_idx <= 32'h0;
+      punt_ring_cons_idx <= 32'h0;
     end else begin
       if (wr && req_word == 6'd8) begin
-        cons_idx <= req_wdata[31:0];
+        punt_ring_cons_idx <= req_wdata[31:0];
       end
     end
   end
@@ -86,10 +86,10 @@ module fv_punt_ring_csr (
   // msix @ +0x24
   always_ff @(posedge clk) begin
     if (rst) begin
-      msix_vector <= 16'hffff;
+      punt_ring_msix_vector <= 16'hffff;
     end else begin
       if (wr && req_word == 6'd9) begin
-        msix_vector <= req_wdata[15:0];
+        punt_ring_msix_vector <= req_wdata[15:0];
       end
     end
   end
@@ -107,31 +107,31 @@ module fv_punt_ring_csr (
       rdata[31:0] = 32'h2100;
     end
     if (req_word == 6'd3) begin
-      rdata[31:0] = base_lo_addr;
+      rdata[31:0] = punt_ring_base_lo_addr;
     end
     if (req_word == 6'd4) begin
-      rdata[31:0] = base_hi_addr;
+      rdata[31:0] = punt_ring_base_hi_addr;
     end
     if (req_word == 6'd5) begin
-      rdata[4:0] = size_log2_log2;
+      rdata[4:0] = punt_ring_size_log2_log2;
     end
     if (req_word == 6'd6) begin
-      rdata[0] = ctrl_enable;
+      rdata[0] = punt_ring_ctrl_enable;
     end
     if (req_word == 6'd7) begin
-      rdata[31:0] = prod_idx_i;
+      rdata[31:0] = punt_ring_prod_idx_i;
     end
     if (req_word == 6'd8) begin
-      rdata[31:0] = cons_idx;
+      rdata[31:0] = punt_ring_cons_idx;
     end
     if (req_word == 6'd9) begin
-      rdata[15:0] = msix_vector;
+      rdata[15:0] = punt_ring_msix_vector;
     end
     if (req_word == 6'd10) begin
-      rdata[0] = status_full_i;
+      rdata[0] = punt_ring_status_full_i;
     end
     if (req_word == 6'd11) begin
-      rdata[31:0] = stalls_cycles_i;
+      rdata[31:0] = punt_ring_stalls_cycles_i;
     end
   end
 

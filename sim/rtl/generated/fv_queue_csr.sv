@@ -14,32 +14,32 @@ module fv_queue_csr (
   input  logic [9:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_desc_lo_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_desc_hi_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_avail_lo_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_avail_hi_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_used_lo_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_used_hi_addr,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_size_size,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] q_ctrl_enable,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] q_ctrl_owner,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] q_ctrl_event_idx,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] q_ctrl_indirect,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][2:0] q_ctrl_func,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_msix_vector,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_state_last_avail,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] q_state_last_avail_we,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_state_last_avail_d,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_state_used_idx,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] q_state_used_idx_we,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_state_used_idx_d,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] q_status_enabled_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] q_status_error_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][3:0] q_status_cause_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] q_status_inflight_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] q_err_info_info_i,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] q_irq_moderation_max_pending,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] q_irq_moderation_timeout
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_lo_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_hi_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_lo_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_hi_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_lo_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][2:0] queue_q_ctrl_func,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_msix_vector,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_last_avail_we,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail_d,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_used_idx_we,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx_d,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_enabled_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_error_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][3:0] queue_q_status_cause_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_status_inflight_i,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout
 );
 
   logic wr;
@@ -58,10 +58,10 @@ module fv_queue_csr (
   // desc_lo @ +0x0
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_desc_lo_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_desc_lo_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd0) begin
-        q_desc_lo_addr[q_idx] <= req_wdata[31:0];
+        queue_q_desc_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -69,10 +69,10 @@ module fv_queue_csr (
   // desc_hi @ +0x4
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_desc_hi_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_desc_hi_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd1) begin
-        q_desc_hi_addr[q_idx] <= req_wdata[31:0];
+        queue_q_desc_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -80,10 +80,10 @@ module fv_queue_csr (
   // avail_lo @ +0x8
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_avail_lo_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_avail_lo_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd2) begin
-        q_avail_lo_addr[q_idx] <= req_wdata[31:0];
+        queue_q_avail_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -91,10 +91,10 @@ module fv_queue_csr (
   // avail_hi @ +0xc
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_avail_hi_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_avail_hi_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd3) begin
-        q_avail_hi_addr[q_idx] <= req_wdata[31:0];
+        queue_q_avail_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -102,10 +102,10 @@ module fv_queue_csr (
   // used_lo @ +0x10
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_used_lo_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_used_lo_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd4) begin
-        q_used_lo_addr[q_idx] <= req_wdata[31:0];
+        queue_q_used_lo_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -113,10 +113,10 @@ module fv_queue_csr (
   // used_hi @ +0x14
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_used_hi_addr[i] <= 32'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_used_hi_addr[i] <= 32'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd5) begin
-        q_used_hi_addr[q_idx] <= req_wdata[31:0];
+        queue_q_used_hi_addr[q_idx] <= req_wdata[31:0];
       end
     end
   end
@@ -124,10 +124,10 @@ module fv_queue_csr (
   // size @ +0x18
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_size_size[i] <= 16'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_size_size[i] <= 16'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd6) begin
-        q_size_size[q_idx] <= req_wdata[15:0];
+        queue_q_size_size[q_idx] <= req_wdata[15:0];
       end
     end
   end
@@ -135,18 +135,18 @@ module fv_queue_csr (
   // ctrl @ +0x1c
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_enable[i] <= 1'h0;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_owner[i] <= 1'h0;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_event_idx[i] <= 1'h0;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_indirect[i] <= 1'h0;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_ctrl_func[i] <= 3'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_enable[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_owner[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_event_idx[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_indirect[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_func[i] <= 3'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd7) begin
-        q_ctrl_enable[q_idx] <= req_wdata[0];
-        q_ctrl_owner[q_idx] <= req_wdata[1];
-        q_ctrl_event_idx[q_idx] <= req_wdata[2];
-        q_ctrl_indirect[q_idx] <= req_wdata[3];
-        q_ctrl_func[q_idx] <= req_wdata[10:8];
+        queue_q_ctrl_enable[q_idx] <= req_wdata[0];
+        queue_q_ctrl_owner[q_idx] <= req_wdata[1];
+        queue_q_ctrl_event_idx[q_idx] <= req_wdata[2];
+        queue_q_ctrl_indirect[q_idx] <= req_wdata[3];
+        queue_q_ctrl_func[q_idx] <= req_wdata[10:8];
       end
     end
   end
@@ -154,10 +154,10 @@ module fv_queue_csr (
   // msix @ +0x20
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_msix_vector[i] <= 16'hffff;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_msix_vector[i] <= 16'hffff;
     end else begin
       if (wr && q_hit && q_off == 4'd8) begin
-        q_msix_vector[q_idx] <= req_wdata[15:0];
+        queue_q_msix_vector[q_idx] <= req_wdata[15:0];
       end
     end
   end
@@ -165,16 +165,16 @@ module fv_queue_csr (
   // state @ +0x24
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_state_last_avail[i] <= 16'h0;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_state_used_idx[i] <= 16'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_state_last_avail[i] <= 16'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_state_used_idx[i] <= 16'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd9) begin
-        q_state_last_avail[q_idx] <= req_wdata[15:0];
-        q_state_used_idx[q_idx] <= req_wdata[31:16];
+        queue_q_state_last_avail[q_idx] <= req_wdata[15:0];
+        queue_q_state_used_idx[q_idx] <= req_wdata[31:16];
       end
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-        if (q_state_last_avail_we[i]) q_state_last_avail[i] <= q_state_last_avail_d[i];
-        if (q_state_used_idx_we[i]) q_state_used_idx[i] <= q_state_used_idx_d[i];
+        if (queue_q_state_last_avail_we[i]) queue_q_state_last_avail[i] <= queue_q_state_last_avail_d[i];
+        if (queue_q_state_used_idx_we[i]) queue_q_state_used_idx[i] <= queue_q_state_used_idx_d[i];
       end
     end
   end
@@ -182,12 +182,12 @@ module fv_queue_csr (
   // irq_moderation @ +0x30
   always_ff @(posedge clk) begin
     if (rst) begin
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_irq_moderation_max_pending[i] <= 8'h1;
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) q_irq_moderation_timeout[i] <= 24'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_irq_moderation_max_pending[i] <= 8'h1;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_irq_moderation_timeout[i] <= 24'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd12) begin
-        q_irq_moderation_max_pending[q_idx] <= req_wdata[7:0];
-        q_irq_moderation_timeout[q_idx] <= req_wdata[31:8];
+        queue_q_irq_moderation_max_pending[q_idx] <= req_wdata[7:0];
+        queue_q_irq_moderation_timeout[q_idx] <= req_wdata[31:8];
       end
     end
   end
@@ -205,52 +205,52 @@ module fv_queue_csr (
       rdata[31:0] = 32'h2000;
     end
     if (q_hit && q_off == 4'd0) begin
-      rdata[31:0] = q_desc_lo_addr[q_idx];
+      rdata[31:0] = queue_q_desc_lo_addr[q_idx];
     end
     if (q_hit && q_off == 4'd1) begin
-      rdata[31:0] = q_desc_hi_addr[q_idx];
+      rdata[31:0] = queue_q_desc_hi_addr[q_idx];
     end
     if (q_hit && q_off == 4'd2) begin
-      rdata[31:0] = q_avail_lo_addr[q_idx];
+      rdata[31:0] = queue_q_avail_lo_addr[q_idx];
     end
     if (q_hit && q_off == 4'd3) begin
-      rdata[31:0] = q_avail_hi_addr[q_idx];
+      rdata[31:0] = queue_q_avail_hi_addr[q_idx];
     end
     if (q_hit && q_off == 4'd4) begin
-      rdata[31:0] = q_used_lo_addr[q_idx];
+      rdata[31:0] = queue_q_used_lo_addr[q_idx];
     end
     if (q_hit && q_off == 4'd5) begin
-      rdata[31:0] = q_used_hi_addr[q_idx];
+      rdata[31:0] = queue_q_used_hi_addr[q_idx];
     end
     if (q_hit && q_off == 4'd6) begin
-      rdata[15:0] = q_size_size[q_idx];
+      rdata[15:0] = queue_q_size_size[q_idx];
     end
     if (q_hit && q_off == 4'd7) begin
-      rdata[0] = q_ctrl_enable[q_idx];
-      rdata[1] = q_ctrl_owner[q_idx];
-      rdata[2] = q_ctrl_event_idx[q_idx];
-      rdata[3] = q_ctrl_indirect[q_idx];
-      rdata[10:8] = q_ctrl_func[q_idx];
+      rdata[0] = queue_q_ctrl_enable[q_idx];
+      rdata[1] = queue_q_ctrl_owner[q_idx];
+      rdata[2] = queue_q_ctrl_event_idx[q_idx];
+      rdata[3] = queue_q_ctrl_indirect[q_idx];
+      rdata[10:8] = queue_q_ctrl_func[q_idx];
     end
     if (q_hit && q_off == 4'd8) begin
-      rdata[15:0] = q_msix_vector[q_idx];
+      rdata[15:0] = queue_q_msix_vector[q_idx];
     end
     if (q_hit && q_off == 4'd9) begin
-      rdata[15:0] = q_state_last_avail[q_idx];
-      rdata[31:16] = q_state_used_idx[q_idx];
+      rdata[15:0] = queue_q_state_last_avail[q_idx];
+      rdata[31:16] = queue_q_state_used_idx[q_idx];
     end
     if (q_hit && q_off == 4'd10) begin
-      rdata[0] = q_status_enabled_i[q_idx];
-      rdata[1] = q_status_error_i[q_idx];
-      rdata[7:4] = q_status_cause_i[q_idx];
-      rdata[31:16] = q_status_inflight_i[q_idx];
+      rdata[0] = queue_q_status_enabled_i[q_idx];
+      rdata[1] = queue_q_status_error_i[q_idx];
+      rdata[7:4] = queue_q_status_cause_i[q_idx];
+      rdata[31:16] = queue_q_status_inflight_i[q_idx];
     end
     if (q_hit && q_off == 4'd11) begin
-      rdata[31:0] = q_err_info_info_i[q_idx];
+      rdata[31:0] = queue_q_err_info_info_i[q_idx];
     end
     if (q_hit && q_off == 4'd12) begin
-      rdata[7:0] = q_irq_moderation_max_pending[q_idx];
-      rdata[31:8] = q_irq_moderation_timeout[q_idx];
+      rdata[7:0] = queue_q_irq_moderation_max_pending[q_idx];
+      rdata[31:8] = queue_q_irq_moderation_timeout[q_idx];
     end
   end
 

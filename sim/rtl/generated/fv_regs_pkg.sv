@@ -51,7 +51,8 @@ package fv_regs_pkg;
     QUEUE_ERROR_DMA_FAULT = 4'h7,  // A DMA for this queue fell outside the IOMMU map.
     QUEUE_ERROR_BAD_INDIRECT = 4'h8,  // A nested indirect table, or a table length not a multiple of 16.
     QUEUE_ERROR_ENGINE_TIMEOUT = 4'h9,  // A device engine stopped answering.
-    QUEUE_ERROR_BAD_COMPLETION = 4'ha  // The CPU completed a request the queue did not have in flight.
+    QUEUE_ERROR_BAD_COMPLETION = 4'ha,  // The CPU completed a request the queue did not have in flight.
+    QUEUE_ERROR_BAD_CONFIG = 4'hb  // Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
   } queue_error_e;
 
   // Why a request went to the CPU through the punt ring.

@@ -1,0 +1,530 @@
+// fpga-virtio device top: the user logic behind a PCIe bridge.
+//
+// Cut where a PCIe bridge hands off to user logic:
+//   - MMIO slave: one 32-bit register access per cycle to BAR0 (management), BAR2 (doorbells) or
+//     BAR4 (MSI-X); read data returns MMIO_RVALID one cycle later (RSP order = request order).
+//   - DMA master with tags: reads return DW-bit beats (byte 0 of beat 0 is the byte at the
+//     address; RC_LAST ends a read), writes carry one beat of up to DW/8 bytes and are
+//     acknowledged with WC; an error flag means the IOMMU refused the access.
+//   - Interrupts leave as MSI-X message writes on the DMA write port, behind the writes they signal.
+// The storage and uplink ports arrive with the blk and net engines.
+module fv_top #(
+  parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
+  parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
+  parameter logic [31:0] FPGA_ID = 32'h0362_d093, // firmware identity (fw_id block)
+  parameter logic [31:0] BOARD_ID = 32'h1ee7_0001,
+  parameter logic [31:0] PRODUCT_ID = 32'h4656_5254,
+  parameter logic [7:0]  FW_MAJOR = 8'd0,
+  parameter logic [7:0]  FW_MINOR = 8'd1,
+  parameter logic [7:0]  FW_PATCH = 8'd0,
+  parameter logic [31:0] BUILD_DATE = 32'd0,
+  parameter logic [31:0] GIT_HASH = 32'd0
+) (
+  input  logic clk,
+  input  logic rst,
+
+  input  logic          mmio_valid,
+  input  logic          mmio_write,
+  input  logic [2:0]    mmio_bar,
+  input  logic [15:0]   mmio_addr,
+  input  logic [31:0]   mmio_wdata,
+  output logic          mmio_rvalid,
+  output logic [31:0]   mmio_rdata,
+
+  output logic          dma_rd_valid,
+  input  logic          dma_rd_ready,
+  output logic [63:0]   dma_rd_addr,
+  output logic [15:0]   dma_rd_len,
+  output logic [3:0]    dma_rd_tag,
+  input  logic          dma_rc_valid,
+  input  logic [3:0]    dma_rc_tag,
+  input  logic [DW-1:0] dma_rc_data,
+  input  logic          dma_rc_last,
+  input  logic          dma_rc_error,
+
+  output logic          dma_wr_valid,
+  input  logic          dma_wr_ready,
+  output logic [63:0]   dma_wr_addr,
+  output logic [15:0]   dma_wr_len,
+  output logic [DW-1:0] dma_wr_data,
+  output logic [3:0]    dma_wr_tag,
+  input  logic          dma_wc_valid,
+  input  logic [3:0]    dma_wc_tag,
+  input  logic          dma_wc_error
+);
+  localparam int NQ = fv_regs_pkg::NUM_QUEUES;
+  localparam int NV = fv_regs_pkg::NUM_MSIX;
+  localparam int QW = $clog2(NQ);
+
+  // Soft reset (GLOBAL.CTRL.reset) resets everything but the bus.
+  logic soft_rst, srst;
+  assign srst = rst || soft_rst;
+
+  // ---------------------------------------------------------------------------------------------
+  // Register blocks (generated from hw/regmap.toml), connected by name.
+  logic [fv_regs_pkg::NUM_PUNT_REASONS-1:0][31:0] counters_punts_requests_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_lo_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_hi_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_lo_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_hi_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_punts_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_errors_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_dma_faults_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_irqs_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat0_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat1_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat2_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat3_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat4_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat5_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat6_count_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat7_count_i;
+  logic [31:0] cpl_ring_base_lo_addr;
+  logic [31:0] cpl_ring_base_hi_addr;
+  logic [4:0] cpl_ring_size_log2_log2;
+  logic cpl_ring_ctrl_enable;
+  logic [31:0] cpl_ring_prod_idx;
+  logic [31:0] cpl_ring_cons_idx_i;
+  logic cpl_ring_status_bad_entry;
+  logic cpl_ring_status_bad_entry_set;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] doorbell_db_notify_avail_idx_pulse;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] doorbell_db_notify_avail_idx;
+  logic flash_ctrl_cmd_pulse;
+  logic [3:0] flash_ctrl_cmd;
+  logic flash_ctrl_slot_pulse;
+  logic [1:0] flash_ctrl_slot;
+  logic [31:0] flash_addr_page;
+  logic flash_status_busy_i;
+  logic flash_status_error;
+  logic flash_status_error_set;
+  logic [31:0] flash_progress_pages_i;
+  logic [1:0] flash_slots_active_i;
+  logic [1:0] flash_slots_booted_i;
+  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value;
+  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0] flash_page_data_value_we;
+  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value_d;
+  logic [31:0] flow_table_key0_value;
+  logic [31:0] flow_table_key1_value;
+  logic [31:0] flow_table_key2_value;
+  logic [31:0] flow_table_key3_value;
+  logic [3:0] flow_table_action_op;
+  logic flow_table_action_op_we;
+  logic [3:0] flow_table_action_op_d;
+  logic [15:0] flow_table_action_target;
+  logic flow_table_action_target_we;
+  logic [15:0] flow_table_action_target_d;
+  logic [31:0] flow_table_action_arg_value;
+  logic flow_table_action_arg_value_we;
+  logic [31:0] flow_table_action_arg_value_d;
+  logic flow_table_cmd_op_pulse;
+  logic [1:0] flow_table_cmd_op;
+  logic flow_table_status_busy_i;
+  logic flow_table_status_hit_i;
+  logic flow_table_status_full_i;
+  logic [31:0] flow_table_entries_count_i;
+  logic [31:0] flow_table_misses_count_i;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][7:0] functions_func_device_type_kind;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_enable;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_reset_pulse;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_reset_busy_i;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_queue_error_i;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_lo_bits;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_hi_bits;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_lo_sectors;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_hi_sectors;
+  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_max_sectors_sectors;
+  logic [31:0] fw_id_fpga_id_id_i;
+  logic [31:0] fw_id_board_id_id_i;
+  logic [31:0] fw_id_product_id_i;
+  logic [7:0] fw_id_fw_version_patch_i;
+  logic [7:0] fw_id_fw_version_minor_i;
+  logic [15:0] fw_id_fw_version_major_i;
+  logic [31:0] fw_id_build_date_seconds_i;
+  logic [31:0] fw_id_git_hash_hash_i;
+  logic [1:0] fw_id_boot_slot_i;
+  logic fw_id_boot_fallback_i;
+  logic global_ctrl_enable;
+  logic global_ctrl_reset_pulse;
+  logic global_status_ready_i;
+  logic global_status_reset_busy_i;
+  logic global_status_dma_fault;
+  logic global_status_dma_fault_set;
+  logic [7:0] global_caps_dma_bytes_log2_i;
+  logic [31:0] global_cycle_lo_count_i;
+  logic [31:0] global_cycle_hi_count_i;
+  logic [31:0] global_dma_fault_addr_lo_addr_i;
+  logic [31:0] global_dma_fault_addr_hi_addr_i;
+  logic [15:0] global_dma_fault_info_queue_i;
+  logic global_dma_fault_info_write_i;
+  logic [31:0] global_dma_fault_count_count_i;
+  logic [15:0] global_config_msix_vector;
+  logic [31:0] global_scratch_value;
+  logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] msix_pba_pba_pending_bits_i;
+  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_lo_addr;
+  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_hi_addr;
+  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_data_data;
+  logic [fv_regs_pkg::NUM_MSIX-1:0] msix_table_vec_ctrl_mask;
+  logic [31:0] punt_ring_base_lo_addr;
+  logic [31:0] punt_ring_base_hi_addr;
+  logic [4:0] punt_ring_size_log2_log2;
+  logic punt_ring_ctrl_enable;
+  logic [31:0] punt_ring_prod_idx_i;
+  logic [31:0] punt_ring_cons_idx;
+  logic [15:0] punt_ring_msix_vector;
+  logic punt_ring_status_full_i;
+  logic [31:0] punt_ring_stalls_cycles_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_lo_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_hi_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_lo_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_hi_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_lo_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][2:0] queue_q_ctrl_func;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_msix_vector;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_last_avail_we;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail_d;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_used_idx_we;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx_d;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_enabled_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_error_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][3:0] queue_q_status_cause_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_status_inflight_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout;
+
+  // MMIO decode: each block sees requests inside its window.
+  logic sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring, sel_flow_table;
+  logic sel_counters, sel_flash, sel_doorbell, sel_msix_table, sel_msix_pba;
+  assign sel_fw_id = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FW_ID_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::FW_ID_SIZE - 1)) == 16'(fv_regs_pkg::FW_ID_BASE);
+  assign sel_global = mmio_valid && mmio_bar == 3'(fv_regs_pkg::GLOBAL_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::GLOBAL_SIZE - 1)) == 16'(fv_regs_pkg::GLOBAL_BASE);
+  assign sel_functions = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FUNCTIONS_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::FUNCTIONS_SIZE - 1)) == 16'(fv_regs_pkg::FUNCTIONS_BASE);
+  assign sel_queue = mmio_valid && mmio_bar == 3'(fv_regs_pkg::QUEUE_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::QUEUE_SIZE - 1)) == 16'(fv_regs_pkg::QUEUE_BASE);
+  assign sel_punt_ring = mmio_valid && mmio_bar == 3'(fv_regs_pkg::PUNT_RING_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::PUNT_RING_SIZE - 1)) == 16'(fv_regs_pkg::PUNT_RING_BASE);
+  assign sel_cpl_ring = mmio_valid && mmio_bar == 3'(fv_regs_pkg::CPL_RING_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::CPL_RING_SIZE - 1)) == 16'(fv_regs_pkg::CPL_RING_BASE);
+  assign sel_flow_table = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FLOW_TABLE_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::FLOW_TABLE_SIZE - 1)) == 16'(fv_regs_pkg::FLOW_TABLE_BASE);
+  assign sel_counters = mmio_valid && mmio_bar == 3'(fv_regs_pkg::COUNTERS_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::COUNTERS_SIZE - 1)) == 16'(fv_regs_pkg::COUNTERS_BASE);
+  assign sel_flash = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FLASH_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::FLASH_SIZE - 1)) == 16'(fv_regs_pkg::FLASH_BASE);
+  assign sel_doorbell = mmio_valid && mmio_bar == 3'(fv_regs_pkg::DOORBELL_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::DOORBELL_SIZE - 1)) == 16'(fv_regs_pkg::DOORBELL_BASE);
+  assign sel_msix_table = mmio_valid && mmio_bar == 3'(fv_regs_pkg::MSIX_TABLE_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::MSIX_TABLE_SIZE - 1)) == 16'(fv_regs_pkg::MSIX_TABLE_BASE);
+  assign sel_msix_pba = mmio_valid && mmio_bar == 3'(fv_regs_pkg::MSIX_PBA_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::MSIX_PBA_SIZE - 1)) == 16'(fv_regs_pkg::MSIX_PBA_BASE);
+
+  logic [31:0] rsp_fw_id, rsp_global, rsp_functions, rsp_queue, rsp_punt_ring, rsp_cpl_ring;
+  logic [31:0] rsp_flow_table, rsp_counters, rsp_flash, rsp_doorbell, rsp_msix_table, rsp_msix_pba;
+
+  fv_fw_id_csr u_fw_id_csr (.clk, .rst(srst), .req_valid(sel_fw_id), .req_write(mmio_write),
+    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_fw_id), .*);
+  fv_global_csr u_global_csr (.clk, .rst, .req_valid(sel_global), .req_write(mmio_write),
+    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_global), .*);
+  fv_functions_csr u_functions_csr (.clk, .rst(srst), .req_valid(sel_functions), .req_write(mmio_write),
+    .req_word(mmio_addr[9:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_functions), .*);
+  fv_queue_csr u_queue_csr (.clk, .rst(srst), .req_valid(sel_queue), .req_write(mmio_write),
+    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_queue), .*);
+  fv_punt_ring_csr u_punt_ring_csr (.clk, .rst(srst), .req_valid(sel_punt_ring), .req_write(mmio_write),
+    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_punt_ring), .*);
+  fv_cpl_ring_csr u_cpl_ring_csr (.clk, .rst(srst), .req_valid(sel_cpl_ring), .req_write(mmio_write),
+    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_cpl_ring), .*);
+  fv_flow_table_csr u_flow_table_csr (.clk, .rst(srst), .req_valid(sel_flow_table), .req_write(mmio_write),
+    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_flow_table), .*);
+  fv_counters_csr u_counters_csr (.clk, .rst(srst), .req_valid(sel_counters), .req_write(mmio_write),
+    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_counters), .*);
+  fv_flash_csr u_flash_csr (.clk, .rst, .req_valid(sel_flash), .req_write(mmio_write),
+    .req_word(mmio_addr[8:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_flash), .*);
+  fv_doorbell_csr u_doorbell_csr (.clk, .rst(srst), .req_valid(sel_doorbell), .req_write(mmio_write),
+    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_doorbell), .*);
+  fv_msix_table_csr u_msix_table_csr (.clk, .rst(srst), .req_valid(sel_msix_table), .req_write(mmio_write),
+    .req_word(mmio_addr[10:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_msix_table), .*);
+  fv_msix_pba_csr u_msix_pba_csr (.clk, .rst(srst), .req_valid(sel_msix_pba), .req_write(mmio_write),
+    .req_word(mmio_addr[10:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_msix_pba), .*);
+
+  // Read response: the block selected by the request, one cycle later. Unmapped reads return 0.
+  logic [11:0] rsel;
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      rsel <= '0;
+      mmio_rvalid <= 1'b0;
+    end else begin
+      mmio_rvalid <= mmio_valid && !mmio_write;
+      rsel <= {sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring,
+               sel_flow_table, sel_counters, sel_flash, sel_doorbell, sel_msix_table, sel_msix_pba};
+    end
+  end
+  always_comb begin
+    mmio_rdata = '0;
+    if (rsel[11]) mmio_rdata = rsp_fw_id;
+    if (rsel[10]) mmio_rdata = rsp_global;
+    if (rsel[9]) mmio_rdata = rsp_functions;
+    if (rsel[8]) mmio_rdata = rsp_queue;
+    if (rsel[7]) mmio_rdata = rsp_punt_ring;
+    if (rsel[6]) mmio_rdata = rsp_cpl_ring;
+    if (rsel[5]) mmio_rdata = rsp_flow_table;
+    if (rsel[4]) mmio_rdata = rsp_counters;
+    if (rsel[3]) mmio_rdata = rsp_flash;
+    if (rsel[2]) mmio_rdata = rsp_doorbell;
+    if (rsel[1]) mmio_rdata = rsp_msix_table;
+    if (rsel[0]) mmio_rdata = rsp_msix_pba;
+  end
+
+  // ---------------------------------------------------------------------------------------------
+  // Identity, global status, cycle counter.
+  assign fw_id_fpga_id_id_i = FPGA_ID;
+  assign fw_id_board_id_id_i = BOARD_ID;
+  assign fw_id_product_id_i = PRODUCT_ID;
+  assign fw_id_fw_version_major_i = {8'd0, FW_MAJOR};
+  assign fw_id_fw_version_minor_i = FW_MINOR;
+  assign fw_id_fw_version_patch_i = FW_PATCH;
+  assign fw_id_build_date_seconds_i = BUILD_DATE;
+  assign fw_id_git_hash_hash_i = GIT_HASH;
+  assign fw_id_boot_slot_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
+  assign fw_id_boot_fallback_i = 1'b0;
+
+  logic [63:0] cycle;
+  logic [31:0] cycle_hi_latched;
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      cycle <= '0;
+      cycle_hi_latched <= '0;
+      soft_rst <= 1'b0;
+    end else begin
+      cycle <= cycle + 64'd1;
+      soft_rst <= global_ctrl_reset_pulse;
+      // Reading CYCLE_LO latches CYCLE_HI, so LO then HI is one consistent 64-bit value.
+      if (sel_global && !mmio_write
+          && mmio_addr[7:2] == 6'(fv_regs_pkg::GLOBAL_CYCLE_LO_OFFSET / 4)) begin
+        cycle_hi_latched <= cycle[63:32];
+      end
+    end
+  end
+  assign global_cycle_lo_count_i = cycle[31:0];
+  assign global_cycle_hi_count_i = cycle_hi_latched;
+  assign global_status_ready_i = !srst;
+  assign global_status_reset_busy_i = soft_rst;
+  assign global_caps_dma_bytes_log2_i = 8'($clog2(DW / 8));
+
+  // ---------------------------------------------------------------------------------------------
+  // Engines.
+  logic [1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
+  logic [1:0][63:0]   m_rd_addr;
+  logic [1:0][15:0]   m_rd_len;
+  logic [2:0]         m_wr_valid, m_wr_ready, m_wc_valid;
+  logic [2:0][63:0]   m_wr_addr;
+  logic [2:0][15:0]   m_wr_len;
+  logic [2:0][DW-1:0] m_wr_data;
+
+  logic                                  dev_start, dev_done, dev_error;
+  logic [MAX_SEGS-1:0][63:0]             seg_addr;
+  logic [MAX_SEGS-1:0][31:0]             seg_len;
+  logic [MAX_SEGS-1:0]                   seg_write;
+  logic [$clog2(MAX_SEGS+1)-1:0]         seg_count;
+  logic [31:0]                           dev_written;
+  logic                                  irq_valid, irq_ready;
+  logic [15:0]                           irq_vector;
+  logic [QW-1:0]                         cur_queue;
+  logic                                  ev_done, ev_error, ev_fault, ev_irq;
+  logic [31:0]                           ev_bytes, ev_cycles;
+  logic [NQ-1:0]                         save_we;
+  logic [15:0]                           save_last_avail, save_used_idx;
+  logic [NQ-1:0]                         st_error;
+
+  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS)) u_virtq_engine (
+    .clk, .rst(srst),
+    .run(global_ctrl_enable),
+    .desc_lo(queue_q_desc_lo_addr), .desc_hi(queue_q_desc_hi_addr),
+    .avail_lo(queue_q_avail_lo_addr), .avail_hi(queue_q_avail_hi_addr),
+    .used_lo(queue_q_used_lo_addr), .used_hi(queue_q_used_hi_addr),
+    .size(queue_q_size_size),
+    .enable(queue_q_ctrl_enable), .owner(queue_q_ctrl_owner),
+    .event_idx(queue_q_ctrl_event_idx), .indirect(queue_q_ctrl_indirect),
+    .msix_vector(queue_q_msix_vector),
+    .saved_last_avail(queue_q_state_last_avail), .saved_used_idx(queue_q_state_used_idx),
+    .save_we, .save_last_avail, .save_used_idx,
+    .st_enabled(queue_q_status_enabled_i), .st_error,
+    .st_cause(queue_q_status_cause_i), .st_inflight(queue_q_status_inflight_i),
+    .st_err_info(queue_q_err_info_info_i),
+    .doorbell(doorbell_db_notify_avail_idx_pulse),
+    .rd_valid(m_rd_valid[0]), .rd_ready(m_rd_ready[0]), .rd_addr(m_rd_addr[0]), .rd_len(m_rd_len[0]),
+    .rc_valid(m_rc_valid[0]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
+    .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
+    .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
+    .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
+    .irq_valid, .irq_ready, .irq_vector,
+    .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
+  );
+  assign queue_q_status_error_i = st_error;
+  assign queue_q_state_last_avail_we = save_we;
+  assign queue_q_state_used_idx_we = save_we;
+  assign queue_q_state_last_avail_d = {NQ{save_last_avail}};
+  assign queue_q_state_used_idx_d = {NQ{save_used_idx}};
+
+  fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
+    .clk, .rst(srst),
+    .start(dev_start), .seg_addr, .seg_len, .seg_write, .seg_count,
+    .done(dev_done), .error(dev_error), .written(dev_written),
+    .rd_valid(m_rd_valid[1]), .rd_ready(m_rd_ready[1]), .rd_addr(m_rd_addr[1]), .rd_len(m_rd_len[1]),
+    .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
+    .wr_valid(m_wr_valid[1]), .wr_ready(m_wr_ready[1]), .wr_addr(m_wr_addr[1]), .wr_len(m_wr_len[1]),
+    .wr_data(m_wr_data[1]), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error)
+  );
+
+  logic msix_sent;
+  fv_msix #(.NV(NV), .DW(DW)) u_msix (
+    .clk, .rst(srst),
+    .irq_valid, .irq_ready, .irq_vector,
+    .tbl_addr_lo(msix_table_vec_addr_lo_addr), .tbl_addr_hi(msix_table_vec_addr_hi_addr),
+    .tbl_data(msix_table_vec_data_data), .tbl_mask(msix_table_vec_ctrl_mask),
+    .pba(msix_pba_pba_pending_bits_i),
+    .wr_valid(m_wr_valid[2]), .wr_ready(m_wr_ready[2]), .wr_addr(m_wr_addr[2]), .wr_len(m_wr_len[2]),
+    .wr_data(m_wr_data[2]), .wc_valid(m_wc_valid[2]), .wc_error(dma_wc_error),
+    .sent(msix_sent)
+  );
+
+  logic        fault_valid, fault_write;
+  logic [63:0] fault_addr;
+  logic [3:0]  fault_tag;
+  fv_dma_mux #(.NR(2), .NW(3), .DW(DW), .TAGW(4)) u_dma_mux (
+    .clk, .rst(srst),
+    .m_rd_valid, .m_rd_ready, .m_rd_addr, .m_rd_len, .m_rc_valid,
+    .m_wr_valid, .m_wr_ready, .m_wr_addr, .m_wr_len, .m_wr_data, .m_wc_valid,
+    .dma_rd_valid, .dma_rd_ready, .dma_rd_addr, .dma_rd_len, .dma_rd_tag,
+    .dma_rc_valid, .dma_rc_tag, .dma_rc_last, .dma_rc_error,
+    .dma_wr_valid, .dma_wr_ready, .dma_wr_addr, .dma_wr_len, .dma_wr_data, .dma_wr_tag,
+    .dma_wc_valid, .dma_wc_tag, .dma_wc_error,
+    .fault_valid, .fault_addr, .fault_write, .fault_tag
+  );
+
+  // DMA faults: the first one since STATUS.dma_fault was cleared is kept; all are counted.
+  logic [31:0] fault_count;
+  logic [63:0] first_fault_addr;
+  logic [15:0] first_fault_queue;
+  logic        first_fault_write;
+  always_ff @(posedge clk) begin
+    if (srst) begin
+      fault_count <= '0;
+      first_fault_addr <= '0;
+      first_fault_queue <= '0;
+      first_fault_write <= 1'b0;
+    end else if (fault_valid) begin
+      if (fault_count != 32'hffff_ffff) fault_count <= fault_count + 32'd1;
+      if (!global_status_dma_fault) begin
+        first_fault_addr <= fault_addr;
+        // MSI-X message writes (master 2) belong to no queue.
+        first_fault_queue <= fault_tag == 4'd2 ? 16'hffff : 16'(cur_queue);
+        first_fault_write <= fault_write;
+      end
+    end
+  end
+  assign global_status_dma_fault_set = fault_valid;
+  assign global_dma_fault_addr_lo_addr_i = first_fault_addr[31:0];
+  assign global_dma_fault_addr_hi_addr_i = first_fault_addr[63:32];
+  assign global_dma_fault_info_queue_i = first_fault_queue;
+  assign global_dma_fault_info_write_i = first_fault_write;
+  assign global_dma_fault_count_count_i = fault_count;
+
+  // ---------------------------------------------------------------------------------------------
+  // Counters.
+  logic [NQ-1:0][63:0]      c_requests, c_bytes;
+  logic [NQ-1:0][31:0]      c_errors, c_faults, c_irqs;
+  logic [NQ-1:0][7:0][31:0] c_latency;
+  fv_queue_counters #(.NQ(NQ)) u_queue_counters (
+    .clk, .rst(srst),
+    .qid(cur_queue), .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq,
+    .requests(c_requests), .bytes(c_bytes), .errors(c_errors), .dma_faults(c_faults),
+    .irqs(c_irqs), .latency(c_latency)
+  );
+  always_comb begin
+    for (int q = 0; q < NQ; q++) begin
+      counters_qstat_requests_lo_count_i[q] = c_requests[q][31:0];
+      counters_qstat_requests_hi_count_i[q] = c_requests[q][63:32];
+      counters_qstat_bytes_lo_count_i[q] = c_bytes[q][31:0];
+      counters_qstat_bytes_hi_count_i[q] = c_bytes[q][63:32];
+      counters_qstat_errors_count_i[q] = c_errors[q];
+      counters_qstat_dma_faults_count_i[q] = c_faults[q];
+      counters_qstat_irqs_count_i[q] = c_irqs[q];
+      counters_qstat_lat0_count_i[q] = c_latency[q][0];
+      counters_qstat_lat1_count_i[q] = c_latency[q][1];
+      counters_qstat_lat2_count_i[q] = c_latency[q][2];
+      counters_qstat_lat3_count_i[q] = c_latency[q][3];
+      counters_qstat_lat4_count_i[q] = c_latency[q][4];
+      counters_qstat_lat5_count_i[q] = c_latency[q][5];
+      counters_qstat_lat6_count_i[q] = c_latency[q][6];
+      counters_qstat_lat7_count_i[q] = c_latency[q][7];
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------------
+  // Blocks whose engines come with later work: punts (blk/net engines), the completion-ring
+  // merge, the flow table and the flash controller. Their status reads as idle.
+  assign counters_punts_requests_count_i = '0;
+  assign counters_qstat_punts_count_i = '0;
+  assign punt_ring_prod_idx_i = '0;
+  assign punt_ring_status_full_i = 1'b0;
+  assign punt_ring_stalls_cycles_i = '0;
+  assign cpl_ring_cons_idx_i = '0;
+  assign cpl_ring_status_bad_entry_set = 1'b0;
+  assign flow_table_action_op_we = 1'b0;
+  assign flow_table_action_op_d = '0;
+  assign flow_table_action_target_we = 1'b0;
+  assign flow_table_action_target_d = '0;
+  assign flow_table_action_arg_value_we = 1'b0;
+  assign flow_table_action_arg_value_d = '0;
+  assign flow_table_status_busy_i = 1'b0;
+  assign flow_table_status_hit_i = 1'b0;
+  assign flow_table_status_full_i = 1'b0;
+  assign flow_table_entries_count_i = '0;
+  assign flow_table_misses_count_i = '0;
+  assign flash_status_busy_i = 1'b0;
+  assign flash_status_error_set = 1'b0;
+  assign flash_progress_pages_i = '0;
+  assign flash_slots_active_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
+  assign flash_slots_booted_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
+  assign flash_page_data_value_we = '0;
+  assign flash_page_data_value_d = '0;
+
+  // Function status: a function has a queue error when one of its queues has.
+  always_comb begin
+    functions_func_status_queue_error_i = '0;
+    functions_func_status_reset_busy_i = '0;
+    for (int q = 0; q < NQ; q++) begin
+      if (st_error[q]) functions_func_status_queue_error_i[queue_q_ctrl_func[q]] = 1'b1;
+    end
+  end
+
+  // Configuration read by engines that come with later work (punt and completion rings, flow
+  // table, flash, function reset and features, interrupt moderation), and values only software
+  // reads back (scratch, the doorbell's avail-index hint, the config vector).
+  logic unused_later;
+  assign unused_later = &{1'b0, msix_sent,
+    cpl_ring_base_lo_addr, cpl_ring_base_hi_addr, cpl_ring_size_log2_log2,
+    cpl_ring_ctrl_enable, cpl_ring_prod_idx, cpl_ring_status_bad_entry,
+    doorbell_db_notify_avail_idx, flash_ctrl_cmd_pulse, flash_ctrl_cmd,
+    flash_ctrl_slot_pulse, flash_ctrl_slot, flash_addr_page,
+    flash_status_error, flash_page_data_value, flow_table_key0_value,
+    flow_table_key1_value, flow_table_key2_value, flow_table_key3_value,
+    flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
+    flow_table_cmd_op_pulse, flow_table_cmd_op, functions_func_device_type_kind,
+    functions_func_ctrl_enable, functions_func_ctrl_reset_pulse, functions_func_features_lo_bits,
+    functions_func_features_hi_bits, functions_func_blk_capacity_lo_sectors, functions_func_blk_capacity_hi_sectors,
+    functions_func_blk_max_sectors_sectors, global_config_msix_vector, global_scratch_value,
+    punt_ring_base_lo_addr, punt_ring_base_hi_addr, punt_ring_size_log2_log2,
+    punt_ring_ctrl_enable, punt_ring_cons_idx, punt_ring_msix_vector,
+    queue_q_irq_moderation_max_pending, queue_q_irq_moderation_timeout};
+endmodule

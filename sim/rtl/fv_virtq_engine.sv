@@ -1,0 +1,629 @@
+// Virtqueue engine for split virtqueues.
+//
+//   doorbell -> avail->idx -> avail ring -> descriptor chain walk (NEXT, INDIRECT) -> device
+//   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
+//
+// The engine serves one request at a time, picking queues round-robin among those with work. It is
+// the single publisher of used->idx of the FPGA-owned queues. Everything it reads from guest memory
+// is validated before use: a malformed chain or a DMA fault puts only that queue into its error
+// state (cause + detail), and the others go on. Clearing a queue's enable is a handshake: the
+// request in flight completes, then STATUS.enabled drops and the saved state (last_avail,
+// used_idx) is final.
+//
+// DMA: one outstanding read (completion beats of DW bits, byte 0 of beat 0 = the byte at the
+// address) and one outstanding write (a single beat of at most DW/8 bytes, acknowledged).
+module fv_virtq_engine #(
+  parameter int NQ = 32,         // queues (a power of two)
+  parameter int DW = 128,        // DMA data width in bits (64 .. 512)
+  parameter int MAX_SEGS = 16    // descriptors per chain handed to the device engine
+) (
+  input  logic clk,
+  input  logic rst,
+  input  logic run,                              // global enable: pick new work
+
+  // Queue contexts (queue CSR block).
+  input  logic [NQ-1:0][31:0] desc_lo,
+  input  logic [NQ-1:0][31:0] desc_hi,
+  input  logic [NQ-1:0][31:0] avail_lo,
+  input  logic [NQ-1:0][31:0] avail_hi,
+  input  logic [NQ-1:0][31:0] used_lo,
+  input  logic [NQ-1:0][31:0] used_hi,
+  input  logic [NQ-1:0][15:0] size,
+  input  logic [NQ-1:0]       enable,
+  input  logic [NQ-1:0]       owner,             // 1: CPU-owned, never touched here
+  input  logic [NQ-1:0]       event_idx,
+  input  logic [NQ-1:0]       indirect,
+  input  logic [NQ-1:0][15:0] msix_vector,
+  input  logic [NQ-1:0][15:0] saved_last_avail,
+  input  logic [NQ-1:0][15:0] saved_used_idx,
+  output logic [NQ-1:0]       save_we,
+  output logic [15:0]         save_last_avail,
+  output logic [15:0]         save_used_idx,
+  output logic [NQ-1:0]       st_enabled,
+  output logic [NQ-1:0]       st_error,
+  output logic [NQ-1:0][3:0]  st_cause,
+  output logic [NQ-1:0][15:0] st_inflight,
+  output logic [NQ-1:0][31:0] st_err_info,
+  input  logic [NQ-1:0]       doorbell,
+
+  // DMA read.
+  output logic          rd_valid,
+  input  logic          rd_ready,
+  output logic [63:0]   rd_addr,
+  output logic [15:0]   rd_len,
+  input  logic          rc_valid,
+  input  logic [DW-1:0] rc_data,
+  input  logic          rc_last,
+  input  logic          rc_error,
+  // DMA write.
+  output logic          wr_valid,
+  input  logic          wr_ready,
+  output logic [63:0]   wr_addr,
+  output logic [15:0]   wr_len,
+  output logic [DW-1:0] wr_data,
+  input  logic          wc_valid,
+  input  logic          wc_error,
+
+  // Device engine.
+  output logic                          dev_start,
+  output logic [MAX_SEGS-1:0][63:0]     seg_addr,
+  output logic [MAX_SEGS-1:0][31:0]     seg_len,
+  output logic [MAX_SEGS-1:0]           seg_write,
+  output logic [$clog2(MAX_SEGS+1)-1:0] seg_count,
+  input  logic                          dev_done,
+  input  logic                          dev_error,
+  input  logic [31:0]                   dev_written,
+
+  // Interrupt request to the MSI-X block.
+  output logic        irq_valid,
+  input  logic        irq_ready,
+  output logic [15:0] irq_vector,
+
+  // Events (counters, fault reporting).
+  output logic [$clog2(NQ)-1:0] cur_queue,
+  output logic        ev_done,                   // a request was published
+  output logic [31:0] ev_bytes,                  // its used length
+  output logic [31:0] ev_cycles,                 // ring fetch to used->idx written
+  output logic        ev_error,                  // a queue entered its error state
+  output logic        ev_fault,                  // ... because of a DMA fault
+  output logic        ev_irq                     // an interrupt was requested
+);
+  localparam int QW = $clog2(NQ);
+  localparam int SW = $clog2(MAX_SEGS + 1);
+  localparam logic [15:0] NO_VECTOR = 16'(fv_regs_pkg::NO_VECTOR);
+
+  if (NQ < 2 || (NQ & (NQ - 1)) != 0) begin : g_bad_nq
+    $error("fv_virtq_engine: NQ must be a power of two >= 2");
+  end
+  if (DW < 64 || DW > 512 || (DW & (DW - 1)) != 0) begin : g_bad_dw
+    $error("fv_virtq_engine: DW must be 64, 128, 256 or 512");
+  end
+  if (MAX_SEGS < 2 || MAX_SEGS > 256 || (MAX_SEGS & (MAX_SEGS - 1)) != 0) begin : g_bad_segs
+    $error("fv_virtq_engine: MAX_SEGS must be a power of two in 2..256");
+  end
+
+  // Virtio descriptor flags.
+  localparam int F_NEXT = 0;
+  localparam int F_WRITE = 1;
+  localparam int F_INDIRECT = 2;
+
+  typedef enum logic [4:0] {
+    S_IDLE,
+    S_CHECK,
+    S_AIDX_REQ, S_AIDX_WAIT,
+    S_RING_REQ, S_RING_WAIT,
+    S_DESC_REQ, S_DESC_WAIT,
+    S_DEV, S_DEV_WAIT,
+    S_ELEM_REQ, S_ELEM_WAIT,
+    S_UIDX_REQ, S_UIDX_WAIT,
+    S_EVT_REQ, S_EVT_WAIT,
+    S_IRQ,
+    S_AEVT_REQ, S_AEVT_WAIT,
+    S_FAIL
+  } state_e;
+
+  state_e state;
+
+  // Current queue, latched at pick.
+  logic [QW-1:0] cq;
+  logic [63:0] c_desc, c_avail, c_used;
+  logic [15:0] c_size, c_mask;
+  logic        c_evt, c_ind;
+  logic [15:0] c_vec;
+  logic [15:0] last_avail, used_idx, avail_idx;
+  logic        aevt_written;
+
+  // Chain walk.
+  logic [15:0] idx;            // descriptor index in the current table
+  logic        in_ind;
+  logic [63:0] ind_base;
+  logic [15:0] ind_n;
+  logic [15:0] walked;         // descriptors visited in the current table
+  logic        seen_write;
+  logic [15:0] head;
+  logic [31:0] start_cycle, cycle;
+
+  // Per-queue state.
+  logic [NQ-1:0]       pending;
+  logic [NQ-1:0]       err;
+  logic [NQ-1:0][3:0]  cause;
+  logic [NQ-1:0][31:0] info;
+  logic [NQ-1:0]       enable_q;
+  logic [NQ-1:0][15:0] shadow_avail;
+
+  // Failure being recorded.
+  logic [3:0]  f_cause;
+  logic [31:0] f_info;
+  logic        f_fault;
+
+  // ---------------------------------------------------------------------------------------------
+  // Read data: beats merged into one 128-bit word (descriptors are the widest thing read).
+  logic [127:0] rbuf, rdata;
+  logic [2:0]   rbeat;
+  if (DW >= 128) begin : g_wide
+    assign rdata = rc_data[127:0];
+    logic unused_rd;
+    assign unused_rd = &{1'b0, rbuf, rbeat, rc_data};
+  end else begin : g_narrow
+    always_comb begin
+      rdata = rbuf;
+      rdata[rbeat * DW +: DW] = rc_data;
+    end
+  end
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      rbuf <= '0;
+      rbeat <= '0;
+    end else if (rc_valid) begin
+      rbuf <= rc_last ? '0 : rdata;
+      rbeat <= rc_last ? '0 : rbeat + 3'd1;
+    end
+  end
+
+  // Descriptor fields.
+  logic [63:0] d_addr;
+  logic [31:0] d_len;
+  logic [15:0] d_flags, d_next;
+  assign d_addr = rdata[63:0];
+  assign d_len = rdata[95:64];
+  assign d_flags = rdata[111:96];
+  assign d_next = rdata[127:112];
+
+  // ---------------------------------------------------------------------------------------------
+  // Round-robin pick among queues with work.
+  logic [NQ-1:0] runnable;
+  logic          pick_valid;
+  logic [QW-1:0] pick, rr;
+  assign runnable = pending & enable & ~owner & ~err;
+  always_comb begin
+    pick_valid = 1'b0;
+    pick = '0;
+    for (int k = 1; k <= NQ; k++) begin
+      if (!pick_valid && runnable[rr + QW'(k)]) begin
+        pick_valid = 1'b1;
+        pick = rr + QW'(k);
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------------
+  // DMA requests, from the state.
+  logic [15:0] ring_slot, used_slot;
+  assign ring_slot = last_avail & c_mask;
+  assign used_slot = used_idx & c_mask;
+
+  always_comb begin
+    rd_valid = 1'b0;
+    rd_addr = '0;
+    rd_len = 16'd2;
+    unique case (state)
+      S_AIDX_REQ: begin
+        rd_valid = 1'b1;
+        rd_addr = c_avail + 64'd2;
+      end
+      S_RING_REQ: begin
+        rd_valid = 1'b1;
+        rd_addr = c_avail + 64'd4 + {47'd0, ring_slot, 1'b0};
+      end
+      S_DESC_REQ: begin
+        rd_valid = 1'b1;
+        rd_addr = (in_ind ? ind_base : c_desc) + {44'd0, idx, 4'd0};
+        rd_len = 16'd16;
+      end
+      S_EVT_REQ: begin
+        rd_valid = 1'b1;
+        // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
+        rd_addr = c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
+      end
+      default: ;
+    endcase
+  end
+
+  always_comb begin
+    wr_valid = 1'b0;
+    wr_addr = '0;
+    wr_len = 16'd2;
+    wr_data = '0;
+    unique case (state)
+      S_ELEM_REQ: begin
+        wr_valid = 1'b1;
+        wr_addr = c_used + 64'd4 + {45'd0, used_slot, 3'd0};
+        wr_len = 16'd8;
+        wr_data[63:0] = {dev_written, 16'd0, head};
+      end
+      S_UIDX_REQ: begin
+        wr_valid = 1'b1;
+        wr_addr = c_used + 64'd2;
+        wr_data[15:0] = used_idx + 16'd1;
+      end
+      S_AEVT_REQ: begin
+        // avail_event after the used ring: tell the driver which avail index to kick at.
+        wr_valid = 1'b1;
+        wr_addr = c_used + 64'd4 + {45'd0, c_size, 3'd0};
+        wr_data[15:0] = last_avail;
+      end
+      default: ;
+    endcase
+  end
+
+  assign irq_valid = state == S_IRQ;
+  assign irq_vector = c_vec;
+  assign dev_start = state == S_DEV;
+  assign cur_queue = cq;
+
+  // ---------------------------------------------------------------------------------------------
+  // Queue status.
+  logic busy;
+  assign busy = state != S_IDLE;
+  always_comb begin
+    for (int q = 0; q < NQ; q++) begin
+      st_enabled[q] = (enable[q] && !err[q]) || (busy && cq == QW'(q));
+      st_error[q] = err[q];
+      st_cause[q] = cause[q];
+      st_err_info[q] = info[q];
+      st_inflight[q] = (busy && cq == QW'(q) && state != S_CHECK && state != S_AIDX_REQ
+                        && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT)
+                       ? 16'd1 : 16'd0;
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------------
+  // The state machine.
+  logic [15:0] avail_diff;
+  assign avail_diff = rdata[15:0] - last_avail;
+
+  logic size_ok;
+  assign size_ok = c_size != 16'd0 && (c_size & (c_size - 16'd1)) == 16'd0;
+
+  logic [15:0] table_limit;
+  assign table_limit = in_ind ? ind_n : c_size;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      state <= S_IDLE;
+      cq <= '0;
+      rr <= '1;
+      pending <= '0;
+      err <= '0;
+      cause <= '0;
+      info <= '0;
+      enable_q <= '0;
+      shadow_avail <= '0;
+      c_desc <= '0;
+      c_avail <= '0;
+      c_used <= '0;
+      c_size <= '0;
+      c_mask <= '0;
+      c_evt <= 1'b0;
+      c_ind <= 1'b0;
+      c_vec <= NO_VECTOR;
+      last_avail <= '0;
+      used_idx <= '0;
+      avail_idx <= '0;
+      aevt_written <= 1'b0;
+      idx <= '0;
+      in_ind <= 1'b0;
+      ind_base <= '0;
+      ind_n <= '0;
+      walked <= '0;
+      seen_write <= 1'b0;
+      head <= '0;
+      seg_addr <= '0;
+      seg_len <= '0;
+      seg_write <= '0;
+      seg_count <= '0;
+      f_cause <= '0;
+      f_info <= '0;
+      f_fault <= 1'b0;
+      cycle <= '0;
+      start_cycle <= '0;
+      save_we <= '0;
+      save_last_avail <= '0;
+      save_used_idx <= '0;
+      ev_done <= 1'b0;
+      ev_bytes <= '0;
+      ev_cycles <= '0;
+      ev_error <= 1'b0;
+      ev_fault <= 1'b0;
+      ev_irq <= 1'b0;
+    end else begin
+      cycle <= cycle + 32'd1;
+      save_we <= '0;
+      ev_done <= 1'b0;
+      ev_error <= 1'b0;
+      ev_fault <= 1'b0;
+      ev_irq <= 1'b0;
+
+      // Doorbells and newly enabled queues have work to look at. A disabled queue forgets its
+      // error (the driver resets it by disabling it).
+      enable_q <= enable;
+      for (int q = 0; q < NQ; q++) begin
+        if (doorbell[q] || (enable[q] && !enable_q[q])) pending[q] <= 1'b1;
+        if (!enable[q] && !(busy && cq == QW'(q))) begin
+          pending[q] <= 1'b0;
+          err[q] <= 1'b0;
+        end
+      end
+
+      unique case (state)
+        S_IDLE: begin
+          if (run && pick_valid) begin
+            cq <= pick;
+            rr <= pick;
+            pending[pick] <= 1'b0;
+            c_desc <= {desc_hi[pick], desc_lo[pick]};
+            c_avail <= {avail_hi[pick], avail_lo[pick]};
+            c_used <= {used_hi[pick], used_lo[pick]};
+            c_size <= size[pick];
+            c_mask <= size[pick] - 16'd1;
+            c_evt <= event_idx[pick];
+            c_ind <= indirect[pick];
+            c_vec <= msix_vector[pick];
+            last_avail <= saved_last_avail[pick];
+            used_idx <= saved_used_idx[pick];
+            avail_idx <= shadow_avail[pick];
+            aevt_written <= 1'b0;
+            state <= S_CHECK;
+          end
+        end
+
+        S_CHECK: begin
+          if (!size_ok || c_size > 16'd32768 || c_desc[3:0] != 4'd0 || c_avail[0] || c_used[1:0] != 2'd0) begin
+            f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_CONFIG;
+            f_info <= {16'd0, c_size};
+            f_fault <= 1'b0;
+            state <= S_FAIL;
+          end else if (avail_idx != last_avail) begin
+            state <= S_RING_REQ;         // entries already known from an earlier read
+          end else begin
+            state <= S_AIDX_REQ;
+          end
+        end
+
+        S_AIDX_REQ: if (rd_ready) state <= S_AIDX_WAIT;
+        S_AIDX_WAIT: begin
+          if (rc_valid && rc_last) begin
+            if (rc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_avail[31:0] + 32'd2;
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else if (avail_diff > c_size) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_AVAIL_JUMP;
+              f_info <= {rdata[15:0], last_avail};
+              f_fault <= 1'b0;
+              state <= S_FAIL;
+            end else begin
+              avail_idx <= rdata[15:0];
+              shadow_avail[cq] <= rdata[15:0];
+              if (avail_diff != 16'd0) begin
+                state <= S_RING_REQ;
+              end else if (c_evt && !aevt_written) begin
+                state <= S_AEVT_REQ;     // publish avail_event, then look once more
+              end else begin
+                state <= S_IDLE;
+              end
+            end
+          end
+        end
+
+        S_AEVT_REQ: if (wr_ready) state <= S_AEVT_WAIT;
+        S_AEVT_WAIT: begin
+          if (wc_valid) begin
+            aevt_written <= 1'b1;
+            if (wc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_used[31:0] + 32'd4 + {13'd0, c_size, 3'd0};
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else begin
+              state <= S_AIDX_REQ;
+            end
+          end
+        end
+
+        S_RING_REQ: begin
+          start_cycle <= cycle;
+          if (rd_ready) state <= S_RING_WAIT;
+        end
+        S_RING_WAIT: begin
+          if (rc_valid && rc_last) begin
+            if (rc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_avail[31:0] + 32'd4 + {15'd0, ring_slot, 1'b0};
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else if (rdata[15:0] >= c_size) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
+              f_info <= {16'd0, rdata[15:0]};
+              f_fault <= 1'b0;
+              state <= S_FAIL;
+            end else begin
+              head <= rdata[15:0];
+              idx <= rdata[15:0];
+              in_ind <= 1'b0;
+              walked <= '0;
+              seen_write <= 1'b0;
+              seg_count <= '0;
+              state <= S_DESC_REQ;
+            end
+          end
+        end
+
+        S_DESC_REQ: if (rd_ready) state <= S_DESC_WAIT;
+        S_DESC_WAIT: begin
+          if (rc_valid && rc_last) begin
+            walked <= walked + 16'd1;
+            f_fault <= 1'b0;
+            if (rc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= (in_ind ? ind_base[31:0] : c_desc[31:0]) + {12'd0, idx, 4'd0};
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else if (walked >= table_limit) begin
+              // More descriptors than the table holds: the chain loops.
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DESC_LOOP;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
+            end else if (d_flags[F_INDIRECT]) begin
+              if (!c_ind || in_ind || d_flags[F_NEXT] || d_len[3:0] != 4'd0 || d_len == 32'd0
+                  || d_len > 32'h8_0000 || d_addr[3:0] != 4'd0) begin
+                f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDIRECT;
+                f_info <= {16'd0, idx};
+                state <= S_FAIL;
+              end else begin
+                in_ind <= 1'b1;
+                ind_base <= d_addr;
+                ind_n <= d_len[19:4];
+                idx <= '0;
+                walked <= '0;
+                state <= S_DESC_REQ;
+              end
+            end else if (d_len == 32'd0) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_ZERO_LEN;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
+            end else if (seen_write && !d_flags[F_WRITE]) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_DIRECTION;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
+            end else if (seg_count == SW'(MAX_SEGS)) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_CHAIN_TOO_LONG;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
+            end else if (d_flags[F_NEXT] && d_next >= table_limit) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
+              f_info <= {16'd0, d_next};
+              state <= S_FAIL;
+            end else begin
+              seg_addr[seg_count[SW-2:0]] <= d_addr;
+              seg_len[seg_count[SW-2:0]] <= d_len;
+              seg_write[seg_count[SW-2:0]] <= d_flags[F_WRITE];
+              seg_count <= seg_count + SW'(1);
+              seen_write <= seen_write | d_flags[F_WRITE];
+              if (d_flags[F_NEXT]) begin
+                idx <= d_next;
+                state <= S_DESC_REQ;
+              end else begin
+                state <= S_DEV;
+              end
+            end
+          end
+        end
+
+        S_DEV: state <= S_DEV_WAIT;
+        S_DEV_WAIT: begin
+          if (dev_done) begin
+            if (dev_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= '0;
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else begin
+              state <= S_ELEM_REQ;
+            end
+          end
+        end
+
+        S_ELEM_REQ: if (wr_ready) state <= S_ELEM_WAIT;
+        S_ELEM_WAIT: begin
+          if (wc_valid) begin
+            if (wc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_used[31:0] + 32'd4 + {13'd0, used_slot, 3'd0};
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else begin
+              state <= S_UIDX_REQ;
+            end
+          end
+        end
+
+        S_UIDX_REQ: if (wr_ready) state <= S_UIDX_WAIT;
+        S_UIDX_WAIT: begin
+          if (wc_valid) begin
+            if (wc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_used[31:0] + 32'd2;
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else begin
+              // Published: used->idx is visible in memory (the write was acknowledged).
+              last_avail <= last_avail + 16'd1;
+              used_idx <= used_idx + 16'd1;
+              save_we[cq] <= 1'b1;
+              save_last_avail <= last_avail + 16'd1;
+              save_used_idx <= used_idx + 16'd1;
+              ev_done <= 1'b1;
+              ev_bytes <= dev_written;
+              ev_cycles <= cycle - start_cycle;
+              state <= S_EVT_REQ;
+            end
+          end
+        end
+
+        S_EVT_REQ: if (rd_ready) state <= S_EVT_WAIT;
+        S_EVT_WAIT: begin
+          if (rc_valid && rc_last) begin
+            if (rc_error) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= c_avail[31:0];
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else if (c_vec != NO_VECTOR
+                         && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0])) begin
+              // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds
+              // exactly when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
+              state <= S_IRQ;
+            end else begin
+              // Look at avail->idx again before the queue may sleep (entries added without a
+              // kick, EVENT_IDX's avail_event): on the next pick, after the other queues.
+              state <= S_IDLE;
+              pending[cq] <= 1'b1;
+            end
+          end
+        end
+
+        S_IRQ: begin
+          if (irq_ready) begin
+            ev_irq <= 1'b1;
+            state <= S_IDLE;
+            pending[cq] <= 1'b1;
+          end
+        end
+
+        S_FAIL: begin
+          err[cq] <= 1'b1;
+          cause[cq] <= f_cause;
+          info[cq] <= f_info;
+          ev_error <= 1'b1;
+          ev_fault <= f_fault;
+          pending[cq] <= 1'b0;
+          state <= S_IDLE;
+        end
+
+        default: state <= S_IDLE;
+      endcase
+    end
+  end
+endmodule

@@ -40,6 +40,8 @@ pub enum IoError {
     Unaligned { bar: Bar, offset: u64 },
     #[error("{bar} offset {offset:#x} holds no register")]
     NoRegister { bar: Bar, offset: u64 },
+    #[error(transparent)]
+    Index(#[from] IndexError),
     #[error("register access on {bar} at {offset:#x} failed: {reason}")]
     Backend {
         bar: Bar,

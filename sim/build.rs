@@ -1,0 +1,171 @@
+//! Builds the simulated FPGA: Verilator turns sim/rtl (and the generated CSR blocks) into C++,
+//! which is compiled with the C ABI shim (csrc/fv_shim.cpp) into a static library.
+//!
+//! Environment: `FV_SIM_DW` sets the DMA datapath width (64, 128, 256 or 512; default 128).
+//! Rebuilds only when an RTL file, the shim or that variable changes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MIN_VERILATOR: (u32, u32) = (5, 6);
+
+fn fail(msg: &str) -> ! {
+    eprintln!("\nerror: {msg}\n");
+    panic!("{msg}");
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("{what}: cannot start {cmd:?}: {e}")));
+    if !out.status.success() {
+        fail(&format!(
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+}
+
+fn verilator_version() -> (u32, u32) {
+    let out = Command::new("verilator").arg("--version").output().unwrap_or_else(|_| {
+        fail("Verilator not found on PATH. Run ci/setup (it installs Verilator 5.006 from Debian).")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "Verilator 5.006 2023-01-22 rev ..."
+    let v = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+fn sv_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sv"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let rtl = manifest.join("rtl");
+    let generated = rtl.join("generated");
+    let shim = manifest.join("csrc");
+
+    println!("cargo:rerun-if-env-changed=FV_SIM_DW");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={}", rtl.display());
+    println!("cargo:rerun-if-changed={}", generated.display());
+    println!("cargo:rerun-if-changed={}", shim.display());
+
+    let dw: u32 = std::env::var("FV_SIM_DW")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| fail("FV_SIM_DW must be a number"))
+        })
+        .unwrap_or(128);
+    if ![64, 128, 256, 512].contains(&dw) {
+        fail(&format!("FV_SIM_DW={dw}: must be 64, 128, 256 or 512"));
+    }
+    println!("cargo:rustc-env=FV_SIM_DW={dw}");
+
+    let version = verilator_version();
+    if version < MIN_VERILATOR {
+        fail(&format!(
+            "Verilator {}.{:03} is too old: {}.{:03} or newer is needed. Run ci/setup.",
+            version.0, version.1, MIN_VERILATOR.0, MIN_VERILATOR.1
+        ));
+    }
+
+    // Packages first, then the generated CSR blocks and the hand-written RTL.
+    let mut files: Vec<PathBuf> = sv_files(&generated);
+    files.sort_by_key(|p| !p.to_string_lossy().ends_with("_pkg.sv"));
+    files.extend(sv_files(&rtl));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+
+    let vobj = out.join("vobj");
+    let _ = std::fs::remove_dir_all(&vobj);
+    let mut verilate = Command::new("verilator");
+    verilate
+        .args(["--cc", "--prefix", "Vfv_top", "--top-module", "fv_top"])
+        .args([
+            "-O3",
+            "--x-assign",
+            "fast",
+            "--x-initial",
+            "fast",
+            "--noassert",
+        ])
+        .arg("--trace-fst")
+        .arg(format!("-GDW={dw}"))
+        .arg("--Mdir")
+        .arg(&vobj)
+        .args(&files);
+    run(&mut verilate, "verilator");
+
+    // The model, plus Verilator's runtime objects built from the same makefile (5.006 ships no
+    // libverilated.a). Every C++ file gets the same -std and -D flags.
+    let defines = "-DVL_USER_FINISH -DVL_USER_STOP -DVL_USER_FATAL";
+    run(
+        Command::new("make")
+            .arg("-C")
+            .arg(&vobj)
+            .args(["-f", "Vfv_top.mk", "-j2"])
+            .args([
+                "Vfv_top__ALL.a",
+                "verilated.o",
+                "verilated_threads.o",
+                "verilated_fst_c.o",
+            ])
+            .arg("OPT_FAST=-O2")
+            .arg("OPT_GLOBAL=-O2")
+            .arg(format!("OPT={defines}"))
+            .arg("CXXFLAGS=-fPIC"),
+        "make (Verilated model)",
+    );
+    // Cargo links static libraries named lib<name>.a.
+    std::fs::copy(vobj.join("Vfv_top__ALL.a"), out.join("libfv_top_model.a"))
+        .unwrap_or_else(|e| fail(&format!("cannot copy the model library: {e}")));
+
+    let root = String::from_utf8(
+        Command::new("verilator")
+            .args(["--getenv", "VERILATOR_ROOT"])
+            .output()
+            .unwrap_or_else(|e| fail(&format!("verilator --getenv: {e}")))
+            .stdout,
+    )
+    .unwrap();
+    let root = PathBuf::from(root.trim());
+
+    cc::Build::new()
+        .cpp(true)
+        .std("gnu++17")
+        .flag("-fPIC")
+        .flag("-Wno-unused-parameter")
+        .define("VL_USER_FINISH", None)
+        .define("VL_USER_STOP", None)
+        .define("VL_USER_FATAL", None)
+        .define("FV_DW", dw.to_string().as_str())
+        .define("VM_TRACE", "1")
+        .define("VM_TRACE_FST", "1")
+        .include(&vobj)
+        .include(root.join("include"))
+        .include(root.join("include/vltstd"))
+        .file(shim.join("fv_shim.cpp"))
+        .object(vobj.join("verilated.o"))
+        .object(vobj.join("verilated_threads.o"))
+        .object(vobj.join("verilated_fst_c.o"))
+        .compile("fv_shim");
+
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=fv_top_model");
+    println!("cargo:rustc-link-lib=dylib=stdc++");
+    println!("cargo:rustc-link-lib=dylib=atomic");
+    println!("cargo:rustc-link-lib=dylib=z");
+}

@@ -1,0 +1,55 @@
+// Plain C ABI over the Verilated fv_top model: MMIO, DMA and time. The RTL knows nothing of Rust;
+// the Rust side (sim/src/model.rs) owns time and memory and answers every DMA request.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fv_sim fv_sim;
+
+enum fv_event_kind {
+  FV_EV_MMIO_RDATA = 1,  // data32: read data of the oldest outstanding MMIO read
+  FV_EV_DMA_READ = 2,    // tag, addr, len: answer with fv_sim_read_beat
+  FV_EV_DMA_WRITE = 3,   // tag, addr, len, data: answer with fv_sim_write_ack
+  FV_EV_FINISH = 4,      // the RTL called $finish / $stop / $fatal; see fv_sim_error
+};
+
+typedef struct fv_event {
+  uint32_t kind;
+  uint32_t tag;
+  uint64_t addr;
+  uint32_t len;
+  uint32_t data32;
+  uint64_t cycle;        // cycle the RTL issued it
+  uint8_t data[64];      // DMA write payload, byte 0 = the byte at addr
+} fv_event;
+
+// New model, reset for 8 cycles. trace_path: FST file to write, or NULL. NULL on failure.
+fv_sim* fv_sim_new(const char* trace_path);
+void fv_sim_free(fv_sim* sim);
+// DMA datapath width in bytes (one read beat, the largest write).
+uint32_t fv_sim_dma_bytes(void);
+uint64_t fv_sim_cycle(const fv_sim* sim);
+// Message of the $finish/$stop/$fatal that stopped the model, or NULL.
+const char* fv_sim_error(const fv_sim* sim);
+
+// Queue an MMIO access (one is presented per cycle, in order). Reads answer with an event.
+void fv_sim_mmio(fv_sim* sim, int write, uint32_t bar, uint32_t addr, uint32_t wdata);
+// Schedule a read-completion beat for `tag` at `due_cycle` (beats are presented in the order
+// scheduled, at most one per cycle, never before their due cycle). data: fv_sim_dma_bytes() bytes.
+void fv_sim_read_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
+                      int last, int error);
+// Schedule a write acknowledgement, same rules.
+void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error);
+
+// Run until at least one event is produced or `max_cycles` have passed. Writes up to `cap`
+// events and returns how many; events beyond `cap` are kept for the next call.
+uint32_t fv_sim_run(fv_sim* sim, uint64_t max_cycles, fv_event* events, uint32_t cap);
+// Cycles until the next scheduled completion (UINT64_MAX when none is scheduled).
+uint64_t fv_sim_next_due(const fv_sim* sim);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,127 @@
+//! Safe wrapper of one Verilated fv_top model.
+
+use crate::ffi;
+use std::ffi::{CStr, CString};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the Verilated model could not be created")]
+    Create,
+    #[error("trace path {0:?} is not valid UTF-8 without NUL bytes")]
+    TracePath(std::path::PathBuf),
+}
+
+/// DMA datapath width of the built model, in bytes (`FV_SIM_DW` / 8 at build time).
+pub fn dma_bytes() -> usize {
+    // SAFETY: a pure function of the build, with no arguments and no state.
+    unsafe { ffi::fv_sim_dma_bytes() as usize }
+}
+
+/// One fv_top model with its own Verilator context. Not shared between threads.
+pub struct Model {
+    sim: *mut ffi::FvSim,
+    events: Vec<ffi::FvEvent>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("cycle", &self.cycle())
+            .finish()
+    }
+}
+
+// SAFETY: the model is single-threaded Verilator output (built without --threads) with its own
+// VerilatedContext; nothing in it is tied to the thread that created it. `Model` hands out no
+// references into it and all calls take `&mut self` (or `&self` for pure reads), so moving it to
+// another thread cannot race.
+unsafe impl Send for Model {}
+
+impl Model {
+    /// A model after reset. `trace`: write an FST waveform there.
+    pub fn new(trace: Option<&Path>) -> Result<Self, ModelError> {
+        let path = trace
+            .map(|p| {
+                p.to_str()
+                    .and_then(|s| CString::new(s).ok())
+                    .ok_or_else(|| ModelError::TracePath(p.to_path_buf()))
+            })
+            .transpose()?;
+        let ptr = path.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        // SAFETY: `ptr` is NULL or a NUL-terminated string that outlives the call; the shim
+        // copies what it needs.
+        let sim = unsafe { ffi::fv_sim_new(ptr) };
+        if sim.is_null() {
+            return Err(ModelError::Create);
+        }
+        Ok(Model {
+            sim,
+            events: vec![ffi::FvEvent::default(); 64],
+        })
+    }
+
+    pub fn cycle(&self) -> u64 {
+        // SAFETY: `self.sim` is a live model owned by `self`.
+        unsafe { ffi::fv_sim_cycle(self.sim) }
+    }
+
+    /// The $finish/$stop/$fatal message that stopped the model, if any.
+    pub fn error(&self) -> Option<String> {
+        // SAFETY: `self.sim` is a live model owned by `self`.
+        let p = unsafe { ffi::fv_sim_error(self.sim) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL result is a NUL-terminated string owned by the model, valid until
+        // the model runs again; it is copied before this function returns.
+        let msg = unsafe { CStr::from_ptr(p) };
+        Some(msg.to_string_lossy().into_owned())
+    }
+
+    pub fn mmio(&mut self, write: bool, bar: u8, addr: u32, wdata: u32) {
+        // SAFETY: `self.sim` is a live model owned by `self`; arguments are plain values.
+        unsafe { ffi::fv_sim_mmio(self.sim, i32::from(write), u32::from(bar), addr, wdata) }
+    }
+
+    /// Schedule a read beat. `data` must hold at least [`dma_bytes`] bytes.
+    pub fn read_beat(&mut self, due: u64, tag: u32, data: &[u8], last: bool, error: bool) {
+        assert!(
+            data.len() >= dma_bytes(),
+            "a read beat is {} bytes",
+            dma_bytes()
+        );
+        // SAFETY: `self.sim` is live and `data` holds the dma_bytes() bytes the shim copies.
+        unsafe {
+            ffi::fv_sim_read_beat(
+                self.sim,
+                due,
+                tag,
+                data.as_ptr(),
+                i32::from(last),
+                i32::from(error),
+            )
+        }
+    }
+
+    pub fn write_ack(&mut self, due: u64, tag: u32, error: bool) {
+        // SAFETY: `self.sim` is a live model owned by `self`; arguments are plain values.
+        unsafe { ffi::fv_sim_write_ack(self.sim, due, tag, i32::from(error)) }
+    }
+
+    /// Run until events appear or `max_cycles` pass; the events, in order.
+    pub(crate) fn run(&mut self, max_cycles: u64) -> &[ffi::FvEvent] {
+        let cap = self.events.len() as u32;
+        // SAFETY: `self.sim` is live; `events` has room for `cap` events, and the shim writes
+        // at most `cap` and returns how many it wrote.
+        let n = unsafe { ffi::fv_sim_run(self.sim, max_cycles, self.events.as_mut_ptr(), cap) };
+        &self.events[..n as usize]
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: `self.sim` came from fv_sim_new and is freed exactly once, here.
+        unsafe { ffi::fv_sim_free(self.sim) }
+    }
+}

@@ -1,0 +1,505 @@
+//! Lockstep simulation: the model runs cycles in C++ and stops on events; this side answers DMA
+//! from guest memory through the IOMMU map, delivers MSI-X messages to eventfds and keeps time.
+//! Everything is deterministic: the same calls give the same cycle counts.
+
+use crate::ffi;
+use crate::iommu::IommuMap;
+use crate::memory::{GuestMemory, MemoryError};
+use crate::model::{dma_bytes, Model, ModelError};
+use fpga_virtio_hw::{check_access, regs, Bar, IoError, RegisterIo};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::EventFd;
+
+/// DMA writes into this window are MSI messages, not memory writes (the x86 interrupt range):
+/// they bypass the IOMMU and signal the eventfd registered for their data value.
+pub const MSI_WINDOW: std::ops::Range<u64> = 0xfee0_0000..0xfef0_0000;
+
+/// Cycles an MMIO read may take before the device is declared hung.
+const MMIO_TIMEOUT: u64 = 10_000;
+
+/// DMA latency and bandwidth model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaTiming {
+    /// Cycles from a read request to its first completion beat.
+    pub read_latency: u64,
+    /// Cycles from a write to its acknowledgement.
+    pub write_latency: u64,
+    /// Link bandwidth in bytes per cycle, each direction (0: unlimited).
+    pub bytes_per_cycle: u64,
+}
+
+impl Default for DmaTiming {
+    /// 1 µs of read latency at 250 MHz, 0.5 µs for write acknowledgements, 16 B/cycle
+    /// (32 Gb/s: a PCIe Gen3 x4 link, roughly).
+    fn default() -> Self {
+        DmaTiming {
+            read_latency: 250,
+            write_latency: 125,
+            bytes_per_cycle: 16,
+        }
+    }
+}
+
+/// How to build a [`Simulator`].
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub timing: DmaTiming,
+    /// Guest memory size in bytes.
+    pub memory: u64,
+    /// FST waveform to write; `None` reads `FV_SIM_TRACE`.
+    pub trace: Option<PathBuf>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            timing: DmaTiming::default(),
+            memory: 64 << 20,
+            trace: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("the RTL stopped: {0}")]
+    Finished(String),
+    #[error("MMIO read of {bar} offset {offset:#x} got no response in {MMIO_TIMEOUT} cycles")]
+    MmioTimeout { bar: Bar, offset: u64 },
+    #[error("eventfd: {0}")]
+    EventFd(std::io::Error),
+    #[error("the RTL issued a DMA of {len} bytes, more than its {max}-byte datapath allows")]
+    BadDma { len: u32, max: usize },
+}
+
+/// A DMA the IOMMU refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmaFault {
+    pub cycle: u64,
+    pub iova: u64,
+    pub len: u32,
+    pub write: bool,
+    pub reason: String,
+}
+
+/// An MSI message the device wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiEvent {
+    pub cycle: u64,
+    pub addr: u64,
+    pub data: u32,
+}
+
+/// DMA traffic so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DmaStats {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub write_bytes: u64,
+    pub msis: u64,
+    pub faults: u64,
+}
+
+type MsiHook = Box<dyn FnMut(&GuestMemoryMmap, &MsiEvent) + Send>;
+
+static TRACE_COUNT: AtomicU32 = AtomicU32::new(0);
+
+fn trace_path(cfg: &SimConfig) -> Option<PathBuf> {
+    let base = cfg
+        .trace
+        .clone()
+        .or_else(|| std::env::var_os("FV_SIM_TRACE").map(PathBuf::from))?;
+    let n = TRACE_COUNT.fetch_add(1, Ordering::Relaxed);
+    if n == 0 {
+        return Some(base);
+    }
+    let stem = base
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    Some(base.with_file_name(format!("{stem}.{n}.fst")))
+}
+
+/// The simulated device with its memory, IOMMU and interrupt routing. See the module docs.
+pub struct Simulator {
+    model: Model,
+    memory: GuestMemory,
+    iommu: IommuMap,
+    timing: DmaTiming,
+    rd_link_free: u64,
+    wr_link_free: u64,
+    mmio_reads: VecDeque<u32>,
+    irqfds: BTreeMap<u32, EventFd>,
+    msi_hook: Option<MsiHook>,
+    msis: Vec<MsiEvent>,
+    faults: Vec<DmaFault>,
+    stats: DmaStats,
+    beat: Vec<u8>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("cycle", &self.cycle())
+            .field("timing", &self.timing)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
+        let trace = trace_path(&cfg);
+        Ok(Simulator {
+            model: Model::new(trace.as_deref())?,
+            memory: GuestMemory::new(cfg.memory)?,
+            iommu: IommuMap::new(),
+            timing: cfg.timing,
+            rd_link_free: 0,
+            wr_link_free: 0,
+            mmio_reads: VecDeque::new(),
+            irqfds: BTreeMap::new(),
+            msi_hook: None,
+            msis: Vec::new(),
+            faults: Vec::new(),
+            stats: DmaStats::default(),
+            beat: vec![0; dma_bytes()],
+        })
+    }
+
+    /// Cycles simulated since reset.
+    pub fn cycle(&self) -> u64 {
+        self.model.cycle()
+    }
+
+    pub fn memory(&self) -> &GuestMemory {
+        &self.memory
+    }
+
+    pub fn iommu(&self) -> &IommuMap {
+        &self.iommu
+    }
+
+    /// The IOMMU map (map and unmap the runtime's memory).
+    pub fn iommu_mut(&mut self) -> &mut IommuMap {
+        &mut self.iommu
+    }
+
+    pub fn timing(&self) -> DmaTiming {
+        self.timing
+    }
+
+    pub fn set_timing(&mut self, timing: DmaTiming) {
+        self.timing = timing;
+    }
+
+    /// DMA faults so far, oldest first.
+    pub fn faults(&self) -> &[DmaFault] {
+        &self.faults
+    }
+
+    /// MSI messages so far, oldest first.
+    pub fn msis(&self) -> &[MsiEvent] {
+        &self.msis
+    }
+
+    pub fn stats(&self) -> DmaStats {
+        self.stats
+    }
+
+    /// An eventfd signalled by every MSI message whose data is `data` (the MSI-X table entry's
+    /// data, e.g. the vector number). The same eventfd is returned on every call.
+    pub fn irqfd(&mut self, data: u32) -> Result<EventFd, SimError> {
+        if !self.irqfds.contains_key(&data) {
+            let fd = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| SimError::EventFd(e.into()))?;
+            self.irqfds.insert(data, fd);
+        }
+        self.irqfds[&data]
+            .try_clone()
+            .map_err(|e| SimError::EventFd(e.into()))
+    }
+
+    /// Called at each MSI message with guest memory as it is at that moment (tests use it to
+    /// check that what the interrupt announces is already visible).
+    pub fn set_msi_hook(&mut self, hook: impl FnMut(&GuestMemoryMmap, &MsiEvent) + Send + 'static) {
+        self.msi_hook = Some(Box::new(hook));
+    }
+
+    /// Run `cycles` cycles, answering every DMA on the way.
+    pub fn run(&mut self, cycles: u64) -> Result<(), SimError> {
+        let end = self.cycle() + cycles;
+        while self.cycle() < end {
+            let left = end - self.cycle();
+            self.step(left)?;
+        }
+        Ok(())
+    }
+
+    /// Run until `done(self)` holds (checked whenever the model stops on events, and at least
+    /// every `poll` cycles) or `max` cycles passed. Returns whether `done` held.
+    pub fn run_until(
+        &mut self,
+        max: u64,
+        poll: u64,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Result<bool, SimError> {
+        let end = self.cycle() + max;
+        while self.cycle() < end {
+            if done(self) {
+                return Ok(true);
+            }
+            let left = (end - self.cycle()).min(poll.max(1));
+            self.step(left)?;
+        }
+        Ok(done(self))
+    }
+
+    /// Queue an MMIO write; it reaches the device on the next cycle.
+    pub fn mmio_write(&mut self, bar: Bar, offset: u64, value: u32) -> Result<(), SimError> {
+        self.model.mmio(true, bar.0, offset as u32, value);
+        self.step(1)
+    }
+
+    /// An MMIO read: runs until the device answers.
+    pub fn mmio_read(&mut self, bar: Bar, offset: u64) -> Result<u32, SimError> {
+        self.model.mmio(false, bar.0, offset as u32, 0);
+        let deadline = self.cycle() + MMIO_TIMEOUT;
+        while self.cycle() < deadline {
+            if let Some(v) = self.mmio_reads.pop_front() {
+                return Ok(v);
+            }
+            self.step(deadline - self.cycle())?;
+        }
+        self.mmio_reads
+            .pop_front()
+            .ok_or(SimError::MmioTimeout { bar, offset })
+    }
+
+    /// Run at most `max` cycles, stopping early when events arrive, and handle them.
+    fn step(&mut self, max: u64) -> Result<(), SimError> {
+        let events: Vec<ffi::FvEvent> = self.model.run(max).to_vec();
+        for e in &events {
+            match e.kind {
+                ffi::EV_MMIO_RDATA => self.mmio_reads.push_back(e.data32),
+                ffi::EV_DMA_READ => self.dma_read(e)?,
+                ffi::EV_DMA_WRITE => self.dma_write(e)?,
+                ffi::EV_FINISH => {
+                    return Err(SimError::Finished(
+                        self.model.error().unwrap_or_else(|| "unknown".into()),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn link_slot(free: &mut u64, now: u64, latency: u64, len: u64, bpc: u64) -> u64 {
+        let due = (now + latency).max(*free);
+        if bpc > 0 {
+            *free = due + len.div_ceil(bpc);
+        }
+        due
+    }
+
+    fn fault(&mut self, cycle: u64, iova: u64, len: u32, write: bool, reason: String) {
+        self.stats.faults += 1;
+        self.faults.push(DmaFault {
+            cycle,
+            iova,
+            len,
+            write,
+            reason,
+        });
+    }
+
+    fn dma_read(&mut self, e: &ffi::FvEvent) -> Result<(), SimError> {
+        let bw = dma_bytes();
+        let len = e.len as usize;
+        if len == 0 || len > 4096 {
+            return Err(SimError::BadDma {
+                len: e.len,
+                max: 4096,
+            });
+        }
+        let mut data = vec![0u8; len.div_ceil(bw) * bw];
+        let mut error = false;
+        match self.iommu.translate(e.addr, len as u64, false) {
+            Ok(pieces) => {
+                let mut at = 0usize;
+                for (gpa, n) in pieces {
+                    let n = n as usize;
+                    if self
+                        .memory
+                        .mem()
+                        .read_slice(&mut data[at..at + n], GuestAddress(gpa))
+                        .is_err()
+                    {
+                        error = true;
+                    }
+                    at += n;
+                }
+                if error {
+                    self.fault(e.cycle, e.addr, e.len, false, "outside guest memory".into());
+                }
+            }
+            Err(err) => {
+                error = true;
+                self.fault(e.cycle, e.addr, e.len, false, err.to_string());
+            }
+        }
+        if error {
+            data.fill(0);
+        }
+        self.stats.reads += 1;
+        self.stats.read_bytes += len as u64;
+        let due = Self::link_slot(
+            &mut self.rd_link_free,
+            e.cycle,
+            self.timing.read_latency,
+            len as u64,
+            self.timing.bytes_per_cycle,
+        );
+        let beats = data.len() / bw;
+        for (i, chunk) in data.chunks(bw).enumerate() {
+            self.beat.copy_from_slice(chunk);
+            let beat = std::mem::take(&mut self.beat);
+            self.model
+                .read_beat(due, e.tag, &beat, i + 1 == beats, error);
+            self.beat = beat;
+        }
+        Ok(())
+    }
+
+    fn dma_write(&mut self, e: &ffi::FvEvent) -> Result<(), SimError> {
+        let len = e.len as usize;
+        if len == 0 || len > dma_bytes() {
+            return Err(SimError::BadDma {
+                len: e.len,
+                max: dma_bytes(),
+            });
+        }
+        let payload = &e.data[..len];
+        let mut error = false;
+        if MSI_WINDOW.contains(&e.addr) {
+            let mut d = [0u8; 4];
+            d[..len.min(4)].copy_from_slice(&payload[..len.min(4)]);
+            let msi = MsiEvent {
+                cycle: e.cycle,
+                addr: e.addr,
+                data: u32::from_le_bytes(d),
+            };
+            self.stats.msis += 1;
+            self.msis.push(msi);
+            if let Some(hook) = self.msi_hook.as_mut() {
+                hook(self.memory.mem(), &msi);
+            }
+            if let Some(fd) = self.irqfds.get(&msi.data) {
+                fd.write(1).map_err(|e| SimError::EventFd(e.into()))?;
+            }
+        } else {
+            match self.iommu.translate(e.addr, len as u64, true) {
+                Ok(pieces) => {
+                    let mut at = 0usize;
+                    for (gpa, n) in pieces {
+                        let n = n as usize;
+                        if self
+                            .memory
+                            .mem()
+                            .write_slice(&payload[at..at + n], GuestAddress(gpa))
+                            .is_err()
+                        {
+                            error = true;
+                        }
+                        at += n;
+                    }
+                    if error {
+                        self.fault(e.cycle, e.addr, e.len, true, "outside guest memory".into());
+                    }
+                }
+                Err(err) => {
+                    error = true;
+                    self.fault(e.cycle, e.addr, e.len, true, err.to_string());
+                }
+            }
+            self.stats.writes += 1;
+            self.stats.write_bytes += len as u64;
+        }
+        let due = Self::link_slot(
+            &mut self.wr_link_free,
+            e.cycle,
+            self.timing.write_latency,
+            len as u64,
+            self.timing.bytes_per_cycle,
+        );
+        self.model.write_ack(due, e.tag, error);
+        Ok(())
+    }
+}
+
+/// A [`Simulator`] behind the [`RegisterIo`] seam: driver code runs on it unchanged. Each access
+/// advances simulated time (a read waits for the device's answer).
+#[derive(Debug)]
+pub struct SimDevice {
+    sim: Mutex<Simulator>,
+}
+
+impl SimDevice {
+    pub fn new(sim: Simulator) -> Self {
+        SimDevice {
+            sim: Mutex::new(sim),
+        }
+    }
+
+    /// Exclusive access to the simulator (run time, map memory, read the logs).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Simulator> {
+        self.sim.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn into_inner(self) -> Simulator {
+        self.sim.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bar_size(bar: Bar) -> Result<u64, IoError> {
+        match bar {
+            regs::BAR_MGMT => Ok(regs::BAR_MGMT_SIZE),
+            regs::BAR_DOORBELL => Ok(regs::BAR_DOORBELL_SIZE),
+            regs::BAR_MSIX => Ok(regs::BAR_MSIX_SIZE),
+            _ => Err(IoError::NoSuchBar { bar }),
+        }
+    }
+}
+
+fn backend(bar: Bar, offset: u64, e: SimError) -> IoError {
+    IoError::Backend {
+        bar,
+        offset,
+        reason: e.to_string(),
+    }
+}
+
+impl RegisterIo for SimDevice {
+    fn read32(&self, bar: Bar, offset: u64) -> Result<u32, IoError> {
+        check_access(bar, offset, Self::bar_size(bar)?)?;
+        self.lock()
+            .mmio_read(bar, offset)
+            .map_err(|e| backend(bar, offset, e))
+    }
+
+    fn write32(&self, bar: Bar, offset: u64, value: u32) -> Result<(), IoError> {
+        check_access(bar, offset, Self::bar_size(bar)?)?;
+        self.lock()
+            .mmio_write(bar, offset, value)
+            .map_err(|e| backend(bar, offset, e))
+    }
+}

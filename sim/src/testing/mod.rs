@@ -1,0 +1,78 @@
+//! Test utilities (feature `test-utils`): a split-ring virtio driver that plays the guest, and
+//! helpers that program the device through [`RegisterIo`](fpga_virtio_hw::RegisterIo) like a driver would.
+
+mod split_ring;
+
+pub use split_ring::{
+    Buffer, RingError, SplitRing, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+};
+
+use fpga_virtio_hw::regs::{self, global, msix_table, queue, QueueOwner};
+use fpga_virtio_hw::{IoError, RegisterIo};
+
+/// Options of one queue's context.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSetup {
+    pub event_idx: bool,
+    pub indirect: bool,
+    pub owner: QueueOwner,
+    /// MSI-X vector, or `regs::NO_VECTOR`.
+    pub vector: u32,
+}
+
+impl Default for QueueSetup {
+    fn default() -> Self {
+        QueueSetup {
+            event_idx: false,
+            indirect: true,
+            owner: QueueOwner::Fpga,
+            vector: regs::NO_VECTOR,
+        }
+    }
+}
+
+/// Program queue `q` with `ring`'s addresses (IOVA = guest physical here) and enable it.
+pub fn setup_queue(
+    io: &(impl RegisterIo + ?Sized),
+    q: u32,
+    ring: &SplitRing,
+    opts: QueueSetup,
+) -> Result<(), IoError> {
+    let r = |a: fpga_virtio_hw::RegArray| a.at(q);
+    let (d, a, u) = (ring.desc_addr(), ring.avail_addr(), ring.used_addr());
+    r(queue::q::DESC_LO)?.write(io, d as u32)?;
+    r(queue::q::DESC_HI)?.write(io, (d >> 32) as u32)?;
+    r(queue::q::AVAIL_LO)?.write(io, a as u32)?;
+    r(queue::q::AVAIL_HI)?.write(io, (a >> 32) as u32)?;
+    r(queue::q::USED_LO)?.write(io, u as u32)?;
+    r(queue::q::USED_HI)?.write(io, (u >> 32) as u32)?;
+    r(queue::q::SIZE)?.write(io, u32::from(ring.size()))?;
+    r(queue::q::MSIX)?.write(io, opts.vector)?;
+    r(queue::q::STATE)?.write(io, 0)?;
+    let ctrl = queue::q::ctrl::ENABLE.mask()
+        | (opts.owner.raw() << queue::q::ctrl::OWNER.lsb)
+        | (u32::from(opts.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)
+        | (u32::from(opts.indirect) << queue::q::ctrl::INDIRECT.lsb);
+    r(queue::q::CTRL)?.write(io, ctrl)
+}
+
+/// Point MSI-X vector `v` at the simulator's MSI window with data `v`, unmasked.
+pub fn setup_vector(io: &(impl RegisterIo + ?Sized), v: u32) -> Result<(), IoError> {
+    let at = |a: fpga_virtio_hw::RegArray| a.at(v);
+    at(msix_table::vec::ADDR_LO)?.write(io, crate::MSI_WINDOW.start as u32)?;
+    at(msix_table::vec::ADDR_HI)?.write(io, 0)?;
+    at(msix_table::vec::DATA)?.write(io, v)?;
+    at(msix_table::vec::CTRL)?.write(io, 0)
+}
+
+/// Let the engines run.
+pub fn enable_device(io: &(impl RegisterIo + ?Sized)) -> Result<(), IoError> {
+    global::CTRL.write(io, global::ctrl::ENABLE.mask())
+}
+
+/// Ring queue `q`'s doorbell.
+pub fn kick(io: &(impl RegisterIo + ?Sized), q: u32, avail_idx: u16) -> Result<(), IoError> {
+    regs::doorbell::db::NOTIFY
+        .at(q)?
+        .write(io, u32::from(avail_idx))
+}

@@ -362,6 +362,8 @@ module fv_virtq_engine #(
         if (!enable[q] && !(busy && cq == QW'(q))) begin
           pending[q] <= 1'b0;
           err[q] <= 1'b0;
+          // Forget the avail index seen: the driver may restore other state or rings.
+          shadow_avail[q] <= saved_last_avail[q];
         end
       end
 

@@ -70,7 +70,11 @@ impl IommuMap {
 
     /// Map `[iova, iova + len)` to guest physical `[gpa, gpa + len)`.
     pub fn map(&mut self, iova: u64, gpa: u64, len: u64, perm: Perm) -> Result<(), IommuError> {
-        if len == 0 || iova % PAGE != 0 || gpa % PAGE != 0 || len % PAGE != 0 {
+        if len == 0
+            || !iova.is_multiple_of(PAGE)
+            || !gpa.is_multiple_of(PAGE)
+            || !len.is_multiple_of(PAGE)
+        {
             return Err(IommuError::Unaligned { iova, gpa, len });
         }
         let end = iova

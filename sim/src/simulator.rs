@@ -220,13 +220,13 @@ impl Simulator {
     /// An eventfd signalled by every MSI message whose data is `data` (the MSI-X table entry's
     /// data, e.g. the vector number). The same eventfd is returned on every call.
     pub fn irqfd(&mut self, data: u32) -> Result<EventFd, SimError> {
-        if !self.irqfds.contains_key(&data) {
-            let fd = EventFd::new(libc::EFD_NONBLOCK).map_err(|e| SimError::EventFd(e.into()))?;
-            self.irqfds.insert(data, fd);
-        }
-        self.irqfds[&data]
-            .try_clone()
-            .map_err(|e| SimError::EventFd(e.into()))
+        let fd = match self.irqfds.entry(data) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(EventFd::new(libc::EFD_NONBLOCK).map_err(SimError::EventFd)?)
+            }
+        };
+        fd.try_clone().map_err(SimError::EventFd)
     }
 
     /// Called at each MSI message with guest memory as it is at that moment (tests use it to
@@ -405,7 +405,7 @@ impl Simulator {
                 hook(self.memory.mem(), &msi);
             }
             if let Some(fd) = self.irqfds.get(&msi.data) {
-                fd.write(1).map_err(|e| SimError::EventFd(e.into()))?;
+                fd.write(1).map_err(SimError::EventFd)?;
             }
         } else {
             match self.iommu.translate(e.addr, len as u64, true) {

@@ -39,6 +39,19 @@ pub fn setup_queue(
     opts: QueueSetup,
 ) -> Result<(), IoError> {
     let r = |a: fpga_virtio_hw::RegArray| a.at(q);
+    // Disable first and wait for the handshake: the queue may be running an old ring.
+    r(queue::q::CTRL)?.write(io, 0)?;
+    let mut tries = 0;
+    while queue::q::status::ENABLED.is_set(r(queue::q::STATUS)?.read(io)?) {
+        tries += 1;
+        if tries > 10_000 {
+            return Err(IoError::Backend {
+                bar: regs::BAR_MGMT,
+                offset: r(queue::q::STATUS)?.offset,
+                reason: format!("queue {q} did not confirm the disable"),
+            });
+        }
+    }
     let (d, a, u) = (ring.desc_addr(), ring.avail_addr(), ring.used_addr());
     r(queue::q::DESC_LO)?.write(io, d as u32)?;
     r(queue::q::DESC_HI)?.write(io, (d >> 32) as u32)?;

@@ -8,7 +8,10 @@ use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
     let total = args.first().copied().unwrap_or(20_000) as usize;
     let payload = args.get(1).copied().unwrap_or(64) as u32;
     let latency = args.get(2).copied().unwrap_or(250);
@@ -18,7 +21,11 @@ fn main() {
         bytes_per_cycle: 16,
     };
     for depth in [1usize, 32] {
-        let mut sim = Simulator::new(SimConfig { timing, ..SimConfig::default() }).unwrap();
+        let mut sim = Simulator::new(SimConfig {
+            timing,
+            ..SimConfig::default()
+        })
+        .unwrap();
         sim.iommu_mut().map(0, 0, 32 << 20, Perm::RW).unwrap();
         let mem = sim.memory().mem().clone();
         let dev = SimDevice::new(sim);
@@ -32,8 +39,16 @@ fn main() {
             while posted < total && ring.in_flight() < depth {
                 let a = 0x40_0000 + (posted as u64 % 256) * 0x2000;
                 ring.add_chain(&[
-                    Buffer { addr: a, len: payload, write: false },
-                    Buffer { addr: a + 0x1000, len: payload, write: true },
+                    Buffer {
+                        addr: a,
+                        len: payload,
+                        write: false,
+                    },
+                    Buffer {
+                        addr: a + 0x1000,
+                        len: payload,
+                        write: true,
+                    },
                 ])
                 .unwrap();
                 posted += 1;

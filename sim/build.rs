@@ -56,6 +56,7 @@ fn main() {
     let shim = manifest.join("csrc");
 
     println!("cargo:rerun-if-env-changed=FV_SIM_DW");
+    println!("cargo:rerun-if-env-changed=FV_SIM_X");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", rtl.display());
     println!("cargo:rerun-if-changed={}", generated.display());
@@ -72,6 +73,14 @@ fn main() {
         fail(&format!("FV_SIM_DW={dw}: must be 64, 128, 256 or 512"));
     }
     println!("cargo:rustc-env=FV_SIM_DW={dw}");
+
+    // X handling: `fast` (default, for speed) or `unique` (every X a distinct value, flops start
+    // random per FV_SIM_SEED): CI runs the tests under `unique` with several seeds, because the
+    // fast set hides reset bugs.
+    let x = std::env::var("FV_SIM_X").unwrap_or_else(|_| "fast".into());
+    if x != "fast" && x != "unique" {
+        fail(&format!("FV_SIM_X={x}: must be fast or unique"));
+    }
 
     let version = verilator_version();
     if version < MIN_VERILATOR {

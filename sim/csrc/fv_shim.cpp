@@ -177,10 +177,14 @@ struct fv_sim {
 
 extern "C" {
 
-fv_sim* fv_sim_new(const char* trace_path) {
+fv_sim* fv_sim_new(const char* trace_path, int64_t x_seed) {
   auto* sim = new (std::nothrow) fv_sim();
   if (!sim) return nullptr;
   sim->ctx = std::make_unique<VerilatedContext>();
+  if (x_seed >= 0) {
+    sim->ctx->randReset(2);
+    sim->ctx->randSeed(static_cast<int>(x_seed & 0x7fffffff));
+  }
   if (trace_path) sim->ctx->traceEverOn(true);
   sim->top = std::make_unique<Vfv_top>(sim->ctx.get(), "fv_top");
   if (trace_path) {

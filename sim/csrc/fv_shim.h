@@ -26,8 +26,10 @@ typedef struct fv_event {
   uint8_t data[64];      // DMA write payload, byte 0 = the byte at addr
 } fv_event;
 
-// New model, reset for 8 cycles. trace_path: FST file to write, or NULL. NULL on failure.
-fv_sim* fv_sim_new(const char* trace_path);
+// New model, reset for 8 cycles. trace_path: FST file to write, or NULL. x_seed >= 0: start
+// every flop at a random value from that seed (meaningful in a build with FV_SIM_X=unique);
+// < 0: Verilator's default. NULL on failure.
+fv_sim* fv_sim_new(const char* trace_path, int64_t x_seed);
 void fv_sim_free(fv_sim* sim);
 // DMA datapath width in bytes (one read beat, the largest write).
 uint32_t fv_sim_dma_bytes(void);

@@ -40,7 +40,7 @@ pub struct FvSim {
 }
 
 extern "C" {
-    pub fn fv_sim_new(trace_path: *const c_char) -> *mut FvSim;
+    pub fn fv_sim_new(trace_path: *const c_char, x_seed: i64) -> *mut FvSim;
     pub fn fv_sim_free(sim: *mut FvSim);
     pub fn fv_sim_dma_bytes() -> u32;
     pub fn fv_sim_cycle(sim: *const FvSim) -> u64;

@@ -39,8 +39,9 @@ impl std::fmt::Debug for Model {
 unsafe impl Send for Model {}
 
 impl Model {
-    /// A model after reset. `trace`: write an FST waveform there.
-    pub fn new(trace: Option<&Path>) -> Result<Self, ModelError> {
+    /// A model after reset. `trace`: write an FST waveform there. `x_seed`: start every flop
+    /// at a random value from this seed (in a build with `FV_SIM_X=unique`; see build.rs).
+    pub fn new(trace: Option<&Path>, x_seed: Option<u32>) -> Result<Self, ModelError> {
         let path = trace
             .map(|p| {
                 p.to_str()
@@ -49,9 +50,10 @@ impl Model {
             })
             .transpose()?;
         let ptr = path.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+        let seed = x_seed.map_or(-1, i64::from);
         // SAFETY: `ptr` is NULL or a NUL-terminated string that outlives the call; the shim
-        // copies what it needs.
-        let sim = unsafe { ffi::fv_sim_new(ptr) };
+        // copies what it needs. `seed` is a plain value.
+        let sim = unsafe { ffi::fv_sim_new(ptr, seed) };
         if sim.is_null() {
             return Err(ModelError::Create);
         }

@@ -52,6 +52,9 @@ pub struct SimConfig {
     pub memory: u64,
     /// FST waveform to write; `None` reads `FV_SIM_TRACE`.
     pub trace: Option<PathBuf>,
+    /// Random initial flop values from this seed; `None` reads `FV_SIM_SEED` (needs a build
+    /// with `FV_SIM_X=unique` to matter: the fast build starts flops at zero).
+    pub x_seed: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             timing: DmaTiming::default(),
             memory: 64 << 20,
             trace: None,
+            x_seed: None,
         }
     }
 }
@@ -160,8 +164,13 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
         let trace = trace_path(&cfg);
+        let seed = cfg.x_seed.or_else(|| {
+            std::env::var("FV_SIM_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        });
         Ok(Simulator {
-            model: Model::new(trace.as_deref())?,
+            model: Model::new(trace.as_deref(), seed)?,
             memory: GuestMemory::new(cfg.memory)?,
             iommu: IommuMap::new(),
             timing: cfg.timing,

@@ -34,8 +34,7 @@ impl Rng {
 fn device(timing: DmaTiming) -> (SimDevice, GuestMemoryMmap) {
     let mut sim = Simulator::new(SimConfig {
         timing,
-        memory: 64 << 20,
-        trace: None,
+        ..SimConfig::default()
     })
     .unwrap();
     sim.iommu_mut().map(0, 0, MAPPED, Perm::RW).unwrap();

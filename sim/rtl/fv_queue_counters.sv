@@ -2,7 +2,8 @@
 // latency histogram in power-of-two buckets (<64, 64.., 128.., ... 4096+ cycles). 64-bit counters
 // wrap; 32-bit ones saturate.
 module fv_queue_counters #(
-  parameter int NQ = 32
+  parameter int NQ = 32,
+  parameter int NR = 64          // punt reasons counted
 ) (
   input  logic clk,
   input  logic rst,
@@ -14,13 +15,18 @@ module fv_queue_counters #(
   input  logic        ev_error,
   input  logic        ev_fault,
   input  logic        ev_irq,
+  input  logic        ev_punt,             // a punt-ring entry was written
+  input  logic [15:0] ev_punt_qid,
+  input  logic [7:0]  ev_punt_reason,
 
   output logic [NQ-1:0][63:0]     requests,
   output logic [NQ-1:0][63:0]     bytes,
   output logic [NQ-1:0][31:0]     errors,
   output logic [NQ-1:0][31:0]     dma_faults,
   output logic [NQ-1:0][31:0]     irqs,
-  output logic [NQ-1:0][7:0][31:0] latency
+  output logic [NQ-1:0][7:0][31:0] latency,
+  output logic [NQ-1:0][31:0]     punts,         // requests punted (doorbell events excluded)
+  output logic [NR-1:0][31:0]     punts_by_reason
 );
   function automatic logic [31:0] sat_inc(input logic [31:0] v);
     sat_inc = v == 32'hffff_ffff ? v : v + 32'd1;
@@ -43,6 +49,8 @@ module fv_queue_counters #(
       dma_faults <= '0;
       irqs <= '0;
       latency <= '0;
+      punts <= '0;
+      punts_by_reason <= '0;
     end else begin
       if (ev_done) begin
         requests[qid] <= requests[qid] + 64'd1;
@@ -52,6 +60,15 @@ module fv_queue_counters #(
       if (ev_error) errors[qid] <= sat_inc(errors[qid]);
       if (ev_fault) dma_faults[qid] <= sat_inc(dma_faults[qid]);
       if (ev_irq) irqs[qid] <= sat_inc(irqs[qid]);
+      if (ev_punt) begin
+        if (ev_punt_reason < 8'(NR)) begin
+          punts_by_reason[ev_punt_reason[$clog2(NR)-1:0]] <=
+            sat_inc(punts_by_reason[ev_punt_reason[$clog2(NR)-1:0]]);
+        end
+        if (ev_punt_reason != 8'(fv_regs_pkg::PUNT_REASON_DOORBELL) && ev_punt_qid < 16'(NQ)) begin
+          punts[ev_punt_qid[$clog2(NQ)-1:0]] <= sat_inc(punts[ev_punt_qid[$clog2(NQ)-1:0]]);
+        end
+      end
     end
   end
 endmodule

@@ -325,10 +325,10 @@ module fv_top #(
   logic [1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
   logic [1:0][63:0]   m_rd_addr;
   logic [1:0][15:0]   m_rd_len;
-  logic [2:0]         m_wr_valid, m_wr_ready, m_wc_valid;
-  logic [2:0][63:0]   m_wr_addr;
-  logic [2:0][15:0]   m_wr_len;
-  logic [2:0][DW-1:0] m_wr_data;
+  logic [3:0]         m_wr_valid, m_wr_ready, m_wc_valid;
+  logic [3:0][63:0]   m_wr_addr;
+  logic [3:0][15:0]   m_wr_len;
+  logic [3:0][DW-1:0] m_wr_data;
 
   logic                                  dev_start, dev_done, dev_error;
   logic [MAX_SEGS-1:0][63:0]             seg_addr;
@@ -338,6 +338,8 @@ module fv_top #(
   logic [31:0]                           dev_written;
   logic                                  irq_valid, irq_ready;
   logic [15:0]                           irq_vector;
+  logic                                  q_irq_valid, q_irq_ready, p_irq_valid, p_irq_ready;
+  logic [15:0]                           q_irq_vector, p_irq_vector;
   logic [QW-1:0]                         cur_queue;
   logic                                  ev_done, ev_error, ev_fault, ev_irq;
   logic [31:0]                           ev_bytes, ev_cycles;
@@ -366,7 +368,7 @@ module fv_top #(
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
-    .irq_valid, .irq_ready, .irq_vector,
+    .irq_valid(q_irq_valid), .irq_ready(q_irq_ready), .irq_vector(q_irq_vector),
     .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
   );
   assign queue_q_status_error_i = st_error;
@@ -385,6 +387,36 @@ module fv_top #(
     .wr_data(m_wr_data[1]), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error)
   );
 
+  // Interrupt requests: the virtqueue engine first, then the punt writer.
+  assign irq_valid = q_irq_valid || p_irq_valid;
+  assign irq_vector = q_irq_valid ? q_irq_vector : p_irq_vector;
+  assign q_irq_ready = irq_ready && q_irq_valid;
+  assign p_irq_ready = irq_ready && !q_irq_valid;
+
+  // Punt ring: doorbell events of CPU-owned queues (engine punts arrive with the blk engine).
+  logic        ev_punt, ev_punt_fault, punt_ready;
+  logic [15:0] ev_punt_qid;
+  logic [7:0]  ev_punt_reason;
+  fv_punt_writer #(.NQ(NQ), .DW(DW)) u_punt_writer (
+    .clk, .rst(srst),
+    .base({punt_ring_base_hi_addr, punt_ring_base_lo_addr}),
+    .size_log2(punt_ring_size_log2_log2),
+    .enable(punt_ring_ctrl_enable),
+    .cons(punt_ring_cons_idx),
+    .msix_vector(punt_ring_msix_vector),
+    .prod(punt_ring_prod_idx_i),
+    .full(punt_ring_status_full_i),
+    .stall_cycles(punt_ring_stalls_cycles_i),
+    .doorbell(doorbell_db_notify_avail_idx_pulse),
+    .cpu_owned(queue_q_ctrl_owner & queue_q_ctrl_enable),
+    .func(queue_q_ctrl_func),
+    .punt_valid(1'b0), .punt_ready(punt_ready), .punt_entry('0),
+    .wr_valid(m_wr_valid[3]), .wr_ready(m_wr_ready[3]), .wr_addr(m_wr_addr[3]), .wr_len(m_wr_len[3]),
+    .wr_data(m_wr_data[3]), .wc_valid(m_wc_valid[3]), .wc_error(dma_wc_error),
+    .irq_valid(p_irq_valid), .irq_ready(p_irq_ready), .irq_vector(p_irq_vector),
+    .ev_punt, .ev_qid(ev_punt_qid), .ev_reason(ev_punt_reason), .ev_fault(ev_punt_fault)
+  );
+
   logic msix_sent;
   fv_msix #(.NV(NV), .DW(DW)) u_msix (
     .clk, .rst(srst),
@@ -400,7 +432,7 @@ module fv_top #(
   logic        fault_valid, fault_write;
   logic [63:0] fault_addr;
   logic [3:0]  fault_tag;
-  fv_dma_mux #(.NR(2), .NW(3), .DW(DW), .TAGW(4)) u_dma_mux (
+  fv_dma_mux #(.NR(2), .NW(4), .DW(DW), .TAGW(4)) u_dma_mux (
     .clk, .rst(srst),
     .m_rd_valid, .m_rd_ready, .m_rd_addr, .m_rd_len, .m_rc_valid,
     .m_wr_valid, .m_wr_ready, .m_wr_addr, .m_wr_len, .m_wr_data, .m_wc_valid,
@@ -426,8 +458,8 @@ module fv_top #(
       if (fault_count != 32'hffff_ffff) fault_count <= fault_count + 32'd1;
       if (!global_status_dma_fault) begin
         first_fault_addr <= fault_addr;
-        // MSI-X message writes (master 2) belong to no queue.
-        first_fault_queue <= fault_tag == 4'd2 ? 16'hffff : 16'(cur_queue);
+        // MSI-X messages (master 2) and punt entries (master 3) belong to no queue.
+        first_fault_queue <= fault_tag >= 4'd2 ? 16'hffff : 16'(cur_queue);
         first_fault_write <= fault_write;
       end
     end
@@ -447,8 +479,10 @@ module fv_top #(
   fv_queue_counters #(.NQ(NQ)) u_queue_counters (
     .clk, .rst(srst),
     .qid(cur_queue), .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq,
+    .ev_punt, .ev_punt_qid, .ev_punt_reason,
     .requests(c_requests), .bytes(c_bytes), .errors(c_errors), .dma_faults(c_faults),
-    .irqs(c_irqs), .latency(c_latency)
+    .irqs(c_irqs), .latency(c_latency), .punts(counters_qstat_punts_count_i),
+    .punts_by_reason(counters_punts_requests_count_i)
   );
   always_comb begin
     for (int q = 0; q < NQ; q++) begin
@@ -471,13 +505,8 @@ module fv_top #(
   end
 
   // ---------------------------------------------------------------------------------------------
-  // Blocks whose engines come with later work: punts (blk/net engines), the completion-ring
-  // merge, the flow table and the flash controller. Their status reads as idle.
-  assign counters_punts_requests_count_i = '0;
-  assign counters_qstat_punts_count_i = '0;
-  assign punt_ring_prod_idx_i = '0;
-  assign punt_ring_status_full_i = 1'b0;
-  assign punt_ring_stalls_cycles_i = '0;
+  // Blocks whose engines come with later work: the completion-ring merge (with the blk engine's
+  // punts), the flow table and the flash controller. Their status reads as idle.
   assign cpl_ring_cons_idx_i = '0;
   assign cpl_ring_status_bad_entry_set = 1'b0;
   assign flow_table_action_op_we = 1'b0;
@@ -512,7 +541,7 @@ module fv_top #(
   // table, flash, function reset and features, interrupt moderation), and values only software
   // reads back (scratch, the doorbell's avail-index hint, the config vector).
   logic unused_later;
-  assign unused_later = &{1'b0, msix_sent,
+  assign unused_later = &{1'b0, msix_sent, ev_punt_fault, punt_ready,
     cpl_ring_base_lo_addr, cpl_ring_base_hi_addr, cpl_ring_size_log2_log2,
     cpl_ring_ctrl_enable, cpl_ring_prod_idx, cpl_ring_status_bad_entry,
     doorbell_db_notify_avail_idx, flash_ctrl_cmd_pulse, flash_ctrl_cmd,
@@ -524,7 +553,5 @@ module fv_top #(
     functions_func_ctrl_enable, functions_func_ctrl_reset_pulse, functions_func_features_lo_bits,
     functions_func_features_hi_bits, functions_func_blk_capacity_lo_sectors, functions_func_blk_capacity_hi_sectors,
     functions_func_blk_max_sectors_sectors, global_config_msix_vector, global_scratch_value,
-    punt_ring_base_lo_addr, punt_ring_base_hi_addr, punt_ring_size_log2_log2,
-    punt_ring_ctrl_enable, punt_ring_cons_idx, punt_ring_msix_vector,
     queue_q_irq_moderation_max_pending, queue_q_irq_moderation_timeout};
 endmodule

@@ -3,7 +3,6 @@
 
 use fpga_virtio_hw::formats::PuntEntry;
 use fpga_virtio_hw::regs::{self, punt_ring, PuntReason, QueueOwner};
-use fpga_virtio_hw::RegisterIo;
 use fpga_virtio_sim::testing::{
     enable_device, kick, setup_queue, setup_vector, Buffer, QueueSetup, SplitRing,
 };

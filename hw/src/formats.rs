@@ -20,7 +20,7 @@ pub struct PuntEntry {
     pub rsvd: u8,
     /// FPGA tag; the completion must echo it. (offset 8)
     pub tag: u32,
-    /// Total bytes of the chain's device-readable descriptors. (offset 12)
+    /// Bytes of the device-readable descriptors the engine walked (the whole chain unless reason is chain_too_long). (offset 12)
     pub len: u32,
     /// IOVA of the first descriptor's buffer (e.g. the blk request header). (offset 16)
     pub addr: u64,

@@ -236,6 +236,8 @@ pub enum PuntReason {
     BlkOutOfRange = 8,
     /// A request whose header or status descriptor is malformed.
     BlkMalformed = 9,
+    /// A chain with more descriptors than the engine's segment table; the CPU serves it.
+    ChainTooLong = 10,
     /// No flow-table entry matched the packet.
     NetFlowMiss = 16,
     /// The matched flow asks for ACL or connection tracking.
@@ -256,6 +258,7 @@ impl PuntReason {
         PuntReason::BlkTooLarge,
         PuntReason::BlkOutOfRange,
         PuntReason::BlkMalformed,
+        PuntReason::ChainTooLong,
         PuntReason::NetFlowMiss,
         PuntReason::NetAcl,
         PuntReason::NetCtrl,
@@ -273,6 +276,7 @@ impl PuntReason {
             7 => Some(PuntReason::BlkTooLarge),
             8 => Some(PuntReason::BlkOutOfRange),
             9 => Some(PuntReason::BlkMalformed),
+            10 => Some(PuntReason::ChainTooLong),
             16 => Some(PuntReason::NetFlowMiss),
             17 => Some(PuntReason::NetAcl),
             18 => Some(PuntReason::NetCtrl),
@@ -297,6 +301,7 @@ impl PuntReason {
             PuntReason::BlkTooLarge => "blk_too_large",
             PuntReason::BlkOutOfRange => "blk_out_of_range",
             PuntReason::BlkMalformed => "blk_malformed",
+            PuntReason::ChainTooLong => "chain_too_long",
             PuntReason::NetFlowMiss => "net_flow_miss",
             PuntReason::NetAcl => "net_acl",
             PuntReason::NetCtrl => "net_ctrl",

@@ -346,6 +346,8 @@ module fv_top #(
   logic [NQ-1:0]                         save_we;
   logic [15:0]                           save_last_avail, save_used_idx;
   logic [NQ-1:0]                         st_error;
+  logic                                  e_punt_valid, e_punt_ready;
+  fv_regs_pkg::punt_entry_t              e_punt_entry;
 
   fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS)) u_virtq_engine (
     .clk, .rst(srst),
@@ -368,6 +370,11 @@ module fv_top #(
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
+    .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
+    .cpl_base({cpl_ring_base_hi_addr, cpl_ring_base_lo_addr}),
+    .cpl_size_log2(cpl_ring_size_log2_log2), .cpl_enable(cpl_ring_ctrl_enable),
+    .cpl_prod(cpl_ring_prod_idx), .cpl_cons(cpl_ring_cons_idx_i),
+    .cpl_bad(cpl_ring_status_bad_entry_set), .func(queue_q_ctrl_func),
     .irq_valid(q_irq_valid), .irq_ready(q_irq_ready), .irq_vector(q_irq_vector),
     .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
   );
@@ -393,8 +400,8 @@ module fv_top #(
   assign q_irq_ready = irq_ready && q_irq_valid;
   assign p_irq_ready = irq_ready && !q_irq_valid;
 
-  // Punt ring: doorbell events of CPU-owned queues (engine punts arrive with the blk engine).
-  logic        ev_punt, ev_punt_fault, punt_ready;
+  // Punt ring: the engine's punts and doorbell events of CPU-owned queues.
+  logic        ev_punt, ev_punt_fault;
   logic [15:0] ev_punt_qid;
   logic [7:0]  ev_punt_reason;
   fv_punt_writer #(.NQ(NQ), .DW(DW)) u_punt_writer (
@@ -410,7 +417,7 @@ module fv_top #(
     .doorbell(doorbell_db_notify_avail_idx_pulse),
     .cpu_owned(queue_q_ctrl_owner & queue_q_ctrl_enable),
     .func(queue_q_ctrl_func),
-    .punt_valid(1'b0), .punt_ready(punt_ready), .punt_entry('0),
+    .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
     .wr_valid(m_wr_valid[3]), .wr_ready(m_wr_ready[3]), .wr_addr(m_wr_addr[3]), .wr_len(m_wr_len[3]),
     .wr_data(m_wr_data[3]), .wc_valid(m_wc_valid[3]), .wc_error(dma_wc_error),
     .irq_valid(p_irq_valid), .irq_ready(p_irq_ready), .irq_vector(p_irq_vector),
@@ -505,10 +512,8 @@ module fv_top #(
   end
 
   // ---------------------------------------------------------------------------------------------
-  // Blocks whose engines come with later work: the completion-ring merge (with the blk engine's
-  // punts), the flow table and the flash controller. Their status reads as idle.
-  assign cpl_ring_cons_idx_i = '0;
-  assign cpl_ring_status_bad_entry_set = 1'b0;
+  // Blocks whose engines come with later work: the flow table and the flash controller. Their
+  // status reads as idle.
   assign flow_table_action_op_we = 1'b0;
   assign flow_table_action_op_d = '0;
   assign flow_table_action_target_we = 1'b0;
@@ -541,9 +546,8 @@ module fv_top #(
   // table, flash, function reset and features, interrupt moderation), and values only software
   // reads back (scratch, the doorbell's avail-index hint, the config vector).
   logic unused_later;
-  assign unused_later = &{1'b0, msix_sent, ev_punt_fault, punt_ready,
-    cpl_ring_base_lo_addr, cpl_ring_base_hi_addr, cpl_ring_size_log2_log2,
-    cpl_ring_ctrl_enable, cpl_ring_prod_idx, cpl_ring_status_bad_entry,
+  assign unused_later = &{1'b0, msix_sent, ev_punt_fault,
+    cpl_ring_status_bad_entry,
     doorbell_db_notify_avail_idx, flash_ctrl_cmd_pulse, flash_ctrl_cmd,
     flash_ctrl_slot_pulse, flash_ctrl_slot, flash_addr_page,
     flash_status_error, flash_page_data_value, flow_table_key0_value,

@@ -4,7 +4,11 @@
 //   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
 //
 // The engine serves one request at a time, picking queues round-robin among those with work. It is
-// the single publisher of used->idx of the FPGA-owned queues. Everything it reads from guest memory
+// the single publisher of used->idx of the FPGA-owned queues: requests it hands to the CPU (chains
+// longer than its segment table) go out on the punt ring with a tag, and the CPU's answers come
+// back on the completion ring, which the engine merges into the used rings (completions first,
+// then new requests). A completion whose tag, queue and head do not name a punted request in
+// flight is dropped and fails its queue (bad_completion). Everything it reads from guest memory
 // is validated before use: a malformed chain or a DMA fault puts only that queue into its error
 // state (cause + detail), and the others go on. Clearing a queue's enable is a handshake: the
 // request in flight completes, then STATUS.enabled drops and the saved state (last_avail,
@@ -15,7 +19,8 @@
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
-  parameter int MAX_SEGS = 16    // descriptors per chain handed to the device engine
+  parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
+  parameter int PUNT_SLOTS = 16  // punted requests in flight (a power of two)
 ) (
   input  logic clk,
   input  logic rst,
@@ -74,6 +79,20 @@ module fv_virtq_engine #(
   input  logic                          dev_error,
   input  logic [31:0]                   dev_written,
 
+  // Punt requests to the punt-ring writer.
+  output logic                     punt_valid,
+  input  logic                     punt_ready,
+  output fv_regs_pkg::punt_entry_t punt_entry,
+
+  // Completion ring (cpl_ring CSR block).
+  input  logic [63:0] cpl_base,
+  input  logic [4:0]  cpl_size_log2,
+  input  logic        cpl_enable,
+  input  logic [31:0] cpl_prod,
+  output logic [31:0] cpl_cons,
+  output logic        cpl_bad,                   // pulse: a completion named nothing in flight
+  input  logic [NQ-1:0][2:0] func,
+
   // Interrupt request to the MSI-X block.
   output logic        irq_valid,
   input  logic        irq_ready,
@@ -119,6 +138,8 @@ module fv_virtq_engine #(
     S_EVT_REQ, S_EVT_WAIT,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
+    S_PUNT, S_SETTLE,
+    S_CPL_REQ, S_CPL_WAIT, S_CPL_LOAD,
     S_FAIL
   } state_e;
 
@@ -150,6 +171,45 @@ module fv_virtq_engine #(
   logic [NQ-1:0][31:0] info;
   logic [NQ-1:0]       enable_q;
   logic [NQ-1:0][15:0] shadow_avail;
+
+  // Punted requests in flight: tag = slot.
+  localparam int PW = $clog2(PUNT_SLOTS);
+  logic [PUNT_SLOTS-1:0]         slot_valid;
+  logic [PUNT_SLOTS-1:0][QW-1:0] slot_q;
+  logic [PUNT_SLOTS-1:0][15:0]   slot_head;
+  logic                          slot_free;
+  logic [PW-1:0]                 free_slot;
+  always_comb begin
+    slot_free = 1'b0;
+    free_slot = '0;
+    for (int i = PUNT_SLOTS - 1; i >= 0; i--) begin
+      if (!slot_valid[i]) begin
+        slot_free = 1'b1;
+        free_slot = PW'(i);
+      end
+    end
+  end
+  // Punted requests in flight per queue.
+  logic [NQ-1:0][15:0] punted;
+  always_comb begin
+    for (int q = 0; q < NQ; q++) begin
+      punted[q] = '0;
+      for (int i = 0; i < PUNT_SLOTS; i++) begin
+        if (slot_valid[i] && slot_q[i] == QW'(q)) punted[q] = punted[q] + 16'd1;
+      end
+    end
+  end
+
+  // The request being published is a CPU completion (not a device-engine result).
+  logic        is_cpl;
+  logic [31:0] cpl_len;
+  logic        cpl_no_irq;
+  logic [31:0] walked_bytes;
+  logic [63:0] first_addr;
+  logic        cpl_pending;
+  logic [31:0] cpl_mask;
+  assign cpl_mask = (32'd1 << cpl_size_log2) - 32'd1;
+  assign cpl_pending = cpl_enable && cpl_prod != cpl_cons;
 
   // Failure being recorded.
   logic [3:0]  f_cause;
@@ -194,7 +254,7 @@ module fv_virtq_engine #(
   logic [NQ-1:0] runnable;
   logic          pick_valid;
   logic [QW-1:0] pick, rr;
-  assign runnable = pending & enable & ~owner & ~err;
+  assign runnable = (slot_free ? pending & enable & ~owner & ~err : '0);
   always_comb begin
     pick_valid = 1'b0;
     pick = '0;
@@ -230,6 +290,11 @@ module fv_virtq_engine #(
         rd_addr = (in_ind ? ind_base : c_desc) + {44'd0, idx, 4'd0};
         rd_len = 16'd16;
       end
+      S_CPL_REQ: begin
+        rd_valid = 1'b1;
+        rd_addr = cpl_base + {28'd0, cpl_cons & cpl_mask, 4'd0};
+        rd_len = 16'(fv_regs_pkg::CPL_ENTRY_BYTES);
+      end
       S_EVT_REQ: begin
         rd_valid = 1'b1;
         // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
@@ -249,7 +314,7 @@ module fv_virtq_engine #(
         wr_valid = 1'b1;
         wr_addr = c_used + 64'd4 + {45'd0, used_slot, 3'd0};
         wr_len = 16'd8;
-        wr_data[63:0] = {dev_written, 16'd0, head};
+        wr_data[63:0] = {is_cpl ? cpl_len : dev_written, 16'd0, head};
       end
       S_UIDX_REQ: begin
         wr_valid = 1'b1;
@@ -266,6 +331,27 @@ module fv_virtq_engine #(
     endcase
   end
 
+  assign punt_valid = state == S_PUNT;
+  always_comb begin
+    punt_entry = '0;
+    punt_entry.qid = 16'(cq);
+    punt_entry.head = head;
+    punt_entry.reason = 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
+    punt_entry.func = {5'd0, func[cq]};
+    punt_entry.flags = {6'd0, in_ind, 1'b0};
+    punt_entry.tag = 32'(free_slot);
+    punt_entry.len = walked_bytes;
+    punt_entry.addr = first_addr;
+  end
+
+  // The completion entry being read.
+  fv_regs_pkg::cpl_entry_t cpl;
+  assign cpl = rdata[fv_regs_pkg::CPL_ENTRY_BYTES*8-1:0];
+  logic cpl_ok;
+  assign cpl_ok = cpl.tag < 32'(PUNT_SLOTS) && slot_valid[cpl.tag[PW-1:0]]
+                  && cpl.qid < 16'(NQ) && slot_q[cpl.tag[PW-1:0]] == cpl.qid[QW-1:0]
+                  && slot_head[cpl.tag[PW-1:0]] == cpl.head;
+
   assign irq_valid = state == S_IRQ;
   assign irq_vector = c_vec;
   assign dev_start = state == S_DEV;
@@ -277,13 +363,16 @@ module fv_virtq_engine #(
   assign busy = state != S_IDLE;
   always_comb begin
     for (int q = 0; q < NQ; q++) begin
-      st_enabled[q] = (enable[q] && !err[q]) || (busy && cq == QW'(q));
+      // Enabled until the request in flight and every punted request of the queue drained.
+      st_enabled[q] = (enable[q] && !err[q]) || (busy && cq == QW'(q)) || punted[q] != 16'd0;
       st_error[q] = err[q];
       st_cause[q] = cause[q];
       st_err_info[q] = info[q];
-      st_inflight[q] = (busy && cq == QW'(q) && state != S_CHECK && state != S_AIDX_REQ
-                        && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT)
-                       ? 16'd1 : 16'd0;
+      st_inflight[q] = punted[q]
+                       + ((busy && cq == QW'(q) && !is_cpl && state != S_CHECK && state != S_AIDX_REQ
+                           && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT
+                           && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD)
+                          ? 16'd1 : 16'd0);
     end
   end
 
@@ -346,8 +435,19 @@ module fv_virtq_engine #(
       ev_error <= 1'b0;
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
+      slot_valid <= '0;
+      slot_q <= '0;
+      slot_head <= '0;
+      is_cpl <= 1'b0;
+      cpl_len <= '0;
+      cpl_no_irq <= 1'b0;
+      cpl_cons <= '0;
+      cpl_bad <= 1'b0;
+      walked_bytes <= '0;
+      first_addr <= '0;
     end else begin
       cycle <= cycle + 32'd1;
+      cpl_bad <= 1'b0;
       save_we <= '0;
       ev_done <= 1'b0;
       ev_error <= 1'b0;
@@ -369,7 +469,10 @@ module fv_virtq_engine #(
 
       unique case (state)
         S_IDLE: begin
-          if (run && pick_valid) begin
+          is_cpl <= 1'b0;
+          if (run && cpl_pending) begin
+            state <= S_CPL_REQ;
+          end else if (run && pick_valid) begin
             cq <= pick;
             rr <= pick;
             pending[pick] <= 1'b0;
@@ -467,6 +570,7 @@ module fv_virtq_engine #(
               walked <= '0;
               seen_write <= 1'b0;
               seg_count <= '0;
+              walked_bytes <= '0;
               state <= S_DESC_REQ;
             end
           end
@@ -510,9 +614,8 @@ module fv_virtq_engine #(
               f_info <= {16'd0, idx};
               state <= S_FAIL;
             end else if (seg_count == SW'(MAX_SEGS)) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_CHAIN_TOO_LONG;
-              f_info <= {16'd0, idx};
-              state <= S_FAIL;
+              // More descriptors than the segment table holds: the CPU serves this one.
+              state <= S_PUNT;
             end else if (d_flags[F_NEXT] && d_next >= table_limit) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
               f_info <= {16'd0, d_next};
@@ -522,6 +625,8 @@ module fv_virtq_engine #(
               seg_len[seg_count[SW-2:0]] <= d_len;
               seg_write[seg_count[SW-2:0]] <= d_flags[F_WRITE];
               seg_count <= seg_count + SW'(1);
+              if (seg_count == '0) first_addr <= d_addr;
+              if (!d_flags[F_WRITE]) walked_bytes <= walked_bytes + d_len;
               seen_write <= seen_write | d_flags[F_WRITE];
               if (d_flags[F_NEXT]) begin
                 idx <= d_next;
@@ -570,14 +675,15 @@ module fv_virtq_engine #(
               f_fault <= 1'b1;
               state <= S_FAIL;
             end else begin
-              // Published: used->idx is visible in memory (the write was acknowledged).
-              last_avail <= last_avail + 16'd1;
+              // Published: used->idx is visible in memory (the write was acknowledged). A CPU
+              // completion consumed its avail entry when it was punted.
+              last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
               used_idx <= used_idx + 16'd1;
               save_we[cq] <= 1'b1;
-              save_last_avail <= last_avail + 16'd1;
+              save_last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
               save_used_idx <= used_idx + 16'd1;
               ev_done <= 1'b1;
-              ev_bytes <= dev_written;
+              ev_bytes <= is_cpl ? cpl_len : dev_written;
               ev_cycles <= cycle - start_cycle;
               state <= S_EVT_REQ;
             end
@@ -592,7 +698,7 @@ module fv_virtq_engine #(
               f_info <= c_avail[31:0];
               f_fault <= 1'b1;
               state <= S_FAIL;
-            end else if (c_vec != NO_VECTOR
+            end else if (c_vec != NO_VECTOR && !(is_cpl && cpl_no_irq)
                          && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0])) begin
               // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds
               // exactly when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
@@ -614,6 +720,67 @@ module fv_virtq_engine #(
           end
         end
 
+        S_PUNT: begin
+          if (punt_ready) begin
+            slot_valid[free_slot] <= 1'b1;
+            slot_q[free_slot] <= cq;
+            slot_head[free_slot] <= head;
+            last_avail <= last_avail + 16'd1;
+            save_we[cq] <= 1'b1;
+            save_last_avail <= last_avail + 16'd1;
+            save_used_idx <= used_idx;
+            pending[cq] <= 1'b1;
+            state <= S_SETTLE;
+          end
+        end
+        // The saved state written above reaches the CSR block a cycle later: wait for it before
+        // the next pick reads it.
+        S_SETTLE: state <= S_IDLE;
+
+        S_CPL_REQ: if (rd_ready) state <= S_CPL_WAIT;
+        S_CPL_WAIT: begin
+          if (rc_valid && rc_last) begin
+            cpl_cons <= cpl_cons + 32'd1;
+            if (rc_error) begin
+              // The completion ring is outside the IOMMU map: drop the entry (the fault is
+              // reported in GLOBAL.DMA_FAULT_*).
+              state <= S_IDLE;
+            end else if (!cpl_ok) begin
+              cpl_bad <= 1'b1;
+              if (cpl.qid < 16'(NQ)) begin
+                cq <= cpl.qid[QW-1:0];
+                f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_COMPLETION;
+                f_info <= cpl.tag;
+                f_fault <= 1'b0;
+                state <= S_FAIL;
+              end else begin
+                state <= S_IDLE;
+              end
+            end else begin
+              slot_valid[cpl.tag[PW-1:0]] <= 1'b0;
+              cq <= cpl.qid[QW-1:0];
+              head <= cpl.head;
+              cpl_len <= cpl.len;
+              cpl_no_irq <= cpl.flags[0];
+              ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it
+              state <= S_CPL_LOAD;
+            end
+          end
+        end
+        S_CPL_LOAD: begin
+          // The queue's context, as at a pick; a broken queue gets no more used entries.
+          is_cpl <= 1'b1;
+          c_avail <= {avail_hi[cq], avail_lo[cq]};
+          c_used <= {used_hi[cq], used_lo[cq]};
+          c_size <= size[cq];
+          c_mask <= size[cq] - 16'd1;
+          c_evt <= event_idx[cq];
+          c_vec <= msix_vector[cq];
+          last_avail <= saved_last_avail[cq];
+          used_idx <= saved_used_idx[cq];
+          state <= err[cq] ? S_IDLE : S_ELEM_REQ;
+        end
+
         S_FAIL: begin
           err[cq] <= 1'b1;
           cause[cq] <= f_cause;
@@ -628,4 +795,6 @@ module fv_virtq_engine #(
       endcase
     end
   end
+  logic unused_ok;
+  assign unused_ok = &{1'b0, cpl.flags[7:1], cpl.rsvd};
 endmodule

@@ -1,7 +1,7 @@
 //! The punt ring through the RTL: doorbells of CPU-owned queues become punt-ring events the
 //! runtime reads from memory (phase bit, producer index, backpressure when full, MSI-X).
 
-use fpga_virtio_hw::formats::PuntEntry;
+use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
 use fpga_virtio_hw::regs::{self, punt_ring, PuntReason, QueueOwner};
 use fpga_virtio_sim::testing::{
     enable_device, kick, setup_queue, setup_vector, Buffer, QueueSetup, SplitRing,
@@ -127,4 +127,154 @@ fn full_ring_holds_events_back_and_phase_flips_on_wrap() {
     assert_eq!(qids, vec![0, 1, 2, 3, 4, 5]);
     // Slots 2 and 3 still hold first-pass entries: the consumer sees them as old.
     assert_eq!(entry(&mem, 2).flags & 1, 1);
+}
+
+const CPL: u64 = 0x1e0_0000;
+
+fn cpl_ring(dev: &SimDevice) {
+    use fpga_virtio_hw::regs::cpl_ring;
+    cpl_ring::BASE_LO.write(dev, CPL as u32).unwrap();
+    cpl_ring::BASE_HI.write(dev, 0).unwrap();
+    cpl_ring::SIZE_LOG2.write(dev, 3).unwrap();
+    cpl_ring::CTRL.write(dev, 1).unwrap();
+}
+
+fn post_completion(dev: &SimDevice, mem: &GuestMemoryMmap, idx: u32, c: CplEntry) {
+    use fpga_virtio_hw::regs::cpl_ring;
+    let slot = u64::from(idx % 8);
+    mem.write_slice(
+        &c.to_le_bytes(),
+        GuestAddress(CPL + slot * CplEntry::SIZE as u64),
+    )
+    .unwrap();
+    cpl_ring::PROD.write(dev, idx + 1).unwrap();
+}
+
+/// A chain longer than the engine's segment table goes to the CPU through the punt ring; the
+/// CPU's completion comes back through the completion ring and the engine publishes it: the FPGA
+/// stays the single publisher of used->idx.
+#[test]
+fn long_chain_is_punted_and_completed_through_the_completion_ring() {
+    use fpga_virtio_hw::regs::{cpl_ring, queue, QueueError};
+    let (dev, mem) = device();
+    cpl_ring(&dev);
+    setup_vector(&dev, 3).unwrap();
+    let mut ring = SplitRing::new(&mem, 0x10_0000, 32, false).unwrap();
+    setup_queue(
+        &dev,
+        0,
+        &ring,
+        QueueSetup {
+            vector: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // 20 readable descriptors of 8 bytes and one writable: too long for the engine (16).
+    let src: Vec<u8> = (0..160u32).map(|i| (i * 7 + 3) as u8).collect();
+    mem.write_slice(&src, GuestAddress(0x80_0000)).unwrap();
+    let mut bufs: Vec<Buffer> = (0..20u64)
+        .map(|k| Buffer {
+            addr: 0x80_0000 + 8 * k,
+            len: 8,
+            write: false,
+        })
+        .collect();
+    bufs.push(Buffer {
+        addr: 0x90_0000,
+        len: 256,
+        write: true,
+    });
+    let long = ring.add_chain(&bufs).unwrap();
+    // And a short one after it, which the FPGA serves itself.
+    mem.write_slice(&[0xab; 16], GuestAddress(0x81_0000))
+        .unwrap();
+    let short = ring
+        .add_chain(&[
+            Buffer {
+                addr: 0x81_0000,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: 0x91_0000,
+                len: 16,
+                write: true,
+            },
+        ])
+        .unwrap();
+    ring.publish().unwrap();
+    kick(&dev, 0, ring.avail_idx()).unwrap();
+    dev.lock().run(2_000).unwrap();
+    assert_eq!(punt_ring::PROD.read(&dev).unwrap(), 1);
+    let p = entry(&mem, 0);
+    assert_eq!(p.qid, 0);
+    assert_eq!(p.head, long);
+    assert_eq!(u32::from(p.reason), PuntReason::ChainTooLong.raw());
+    assert_eq!(p.addr, 0x80_0000);
+    assert_eq!(p.len, 16 * 8, "readable bytes of the 16 descriptors walked");
+    // The short request is done; the long one is in flight at the CPU.
+    assert_eq!(ring.reap().unwrap(), vec![(short, 16)]);
+    let st = queue::q::STATUS.at(0).unwrap().read(&dev).unwrap();
+    assert_eq!(queue::q::status::INFLIGHT.get(st), 1);
+    // A disable waits for the punted request.
+    let ctrl = queue::q::CTRL.at(0).unwrap();
+    let on = ctrl.read(&dev).unwrap();
+    ctrl.write(&dev, 0).unwrap();
+    dev.lock().run(500).unwrap();
+    assert!(queue::q::status::ENABLED.is_set(queue::q::STATUS.at(0).unwrap().read(&dev).unwrap()));
+
+    assert_eq!(
+        cpl_ring::CONS.read(&dev).unwrap(),
+        0,
+        "nothing consumed yet"
+    );
+    // The CPU serves it (echo in software) and completes it.
+    let n = src.len().min(256);
+    mem.write_slice(&src[..n], GuestAddress(0x90_0000)).unwrap();
+    post_completion(
+        &dev,
+        &mem,
+        0,
+        CplEntry {
+            qid: 0,
+            head: long,
+            len: n as u32,
+            tag: p.tag,
+            ..Default::default()
+        },
+    );
+    dev.lock().run(2_000).unwrap();
+    assert_eq!(cpl_ring::CONS.read(&dev).unwrap(), 1);
+    assert_eq!(ring.reap().unwrap(), vec![(long, n as u32)]);
+    // Drained: the disable handshake completes, and the saved state counts both.
+    let st = queue::q::STATUS.at(0).unwrap().read(&dev).unwrap();
+    assert!(!queue::q::status::ENABLED.is_set(st));
+    let state = queue::q::STATE.at(0).unwrap().read(&dev).unwrap();
+    assert_eq!(state, 2 | (2 << 16));
+    // One interrupt per used entry.
+    assert_eq!(dev.lock().msis().iter().filter(|m| m.data == 3).count(), 2);
+
+    // A completion naming nothing in flight: dropped, flagged, and it fails its queue.
+    ctrl.write(&dev, on).unwrap();
+    post_completion(
+        &dev,
+        &mem,
+        1,
+        CplEntry {
+            qid: 0,
+            head: long,
+            len: 1,
+            tag: p.tag,
+            ..Default::default()
+        },
+    );
+    dev.lock().run(2_000).unwrap();
+    assert_eq!(cpl_ring::STATUS.read(&dev).unwrap() & 1, 1);
+    let st = queue::q::STATUS.at(0).unwrap().read(&dev).unwrap();
+    assert_eq!(
+        QueueError::try_from(queue::q::status::CAUSE.get(st)).unwrap(),
+        QueueError::BadCompletion
+    );
+    assert_eq!(ring.used_idx().unwrap(), 2, "nothing published for it");
 }

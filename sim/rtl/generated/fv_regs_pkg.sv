@@ -66,6 +66,7 @@ package fv_regs_pkg;
     PUNT_REASON_BLK_TOO_LARGE = 8'h7,  // A read or write larger than the function's BLK_MAX_SECTORS.
     PUNT_REASON_BLK_OUT_OF_RANGE = 8'h8,  // A read or write past the function's capacity.
     PUNT_REASON_BLK_MALFORMED = 8'h9,  // A request whose header or status descriptor is malformed.
+    PUNT_REASON_CHAIN_TOO_LONG = 8'ha,  // A chain with more descriptors than the engine's segment table; the CPU serves it.
     PUNT_REASON_NET_FLOW_MISS = 8'h10,  // No flow-table entry matched the packet.
     PUNT_REASON_NET_ACL = 8'h11,  // The matched flow asks for ACL or connection tracking.
     PUNT_REASON_NET_CTRL = 8'h12  // A virtio-net control-queue command.
@@ -336,7 +337,7 @@ package fv_regs_pkg;
   typedef struct packed {
     logic [63:0] arg;  // byte 24: Reason-specific (blk: sector; net: flow hash).
     logic [63:0] addr;  // byte 16: IOVA of the first descriptor's buffer (e.g. the blk request header).
-    logic [31:0] len;  // byte 12: Total bytes of the chain's device-readable descriptors.
+    logic [31:0] len;  // byte 12: Bytes of the device-readable descriptors the engine walked (the whole chain unless reason is chain_too_long).
     logic [31:0] tag;  // byte 8: FPGA tag; the completion must echo it.
     logic [7:0] rsvd;  // byte 7: Zero.
     logic [7:0] flags;  // byte 6: Bit 0: PHASE (flips each pass round the ring). Bit 1: INDIRECT (head is an indirect table).

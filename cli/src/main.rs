@@ -1,5 +1,7 @@
 //! `fpga-virtio`: the command-line tool.
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use fpga_virtio_hw::regs;
 use std::process::ExitCode;
@@ -17,6 +19,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the main job on the simulated FPGA and print a summary.
+    Demo {
+        /// Requests to run.
+        #[arg(long, default_value_t = 1000)]
+        requests: u64,
+        /// Queues to spread them over (1..=16).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+        queues: u32,
+        /// Seed of the workload (same seed, same simulated cycles).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the summary as JSON (no progress).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the register map this build was generated from (blocks, or every register).
     Regmap {
         /// List every register, not only the blocks.
@@ -67,6 +84,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Regmap { registers } => regmap(registers),
+        Command::Demo {
+            requests,
+            queues,
+            seed,
+            json,
+        } => match demo::run(requests, queues, seed, json) {
+            Ok(s) if json => match serde_json::to_string_pretty(&s) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            Ok(s) => demo::print(&s),
+            Err(e) => {
+                eprintln!("error: demo failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     }
     ExitCode::SUCCESS
 }

@@ -270,6 +270,11 @@ impl SplitRing {
         }
     }
 
+    /// Whether the device published used entries not reaped yet.
+    pub fn has_used(&self) -> Result<bool, RingError> {
+        Ok(self.used_idx()? != self.last_used)
+    }
+
     /// The device's used->idx (acquire).
     pub fn used_idx(&self) -> Result<u16, RingError> {
         self.mem

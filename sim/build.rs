@@ -82,6 +82,10 @@ fn main() {
         fail(&format!("FV_SIM_X={x}: must be fast or unique"));
     }
 
+    // Extra Verilator flags for experiments (e.g. `--prof-cfuncs`); not used by CI.
+    println!("cargo:rerun-if-env-changed=FV_SIM_VFLAGS");
+    let extra_flags = std::env::var("FV_SIM_VFLAGS").unwrap_or_default();
+
     let version = verilator_version();
     if version < MIN_VERILATOR {
         fail(&format!(
@@ -112,6 +116,7 @@ fn main() {
             "--noassert",
         ])
         .arg("--trace-fst")
+        .args(extra_flags.split_whitespace())
         .arg(format!("-GDW={dw}"))
         .arg("--Mdir")
         .arg(&vobj)

@@ -189,16 +189,9 @@ module fv_virtq_engine #(
       end
     end
   end
-  // Punted requests in flight per queue.
+  // Punted requests in flight per queue (kept as counts: incremented on a punt, decremented on
+  // its completion).
   logic [NQ-1:0][15:0] punted;
-  always_comb begin
-    for (int q = 0; q < NQ; q++) begin
-      punted[q] = '0;
-      for (int i = 0; i < PUNT_SLOTS; i++) begin
-        if (slot_valid[i] && slot_q[i] == QW'(q)) punted[q] = punted[q] + 16'd1;
-      end
-    end
-  end
 
   // The request being published is a CPU completion (not a device-engine result).
   logic        is_cpl;
@@ -436,6 +429,7 @@ module fv_virtq_engine #(
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
       slot_valid <= '0;
+      punted <= '0;
       slot_q <= '0;
       slot_head <= '0;
       is_cpl <= 1'b0;
@@ -723,6 +717,7 @@ module fv_virtq_engine #(
         S_PUNT: begin
           if (punt_ready) begin
             slot_valid[free_slot] <= 1'b1;
+            punted[cq] <= punted[cq] + 16'd1;
             slot_q[free_slot] <= cq;
             slot_head[free_slot] <= head;
             last_avail <= last_avail + 16'd1;
@@ -758,6 +753,7 @@ module fv_virtq_engine #(
               end
             end else begin
               slot_valid[cpl.tag[PW-1:0]] <= 1'b0;
+              punted[cpl.qid[QW-1:0]] <= punted[cpl.qid[QW-1:0]] - 16'd1;
               cq <= cpl.qid[QW-1:0];
               head <= cpl.head;
               cpl_len <= cpl.len;

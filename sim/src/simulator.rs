@@ -115,6 +115,12 @@ pub struct DmaStats {
 
 type MsiHook = Box<dyn FnMut(&GuestMemoryMmap, &MsiEvent) + Send>;
 
+/// The device side of one DMA.
+enum Access<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+}
+
 static TRACE_COUNT: AtomicU32 = AtomicU32::new(0);
 
 fn trace_path(cfg: &SimConfig) -> Option<PathBuf> {
@@ -332,6 +338,35 @@ impl Simulator {
         });
     }
 
+    /// Move the bytes of one DMA between the device and guest memory through the IOMMU. On a
+    /// refused access nothing is written, the fault is logged, and the result is false.
+    fn dma_access(&mut self, e: &ffi::FvEvent, mut access: Access<'_>) -> bool {
+        let write = matches!(access, Access::Write(_));
+        let pieces = match self.iommu.translate(e.addr, u64::from(e.len), write) {
+            Ok(p) => p,
+            Err(err) => {
+                self.fault(e.cycle, e.addr, e.len, write, err.to_string());
+                return false;
+            }
+        };
+        let mem = self.memory.mem();
+        let mut at = 0usize;
+        let mut ok = true;
+        for (gpa, n) in pieces {
+            let n = n as usize;
+            let done = match &mut access {
+                Access::Read(buf) => mem.read_slice(&mut buf[at..at + n], GuestAddress(gpa)),
+                Access::Write(buf) => mem.write_slice(&buf[at..at + n], GuestAddress(gpa)),
+            };
+            ok &= done.is_ok();
+            at += n;
+        }
+        if !ok {
+            self.fault(e.cycle, e.addr, e.len, write, "outside guest memory".into());
+        }
+        ok
+    }
+
     fn dma_read(&mut self, e: &ffi::FvEvent) -> Result<(), SimError> {
         let bw = dma_bytes();
         let len = e.len as usize;
@@ -342,31 +377,7 @@ impl Simulator {
             });
         }
         let mut data = vec![0u8; len.div_ceil(bw) * bw];
-        let mut error = false;
-        match self.iommu.translate(e.addr, len as u64, false) {
-            Ok(pieces) => {
-                let mut at = 0usize;
-                for (gpa, n) in pieces {
-                    let n = n as usize;
-                    if self
-                        .memory
-                        .mem()
-                        .read_slice(&mut data[at..at + n], GuestAddress(gpa))
-                        .is_err()
-                    {
-                        error = true;
-                    }
-                    at += n;
-                }
-                if error {
-                    self.fault(e.cycle, e.addr, e.len, false, "outside guest memory".into());
-                }
-            }
-            Err(err) => {
-                error = true;
-                self.fault(e.cycle, e.addr, e.len, false, err.to_string());
-            }
-        }
+        let error = !self.dma_access(e, Access::Read(&mut data[..len]));
         if error {
             data.fill(0);
         }
@@ -417,30 +428,7 @@ impl Simulator {
                 fd.write(1).map_err(SimError::EventFd)?;
             }
         } else {
-            match self.iommu.translate(e.addr, len as u64, true) {
-                Ok(pieces) => {
-                    let mut at = 0usize;
-                    for (gpa, n) in pieces {
-                        let n = n as usize;
-                        if self
-                            .memory
-                            .mem()
-                            .write_slice(&payload[at..at + n], GuestAddress(gpa))
-                            .is_err()
-                        {
-                            error = true;
-                        }
-                        at += n;
-                    }
-                    if error {
-                        self.fault(e.cycle, e.addr, e.len, true, "outside guest memory".into());
-                    }
-                }
-                Err(err) => {
-                    error = true;
-                    self.fault(e.cycle, e.addr, e.len, true, err.to_string());
-                }
-            }
+            error = !self.dma_access(e, Access::Write(payload));
             self.stats.writes += 1;
             self.stats.write_bytes += len as u64;
         }

@@ -130,11 +130,11 @@ module fv_virtq_engine #(
     S_IDLE,
     S_CHECK,
     S_AIDX_REQ, S_AIDX_WAIT,
-    S_RING_REQ, S_RING_WAIT,
+    S_RING, S_RING_REQ, S_RING_WAIT,
     S_DESC_REQ, S_DESC_WAIT,
     S_DEV, S_DEV_WAIT,
-    S_ELEM_REQ, S_ELEM_WAIT,
-    S_UIDX_REQ, S_UIDX_WAIT,
+    S_ELEM_REQ,
+    S_UIDX_REQ,
     S_EVT_REQ, S_EVT_WAIT,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
@@ -203,6 +203,31 @@ module fv_virtq_engine #(
   logic [31:0] cpl_mask;
   assign cpl_mask = (32'd1 << cpl_size_log2) - 32'd1;
   assign cpl_pending = cpl_enable && cpl_prod != cpl_cons;
+
+  // Batched avail-ring fetch: up to 8 heads per read (16 bytes), kept across picks of the same
+  // queue. hbase is the avail index of hbuf[0].
+  logic [7:0][15:0] hbuf;
+  logic [3:0]       hcount;
+  logic [15:0]      hbase;
+  logic [QW-1:0]    hq;
+  logic [15:0]      hoff;
+  logic             hhit;
+  logic [3:0]       ring_batch;
+  logic [15:0]      batch_avail, batch_wrap;
+  assign hoff = last_avail - hbase;
+  assign hhit = hq == cq && hcount != 4'd0 && hoff < {12'd0, hcount};
+  assign batch_avail = avail_idx - last_avail;
+  assign batch_wrap = c_size - ring_slot;
+  always_comb begin
+    ring_batch = 4'd8;
+    if (batch_avail < 16'd8) ring_batch = batch_avail[3:0];
+    if (batch_wrap < {12'd0, ring_batch}) ring_batch = batch_wrap[3:0];
+  end
+
+  // Used-ring writes in flight (element, used->idx) and whether one was refused; the
+  // used_event / avail->flags read result.
+  logic [1:0] uacks;
+  logic       uerr, evt_got, evt_err, evt_need;
 
   // Failure being recorded.
   logic [3:0]  f_cause;
@@ -277,6 +302,7 @@ module fv_virtq_engine #(
       S_RING_REQ: begin
         rd_valid = 1'b1;
         rd_addr = c_avail + 64'd4 + {47'd0, ring_slot, 1'b0};
+        rd_len = {11'd0, ring_batch, 1'b0};
       end
       S_DESC_REQ: begin
         rd_valid = 1'b1;
@@ -439,9 +465,23 @@ module fv_virtq_engine #(
       cpl_bad <= 1'b0;
       walked_bytes <= '0;
       first_addr <= '0;
+      uacks <= '0;
+      uerr <= 1'b0;
+      hbuf <= '0;
+      hcount <= '0;
+      hbase <= '0;
+      hq <= '0;
+      evt_got <= 1'b0;
+      evt_err <= 1'b0;
+      evt_need <= 1'b0;
     end else begin
       cycle <= cycle + 32'd1;
       cpl_bad <= 1'b0;
+      // Count the used-ring writes issued and acknowledged.
+      uacks <= uacks + 2'(wr_valid && wr_ready && (state == S_ELEM_REQ || state == S_UIDX_REQ))
+               - 2'(wc_valid && (state == S_UIDX_REQ || state == S_EVT_REQ || state == S_EVT_WAIT));
+      if (state == S_ELEM_REQ) uerr <= 1'b0;
+      else if (wc_valid && wc_error) uerr <= 1'b1;
       save_we <= '0;
       ev_done <= 1'b0;
       ev_error <= 1'b0;
@@ -456,8 +496,9 @@ module fv_virtq_engine #(
         if (!enable[q] && !(busy && cq == QW'(q))) begin
           pending[q] <= 1'b0;
           err[q] <= 1'b0;
-          // Forget the avail index seen: the driver may restore other state or rings.
+          // Forget the avail index and heads seen: the driver may restore other state or rings.
           shadow_avail[q] <= saved_last_avail[q];
+          if (hq == QW'(q)) hcount <= '0;
         end
       end
 
@@ -493,7 +534,7 @@ module fv_virtq_engine #(
             f_fault <= 1'b0;
             state <= S_FAIL;
           end else if (avail_idx != last_avail) begin
-            state <= S_RING_REQ;         // entries already known from an earlier read
+            state <= S_RING;             // entries already known from an earlier read
           end else begin
             state <= S_AIDX_REQ;
           end
@@ -516,7 +557,7 @@ module fv_virtq_engine #(
               avail_idx <= rdata[15:0];
               shadow_avail[cq] <= rdata[15:0];
               if (avail_diff != 16'd0) begin
-                state <= S_RING_REQ;
+                state <= S_RING;
               end else if (c_evt && !aevt_written) begin
                 state <= S_AEVT_REQ;     // publish avail_event, then look once more
               end else begin
@@ -541,10 +582,30 @@ module fv_virtq_engine #(
           end
         end
 
-        S_RING_REQ: begin
+        S_RING: begin
           start_cycle <= cycle;
-          if (rd_ready) state <= S_RING_WAIT;
+          if (hhit) begin
+            // The head was fetched with an earlier batch.
+            if (hbuf[hoff[2:0]] >= c_size) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
+              f_info <= {16'd0, hbuf[hoff[2:0]]};
+              f_fault <= 1'b0;
+              state <= S_FAIL;
+            end else begin
+              head <= hbuf[hoff[2:0]];
+              idx <= hbuf[hoff[2:0]];
+              in_ind <= 1'b0;
+              walked <= '0;
+              seen_write <= 1'b0;
+              seg_count <= '0;
+              walked_bytes <= '0;
+              state <= S_DESC_REQ;
+            end
+          end else begin
+            state <= S_RING_REQ;
+          end
         end
+        S_RING_REQ: if (rd_ready) state <= S_RING_WAIT;
         S_RING_WAIT: begin
           if (rc_valid && rc_last) begin
             if (rc_error) begin
@@ -552,20 +613,12 @@ module fv_virtq_engine #(
               f_info <= c_avail[31:0] + 32'd4 + {15'd0, ring_slot, 1'b0};
               f_fault <= 1'b1;
               state <= S_FAIL;
-            end else if (rdata[15:0] >= c_size) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
-              f_info <= {16'd0, rdata[15:0]};
-              f_fault <= 1'b0;
-              state <= S_FAIL;
             end else begin
-              head <= rdata[15:0];
-              idx <= rdata[15:0];
-              in_ind <= 1'b0;
-              walked <= '0;
-              seen_write <= 1'b0;
-              seg_count <= '0;
-              walked_bytes <= '0;
-              state <= S_DESC_REQ;
+              hbuf <= rdata;
+              hcount <= ring_batch;
+              hbase <= last_avail;
+              hq <= cq;
+              state <= S_RING;
             end
           end
         end
@@ -646,56 +699,46 @@ module fv_virtq_engine #(
           end
         end
 
-        S_ELEM_REQ: if (wr_ready) state <= S_ELEM_WAIT;
-        S_ELEM_WAIT: begin
-          if (wc_valid) begin
-            if (wc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_used[31:0] + 32'd4 + {13'd0, used_slot, 3'd0};
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else begin
-              state <= S_UIDX_REQ;
-            end
-          end
-        end
-
-        S_UIDX_REQ: if (wr_ready) state <= S_UIDX_WAIT;
-        S_UIDX_WAIT: begin
-          if (wc_valid) begin
-            if (wc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_used[31:0] + 32'd2;
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else begin
-              // Published: used->idx is visible in memory (the write was acknowledged). A CPU
-              // completion consumed its avail entry when it was punted.
-              last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
-              used_idx <= used_idx + 16'd1;
-              save_we[cq] <= 1'b1;
-              save_last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
-              save_used_idx <= used_idx + 16'd1;
-              ev_done <= 1'b1;
-              ev_bytes <= is_cpl ? cpl_len : dev_written;
-              ev_cycles <= cycle - start_cycle;
-              state <= S_EVT_REQ;
-            end
+        // The used element and used->idx are written back to back, and the used_event /
+        // avail->flags read follows at once (a read does not pass earlier posted writes); the
+        // acknowledgements are collected before the interrupt decision takes effect, so an MSI
+        // still follows the used->idx write it announces, and a faulted write still fails the
+        // queue.
+        S_ELEM_REQ: if (wr_ready) state <= S_UIDX_REQ;
+        S_UIDX_REQ: begin
+          if (wr_ready) begin
+            // Published (visible once acknowledged). A CPU completion consumed its avail entry
+            // when it was punted.
+            last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
+            used_idx <= used_idx + 16'd1;
+            save_we[cq] <= 1'b1;
+            save_last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
+            save_used_idx <= used_idx + 16'd1;
+            ev_done <= 1'b1;
+            ev_bytes <= is_cpl ? cpl_len : dev_written;
+            ev_cycles <= cycle - start_cycle;
+            evt_got <= 1'b0;
+            state <= S_EVT_REQ;
           end
         end
 
         S_EVT_REQ: if (rd_ready) state <= S_EVT_WAIT;
         S_EVT_WAIT: begin
           if (rc_valid && rc_last) begin
-            if (rc_error) begin
+            evt_got <= 1'b1;
+            evt_err <= rc_error;
+            // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds exactly
+            // when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
+            evt_need <= c_vec != NO_VECTOR && !(is_cpl && cpl_no_irq)
+                        && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0]);
+          end
+          if (evt_got && uacks == 2'd0) begin
+            if (uerr || evt_err) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_avail[31:0];
+              f_info <= uerr ? c_used[31:0] : c_avail[31:0];
               f_fault <= 1'b1;
               state <= S_FAIL;
-            end else if (c_vec != NO_VECTOR && !(is_cpl && cpl_no_irq)
-                         && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0])) begin
-              // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds
-              // exactly when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
+            end else if (evt_need) begin
               state <= S_IRQ;
             end else begin
               // Look at avail->idx again before the queue may sleep (entries added without a

@@ -723,3 +723,58 @@ fn waveform_on_request() {
     assert!(meta.len() > 100, "FST file of {} bytes", meta.len());
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A used ring the device may not write (read-only IOMMU window): the used-ring writes fault,
+/// the queue fails with dma_fault, and no interrupt announces the entry that never landed.
+#[test]
+fn used_ring_write_fault_fails_the_queue_without_an_interrupt() {
+    let mut sim = Simulator::new(SimConfig {
+        timing: fast(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.iommu_mut().map(RINGS, RINGS, 0x1000, Perm::RO).unwrap();
+    sim.iommu_mut()
+        .map(DATA, DATA, 0x10_0000, Perm::RW)
+        .unwrap();
+    let mem = sim.memory().mem().clone();
+    let dev = SimDevice::new(sim);
+    enable_device(&dev).unwrap();
+    setup_vector(&dev, 1).unwrap();
+    let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
+    setup_queue(
+        &dev,
+        0,
+        &ring,
+        QueueSetup {
+            vector: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    ring.add_chain(&[
+        Buffer {
+            addr: DATA,
+            len: 32,
+            write: false,
+        },
+        Buffer {
+            addr: DATA + 0x1000,
+            len: 32,
+            write: true,
+        },
+    ])
+    .unwrap();
+    ring.publish().unwrap();
+    kick(&dev, 0, ring.avail_idx()).unwrap();
+    dev.lock().run(5_000).unwrap();
+    assert_eq!(cause(&dev, 0), Some(QueueError::DmaFault));
+    assert_eq!(ring.used_idx().unwrap(), 0);
+    assert!(dev.lock().msis().is_empty());
+    let faults = dev.lock().faults().to_vec();
+    assert!(
+        faults.iter().all(|f| f.write && f.iova >= ring.used_addr()),
+        "{faults:?}"
+    );
+    assert!(!faults.is_empty());
+}

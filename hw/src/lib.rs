@@ -42,6 +42,8 @@ pub enum IoError {
     NoRegister { bar: Bar, offset: u64 },
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Field(#[from] FieldError),
     #[error("register access on {bar} at {offset:#x} failed: {reason}")]
     Backend {
         bar: Bar,

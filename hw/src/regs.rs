@@ -1008,7 +1008,7 @@ pub mod functions {
             use crate::Field;
             /// 1: the function's queues may run. (bits 0:0, rw/r)
             pub const ENABLE: Field = Field::new("enable", 0, 1);
-            /// Write 1: reset this function's queues only (FLR analogue). Poll STATUS.reset_busy. (bits 1:1, wo/pulse)
+            /// Write 1: reset this function's queues only (FLR analogue): their CTRL.enable is cleared, in-flight and punted requests drain, then their saved state is zeroed. Poll STATUS.reset_busy. (bits 1:1, wo/pulse)
             pub const RESET: Field = Field::new("reset", 1, 1);
         }
 
@@ -1197,7 +1197,7 @@ pub mod queue {
         /// Fields of `ctrl`.
         pub mod ctrl {
             use crate::Field;
-            /// 1: run the queue. (bits 0:0, rw/r)
+            /// 1: run the queue. The device clears it when the queue's function is reset. (bits 0:0, rw/rw)
             pub const ENABLE: Field = Field::new("enable", 0, 1);
             /// Who serves the queue. (bits 1:1, rw/r, enum [`crate::regs::QueueOwner`])
             pub const OWNER: Field = Field::new("owner", 1, 1);

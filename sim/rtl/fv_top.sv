@@ -181,6 +181,8 @@ module fv_top #(
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_we;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_d;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect;
@@ -379,10 +381,38 @@ module fv_top #(
     .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
   );
   assign queue_q_status_error_i = st_error;
-  assign queue_q_state_last_avail_we = save_we;
-  assign queue_q_state_used_idx_we = save_we;
-  assign queue_q_state_last_avail_d = {NQ{save_last_avail}};
-  assign queue_q_state_used_idx_d = {NQ{save_used_idx}};
+  // Function reset (FLR analogue): the function's queues are disabled (CTRL.enable cleared by
+  // the device), drain like any disable (request in flight, punted requests), and then their
+  // saved state is zeroed. The other functions' queues are not touched.
+  localparam int NF = fv_regs_pkg::NUM_FUNCTIONS;
+  logic [NF-1:0] freset, fbusy, fdone;
+  logic [NQ-1:0] zero_state;
+  always_comb begin
+    fbusy = '0;
+    for (int q = 0; q < NQ; q++) begin
+      if (queue_q_status_enabled_i[q]) fbusy[queue_q_ctrl_func[q]] = 1'b1;
+    end
+    fdone = freset & ~fbusy;
+    for (int q = 0; q < NQ; q++) begin
+      queue_q_ctrl_enable_we[q] = freset[queue_q_ctrl_func[q]];
+      zero_state[q] = fdone[queue_q_ctrl_func[q]];
+    end
+  end
+  assign queue_q_ctrl_enable_d = '0;
+  always_ff @(posedge clk) begin
+    if (srst) freset <= '0;
+    else freset <= (freset & ~fdone) | functions_func_ctrl_reset_pulse;
+  end
+  assign functions_func_status_reset_busy_i = freset;
+
+  assign queue_q_state_last_avail_we = save_we | zero_state;
+  assign queue_q_state_used_idx_we = save_we | zero_state;
+  always_comb begin
+    for (int q = 0; q < NQ; q++) begin
+      queue_q_state_last_avail_d[q] = zero_state[q] ? 16'd0 : save_last_avail;
+      queue_q_state_used_idx_d[q] = zero_state[q] ? 16'd0 : save_used_idx;
+    end
+  end
 
   fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
     .clk, .rst(srst),
@@ -536,7 +566,6 @@ module fv_top #(
   // Function status: a function has a queue error when one of its queues has.
   always_comb begin
     functions_func_status_queue_error_i = '0;
-    functions_func_status_reset_busy_i = '0;
     for (int q = 0; q < NQ; q++) begin
       if (st_error[q]) functions_func_status_queue_error_i[queue_q_ctrl_func[q]] = 1'b1;
     end
@@ -554,7 +583,7 @@ module fv_top #(
     flow_table_key1_value, flow_table_key2_value, flow_table_key3_value,
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
     flow_table_cmd_op_pulse, flow_table_cmd_op, functions_func_device_type_kind,
-    functions_func_ctrl_enable, functions_func_ctrl_reset_pulse, functions_func_features_lo_bits,
+    functions_func_ctrl_enable, functions_func_features_lo_bits,
     functions_func_features_hi_bits, functions_func_blk_capacity_lo_sectors, functions_func_blk_capacity_hi_sectors,
     functions_func_blk_max_sectors_sectors, global_config_msix_vector, global_scratch_value,
     queue_q_irq_moderation_max_pending, queue_q_irq_moderation_timeout};

@@ -778,3 +778,86 @@ fn used_ring_write_fault_fails_the_queue_without_an_interrupt() {
     );
     assert!(!faults.is_empty());
 }
+
+/// Resetting one function disables and drains its queues and zeroes their saved state; a queue
+/// of another function keeps running with its state intact.
+#[test]
+fn function_reset_touches_only_its_queues() {
+    let (dev, mem) = device(fast());
+    let mut rings = Vec::new();
+    for q in 0..2u32 {
+        let mut ring = SplitRing::new(&mem, RINGS + u64::from(q) * 0x10_0000, 8, false).unwrap();
+        setup_queue(
+            &dev,
+            q,
+            &ring,
+            QueueSetup {
+                func: q,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for k in 0..3u64 {
+            let a = DATA + u64::from(q) * 0x10_0000 + k * 0x100;
+            ring.add_chain(&[
+                Buffer {
+                    addr: a,
+                    len: 16,
+                    write: false,
+                },
+                Buffer {
+                    addr: a + 0x80,
+                    len: 16,
+                    write: true,
+                },
+            ])
+            .unwrap();
+        }
+        ring.publish().unwrap();
+        kick(&dev, q, ring.avail_idx()).unwrap();
+        rings.push(ring);
+    }
+    for r in &rings {
+        wait_used(&dev, r, 3, 100_000);
+    }
+    let f0 = regs::functions::func::CTRL.at(0).unwrap();
+    let f0_status = regs::functions::func::STATUS.at(0).unwrap();
+    f0.write(&dev, regs::functions::func::ctrl::RESET.mask())
+        .unwrap();
+    dev.lock().run(200).unwrap();
+    assert!(!regs::functions::func::status::RESET_BUSY.is_set(f0_status.read(&dev).unwrap()));
+    let ctrl0 = queue::q::CTRL.at(0).unwrap().read(&dev).unwrap();
+    assert!(
+        !queue::q::ctrl::ENABLE.is_set(ctrl0),
+        "function reset clears the queue's enable"
+    );
+    assert_eq!(queue::q::STATE.at(0).unwrap().read(&dev).unwrap(), 0);
+    assert!(!queue::q::status::ENABLED.is_set(status(&dev, 0)));
+    // Function 1's queue: untouched, and it still serves requests.
+    assert_eq!(
+        queue::q::STATE.at(1).unwrap().read(&dev).unwrap(),
+        3 | (3 << 16)
+    );
+    let r1 = &mut rings[1];
+    r1.reap().unwrap();
+    r1.add_chain(&[
+        Buffer {
+            addr: DATA + 0x10_0000,
+            len: 16,
+            write: false,
+        },
+        Buffer {
+            addr: DATA + 0x10_0080,
+            len: 16,
+            write: true,
+        },
+    ])
+    .unwrap();
+    r1.publish().unwrap();
+    kick(&dev, 1, r1.avail_idx()).unwrap();
+    wait_used(&dev, &rings[1], 4, 100_000);
+    // Queue 0 comes back after a fresh setup, from index 0.
+    let ring0 = SplitRing::new(&mem, RINGS + 0x40_0000, 8, false).unwrap();
+    setup_queue(&dev, 0, &ring0, QueueSetup::default()).unwrap();
+    assert!(queue::q::status::ENABLED.is_set(status(&dev, 0)));
+}

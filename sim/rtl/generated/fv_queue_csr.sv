@@ -22,6 +22,8 @@ module fv_queue_csr (
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_we,
+  input  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_d,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect,
@@ -147,6 +149,9 @@ module fv_queue_csr (
         queue_q_ctrl_event_idx[q_idx] <= req_wdata[2];
         queue_q_ctrl_indirect[q_idx] <= req_wdata[3];
         queue_q_ctrl_func[q_idx] <= req_wdata[10:8];
+      end
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
+        if (queue_q_ctrl_enable_we[i]) queue_q_ctrl_enable[i] <= queue_q_ctrl_enable_d[i];
       end
     end
   end

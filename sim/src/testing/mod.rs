@@ -18,6 +18,8 @@ pub struct QueueSetup {
     pub owner: QueueOwner,
     /// MSI-X vector, or `regs::NO_VECTOR`.
     pub vector: u32,
+    /// Function the queue belongs to.
+    pub func: u32,
 }
 
 impl Default for QueueSetup {
@@ -27,6 +29,7 @@ impl Default for QueueSetup {
             indirect: true,
             owner: QueueOwner::Fpga,
             vector: regs::NO_VECTOR,
+            func: 0,
         }
     }
 }
@@ -65,7 +68,8 @@ pub fn setup_queue(
     let ctrl = queue::q::ctrl::ENABLE.mask()
         | (opts.owner.raw() << queue::q::ctrl::OWNER.lsb)
         | (u32::from(opts.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)
-        | (u32::from(opts.indirect) << queue::q::ctrl::INDIRECT.lsb);
+        | (u32::from(opts.indirect) << queue::q::ctrl::INDIRECT.lsb)
+        | queue::q::ctrl::FUNC.value(opts.func)?;
     r(queue::q::CTRL)?.write(io, ctrl)
 }
 

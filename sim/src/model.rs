@@ -111,13 +111,19 @@ impl Model {
         unsafe { ffi::fv_sim_write_ack(self.sim, due, tag, i32::from(error)) }
     }
 
-    /// Run until events appear or `max_cycles` pass; the events, in order.
-    pub(crate) fn run(&mut self, max_cycles: u64) -> &[ffi::FvEvent] {
+    /// Run until events appear or `max_cycles` pass; returns how many events [`Model::event`]
+    /// now holds, in order.
+    pub(crate) fn run(&mut self, max_cycles: u64) -> usize {
         let cap = self.events.len() as u32;
         // SAFETY: `self.sim` is live; `events` has room for `cap` events, and the shim writes
         // at most `cap` and returns how many it wrote.
         let n = unsafe { ffi::fv_sim_run(self.sim, max_cycles, self.events.as_mut_ptr(), cap) };
-        &self.events[..n as usize]
+        n as usize
+    }
+
+    /// Event `i` of the last [`Model::run`].
+    pub(crate) fn event(&self, i: usize) -> ffi::FvEvent {
+        self.events[i]
     }
 }
 

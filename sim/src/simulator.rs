@@ -154,7 +154,6 @@ pub struct Simulator {
     msis: Vec<MsiEvent>,
     faults: Vec<DmaFault>,
     stats: DmaStats,
-    beat: Vec<u8>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -188,7 +187,6 @@ impl Simulator {
             msis: Vec::new(),
             faults: Vec::new(),
             stats: DmaStats::default(),
-            beat: vec![0; dma_bytes()],
         })
     }
 
@@ -302,8 +300,10 @@ impl Simulator {
 
     /// Run at most `max` cycles, stopping early when events arrive, and handle them.
     fn step(&mut self, max: u64) -> Result<(), SimError> {
-        let events: Vec<ffi::FvEvent> = self.model.run(max).to_vec();
-        for e in &events {
+        let n = self.model.run(max);
+        for i in 0..n {
+            // A copy: answering the event schedules completions on the model.
+            let e = &self.model.event(i);
             match e.kind {
                 ffi::EV_MMIO_RDATA => self.mmio_reads.push_back(e.data32),
                 ffi::EV_DMA_READ => self.dma_read(e)?,
@@ -392,11 +392,8 @@ impl Simulator {
         );
         let beats = data.len() / bw;
         for (i, chunk) in data.chunks(bw).enumerate() {
-            self.beat.copy_from_slice(chunk);
-            let beat = std::mem::take(&mut self.beat);
             self.model
-                .read_beat(due, e.tag, &beat, i + 1 == beats, error);
-            self.beat = beat;
+                .read_beat(due, e.tag, chunk, i + 1 == beats, error);
         }
         Ok(())
     }

@@ -85,6 +85,22 @@ fn pattern(mem: &GuestMemoryMmap, addr: u64, len: usize, seed: u64) -> Vec<u8> {
     data
 }
 
+/// A chain of one device-readable and one device-writable buffer.
+fn pair(rd: u64, rd_len: u32, wr: u64, wr_len: u32) -> [Buffer; 2] {
+    [
+        Buffer {
+            addr: rd,
+            len: rd_len,
+            write: false,
+        },
+        Buffer {
+            addr: wr,
+            len: wr_len,
+            write: true,
+        },
+    ]
+}
+
 fn read(mem: &GuestMemoryMmap, addr: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     mem.read_slice(&mut v, GuestAddress(addr)).unwrap();
@@ -244,18 +260,7 @@ fn several_queues_at_once() {
             let len = 1 + rng.below(300) as usize;
             let src = pattern(&mem, area, len, rng.next());
             let head = ring
-                .add_chain(&[
-                    Buffer {
-                        addr: area,
-                        len: len as u32,
-                        write: false,
-                    },
-                    Buffer {
-                        addr: area + 0x1000,
-                        len: 512,
-                        write: true,
-                    },
-                ])
+                .add_chain(&pair(area, len as u32, area + 0x1000, 512))
                 .unwrap();
             e.push((head, area + 0x1000, src));
         }
@@ -313,19 +318,7 @@ fn malformed(want: QueueError, break_it: impl FnOnce(&mut SplitRing, &GuestMemor
     );
     // The other queue goes on.
     let src = pattern(&mem, DATA, 64, 3);
-    good.add_chain(&[
-        Buffer {
-            addr: DATA,
-            len: 64,
-            write: false,
-        },
-        Buffer {
-            addr: DATA + 0x1000,
-            len: 64,
-            write: true,
-        },
-    ])
-    .unwrap();
+    good.add_chain(&pair(DATA, 64, DATA + 0x1000, 64)).unwrap();
     good.publish().unwrap();
     kick(&dev, 1, good.avail_idx()).unwrap();
     wait_used(&dev, &good, 1, 100_000);
@@ -362,19 +355,8 @@ fn buffer_outside_the_iommu_map_breaks_only_its_queue() {
     let (dev, mem) = device(fast());
     let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
     setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
-    ring.add_chain(&[
-        Buffer {
-            addr: MAPPED + 0x1000,
-            len: 64,
-            write: false,
-        },
-        Buffer {
-            addr: DATA,
-            len: 64,
-            write: true,
-        },
-    ])
-    .unwrap();
+    ring.add_chain(&pair(MAPPED + 0x1000, 64, DATA, 64))
+        .unwrap();
     ring.publish().unwrap();
     kick(&dev, 0, ring.avail_idx()).unwrap();
     dev.lock().run(20_000).unwrap();
@@ -485,19 +467,7 @@ fn interrupts_follow_event_idx_and_no_interrupt() {
         let post = |ring: &mut SplitRing, n: usize| {
             for k in 0..n {
                 let a = DATA + (k as u64) * 0x100;
-                ring.add_chain(&[
-                    Buffer {
-                        addr: a,
-                        len: 16,
-                        write: false,
-                    },
-                    Buffer {
-                        addr: a + 0x80,
-                        len: 16,
-                        write: true,
-                    },
-                ])
-                .unwrap();
+                ring.add_chain(&pair(a, 16, a + 0x80, 16)).unwrap();
             }
             if ring.publish().unwrap() {
                 kick(&dev, 0, ring.avail_idx()).unwrap();
@@ -552,19 +522,7 @@ fn masked_vector_sets_pending_bit_and_fires_on_unmask() {
         },
     )
     .unwrap();
-    ring.add_chain(&[
-        Buffer {
-            addr: DATA,
-            len: 8,
-            write: false,
-        },
-        Buffer {
-            addr: DATA + 0x100,
-            len: 8,
-            write: true,
-        },
-    ])
-    .unwrap();
+    ring.add_chain(&pair(DATA, 8, DATA + 0x100, 8)).unwrap();
     ring.publish().unwrap();
     kick(&dev, 0, ring.avail_idx()).unwrap();
     wait_used(&dev, &ring, 1, 100_000);
@@ -587,19 +545,8 @@ fn disable_handshake_and_saved_state() {
     let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
     setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
     for k in 0..3u64 {
-        ring.add_chain(&[
-            Buffer {
-                addr: DATA + k * 0x100,
-                len: 32,
-                write: false,
-            },
-            Buffer {
-                addr: DATA + 0x1000 + k * 0x100,
-                len: 32,
-                write: true,
-            },
-        ])
-        .unwrap();
+        ring.add_chain(&pair(DATA + k * 0x100, 32, DATA + 0x1000 + k * 0x100, 32))
+            .unwrap();
     }
     ring.publish().unwrap();
     kick(&dev, 0, ring.avail_idx()).unwrap();
@@ -752,19 +699,7 @@ fn used_ring_write_fault_fails_the_queue_without_an_interrupt() {
         },
     )
     .unwrap();
-    ring.add_chain(&[
-        Buffer {
-            addr: DATA,
-            len: 32,
-            write: false,
-        },
-        Buffer {
-            addr: DATA + 0x1000,
-            len: 32,
-            write: true,
-        },
-    ])
-    .unwrap();
+    ring.add_chain(&pair(DATA, 32, DATA + 0x1000, 32)).unwrap();
     ring.publish().unwrap();
     kick(&dev, 0, ring.avail_idx()).unwrap();
     dev.lock().run(5_000).unwrap();
@@ -799,19 +734,7 @@ fn function_reset_touches_only_its_queues() {
         .unwrap();
         for k in 0..3u64 {
             let a = DATA + u64::from(q) * 0x10_0000 + k * 0x100;
-            ring.add_chain(&[
-                Buffer {
-                    addr: a,
-                    len: 16,
-                    write: false,
-                },
-                Buffer {
-                    addr: a + 0x80,
-                    len: 16,
-                    write: true,
-                },
-            ])
-            .unwrap();
+            ring.add_chain(&pair(a, 16, a + 0x80, 16)).unwrap();
         }
         ring.publish().unwrap();
         kick(&dev, q, ring.avail_idx()).unwrap();
@@ -840,19 +763,8 @@ fn function_reset_touches_only_its_queues() {
     );
     let r1 = &mut rings[1];
     r1.reap().unwrap();
-    r1.add_chain(&[
-        Buffer {
-            addr: DATA + 0x10_0000,
-            len: 16,
-            write: false,
-        },
-        Buffer {
-            addr: DATA + 0x10_0080,
-            len: 16,
-            write: true,
-        },
-    ])
-    .unwrap();
+    r1.add_chain(&pair(DATA + 0x10_0000, 16, DATA + 0x10_0080, 16))
+        .unwrap();
     r1.publish().unwrap();
     kick(&dev, 1, r1.avail_idx()).unwrap();
     wait_used(&dev, &rings[1], 4, 100_000);

@@ -88,6 +88,8 @@ struct fv_sim {
   std::deque<Mmio> mmio;
   std::deque<Beat> beats;
   std::deque<Ack> acks;
+  std::deque<Beat> st_beats;
+  std::deque<Ack> st_acks;
   std::deque<fv_event> pending;  // produced, not yet handed out
   std::string stop_msg;
   bool stop_reported = false;
@@ -131,8 +133,26 @@ struct fv_sim {
       t.dma_wc_error = acks.front().error;
       acks.pop_front();
     }
+    t.st_rd_ready = 1;
+    t.st_rc_valid = 0;
+    const bool st_beat = !st_beats.empty() && st_beats.front().due <= cycle;
+    if (st_beat) {
+      const Beat& b = st_beats.front();
+      t.st_rc_valid = 1;
+      set_data(t.st_rc_data, b.data);
+      t.st_rc_last = b.last;
+      t.st_rc_error = b.error;
+    }
+    t.st_wc_valid = 0;
+    if (!st_acks.empty() && st_acks.front().due <= cycle) {
+      t.st_wc_valid = 1;
+      t.st_wc_error = st_acks.front().error;
+      st_acks.pop_front();
+    }
     t.eval();
     dump(2 * cycle);
+    // The storage port's read beats wait on ST_RC_READY (combinational from the RTL's state).
+    if (st_beat && t.st_rc_ready) st_beats.pop_front();
 
     if (t.mmio_rvalid) {
       fv_event e{};
@@ -158,6 +178,23 @@ struct fv_sim {
       e.len = t.dma_wr_len;
       e.cycle = cycle;
       get_data(t.dma_wr_data, e.data);
+      pending.push_back(e);
+    }
+    if (t.st_rd_valid) {
+      fv_event e{};
+      e.kind = FV_EV_STORE_READ;
+      e.addr = t.st_rd_addr;
+      e.len = t.st_rd_len;
+      e.cycle = cycle;
+      pending.push_back(e);
+    }
+    if (t.st_wr_valid) {
+      fv_event e{};
+      e.kind = FV_EV_STORE_WRITE;
+      e.addr = t.st_wr_addr;
+      e.len = t.st_wr_len;
+      e.cycle = cycle;
+      get_data(t.st_wr_data, e.data);
       pending.push_back(e);
     }
 
@@ -231,6 +268,20 @@ void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) 
   sim->acks.push_back(Ack{due_cycle, tag, error != 0});
 }
 
+void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, const uint8_t* data, int last,
+                       int error) {
+  Beat b{};
+  b.due = due_cycle;
+  std::memcpy(b.data, data, FV_DW / 8);
+  b.last = last != 0;
+  b.error = error != 0;
+  sim->st_beats.push_back(b);
+}
+
+void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, int error) {
+  sim->st_acks.push_back(Ack{due_cycle, 0, error != 0});
+}
+
 uint32_t fv_sim_run(fv_sim* sim, uint64_t max_cycles, fv_event* events, uint32_t cap) {
   for (uint64_t i = 0; i < max_cycles && sim->pending.empty(); i++) {
     if (sim->stop_reported) break;
@@ -248,6 +299,8 @@ uint64_t fv_sim_next_due(const fv_sim* sim) {
   uint64_t due = UINT64_MAX;
   if (!sim->beats.empty()) due = sim->beats.front().due;
   if (!sim->acks.empty() && sim->acks.front().due < due) due = sim->acks.front().due;
+  if (!sim->st_beats.empty() && sim->st_beats.front().due < due) due = sim->st_beats.front().due;
+  if (!sim->st_acks.empty() && sim->st_acks.front().due < due) due = sim->st_acks.front().due;
   return due;
 }
 

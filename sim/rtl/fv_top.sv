@@ -7,7 +7,11 @@
 //     address; RC_LAST ends a read), writes carry one beat of up to DW/8 bytes and are
 //     acknowledged with WC; an error flag means the IOMMU refused the access.
 //   - Interrupts leave as MSI-X message writes on the DMA write port, behind the writes they signal.
-// The storage and uplink ports arrive with the blk and net engines.
+//   - Storage port (blk engine): reads return DW-bit beats (byte 0 of beat 0 = the byte at the
+//     store address) and wait on ST_RC_READY; writes carry one beat, are always accepted and are
+//     acknowledged in order with ST_WC. In hardware it faces remote storage; in the simulator, a
+//     Rust block store with a latency model.
+// The uplink port arrives with the net engine.
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
   parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
@@ -50,7 +54,23 @@ module fv_top #(
   output logic [3:0]    dma_wr_tag,
   input  logic          dma_wc_valid,
   input  logic [3:0]    dma_wc_tag,
-  input  logic          dma_wc_error
+  input  logic          dma_wc_error,
+
+  output logic          st_rd_valid,
+  input  logic          st_rd_ready,
+  output logic [63:0]   st_rd_addr,
+  output logic [15:0]   st_rd_len,
+  input  logic          st_rc_valid,
+  output logic          st_rc_ready,
+  input  logic [DW-1:0] st_rc_data,
+  input  logic          st_rc_last,
+  input  logic          st_rc_error,
+  output logic          st_wr_valid,
+  output logic [63:0]   st_wr_addr,
+  output logic [15:0]   st_wr_len,
+  output logic [DW-1:0] st_wr_data,
+  input  logic          st_wc_valid,
+  input  logic          st_wc_error
 );
   localparam int NQ = fv_regs_pkg::NUM_QUEUES;
   localparam int NV = fv_regs_pkg::NUM_MSIX;
@@ -338,6 +358,9 @@ module fv_top #(
   logic [MAX_SEGS-1:0]                   seg_write;
   logic [$clog2(MAX_SEGS+1)-1:0]         seg_count;
   logic [31:0]                           dev_written;
+  logic                                  dev_punt;
+  logic [7:0]                            dev_punt_reason;
+  logic [63:0]                           dev_punt_arg;
   logic                                  irq_valid, irq_ready;
   logic [15:0]                           irq_vector;
   logic                                  q_irq_valid, q_irq_ready, p_irq_valid, p_irq_ready;
@@ -372,6 +395,7 @@ module fv_top #(
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
+    .dev_punt, .dev_punt_reason, .dev_punt_arg,
     .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
     .cpl_base({cpl_ring_base_hi_addr, cpl_ring_base_lo_addr}),
     .cpl_size_log2(cpl_ring_size_log2_log2), .cpl_enable(cpl_ring_ctrl_enable),
@@ -414,14 +438,64 @@ module fv_top #(
     end
   end
 
+  // Device engines: the function's device type picks the one that serves a chain (blk for
+  // virtio-blk functions, the echo engine for the rest). Only the started engine drives its DMA
+  // ports, so they share the device-engine DMA master by OR.
+  logic [2:0] cur_func;
+  logic       is_blk;
+  assign cur_func = queue_q_ctrl_func[cur_queue];
+  assign is_blk = functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK);
+
+  logic              e_done, e_error, b_done, b_error, b_punt;
+  logic [31:0]       e_written, b_written;
+  logic              e_rd_valid, b_rd_valid, e_wr_valid, b_wr_valid;
+  logic [63:0]       e_rd_addr, b_rd_addr, e_wr_addr, b_wr_addr;
+  logic [15:0]       e_rd_len, b_rd_len, e_wr_len, b_wr_len;
+  logic [DW-1:0]     e_wr_data, b_wr_data;
+  assign m_rd_valid[1] = e_rd_valid || b_rd_valid;
+  assign m_rd_addr[1] = b_rd_valid ? b_rd_addr : e_rd_addr;
+  assign m_rd_len[1] = b_rd_valid ? b_rd_len : e_rd_len;
+  assign m_wr_valid[1] = e_wr_valid || b_wr_valid;
+  assign m_wr_addr[1] = b_wr_valid ? b_wr_addr : e_wr_addr;
+  assign m_wr_len[1] = b_wr_valid ? b_wr_len : e_wr_len;
+  assign m_wr_data[1] = b_wr_valid ? b_wr_data : e_wr_data;
+  // The engine that got the chain answers until the next start (the virtqueue engine reads
+  // dev_written after dev_done).
+  logic sel_blk;
+  always_ff @(posedge clk) begin
+    if (srst) sel_blk <= 1'b0;
+    else if (dev_start) sel_blk <= is_blk;
+  end
+  assign dev_done = e_done || b_done;
+  assign dev_error = sel_blk ? b_error : e_error;
+  assign dev_written = sel_blk ? b_written : e_written;
+  assign dev_punt = b_done && b_punt;
+
   fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
     .clk, .rst(srst),
-    .start(dev_start), .seg_addr, .seg_len, .seg_write, .seg_count,
-    .done(dev_done), .error(dev_error), .written(dev_written),
-    .rd_valid(m_rd_valid[1]), .rd_ready(m_rd_ready[1]), .rd_addr(m_rd_addr[1]), .rd_len(m_rd_len[1]),
+    .start(dev_start && !is_blk), .seg_addr, .seg_len, .seg_write, .seg_count,
+    .done(e_done), .error(e_error), .written(e_written),
+    .rd_valid(e_rd_valid), .rd_ready(m_rd_ready[1]), .rd_addr(e_rd_addr), .rd_len(e_rd_len),
     .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
-    .wr_valid(m_wr_valid[1]), .wr_ready(m_wr_ready[1]), .wr_addr(m_wr_addr[1]), .wr_len(m_wr_len[1]),
-    .wr_data(m_wr_data[1]), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error)
+    .wr_valid(e_wr_valid), .wr_ready(m_wr_ready[1]), .wr_addr(e_wr_addr), .wr_len(e_wr_len),
+    .wr_data(e_wr_data), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error)
+  );
+
+  fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
+    .clk, .rst(srst),
+    .start(dev_start && is_blk), .seg_addr, .seg_len, .seg_write, .seg_count,
+    .capacity({functions_func_blk_capacity_hi_sectors[cur_func],
+               functions_func_blk_capacity_lo_sectors[cur_func]}),
+    .max_sectors(functions_func_blk_max_sectors_sectors[cur_func]),
+    .done(b_done), .error(b_error), .written(b_written),
+    .punt(b_punt), .punt_reason(dev_punt_reason), .punt_arg(dev_punt_arg),
+    .rd_valid(b_rd_valid), .rd_ready(m_rd_ready[1]), .rd_addr(b_rd_addr), .rd_len(b_rd_len),
+    .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
+    .wr_valid(b_wr_valid), .wr_ready(m_wr_ready[1]), .wr_addr(b_wr_addr), .wr_len(b_wr_len),
+    .wr_data(b_wr_data), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error),
+    .st_rd_valid, .st_rd_ready, .st_rd_addr, .st_rd_len,
+    .st_rc_valid, .st_rc_ready, .st_rc_data, .st_rc_last, .st_rc_error,
+    .st_wr_valid, .st_wr_addr, .st_wr_len, .st_wr_data, .st_wc_valid, .st_wc_error
   );
 
   // Interrupt requests: the virtqueue engine first, then the punt writer.
@@ -582,9 +656,8 @@ module fv_top #(
     flash_status_error, flash_page_data_value, flow_table_key0_value,
     flow_table_key1_value, flow_table_key2_value, flow_table_key3_value,
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
-    flow_table_cmd_op_pulse, flow_table_cmd_op, functions_func_device_type_kind,
+    flow_table_cmd_op_pulse, flow_table_cmd_op,
     functions_func_ctrl_enable, functions_func_features_lo_bits,
-    functions_func_features_hi_bits, functions_func_blk_capacity_lo_sectors, functions_func_blk_capacity_hi_sectors,
-    functions_func_blk_max_sectors_sectors, global_config_msix_vector, global_scratch_value,
+    functions_func_features_hi_bits, global_config_msix_vector, global_scratch_value,
     queue_q_irq_moderation_max_pending, queue_q_irq_moderation_timeout};
 endmodule

@@ -78,6 +78,9 @@ module fv_virtq_engine #(
   input  logic                          dev_done,
   input  logic                          dev_error,
   input  logic [31:0]                   dev_written,
+  input  logic                          dev_punt,      // with dev_done: punt the request
+  input  logic [7:0]                    dev_punt_reason,
+  input  logic [63:0]                   dev_punt_arg,
 
   // Punt requests to the punt-ring writer.
   output logic                     punt_valid,
@@ -199,6 +202,8 @@ module fv_virtq_engine #(
   logic        cpl_no_irq;
   logic [31:0] walked_bytes;
   logic [63:0] first_addr;
+  logic [7:0]  p_reason;       // why the request in hand is punted
+  logic [63:0] p_arg;
   logic        cpl_pending;
   logic [31:0] cpl_mask;
   assign cpl_mask = (32'd1 << cpl_size_log2) - 32'd1;
@@ -355,12 +360,13 @@ module fv_virtq_engine #(
     punt_entry = '0;
     punt_entry.qid = 16'(cq);
     punt_entry.head = head;
-    punt_entry.reason = 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
+    punt_entry.reason = p_reason;
     punt_entry.func = {5'd0, func[cq]};
     punt_entry.flags = {6'd0, in_ind, 1'b0};
     punt_entry.tag = 32'(free_slot);
     punt_entry.len = walked_bytes;
     punt_entry.addr = first_addr;
+    punt_entry.arg = p_arg;
   end
 
   // The completion entry being read.
@@ -465,6 +471,8 @@ module fv_virtq_engine #(
       cpl_bad <= 1'b0;
       walked_bytes <= '0;
       first_addr <= '0;
+      p_reason <= '0;
+      p_arg <= '0;
       uacks <= '0;
       uerr <= 1'b0;
       hbuf <= '0;
@@ -662,6 +670,8 @@ module fv_virtq_engine #(
               state <= S_FAIL;
             end else if (seg_count == SW'(MAX_SEGS)) begin
               // More descriptors than the segment table holds: the CPU serves this one.
+              p_reason <= 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
+              p_arg <= '0;
               state <= S_PUNT;
             end else if (d_flags[F_NEXT] && d_next >= table_limit) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
@@ -693,6 +703,11 @@ module fv_virtq_engine #(
               f_info <= '0;
               f_fault <= 1'b1;
               state <= S_FAIL;
+            end else if (dev_punt) begin
+              // The device engine hands this request to the CPU.
+              p_reason <= dev_punt_reason;
+              p_arg <= dev_punt_arg;
+              state <= S_PUNT;
             end else begin
               state <= S_ELEM_REQ;
             end

@@ -6,6 +6,8 @@ pub const EV_MMIO_RDATA: u32 = 1;
 pub const EV_DMA_READ: u32 = 2;
 pub const EV_DMA_WRITE: u32 = 3;
 pub const EV_FINISH: u32 = 4;
+pub const EV_STORE_READ: u32 = 5;
+pub const EV_STORE_WRITE: u32 = 6;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -55,5 +57,13 @@ extern "C" {
         error: c_int,
     );
     pub fn fv_sim_write_ack(sim: *mut FvSim, due_cycle: u64, tag: u32, error: c_int);
+    pub fn fv_sim_store_beat(
+        sim: *mut FvSim,
+        due_cycle: u64,
+        data: *const u8,
+        last: c_int,
+        error: c_int,
+    );
+    pub fn fv_sim_store_ack(sim: *mut FvSim, due_cycle: u64, error: c_int);
     pub fn fv_sim_run(sim: *mut FvSim, max_cycles: u64, events: *mut FvEvent, cap: u32) -> u32;
 }

@@ -7,10 +7,11 @@ use crate::iommu::IommuMap;
 use crate::memory::{GuestMemory, MemoryError};
 use crate::model::{dma_bytes, Model, ModelError};
 use fpga_virtio_hw::{check_access, regs, Bar, IoError, RegisterIo};
+use fpga_virtio_storage::BlockStore;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -44,10 +45,43 @@ impl Default for DmaTiming {
     }
 }
 
+/// Storage-port latency and bandwidth model (the remote storage behind the blk engine).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreTiming {
+    /// Cycles from a read request to its first beat.
+    pub read_latency: u64,
+    /// Cycles from a write beat to its acknowledgement.
+    pub write_latency: u64,
+    /// Bytes per cycle (0: unlimited).
+    pub bytes_per_cycle: u64,
+}
+
+impl Default for StoreTiming {
+    /// 2 µs reads and 1 µs write acknowledgements at 250 MHz (a fast NVMe-oF target), 32 B/cycle.
+    fn default() -> Self {
+        StoreTiming {
+            read_latency: 500,
+            write_latency: 250,
+            bytes_per_cycle: 32,
+        }
+    }
+}
+
+/// Storage-port traffic so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub write_beats: u64,
+    pub write_bytes: u64,
+    pub errors: u64,
+}
+
 /// How to build a [`Simulator`].
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub timing: DmaTiming,
+    pub store_timing: StoreTiming,
     /// Guest memory size in bytes.
     pub memory: u64,
     /// FST waveform to write; `None` reads `FV_SIM_TRACE`.
@@ -61,6 +95,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             timing: DmaTiming::default(),
+            store_timing: StoreTiming::default(),
             memory: 64 << 20,
             trace: None,
             x_seed: None,
@@ -154,6 +189,11 @@ pub struct Simulator {
     msis: Vec<MsiEvent>,
     faults: Vec<DmaFault>,
     stats: DmaStats,
+    store: Option<Arc<dyn BlockStore>>,
+    store_timing: StoreTiming,
+    st_rd_free: u64,
+    st_wr_free: u64,
+    store_stats: StoreStats,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -187,7 +227,22 @@ impl Simulator {
             msis: Vec::new(),
             faults: Vec::new(),
             stats: DmaStats::default(),
+            store: None,
+            store_timing: cfg.store_timing,
+            st_rd_free: 0,
+            st_wr_free: 0,
+            store_stats: StoreStats::default(),
         })
+    }
+
+    /// Connect the blk engine's storage port to `store`. Without a store every storage access
+    /// fails (the requests complete with VIRTIO_BLK_S_IOERR).
+    pub fn attach_store(&mut self, store: Arc<dyn BlockStore>) {
+        self.store = Some(store);
+    }
+
+    pub fn store_stats(&self) -> StoreStats {
+        self.store_stats
     }
 
     /// Cycles simulated since reset.
@@ -308,6 +363,8 @@ impl Simulator {
                 ffi::EV_MMIO_RDATA => self.mmio_reads.push_back(e.data32),
                 ffi::EV_DMA_READ => self.dma_read(e)?,
                 ffi::EV_DMA_WRITE => self.dma_write(e)?,
+                ffi::EV_STORE_READ => self.store_read(e),
+                ffi::EV_STORE_WRITE => self.store_write(e),
                 ffi::EV_FINISH => {
                     return Err(SimError::Finished(
                         self.model.error().unwrap_or_else(|| "unknown".into()),
@@ -438,6 +495,56 @@ impl Simulator {
         );
         self.model.write_ack(due, e.tag, error);
         Ok(())
+    }
+}
+
+impl Simulator {
+    /// A storage-port read: beats from the store after the latency model; on a store error
+    /// every beat carries the error flag (the engine answers IOERR).
+    fn store_read(&mut self, e: &ffi::FvEvent) {
+        let bw = dma_bytes();
+        let len = (e.len as usize).max(1);
+        let mut data = vec![0u8; len.div_ceil(bw) * bw];
+        let error = match &self.store {
+            Some(store) => store.read_at(e.addr, &mut data[..e.len as usize]).is_err(),
+            None => true,
+        };
+        self.store_stats.reads += 1;
+        self.store_stats.read_bytes += u64::from(e.len);
+        self.store_stats.errors += u64::from(error);
+        let t = self.store_timing;
+        let due = Self::link_slot(
+            &mut self.st_rd_free,
+            e.cycle,
+            t.read_latency,
+            len as u64,
+            t.bytes_per_cycle,
+        );
+        let beats = data.len() / bw;
+        for (i, chunk) in data.chunks(bw).enumerate() {
+            self.model.store_beat(due, chunk, i + 1 == beats, error);
+        }
+    }
+
+    /// A storage-port write beat, acknowledged after the latency model.
+    fn store_write(&mut self, e: &ffi::FvEvent) {
+        let len = (e.len as usize).min(dma_bytes());
+        let error = match &self.store {
+            Some(store) => store.write_at(e.addr, &e.data[..len]).is_err(),
+            None => true,
+        };
+        self.store_stats.write_beats += 1;
+        self.store_stats.write_bytes += len as u64;
+        self.store_stats.errors += u64::from(error);
+        let t = self.store_timing;
+        let due = Self::link_slot(
+            &mut self.st_wr_free,
+            e.cycle,
+            t.write_latency,
+            len as u64,
+            t.bytes_per_cycle,
+        );
+        self.model.store_ack(due, error);
     }
 }
 

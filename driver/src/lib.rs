@@ -7,6 +7,7 @@
 //! - [`mmio`]: BARs mapped into the process (memmap2) with volatile 32-bit access.
 //! - [`probe`]: walk the self-describing register blocks and check their versions.
 
+pub mod blk;
 pub mod mmio;
 pub mod probe;
 

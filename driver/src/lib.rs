@@ -10,5 +10,6 @@
 pub mod blk;
 pub mod mmio;
 pub mod probe;
+pub mod runtime;
 
 pub use fpga_virtio_hw as hw;

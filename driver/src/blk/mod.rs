@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod engine;
+pub mod features;
 pub mod request;
 
 pub use chain::{ChainError, Segment};

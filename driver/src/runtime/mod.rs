@@ -1,0 +1,454 @@
+//! The runtime on the NIC's CPU: it sets up functions and queues, splits the queues between the
+//! FPGA and the CPU ([`split`]), reads the punt ring, hands requests to the CPU workers
+//! ([`workers`]) and writes their answers to the completion ring, and keeps statistics
+//! ([`stats`]).
+//!
+//! The runtime is polled: [`Runtime::poll`] does whatever is ready and returns. On hardware a
+//! thread calls it when the punt ring's MSI-X fires; in the simulator the caller interleaves it
+//! with running simulated time.
+
+pub mod split;
+pub mod stats;
+pub mod workers;
+
+pub use split::{Path, PolicyError, SplitPolicy};
+pub use stats::{Histogram, QueueStats, Stats};
+pub use workers::QueueInfo;
+
+use crate::blk::{features, BlkConfig, Outcome, SoftwareEngine, Status};
+use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
+use fpga_virtio_hw::regs::{
+    self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueOwner, VirtioDevice,
+};
+use fpga_virtio_hw::{IoError, RegisterIo};
+use fpga_virtio_storage::BlockStore;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use workers::{CpuQueue, Done, Job, Pool, Shared};
+
+const NQ: usize = regs::NUM_QUEUES as usize;
+const NF: usize = regs::NUM_FUNCTIONS as usize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Index(#[from] fpga_virtio_hw::IndexError),
+    #[error(transparent)]
+    Field(#[from] fpga_virtio_hw::FieldError),
+    #[error(transparent)]
+    Features(#[from] features::FeatureError),
+    #[error("queue {0}: {1}")]
+    Queue(u16, String),
+    #[error("function {0} does not exist or is not set up")]
+    Function(u8),
+    #[error("ring memory at {0:#x} is not in guest memory")]
+    RingMemory(u64),
+    #[error("starting the workers: {0}")]
+    Workers(std::io::Error),
+}
+
+/// Where the runtime keeps its two rings (IOVAs the device can reach, in `mem`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rings {
+    pub punt: u64,
+    pub punt_log2: u32,
+    pub cpl: u64,
+    pub cpl_log2: u32,
+    /// MSI-X vector for the punt ring (regs::NO_VECTOR: poll only).
+    pub punt_vector: u32,
+}
+
+/// A virtio-blk function.
+#[derive(Clone, Debug)]
+pub struct BlkFunction {
+    pub func: u8,
+    pub store: Arc<dyn BlockStore>,
+    pub config: BlkConfig,
+}
+
+/// A queue the guest driver set up.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSpec {
+    pub qid: u16,
+    pub info: QueueInfo,
+    /// MSI-X vector (regs::NO_VECTOR: none).
+    pub vector: u32,
+}
+
+/// See the module docs.
+pub struct Runtime {
+    policy: SplitPolicy,
+    shared: Arc<Shared>,
+    pool: Pool,
+    rings: Rings,
+    punt_cons: u32,
+    cpl_prod: u32,
+    cpl_cons_seen: u32,
+    queues: [Option<QueueInfo>; NQ],
+    paths: [Option<Path>; NQ],
+    /// Completions waiting for room in the completion ring.
+    backlog: VecDeque<CplEntry>,
+    stats: Stats,
+    outstanding: usize,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("policy", &self.policy)
+            .field("rings", &self.rings)
+            .field("outstanding", &self.outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Set up the punt and completion rings and start the workers. Functions are added with
+    /// [`Runtime::add_blk_function`] before their queues; `mem` is the memory the rings and
+    /// the guests' buffers live in, as the CPU sees it.
+    pub fn start(
+        io: &(impl RegisterIo + ?Sized),
+        mem: GuestMemoryMmap,
+        policy: SplitPolicy,
+        functions_: Vec<BlkFunction>,
+        rings: Rings,
+    ) -> Result<Self, RuntimeError> {
+        for (base, log2, esz) in [
+            (rings.punt, rings.punt_log2, PuntEntry::SIZE),
+            (rings.cpl, rings.cpl_log2, CplEntry::SIZE),
+        ] {
+            let len = (esz as u64) << log2;
+            let zero = vec![0u8; len as usize];
+            mem.write_slice(&zero, GuestAddress(base))
+                .map_err(|_| RuntimeError::RingMemory(base))?;
+        }
+        let mut engines: Vec<Option<SoftwareEngine>> = vec![None; NF];
+        for f in &functions_ {
+            let slot = engines
+                .get_mut(usize::from(f.func))
+                .ok_or(RuntimeError::Function(f.func))?;
+            let negotiated = features::negotiate(f.config.features)?;
+            let fr = |a: fpga_virtio_hw::RegArray| a.at(u32::from(f.func));
+            fr(functions::func::DEVICE_TYPE)?.write(io, VirtioDevice::Blk as u32)?;
+            fr(functions::func::FEATURES_LO)?.write(io, negotiated as u32)?;
+            fr(functions::func::FEATURES_HI)?.write(io, (negotiated >> 32) as u32)?;
+            fr(functions::func::BLK_CAPACITY_LO)?.write(io, f.config.capacity as u32)?;
+            fr(functions::func::BLK_CAPACITY_HI)?.write(io, (f.config.capacity >> 32) as u32)?;
+            fr(functions::func::BLK_MAX_SECTORS)?.write(io, policy.max_hw_sectors)?;
+            fr(functions::func::CTRL)?.write(io, functions::func::ctrl::ENABLE.mask())?;
+            *slot = Some(SoftwareEngine::new(f.store.clone(), f.config.clone()));
+        }
+        punt_ring::CTRL.write(io, 0)?;
+        punt_ring::BASE_LO.write(io, rings.punt as u32)?;
+        punt_ring::BASE_HI.write(io, (rings.punt >> 32) as u32)?;
+        punt_ring::SIZE_LOG2.write(io, rings.punt_log2)?;
+        punt_ring::MSIX.write(io, rings.punt_vector)?;
+        let punt_cons = punt_ring::PROD.read(io)?;
+        punt_ring::CONS.write(io, punt_cons)?;
+        punt_ring::CTRL.write(io, 1)?;
+        cpl_ring::CTRL.write(io, 0)?;
+        cpl_ring::BASE_LO.write(io, rings.cpl as u32)?;
+        cpl_ring::BASE_HI.write(io, (rings.cpl >> 32) as u32)?;
+        cpl_ring::SIZE_LOG2.write(io, rings.cpl_log2)?;
+        let cpl_prod = cpl_ring::CONS.read(io)?;
+        cpl_ring::PROD.write(io, cpl_prod)?;
+        cpl_ring::CTRL.write(io, 1)?;
+
+        let shared = Arc::new(Shared {
+            mem,
+            engines,
+            cpu_queues: (0..NQ).map(|_| Mutex::new(None)).collect(),
+            kick_pending: (0..NQ).map(|_| AtomicBool::new(false)).collect(),
+            panic_on_queue: AtomicU32::new(u32::MAX),
+        });
+        let pool = Pool::start(policy.workers, shared.clone()).map_err(RuntimeError::Workers)?;
+        Ok(Runtime {
+            policy,
+            shared,
+            pool,
+            rings,
+            punt_cons,
+            cpl_prod,
+            cpl_cons_seen: cpl_prod,
+            queues: [None; NQ],
+            paths: [None; NQ],
+            backlog: VecDeque::new(),
+            stats: Stats::default(),
+            outstanding: 0,
+        })
+    }
+
+    pub fn policy(&self) -> &SplitPolicy {
+        &self.policy
+    }
+
+    /// Program a queue the guest set up, on the path the policy gives it, and enable it.
+    pub fn add_queue(
+        &mut self,
+        io: &(impl RegisterIo + ?Sized),
+        spec: QueueSpec,
+    ) -> Result<Path, RuntimeError> {
+        let q = spec.qid;
+        let i = spec.info;
+        if usize::from(q) >= NQ {
+            return Err(RuntimeError::Queue(q, "no such queue".into()));
+        }
+        if self.shared.engines[usize::from(i.func) % NF].is_none() || usize::from(i.func) >= NF {
+            return Err(RuntimeError::Function(i.func));
+        }
+        let path = self.policy.path(q);
+        let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(q));
+        // Disable, wait for the handshake, then program.
+        r(queue::q::CTRL)?.write(io, 0)?;
+        let mut tries = 0;
+        while queue::q::status::ENABLED.is_set(r(queue::q::STATUS)?.read(io)?) {
+            tries += 1;
+            if tries > 10_000 {
+                return Err(RuntimeError::Queue(
+                    q,
+                    "the device did not confirm the disable".into(),
+                ));
+            }
+        }
+        r(queue::q::DESC_LO)?.write(io, i.desc as u32)?;
+        r(queue::q::DESC_HI)?.write(io, (i.desc >> 32) as u32)?;
+        r(queue::q::AVAIL_LO)?.write(io, i.avail as u32)?;
+        r(queue::q::AVAIL_HI)?.write(io, (i.avail >> 32) as u32)?;
+        r(queue::q::USED_LO)?.write(io, i.used as u32)?;
+        r(queue::q::USED_HI)?.write(io, (i.used >> 32) as u32)?;
+        r(queue::q::SIZE)?.write(io, u32::from(i.size))?;
+        r(queue::q::MSIX)?.write(io, spec.vector)?;
+        r(queue::q::STATE)?.write(io, 0)?;
+        let owner = match path {
+            Path::Fpga => QueueOwner::Fpga,
+            Path::Cpu => {
+                let mut vq = Queue::new(i.size)
+                    .map_err(|e| RuntimeError::Queue(q, format!("virtio-queue: {e}")))?;
+                let bad = |e: virtio_queue::Error| RuntimeError::Queue(q, e.to_string());
+                vq.try_set_size(i.size).map_err(bad)?;
+                vq.try_set_desc_table_address(GuestAddress(i.desc))
+                    .map_err(bad)?;
+                vq.try_set_avail_ring_address(GuestAddress(i.avail))
+                    .map_err(bad)?;
+                vq.try_set_used_ring_address(GuestAddress(i.used))
+                    .map_err(bad)?;
+                vq.set_event_idx(i.event_idx);
+                vq.set_ready(true);
+                *self.shared.cpu_queues[usize::from(q)]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(CpuQueue {
+                    queue: vq,
+                    func: i.func,
+                    broken: false,
+                });
+                QueueOwner::Cpu
+            }
+        };
+        let ctrl = queue::q::ctrl::ENABLE.mask()
+            | (owner.raw() << queue::q::ctrl::OWNER.lsb)
+            | (u32::from(i.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)
+            | (u32::from(i.indirect) << queue::q::ctrl::INDIRECT.lsb)
+            | queue::q::ctrl::FUNC.value(u32::from(i.func))?;
+        r(queue::q::CTRL)?.write(io, ctrl)?;
+        self.queues[usize::from(q)] = Some(i);
+        self.paths[usize::from(q)] = Some(path);
+        self.stats.paths.insert(q, path);
+        if path == Path::Cpu {
+            // Requests the guest posted before the queue was enabled.
+            self.kick(q);
+        }
+        Ok(path)
+    }
+
+    fn kick(&mut self, qid: u16) {
+        if !self.shared.kick_pending[usize::from(qid)].swap(true, Ordering::AcqRel) {
+            self.outstanding += 1;
+            self.pool.send(Job::Doorbell {
+                qid,
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// Requests handed to the workers and not yet answered (plus doorbell jobs not finished).
+    pub fn outstanding(&self) -> usize {
+        self.outstanding + self.backlog.len()
+    }
+
+    /// Do what is ready: read new punt entries and dispatch them, write the workers' answers to
+    /// the completion ring. Returns how many entries it moved.
+    pub fn poll(&mut self, io: &(impl RegisterIo + ?Sized)) -> Result<usize, RuntimeError> {
+        let mut moved = 0;
+        // Punt ring: entries are valid when their phase matches this pass.
+        let size = 1u32 << self.rings.punt_log2;
+        let start = self.punt_cons;
+        loop {
+            let slot = self.punt_cons & (size - 1);
+            let phase = u8::from((self.punt_cons >> self.rings.punt_log2) & 1 == 0);
+            let mut b = [0u8; PuntEntry::SIZE];
+            let at = self.rings.punt + u64::from(slot) * PuntEntry::SIZE as u64;
+            self.shared
+                .mem
+                .read_slice(&mut b, GuestAddress(at))
+                .map_err(|_| RuntimeError::RingMemory(at))?;
+            let e = PuntEntry::from_le_bytes(&b);
+            if e.flags & 1 != phase {
+                break;
+            }
+            self.punt_cons = self.punt_cons.wrapping_add(1);
+            self.stats.punt_entries += 1;
+            self.dispatch(e);
+            moved += 1;
+        }
+        if self.punt_cons != start {
+            punt_ring::CONS.write(io, self.punt_cons)?;
+        }
+        // Answers.
+        while let Ok(d) = self.pool.done.try_recv() {
+            moved += 1;
+            self.collect(d);
+        }
+        self.flush_completions(io)?;
+        Ok(moved)
+    }
+
+    fn dispatch(&mut self, e: PuntEntry) {
+        let qid = e.qid;
+        let reason = PuntReason::from_raw(u32::from(e.reason));
+        let qs = self.stats.queues.entry(qid).or_default();
+        let name = reason.map_or_else(|| format!("unknown_{}", e.reason), |r| format!("{r:?}"));
+        *qs.punts.entry(name).or_default() += 1;
+        if reason == Some(PuntReason::Doorbell) {
+            if self.paths.get(usize::from(qid)).copied().flatten() == Some(Path::Cpu) {
+                self.kick(qid);
+            }
+            return;
+        }
+        match self.queues.get(usize::from(qid)).copied().flatten() {
+            Some(queue) => {
+                self.outstanding += 1;
+                self.pool.send(Job::Punted {
+                    entry: e,
+                    queue,
+                    at: Instant::now(),
+                });
+            }
+            None => {
+                // A punt for a queue the runtime never set up: answer it so the FPGA's slot is
+                // freed (the FPGA fails that queue on a completion it does not expect).
+                self.backlog.push_back(CplEntry {
+                    qid,
+                    head: e.head,
+                    len: 0,
+                    tag: e.tag,
+                    flags: 0,
+                    status: 1,
+                    rsvd: 0,
+                });
+            }
+        }
+    }
+
+    fn collect(&mut self, d: Done) {
+        match d {
+            Done::Punted {
+                entry,
+                result,
+                ns,
+                panicked,
+            } => {
+                self.outstanding -= 1;
+                let qs = self.stats.queues.entry(entry.qid).or_default();
+                let outcome = match result {
+                    Ok(o) => o,
+                    Err(_) => {
+                        qs.broken += 1;
+                        Outcome {
+                            status: None,
+                            used_len: 0,
+                        }
+                    }
+                };
+                if panicked {
+                    qs.worker_panics += 1;
+                }
+                qs.record(outcome.status, outcome.used_len, ns);
+                self.backlog.push_back(CplEntry {
+                    qid: entry.qid,
+                    head: entry.head,
+                    len: outcome.used_len,
+                    tag: entry.tag,
+                    flags: 0,
+                    status: u8::from(outcome.status != Some(Status::Ok)),
+                    rsvd: 0,
+                });
+            }
+            Done::Served { qid, outcome, ns } => {
+                self.stats.queues.entry(qid).or_default().record(
+                    outcome.status,
+                    outcome.used_len,
+                    ns,
+                );
+            }
+            Done::Broken {
+                qid,
+                reason,
+                panicked,
+            } => {
+                let qs = self.stats.queues.entry(qid).or_default();
+                qs.broken += 1;
+                qs.last_error = Some(reason);
+                if panicked {
+                    qs.worker_panics += 1;
+                }
+            }
+            Done::Drained => self.outstanding -= 1,
+        }
+    }
+
+    fn flush_completions(&mut self, io: &(impl RegisterIo + ?Sized)) -> Result<(), RuntimeError> {
+        if self.backlog.is_empty() {
+            return Ok(());
+        }
+        let size = 1u32 << self.rings.cpl_log2;
+        let start = self.cpl_prod;
+        while let Some(c) = self.backlog.front().copied() {
+            if self.cpl_prod.wrapping_sub(self.cpl_cons_seen) >= size {
+                self.cpl_cons_seen = cpl_ring::CONS.read(io)?;
+                if self.cpl_prod.wrapping_sub(self.cpl_cons_seen) >= size {
+                    break;
+                }
+            }
+            let slot = self.cpl_prod & (size - 1);
+            let at = self.rings.cpl + u64::from(slot) * CplEntry::SIZE as u64;
+            self.shared
+                .mem
+                .write_slice(&c.to_le_bytes(), GuestAddress(at))
+                .map_err(|_| RuntimeError::RingMemory(at))?;
+            self.cpl_prod = self.cpl_prod.wrapping_add(1);
+            self.stats.completions += 1;
+            self.backlog.pop_front();
+        }
+        if self.cpl_prod != start {
+            cpl_ring::PROD.write(io, self.cpl_prod)?;
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Test hook: the next request a worker serves for `qid` panics inside the worker.
+    pub fn inject_worker_panic(&self, qid: Option<u16>) {
+        self.shared
+            .panic_on_queue
+            .store(qid.map_or(u32::MAX, u32::from), Ordering::Relaxed);
+    }
+}

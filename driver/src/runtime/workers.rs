@@ -1,0 +1,263 @@
+//! CPU workers: a pool of threads on crossbeam-channel that run the software engine for
+//! requests the FPGA punted and for the queues the CPU owns.
+//!
+//! The runtime thread sends [`Job`]s; workers send back [`Done`]s. A worker never touches the
+//! device's registers or rings: the runtime thread is the only writer of the completion ring.
+//! A panic while serving a request is caught: the request still completes (as failed), the
+//! worker goes on, and only that request (or, on a CPU-owned queue, that queue) is affected.
+
+use crate::blk::{chain, ChainError, Outcome, SoftwareEngine};
+use crossbeam_channel::{Receiver, Sender};
+use fpga_virtio_hw::formats::PuntEntry;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
+
+/// Where a queue's rings are (IOVA = address in the runtime's view of guest memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub func: u8,
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+    pub size: u16,
+    pub indirect: bool,
+    pub event_idx: bool,
+}
+
+/// A CPU-owned queue: virtio-queue's split-ring state, served by one worker at a time.
+#[derive(Debug)]
+pub(crate) struct CpuQueue {
+    pub queue: Queue,
+    pub func: u8,
+    /// The guest broke the ring protocol: the queue is stopped until it is set up again.
+    pub broken: bool,
+}
+
+pub(crate) struct Shared {
+    pub mem: GuestMemoryMmap,
+    /// Per function: the software engine (cloned into each worker).
+    pub engines: Vec<Option<SoftwareEngine>>,
+    /// Per queue: CPU-owned state.
+    pub cpu_queues: Vec<Mutex<Option<CpuQueue>>>,
+    /// Per queue: a doorbell job is queued and not yet started.
+    pub kick_pending: Vec<AtomicBool>,
+    /// Test hook: a worker panics when it serves a request of this queue (u16::MAX: never).
+    pub panic_on_queue: std::sync::atomic::AtomicU32,
+}
+
+pub(crate) enum Job {
+    Punted {
+        entry: PuntEntry,
+        queue: QueueInfo,
+        at: Instant,
+    },
+    Doorbell {
+        qid: u16,
+        at: Instant,
+    },
+}
+
+pub(crate) enum Done {
+    /// A punted request, served (or refused: a broken chain): answer on the completion ring.
+    Punted {
+        entry: PuntEntry,
+        result: Result<Outcome, ChainError>,
+        ns: u64,
+        panicked: bool,
+    },
+    /// A request of a CPU-owned queue, published on its used ring.
+    Served { qid: u16, outcome: Outcome, ns: u64 },
+    /// A doorbell job ended (the queue is drained, stopped or gone).
+    Drained,
+    /// A CPU-owned queue stopped (bad chain, or a panic while serving it).
+    Broken {
+        qid: u16,
+        reason: String,
+        panicked: bool,
+    },
+}
+
+pub(crate) struct Pool {
+    pub tx: Option<Sender<Job>>,
+    pub done: Receiver<Done>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    pub fn start(n: usize, shared: Arc<Shared>) -> std::io::Result<Pool> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (dtx, done) = crossbeam_channel::unbounded::<Done>();
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let rx = rx.clone();
+            let dtx = dtx.clone();
+            let shared = shared.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("fv-worker-{i}"))
+                    .spawn(move || worker(&shared, &rx, &dtx))?,
+            );
+        }
+        Ok(Pool {
+            tx: Some(tx),
+            done,
+            handles,
+        })
+    }
+
+    pub fn send(&self, job: Job) {
+        if let Some(tx) = &self.tx {
+            // The workers hold the receiver until the pool is dropped.
+            let _ = tx.send(job);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
+    let mut engines = shared.engines.clone();
+    while let Ok(job) = rx.recv() {
+        match job {
+            Job::Punted { entry, queue, at } => {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    serve_punted(shared, &mut engines, &entry, &queue)
+                }));
+                let (result, panicked) = match r {
+                    Ok(result) => (result, false),
+                    Err(_) => (
+                        Ok(Outcome {
+                            status: None,
+                            used_len: 0,
+                        }),
+                        true,
+                    ),
+                };
+                let _ = done.send(Done::Punted {
+                    entry,
+                    result,
+                    ns: at.elapsed().as_nanos() as u64,
+                    panicked,
+                });
+            }
+            Job::Doorbell { qid, at } => {
+                shared.kick_pending[qid as usize].store(false, Ordering::Release);
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    serve_cpu_queue(shared, &mut engines, qid, at, done)
+                }));
+                if r.is_err() {
+                    // The queue's lock is poisoned and its state unknown: stop that queue only.
+                    if let Ok(mut q) = shared.cpu_queues[qid as usize]
+                        .lock()
+                        .or_else(|p| Ok::<_, ()>(p.into_inner()))
+                    {
+                        if let Some(q) = q.as_mut() {
+                            q.broken = true;
+                        }
+                    }
+                    let _ = done.send(Done::Broken {
+                        qid,
+                        reason: "worker panicked while serving the queue".into(),
+                        panicked: true,
+                    });
+                }
+                let _ = done.send(Done::Drained);
+            }
+        }
+    }
+}
+
+fn maybe_panic(shared: &Shared, qid: u16) {
+    if shared.panic_on_queue.load(Ordering::Relaxed) == u32::from(qid) {
+        panic!("injected worker panic on queue {qid}");
+    }
+}
+
+fn serve_punted(
+    shared: &Shared,
+    engines: &mut [Option<SoftwareEngine>],
+    entry: &PuntEntry,
+    q: &QueueInfo,
+) -> Result<Outcome, ChainError> {
+    let segs = chain::walk(&shared.mem, q.desc, q.size, entry.head, q.indirect)?;
+    maybe_panic(shared, entry.qid);
+    match engines
+        .get_mut(usize::from(q.func))
+        .and_then(Option::as_mut)
+    {
+        Some(engine) => Ok(engine.serve(&shared.mem, &segs)),
+        None => Ok(Outcome {
+            status: None,
+            used_len: 0,
+        }),
+    }
+}
+
+fn serve_cpu_queue(
+    shared: &Shared,
+    engines: &mut [Option<SoftwareEngine>],
+    qid: u16,
+    at: Instant,
+    done: &Sender<Done>,
+) {
+    let mut guard = shared.cpu_queues[qid as usize]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let Some(cq) = guard.as_mut() else { return };
+    if cq.broken {
+        return;
+    }
+    let mem = &shared.mem;
+    while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
+        let head = chain.head_index();
+        let segs = match chain::from_descriptor_chain(chain) {
+            Ok(s) => s,
+            Err(e) => {
+                cq.broken = true;
+                let _ = done.send(Done::Broken {
+                    qid,
+                    reason: e.to_string(),
+                    panicked: false,
+                });
+                return;
+            }
+        };
+        maybe_panic(shared, qid);
+        let outcome = match engines
+            .get_mut(usize::from(cq.func))
+            .and_then(Option::as_mut)
+        {
+            Some(engine) => engine.serve(mem, &segs),
+            None => Outcome {
+                status: None,
+                used_len: 0,
+            },
+        };
+        if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
+            cq.broken = true;
+            let _ = done.send(Done::Broken {
+                qid,
+                reason: "used ring not writable".into(),
+                panicked: false,
+            });
+            return;
+        }
+        let _ = done.send(Done::Served {
+            qid,
+            outcome,
+            ns: at.elapsed().as_nanos() as u64,
+        });
+    }
+}

@@ -22,14 +22,17 @@ enum Command {
     /// Run the main job on the simulated FPGA and print a summary.
     Demo {
         /// Requests to run.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 2000)]
         requests: u64,
-        /// Queues to spread them over (1..=16).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
-        queues: u32,
-        /// Seed of the workload (same seed, same simulated cycles).
+        /// Queues of the virtio-blk function (1..=16).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+        queues: u16,
+        /// Seed of the workload (same seed, same results and disk image).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Split policy (TOML); default: the embedded cli/src/default-policy.toml.
+        #[arg(long)]
+        policy: Option<std::path::PathBuf>,
         /// Print the summary as JSON (no progress).
         #[arg(long)]
         json: bool,
@@ -88,8 +91,13 @@ fn main() -> ExitCode {
             requests,
             queues,
             seed,
+            policy,
             json,
-        } => match demo::run(requests, queues, seed, json) {
+        } => match policy
+            .map(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())))
+            .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
+            .and_then(|policy| demo::run(requests, queues, seed, &policy, json))
+        {
             Ok(s) if json => match serde_json::to_string_pretty(&s) {
                 Ok(text) => println!("{text}"),
                 Err(e) => {

@@ -46,6 +46,8 @@ pub struct WorkloadConfig {
     pub malformed: bool,
     /// Include flush, discard, write-zeroes and get-id.
     pub slow_path: bool,
+    /// Fault injection: CPU workers panic on every request of this queue they serve.
+    pub panic_queue: Option<u16>,
 }
 
 impl Default for WorkloadConfig {
@@ -61,6 +63,7 @@ impl Default for WorkloadConfig {
             store: StoreTiming::default(),
             malformed: true,
             slow_path: true,
+            panic_queue: None,
         }
     }
 }
@@ -389,6 +392,7 @@ pub fn run(
             punt_vector: regs::NO_VECTOR,
         },
     )?;
+    rt.inject_worker_panic(cfg.panic_queue);
     let mut rings = Vec::new();
     let mut paths = Vec::new();
     for q in 0..cfg.queues {

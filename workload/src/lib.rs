@@ -337,91 +337,208 @@ fn build(
     Ok((bufs, posted))
 }
 
+/// The whole stack for one virtio-blk function: the simulated FPGA with a RAM store behind its
+/// storage port, the runtime with its CPU workers, and one guest split ring per queue.
+pub struct Rig {
+    pub dev: SimDevice,
+    pub mem: GuestMemoryMmap,
+    pub store: Arc<RamStore>,
+    pub rt: Runtime,
+    pub rings: Vec<SplitRing>,
+    pub paths: Vec<Path>,
+    span: u64,
+}
+
+impl std::fmt::Debug for Rig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rig")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rig {
+    /// Set everything up as `cfg` says (queues, depth, capacity, policy, timing).
+    pub fn new(cfg: &WorkloadConfig) -> Result<Rig, WorkloadError> {
+        if cfg.queues == 0
+            || cfg.queues as u32 > regs::NUM_QUEUES
+            || cfg.depth == 0
+            || cfg.depth > 32
+        {
+            return Err(WorkloadError::Config(format!(
+                "queues 1..={} and depth 1..=32 (got {} and {})",
+                regs::NUM_QUEUES,
+                cfg.queues,
+                cfg.depth
+            )));
+        }
+        let slots = u64::from(cfg.queues) * u64::from(cfg.depth);
+        let span = cfg.capacity_sectors / slots;
+        if span < 256 {
+            return Err(WorkloadError::Config(
+                "capacity too small for the queues x depth".into(),
+            ));
+        }
+        let mut sim = Simulator::new(SimConfig {
+            timing: cfg.dma,
+            store_timing: cfg.store,
+            memory: SLOTS + slots * SLOT_SIZE + (1 << 20), // see mem_size
+            ..SimConfig::default()
+        })?;
+        let mem_size = SLOTS + slots * SLOT_SIZE + (1 << 20);
+        sim.iommu_mut()
+            .map(0, 0, mem_size, Perm::RW)
+            .map_err(|e| WorkloadError::Config(e.to_string()))?;
+        let store = Arc::new(RamStore::new(cfg.capacity_sectors * 512));
+        sim.attach_store(store.clone());
+        let mem = sim.memory().mem().clone();
+        let dev = SimDevice::new(sim);
+        fpga_virtio_driver::probe::probe(&dev).map_err(|e| WorkloadError::Config(e.to_string()))?;
+        enable_device(&dev)?;
+        let mut blk = BlkConfig::new(cfg.capacity_sectors, "fpga-virtio-blk0");
+        blk.features = fpga_virtio_driver::blk::features::OFFERED;
+        let mut rt = Runtime::start(
+            &dev,
+            mem.clone(),
+            cfg.policy.clone(),
+            vec![BlkFunction {
+                func: 0,
+                store: store.clone(),
+                config: blk,
+            }],
+            Rings {
+                punt: PUNT_RING,
+                punt_log2: 6,
+                cpl: CPL_RING,
+                cpl_log2: 6,
+                punt_vector: regs::NO_VECTOR,
+            },
+        )?;
+        rt.inject_worker_panic(cfg.panic_queue);
+        let mut rings = Vec::new();
+        let mut paths = Vec::new();
+        for q in 0..cfg.queues {
+            let ring = SplitRing::new(
+                &mem,
+                RINGS + u64::from(q) * 0x1_0000,
+                u32::from(RING_SIZE),
+                false,
+            )?;
+            let path = rt.add_queue(
+                &dev,
+                QueueSpec {
+                    qid: q,
+                    info: QueueInfo {
+                        func: 0,
+                        desc: ring.desc_addr(),
+                        avail: ring.avail_addr(),
+                        used: ring.used_addr(),
+                        size: RING_SIZE,
+                        indirect: true,
+                        event_idx: false,
+                    },
+                    vector: regs::NO_VECTOR,
+                },
+            )?;
+            rings.push(ring);
+            paths.push(path);
+        }
+        Ok(Rig {
+            dev,
+            mem,
+            store,
+            rt,
+            rings,
+            paths,
+            span,
+        })
+    }
+
+    /// Run simulated time for `cycles` and let the runtime do what is ready.
+    pub fn step(&mut self, cycles: u64) -> Result<(), WorkloadError> {
+        self.dev.lock().run(cycles)?;
+        self.rt.poll(&self.dev)?;
+        Ok(())
+    }
+
+    /// One request on queue `q`: a read (`write` false) or write of `len` bytes (a multiple of
+    /// 512) at `sector`, in the common layout, from doorbell to used entry. Returns the
+    /// simulated cycles it took and the status byte. Used by the benches.
+    pub fn one(
+        &mut self,
+        q: u16,
+        write: bool,
+        sector: u64,
+        len: u32,
+    ) -> Result<(u64, u8), WorkloadError> {
+        let base = SLOTS + u64::from(q) * SLOT_SIZE;
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&u32::from(write).to_le_bytes());
+        h[8..].copy_from_slice(&sector.to_le_bytes());
+        self.mem
+            .write_slice(&h, GuestAddress(base))
+            .map_err(mem_err)?;
+        self.mem
+            .write_obj(0xffu8, GuestAddress(base + 16))
+            .map_err(mem_err)?;
+        let ring = &mut self.rings[usize::from(q)];
+        ring.add_chain(&[
+            Buffer {
+                addr: base,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: base + DATA_OFF,
+                len,
+                write: !write,
+            },
+            Buffer {
+                addr: base + 16,
+                len: 1,
+                write: true,
+            },
+        ])?;
+        ring.publish()?;
+        let start = self.dev.lock().cycle();
+        kick(&self.dev, u32::from(q), ring.avail_idx())?;
+        loop {
+            self.dev.lock().run(16)?;
+            self.rt.poll(&self.dev)?;
+            let done = self.rings[usize::from(q)].reap()?;
+            if !done.is_empty() {
+                let cycles = self.dev.lock().cycle() - start;
+                let status = self
+                    .mem
+                    .read_obj::<u8>(GuestAddress(base + 16))
+                    .map_err(mem_err)?;
+                return Ok((cycles, status));
+            }
+            if self.dev.lock().cycle() - start > 10_000_000 {
+                return Err(WorkloadError::Hang {
+                    batch: 0,
+                    missing: 1,
+                    cycles: 10_000_000,
+                });
+            }
+        }
+    }
+}
+
 /// Run the workload; `progress(done, total)` is called after each batch.
 pub fn run(
     cfg: &WorkloadConfig,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Report, WorkloadError> {
-    if cfg.queues == 0 || cfg.queues as u32 > regs::NUM_QUEUES || cfg.depth == 0 || cfg.depth > 32 {
-        return Err(WorkloadError::Config(format!(
-            "queues 1..={} and depth 1..=32 (got {} and {})",
-            regs::NUM_QUEUES,
-            cfg.queues,
-            cfg.depth
-        )));
-    }
-    let slots = u64::from(cfg.queues) * u64::from(cfg.depth);
-    let span = cfg.capacity_sectors / slots;
-    if span < 256 {
-        return Err(WorkloadError::Config(
-            "capacity too small for the queues x depth".into(),
-        ));
-    }
-    let mut sim = Simulator::new(SimConfig {
-        timing: cfg.dma,
-        store_timing: cfg.store,
-        memory: SLOTS + slots * SLOT_SIZE + (1 << 20), // see mem_size
-        ..SimConfig::default()
-    })?;
-    let mem_size = SLOTS + slots * SLOT_SIZE + (1 << 20);
-    sim.iommu_mut()
-        .map(0, 0, mem_size, Perm::RW)
-        .map_err(|e| WorkloadError::Config(e.to_string()))?;
-    let store = Arc::new(RamStore::new(cfg.capacity_sectors * 512));
-    sim.attach_store(store.clone());
-    let mem = sim.memory().mem().clone();
-    let dev = SimDevice::new(sim);
-    fpga_virtio_driver::probe::probe(&dev).map_err(|e| WorkloadError::Config(e.to_string()))?;
-    enable_device(&dev)?;
-    let mut blk = BlkConfig::new(cfg.capacity_sectors, "fpga-virtio-blk0");
-    blk.features = fpga_virtio_driver::blk::features::OFFERED;
-    let mut rt = Runtime::start(
-        &dev,
-        mem.clone(),
-        cfg.policy.clone(),
-        vec![BlkFunction {
-            func: 0,
-            store: store.clone(),
-            config: blk,
-        }],
-        Rings {
-            punt: PUNT_RING,
-            punt_log2: 6,
-            cpl: CPL_RING,
-            cpl_log2: 6,
-            punt_vector: regs::NO_VECTOR,
-        },
-    )?;
-    rt.inject_worker_panic(cfg.panic_queue);
-    let mut rings = Vec::new();
-    let mut paths = Vec::new();
-    for q in 0..cfg.queues {
-        let ring = SplitRing::new(
-            &mem,
-            RINGS + u64::from(q) * 0x1_0000,
-            u32::from(RING_SIZE),
-            false,
-        )?;
-        let path = rt.add_queue(
-            &dev,
-            QueueSpec {
-                qid: q,
-                info: QueueInfo {
-                    func: 0,
-                    desc: ring.desc_addr(),
-                    avail: ring.avail_addr(),
-                    used: ring.used_addr(),
-                    size: RING_SIZE,
-                    indirect: true,
-                    event_idx: false,
-                },
-                vector: regs::NO_VECTOR,
-            },
-        )?;
-        rings.push(ring);
-        paths.push(path);
-    }
-
+    let Rig {
+        dev,
+        mem,
+        store,
+        mut rt,
+        mut rings,
+        paths,
+        span,
+    } = Rig::new(cfg)?;
     let mut rng = Rng(cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut records: Vec<RequestRecord> = Vec::with_capacity(cfg.requests as usize);
     let wall = Instant::now();

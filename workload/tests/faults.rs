@@ -56,3 +56,59 @@ fn a_worker_panic_fails_only_the_punted_request_it_was_serving() {
     );
     assert_eq!(bad.stats.queues.get(&0).map_or(0, |s| s.worker_panics), 0);
 }
+
+#[test]
+fn a_worker_panic_on_a_cpu_owned_queue_fails_one_request_at_a_time() {
+    let policy = |panic| WorkloadConfig {
+        policy: SplitPolicy {
+            max_hw_sectors: 32,
+            ..SplitPolicy::from_toml("cpu_queues = [2]").unwrap()
+        },
+        panic_queue: panic,
+        ..config(None)
+    };
+    let good = run(&policy(None), |_, _| {}).unwrap();
+    let bad = run(&policy(Some(2)), |_, _| {}).unwrap();
+    assert_eq!(bad.records.len(), 200, "every request completed");
+    let mut failed = 0;
+    for (g, b) in good.records.iter().zip(&bad.records) {
+        if b.queue == 2 {
+            assert_eq!((b.status, b.used_len), (0xff, 0), "request {}", b.id);
+            failed += 1;
+        } else {
+            assert_eq!((g.status, g.used_len, g.data_hash), (b.status, b.used_len, b.data_hash));
+        }
+    }
+    assert_eq!(bad.stats.queues[&2].worker_panics, failed);
+    assert_eq!(bad.stats.queues[&2].broken, 0, "the queue itself kept running");
+}
+
+#[test]
+fn a_broken_chain_on_a_cpu_owned_queue_stops_only_that_queue() {
+    use fpga_virtio_sim::testing::kick;
+    use fpga_virtio_workload::Rig;
+    let cfg = WorkloadConfig {
+        policy: SplitPolicy::from_toml("cpu_queues = [1, 2]").unwrap(),
+        ..config(None)
+    };
+    let mut rig = Rig::new(&cfg).unwrap();
+    // Queue 1: a readable descriptor after a writable one (the guest broke the ring protocol).
+    let ring = &mut rig.rings[1];
+    let table = ring.desc_addr();
+    ring.write_desc(table, 100, 0x20_0000, 16, 1 | 2, 101).unwrap();
+    ring.write_desc(table, 101, 0x20_1000, 16, 0, 0).unwrap();
+    ring.push_raw_head(100).unwrap();
+    ring.publish().unwrap();
+    kick(&rig.dev, 1, rig.rings[1].avail_idx()).unwrap();
+    for _ in 0..50 {
+        rig.step(1000).unwrap();
+    }
+    let q1 = &rig.rt.stats().queues[&1];
+    assert_eq!(q1.broken, 1);
+    assert!(q1.last_error.as_deref().unwrap_or("").contains("readable"), "{q1:?}");
+    assert!(rig.rings[1].reap().unwrap().is_empty(), "nothing published on the broken queue");
+    // The FPGA queue and the other CPU queue go on.
+    assert_eq!(rig.one(0, true, 8, 4096).unwrap().1, 0);
+    assert_eq!(rig.one(2, false, 8, 4096).unwrap().1, 0);
+    assert_eq!(rig.one(0, false, 8, 512).unwrap().1, 0);
+}

@@ -389,12 +389,17 @@ impl Runtime {
                     rsvd: 0,
                 });
             }
-            Done::Served { qid, outcome, ns } => {
-                self.stats.queues.entry(qid).or_default().record(
-                    outcome.status,
-                    outcome.used_len,
-                    ns,
-                );
+            Done::Served {
+                qid,
+                outcome,
+                ns,
+                panicked,
+            } => {
+                let qs = self.stats.queues.entry(qid).or_default();
+                qs.record(outcome.status, outcome.used_len, ns);
+                if panicked {
+                    qs.worker_panics += 1;
+                }
             }
             Done::Broken {
                 qid,

@@ -71,7 +71,12 @@ pub(crate) enum Done {
         panicked: bool,
     },
     /// A request of a CPU-owned queue, published on its used ring.
-    Served { qid: u16, outcome: Outcome, ns: u64 },
+    Served {
+        qid: u16,
+        outcome: Outcome,
+        ns: u64,
+        panicked: bool,
+    },
     /// A doorbell job ended (the queue is drained, stopped or gone).
     Drained,
     /// A CPU-owned queue stopped (bad chain, or a panic while serving it).
@@ -234,17 +239,24 @@ fn serve_cpu_queue(
                 return;
             }
         };
-        maybe_panic(shared, qid);
-        let outcome = match engines
-            .get_mut(usize::from(cq.func))
-            .and_then(Option::as_mut)
-        {
-            Some(engine) => engine.serve(mem, &segs),
-            None => Outcome {
-                status: None,
-                used_len: 0,
-            },
-        };
+        // A panic while serving fails this request only: it is still published (used length
+        // 0, no status), and the queue goes on.
+        let func = usize::from(cq.func);
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            maybe_panic(shared, qid);
+            match engines.get_mut(func).and_then(Option::as_mut) {
+                Some(engine) => engine.serve(mem, &segs),
+                None => Outcome {
+                    status: None,
+                    used_len: 0,
+                },
+            }
+        }));
+        let panicked = served.is_err();
+        let outcome = served.unwrap_or(Outcome {
+            status: None,
+            used_len: 0,
+        });
         if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
             cq.broken = true;
             let _ = done.send(Done::Broken {
@@ -258,6 +270,7 @@ fn serve_cpu_queue(
             qid,
             outcome,
             ns: at.elapsed().as_nanos() as u64,
+            panicked,
         });
     }
 }

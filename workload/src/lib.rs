@@ -395,8 +395,7 @@ impl Rig {
         let dev = SimDevice::new(sim);
         fpga_virtio_driver::probe::probe(&dev).map_err(|e| WorkloadError::Config(e.to_string()))?;
         enable_device(&dev)?;
-        let mut blk = BlkConfig::new(cfg.capacity_sectors, "fpga-virtio-blk0");
-        blk.features = fpga_virtio_driver::blk::features::OFFERED;
+        let blk = BlkConfig::new(cfg.capacity_sectors, "fpga-virtio-blk0");
         let mut rt = Runtime::start(
             &dev,
             mem.clone(),

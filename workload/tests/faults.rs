@@ -76,11 +76,17 @@ fn a_worker_panic_on_a_cpu_owned_queue_fails_one_request_at_a_time() {
             assert_eq!((b.status, b.used_len), (0xff, 0), "request {}", b.id);
             failed += 1;
         } else {
-            assert_eq!((g.status, g.used_len, g.data_hash), (b.status, b.used_len, b.data_hash));
+            assert_eq!(
+                (g.status, g.used_len, g.data_hash),
+                (b.status, b.used_len, b.data_hash)
+            );
         }
     }
     assert_eq!(bad.stats.queues[&2].worker_panics, failed);
-    assert_eq!(bad.stats.queues[&2].broken, 0, "the queue itself kept running");
+    assert_eq!(
+        bad.stats.queues[&2].broken, 0,
+        "the queue itself kept running"
+    );
 }
 
 #[test]
@@ -95,7 +101,8 @@ fn a_broken_chain_on_a_cpu_owned_queue_stops_only_that_queue() {
     // Queue 1: a readable descriptor after a writable one (the guest broke the ring protocol).
     let ring = &mut rig.rings[1];
     let table = ring.desc_addr();
-    ring.write_desc(table, 100, 0x20_0000, 16, 1 | 2, 101).unwrap();
+    ring.write_desc(table, 100, 0x20_0000, 16, 1 | 2, 101)
+        .unwrap();
     ring.write_desc(table, 101, 0x20_1000, 16, 0, 0).unwrap();
     ring.push_raw_head(100).unwrap();
     ring.publish().unwrap();
@@ -105,8 +112,14 @@ fn a_broken_chain_on_a_cpu_owned_queue_stops_only_that_queue() {
     }
     let q1 = &rig.rt.stats().queues[&1];
     assert_eq!(q1.broken, 1);
-    assert!(q1.last_error.as_deref().unwrap_or("").contains("readable"), "{q1:?}");
-    assert!(rig.rings[1].reap().unwrap().is_empty(), "nothing published on the broken queue");
+    assert!(
+        q1.last_error.as_deref().unwrap_or("").contains("readable"),
+        "{q1:?}"
+    );
+    assert!(
+        rig.rings[1].reap().unwrap().is_empty(),
+        "nothing published on the broken queue"
+    );
     // The FPGA queue and the other CPU queue go on.
     assert_eq!(rig.one(0, true, 8, 4096).unwrap().1, 0);
     assert_eq!(rig.one(2, false, 8, 4096).unwrap().1, 0);

@@ -40,9 +40,8 @@ impl BlkConfig {
         idb[..n].copy_from_slice(&id.as_bytes()[..n]);
         BlkConfig {
             capacity,
-            features: (1 << vb::VIRTIO_BLK_F_FLUSH)
-                | (1 << vb::VIRTIO_BLK_F_DISCARD)
-                | (1 << vb::VIRTIO_BLK_F_WRITE_ZEROES),
+            // Everything the device offers; set what the guest driver accepted.
+            features: super::features::OFFERED,
             id: idb,
             max_discard_seg: 16,
         }

@@ -130,7 +130,7 @@ impl Bench {
                 cpl_prod,
             )
             .unwrap();
-        if self.prod % 1024 == 0 {
+        if self.prod.is_multiple_of(1024) {
             self.io.with_state(|s| s.writes.clear());
         }
     }

@@ -933,6 +933,24 @@ pub mod global {
         pub const VALUE: Field = Field::new("value", 0, 32);
     }
 
+    /// Cycles the blk engine waits for an answer of the storage port before it fails the request with VIRTIO_BLK_S_IOERR; answers that arrive later are recognized by their tag and dropped.
+    pub const STORAGE_TIMEOUT: Reg = Reg::new("global.storage_timeout", BAR, BASE + 0x44, 0x00100000);
+    /// Fields of `storage_timeout`.
+    pub mod storage_timeout {
+        use crate::Field;
+        /// Cycles (0: wait forever). (bits 31:0, rw/r)
+        pub const CYCLES: Field = Field::new("cycles", 0, 32);
+    }
+
+    /// Requests the blk engine failed because the storage port did not answer in time.
+    pub const STORAGE_TIMEOUTS: Reg = Reg::new("global.storage_timeouts", BAR, BASE + 0x48, 0x00000000);
+    /// Fields of `storage_timeouts`.
+    pub mod storage_timeouts {
+        use crate::Field;
+        /// Requests. (bits 31:0, ro/w)
+        pub const COUNT: Field = Field::new("count", 0, 32);
+    }
+
 }
 
 /// Virtio functions: one context per tenant device, reset on its own.
@@ -2192,6 +2210,8 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "global.dma_fault_count", bar: Bar(0), offset: 0x138, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "global.config_msix", bar: Bar(0), offset: 0x13c, count: 1, stride: 0x0, reset: 0x0000ffff, rw_mask: 0x0000ffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "global.scratch", bar: Bar(0), offset: 0x140, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "global.storage_timeout", bar: Bar(0), offset: 0x144, count: 1, stride: 0x0, reset: 0x00100000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "global.storage_timeouts", bar: Bar(0), offset: 0x148, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "functions.block_type", bar: Bar(0), offset: 0x400, count: 1, stride: 0x0, reset: 0x46554e43, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "functions.block_version", bar: Bar(0), offset: 0x404, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "functions.block_next", bar: Bar(0), offset: 0x408, count: 1, stride: 0x0, reset: 0x00001000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -78,6 +79,13 @@ void get_data(const T& port, uint8_t* bytes) {
     }
   }
 }
+// Insert in due order, after everything due at the same cycle or earlier.
+template <typename T>
+void insert_by_due(std::deque<T>& q, const T& x) {
+  auto it = q.end();
+  while (it != q.begin() && std::prev(it)->due > x.due) --it;
+  q.insert(it, x);
+}
 }  // namespace
 
 struct fv_sim {
@@ -139,6 +147,7 @@ struct fv_sim {
     if (st_beat) {
       const Beat& b = st_beats.front();
       t.st_rc_valid = 1;
+      t.st_rc_tag = b.tag;
       set_data(t.st_rc_data, b.data);
       t.st_rc_last = b.last;
       t.st_rc_error = b.error;
@@ -146,6 +155,7 @@ struct fv_sim {
     t.st_wc_valid = 0;
     if (!st_acks.empty() && st_acks.front().due <= cycle) {
       t.st_wc_valid = 1;
+      t.st_wc_tag = st_acks.front().tag;
       t.st_wc_error = st_acks.front().error;
       st_acks.pop_front();
     }
@@ -183,6 +193,7 @@ struct fv_sim {
     if (t.st_rd_valid) {
       fv_event e{};
       e.kind = FV_EV_STORE_READ;
+      e.tag = t.st_rd_tag;
       e.addr = t.st_rd_addr;
       e.len = t.st_rd_len;
       e.cycle = cycle;
@@ -191,6 +202,7 @@ struct fv_sim {
     if (t.st_wr_valid) {
       fv_event e{};
       e.kind = FV_EV_STORE_WRITE;
+      e.tag = t.st_wr_tag;
       e.addr = t.st_wr_addr;
       e.len = t.st_wr_len;
       e.cycle = cycle;
@@ -268,18 +280,19 @@ void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) 
   sim->acks.push_back(Ack{due_cycle, tag, error != 0});
 }
 
-void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, const uint8_t* data, int last,
-                       int error) {
+void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
+                       int last, int error) {
   Beat b{};
   b.due = due_cycle;
+  b.tag = tag;
   std::memcpy(b.data, data, FV_DW / 8);
   b.last = last != 0;
   b.error = error != 0;
-  sim->st_beats.push_back(b);
+  insert_by_due(sim->st_beats, b);
 }
 
-void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, int error) {
-  sim->st_acks.push_back(Ack{due_cycle, 0, error != 0});
+void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) {
+  insert_by_due(sim->st_acks, Ack{due_cycle, tag, error != 0});
 }
 
 uint32_t fv_sim_run(fv_sim* sim, uint64_t max_cycles, fv_event* events, uint32_t cap) {

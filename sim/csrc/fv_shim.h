@@ -14,8 +14,8 @@ enum fv_event_kind {
   FV_EV_DMA_READ = 2,    // tag, addr, len: answer with fv_sim_read_beat
   FV_EV_DMA_WRITE = 3,   // tag, addr, len, data: answer with fv_sim_write_ack
   FV_EV_FINISH = 4,      // the RTL called $finish / $stop / $fatal; see fv_sim_error
-  FV_EV_STORE_READ = 5,  // addr, len: storage-port read; answer with fv_sim_store_beat
-  FV_EV_STORE_WRITE = 6, // addr, len, data: storage-port write; answer with fv_sim_store_ack
+  FV_EV_STORE_READ = 5,  // tag, addr, len: storage-port read; answer with fv_sim_store_beat
+  FV_EV_STORE_WRITE = 6, // tag, addr, len, data: storage-port write; answer with fv_sim_store_ack
 };
 
 typedef struct fv_event {
@@ -48,10 +48,12 @@ void fv_sim_read_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8
 // Schedule a write acknowledgement, same rules.
 void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error);
 
-// Storage port: schedule a read beat (same rules as DMA read beats; a beat waits while the RTL
-// holds ST_RC_READY low) or a write acknowledgement.
-void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, const uint8_t* data, int last, int error);
-void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, int error);
+// Storage port: schedule a read beat or a write acknowledgement carrying the request's tag.
+// Unlike DMA completions they are kept in due order (a late answer does not hold back the ones
+// behind it, as with real remote storage); a beat waits while the RTL holds ST_RC_READY low.
+void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
+                       int last, int error);
+void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error);
 
 // Run until at least one event is produced or `max_cycles` have passed. Writes up to `cap`
 // events and returns how many; events beyond `cap` are kept for the next call.

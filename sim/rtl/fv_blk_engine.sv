@@ -18,6 +18,12 @@
 // the status (and the used entry after it) never overtakes the data. A storage error makes the
 // status VIRTIO_BLK_S_IOERR; a DMA fault on guest memory is reported as `error` (the virtqueue
 // engine puts the queue into its error state).
+//
+// A storage port that stops answering must not hang the device: every storage access carries the
+// request's 4-bit tag, and when no answer has come for `timeout` cycles the engine gives up on the
+// request (status IOERR, `timed_out` pulse). Answers that arrive later carry an old tag and are
+// consumed and dropped (the tag wraps after 16 requests: a store later than that is not told
+// apart).
 module fv_blk_engine #(
   parameter int DW = 128,
   parameter int MAX_SEGS = 16,
@@ -33,6 +39,8 @@ module fv_blk_engine #(
   input  logic [$clog2(MAX_SEGS+1)-1:0]           seg_count,
   input  logic [63:0]                             capacity,     // sectors
   input  logic [31:0]                             max_sectors,
+  input  logic [31:0]                             timeout,      // cycles, 0: none
+  output logic                                    timed_out,    // pulse
   output logic                                    done,
   output logic                                    error,
   output logic [31:0]                             written,
@@ -62,7 +70,9 @@ module fv_blk_engine #(
   input  logic          st_rd_ready,
   output logic [63:0]   st_rd_addr,
   output logic [15:0]   st_rd_len,
+  output logic [3:0]    st_rd_tag,
   input  logic          st_rc_valid,
+  input  logic [3:0]    st_rc_tag,
   output logic          st_rc_ready,
   input  logic [DW-1:0] st_rc_data,
   input  logic          st_rc_last,
@@ -71,7 +81,9 @@ module fv_blk_engine #(
   output logic [63:0]   st_wr_addr,
   output logic [15:0]   st_wr_len,
   output logic [DW-1:0] st_wr_data,
+  output logic [3:0]    st_wr_tag,
   input  logic          st_wc_valid,
+  input  logic [3:0]    st_wc_tag,
   input  logic          st_wc_error
 );
   localparam int SW = $clog2(MAX_SEGS + 1);
@@ -141,8 +153,11 @@ module fv_blk_engine #(
   logic [63:0]   doff;        // byte offset on the store
   logic [31:0]   chunk;       // bytes of the burst in flight
   logic [31:0]   boff;        // offset of the current beat inside the burst
-  logic [15:0]   acks;        // writes (guest or storage) not yet acknowledged
+  logic [15:0]   gacks;       // guest writes not yet acknowledged
+  logic [15:0]   sacks;       // storage writes not yet acknowledged
   logic          io_fail, dma_fail;
+  logic [3:0]    epoch;       // tag of the request's storage accesses
+  logic [31:0]   idle;        // cycles without an answer while waiting on the storage port
 
   logic [31:0] seg_rem, next_chunk, beat_len;
   assign seg_rem = seg_len[si] - soff;
@@ -155,9 +170,14 @@ module fv_blk_engine #(
   assign rd_len = state == S_HDR_REQ ? 16'd16 : chunk[15:0];
 
   // Guest writes: IN data beats straight from the storage port, then the status byte.
+  // Storage answers of this request; older ones are consumed and dropped.
+  logic rc_mine, rc_stale, wc_mine;
+  assign rc_mine = st_rc_valid && st_rc_tag == epoch;
+  assign rc_stale = st_rc_valid && st_rc_tag != epoch;
+  assign wc_mine = st_wc_valid && st_wc_tag == epoch;
   logic stream_in;
-  assign stream_in = state == S_IN_STREAM && st_rc_valid && !io_fail && !st_rc_error;
-  assign st_rc_ready = state == S_IN_STREAM && (wr_ready || io_fail || st_rc_error);
+  assign stream_in = state == S_IN_STREAM && rc_mine && !io_fail && !st_rc_error;
+  assign st_rc_ready = rc_stale || (state == S_IN_STREAM && (wr_ready || io_fail || st_rc_error));
   assign wr_valid = stream_in || state == S_STATUS_REQ;
   assign wr_addr = state == S_STATUS_REQ ? seg_addr[last_seg]
                    : seg_addr[si] + {32'd0, soff} + {32'd0, boff};
@@ -169,6 +189,8 @@ module fv_blk_engine #(
   assign st_rd_valid = state == S_IN_REQ;
   assign st_rd_addr = doff;
   assign st_rd_len = chunk[15:0];
+  assign st_rd_tag = epoch;
+  assign st_wr_tag = epoch;
 
   // Storage writes: OUT data beats straight from the guest reads.
   assign st_wr_valid = state == S_OUT_STREAM && rc_valid && !rc_error && !dma_fail;
@@ -179,10 +201,16 @@ module fv_blk_engine #(
   assign done = state == S_DONE;
   assign error = dma_fail;
 
-  // Acknowledgements arrive on both ports; count them together.
-  logic issue, ack;
-  assign issue = (wr_valid && wr_ready && state != S_STATUS_REQ) || st_wr_valid;
-  assign ack = (wc_valid && state != S_STATUS_WAIT) || st_wc_valid;
+  // Acknowledgements of the guest and storage writes.
+  logic g_issue, g_ack;
+  assign g_issue = wr_valid && wr_ready && state != S_STATUS_REQ;
+  assign g_ack = wc_valid && state != S_STATUS_WAIT;
+
+  // Waiting on the storage port (a read burst, or write acknowledgements) for too long.
+  logic st_waiting, st_progress, st_expired;
+  assign st_waiting = state == S_IN_STREAM || (state == S_DRAIN && sacks != 16'd0);
+  assign st_progress = (state == S_IN_STREAM && rc_mine) || wc_mine;
+  assign st_expired = st_waiting && !st_progress && timeout != 32'd0 && idle >= timeout;
 
   // The burst ends: advance through the segment, the segment table and the store.
   logic        burst_end, seg_end;
@@ -199,7 +227,11 @@ module fv_blk_engine #(
       doff <= '0;
       chunk <= '0;
       boff <= '0;
-      acks <= '0;
+      gacks <= '0;
+      sacks <= '0;
+      epoch <= '0;
+      idle <= '0;
+      timed_out <= 1'b0;
       io_fail <= 1'b0;
       dma_fail <= 1'b0;
       written <= '0;
@@ -207,13 +239,18 @@ module fv_blk_engine #(
       punt_reason <= '0;
       punt_arg <= '0;
     end else begin
-      acks <= acks + (issue ? 16'd1 : 16'd0) - (ack ? 16'd1 : 16'd0);
+      gacks <= gacks + (g_issue ? 16'd1 : 16'd0) - (g_ack ? 16'd1 : 16'd0);
+      sacks <= st_expired ? 16'd0 : sacks + (st_wr_valid ? 16'd1 : 16'd0) - (wc_mine ? 16'd1 : 16'd0);
+      idle <= st_waiting && !st_progress ? idle + 32'd1 : 32'd0;
+      timed_out <= st_expired;
       if (wc_valid && wc_error) dma_fail <= 1'b1;
-      if (st_wc_valid && st_wc_error) io_fail <= 1'b1;
+      if (wc_mine && st_wc_error) io_fail <= 1'b1;
+      if (st_expired) io_fail <= 1'b1;
       unique case (state)
         S_IDLE: begin
           if (start) begin
             hbeat <= '0;
+            epoch <= epoch + 4'd1;
             io_fail <= 1'b0;
             dma_fail <= 1'b0;
             written <= '0;
@@ -285,7 +322,9 @@ module fv_blk_engine #(
         end
         S_IN_REQ: if (st_rd_ready) state <= S_IN_STREAM;
         S_IN_STREAM: begin
-          if (st_rc_valid && st_rc_ready) begin
+          if (st_expired) begin
+            state <= S_DRAIN;
+          end else if (rc_mine && st_rc_ready) begin
             if (st_rc_error) io_fail <= 1'b1;
             boff <= boff + BEAT;
             if (st_rc_last) state <= S_PICK;
@@ -299,7 +338,11 @@ module fv_blk_engine #(
             if (rc_last) state <= S_PICK;
           end
         end
-        S_DRAIN: if (acks == 16'd0 && !issue) state <= dma_fail ? S_DONE : S_STATUS_REQ;
+        S_DRAIN: begin
+          if (gacks == 16'd0 && (sacks == 16'd0 || st_expired) && !g_issue && !st_wr_valid) begin
+            state <= dma_fail ? S_DONE : S_STATUS_REQ;
+          end
+        end
         S_STATUS_REQ: if (wr_ready) state <= S_STATUS_WAIT;
         S_STATUS_WAIT: begin
           if (wc_valid) state <= S_DONE;
@@ -319,7 +362,7 @@ module fv_blk_engine #(
       end
     end
   end
-  assign burst_end = (state == S_IN_STREAM && st_rc_valid && st_rc_ready && st_rc_last)
+  assign burst_end = (state == S_IN_STREAM && rc_mine && st_rc_ready && st_rc_last && !st_expired)
                      || (state == S_OUT_STREAM && rc_valid && rc_last);
   logic unused_ok;
   assign unused_ok = &{1'b0, hdr[63:32], beat_len[31:16]};

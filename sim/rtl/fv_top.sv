@@ -60,7 +60,9 @@ module fv_top #(
   input  logic          st_rd_ready,
   output logic [63:0]   st_rd_addr,
   output logic [15:0]   st_rd_len,
+  output logic [3:0]    st_rd_tag,
   input  logic          st_rc_valid,
+  input  logic [3:0]    st_rc_tag,
   output logic          st_rc_ready,
   input  logic [DW-1:0] st_rc_data,
   input  logic          st_rc_last,
@@ -69,7 +71,9 @@ module fv_top #(
   output logic [63:0]   st_wr_addr,
   output logic [15:0]   st_wr_len,
   output logic [DW-1:0] st_wr_data,
+  output logic [3:0]    st_wr_tag,
   input  logic          st_wc_valid,
+  input  logic [3:0]    st_wc_tag,
   input  logic          st_wc_error
 );
   localparam int NQ = fv_regs_pkg::NUM_QUEUES;
@@ -179,6 +183,8 @@ module fv_top #(
   logic [31:0] global_dma_fault_count_count_i;
   logic [15:0] global_config_msix_vector;
   logic [31:0] global_scratch_value;
+  logic [31:0] global_storage_timeout_cycles;
+  logic [31:0] global_storage_timeouts_count_i;
   logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] msix_pba_pba_pending_bits_i;
   logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_lo_addr;
   logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_hi_addr;
@@ -487,16 +493,25 @@ module fv_top #(
     .capacity({functions_func_blk_capacity_hi_sectors[cur_func],
                functions_func_blk_capacity_lo_sectors[cur_func]}),
     .max_sectors(functions_func_blk_max_sectors_sectors[cur_func]),
+    .timeout(global_storage_timeout_cycles), .timed_out(st_timed_out),
     .done(b_done), .error(b_error), .written(b_written),
     .punt(b_punt), .punt_reason(dev_punt_reason), .punt_arg(dev_punt_arg),
     .rd_valid(b_rd_valid), .rd_ready(m_rd_ready[1]), .rd_addr(b_rd_addr), .rd_len(b_rd_len),
     .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
     .wr_valid(b_wr_valid), .wr_ready(m_wr_ready[1]), .wr_addr(b_wr_addr), .wr_len(b_wr_len),
     .wr_data(b_wr_data), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error),
-    .st_rd_valid, .st_rd_ready, .st_rd_addr, .st_rd_len,
-    .st_rc_valid, .st_rc_ready, .st_rc_data, .st_rc_last, .st_rc_error,
-    .st_wr_valid, .st_wr_addr, .st_wr_len, .st_wr_data, .st_wc_valid, .st_wc_error
+    .st_rd_valid, .st_rd_ready, .st_rd_addr, .st_rd_len, .st_rd_tag,
+    .st_rc_valid, .st_rc_tag, .st_rc_ready, .st_rc_data, .st_rc_last, .st_rc_error,
+    .st_wr_valid, .st_wr_addr, .st_wr_len, .st_wr_data, .st_wr_tag,
+    .st_wc_valid, .st_wc_tag, .st_wc_error
   );
+  logic        st_timed_out;
+  logic [31:0] st_timeouts;
+  always_ff @(posedge clk) begin
+    if (srst) st_timeouts <= '0;
+    else if (st_timed_out) st_timeouts <= st_timeouts + 32'd1;
+  end
+  assign global_storage_timeouts_count_i = st_timeouts;
 
   // Interrupt requests: the virtqueue engine first, then the punt writer.
   assign irq_valid = q_irq_valid || p_irq_valid;

@@ -60,10 +60,11 @@ extern "C" {
     pub fn fv_sim_store_beat(
         sim: *mut FvSim,
         due_cycle: u64,
+        tag: u32,
         data: *const u8,
         last: c_int,
         error: c_int,
     );
-    pub fn fv_sim_store_ack(sim: *mut FvSim, due_cycle: u64, error: c_int);
+    pub fn fv_sim_store_ack(sim: *mut FvSim, due_cycle: u64, tag: u32, error: c_int);
     pub fn fv_sim_run(sim: *mut FvSim, max_cycles: u64, events: *mut FvEvent, cap: u32) -> u32;
 }

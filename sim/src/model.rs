@@ -112,13 +112,14 @@ impl Model {
     }
 
     /// Schedule a storage-port read beat. `data` must hold at least [`dma_bytes`] bytes.
-    pub fn store_beat(&mut self, due: u64, data: &[u8], last: bool, error: bool) {
+    pub fn store_beat(&mut self, due: u64, tag: u32, data: &[u8], last: bool, error: bool) {
         assert!(data.len() >= dma_bytes(), "a beat is {} bytes", dma_bytes());
         // SAFETY: `self.sim` is live and `data` holds the dma_bytes() bytes the shim copies.
         unsafe {
             ffi::fv_sim_store_beat(
                 self.sim,
                 due,
+                tag,
                 data.as_ptr(),
                 i32::from(last),
                 i32::from(error),
@@ -126,9 +127,9 @@ impl Model {
         }
     }
 
-    pub fn store_ack(&mut self, due: u64, error: bool) {
+    pub fn store_ack(&mut self, due: u64, tag: u32, error: bool) {
         // SAFETY: `self.sim` is a live model owned by `self`; arguments are plain values.
-        unsafe { ffi::fv_sim_store_ack(self.sim, due, i32::from(error)) }
+        unsafe { ffi::fv_sim_store_ack(self.sim, due, tag, i32::from(error)) }
     }
 
     /// Run until events appear or `max_cycles` pass; returns how many events [`Model::event`]

@@ -67,6 +67,15 @@ impl Default for StoreTiming {
     }
 }
 
+/// A fault of the storage port, for tests of the device's timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFault {
+    /// Never answer the next `n` storage accesses (read requests or write beats).
+    Drop(u32),
+    /// Answer the next `n` storage accesses `cycles` late.
+    Delay(u32, u64),
+}
+
 /// Storage-port traffic so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -75,6 +84,9 @@ pub struct StoreStats {
     pub write_beats: u64,
     pub write_bytes: u64,
     pub errors: u64,
+    /// Accesses never answered or answered late (injected faults).
+    pub dropped: u64,
+    pub delayed: u64,
 }
 
 /// How to build a [`Simulator`].
@@ -194,6 +206,7 @@ pub struct Simulator {
     st_rd_free: u64,
     st_wr_free: u64,
     store_stats: StoreStats,
+    store_fault: Option<StoreFault>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -232,6 +245,7 @@ impl Simulator {
             st_rd_free: 0,
             st_wr_free: 0,
             store_stats: StoreStats::default(),
+            store_fault: None,
         })
     }
 
@@ -239,6 +253,35 @@ impl Simulator {
     /// fails (the requests complete with VIRTIO_BLK_S_IOERR).
     pub fn attach_store(&mut self, store: Arc<dyn BlockStore>) {
         self.store = Some(store);
+    }
+
+    /// Inject a storage-port fault (see [`StoreFault`]).
+    pub fn store_fault(&mut self, fault: StoreFault) {
+        self.store_fault = Some(fault);
+    }
+
+    /// What the injected fault does to the next access: None (answer), or extra cycles
+    /// (`u64::MAX`: never answer).
+    fn take_store_fault(&mut self) -> Option<u64> {
+        let (left, delay) = match self.store_fault? {
+            StoreFault::Drop(n) => (n, u64::MAX),
+            StoreFault::Delay(n, c) => (n, c),
+        };
+        if left == 0 {
+            self.store_fault = None;
+            return None;
+        }
+        self.store_fault = match self.store_fault {
+            Some(StoreFault::Drop(_)) => Some(StoreFault::Drop(left - 1)),
+            Some(StoreFault::Delay(_, c)) => Some(StoreFault::Delay(left - 1, c)),
+            None => None,
+        };
+        if delay == u64::MAX {
+            self.store_stats.dropped += 1;
+        } else {
+            self.store_stats.delayed += 1;
+        }
+        Some(delay)
     }
 
     pub fn store_stats(&self) -> StoreStats {
@@ -512,6 +555,11 @@ impl Simulator {
         self.store_stats.reads += 1;
         self.store_stats.read_bytes += u64::from(e.len);
         self.store_stats.errors += u64::from(error);
+        let extra = match self.take_store_fault() {
+            Some(u64::MAX) => return,
+            Some(c) => c,
+            None => 0,
+        };
         let t = self.store_timing;
         let due = Self::link_slot(
             &mut self.st_rd_free,
@@ -519,16 +567,23 @@ impl Simulator {
             t.read_latency,
             len as u64,
             t.bytes_per_cycle,
-        );
+        ) + extra;
         let beats = data.len() / bw;
         for (i, chunk) in data.chunks(bw).enumerate() {
-            self.model.store_beat(due, chunk, i + 1 == beats, error);
+            self.model
+                .store_beat(due, e.tag, chunk, i + 1 == beats, error);
         }
     }
 
     /// A storage-port write beat, acknowledged after the latency model.
     fn store_write(&mut self, e: &ffi::FvEvent) {
         let len = (e.len as usize).min(dma_bytes());
+        let extra = match self.take_store_fault() {
+            // A lost write: neither applied nor acknowledged.
+            Some(u64::MAX) => return,
+            Some(c) => c,
+            None => 0,
+        };
         let error = match &self.store {
             Some(store) => store.write_at(e.addr, &e.data[..len]).is_err(),
             None => true,
@@ -543,8 +598,8 @@ impl Simulator {
             t.write_latency,
             len as u64,
             t.bytes_per_cycle,
-        );
-        self.model.store_ack(due, error);
+        ) + extra;
+        self.model.store_ack(due, e.tag, error);
     }
 }
 

@@ -2,10 +2,12 @@
 //! and every request it does not serve punted with its reason and sector.
 
 use fpga_virtio_hw::formats::PuntEntry;
-use fpga_virtio_hw::regs::{functions, punt_ring, queue, PuntReason, QueueError, VirtioDevice};
+use fpga_virtio_hw::regs::{
+    functions, global, punt_ring, queue, PuntReason, QueueError, VirtioDevice,
+};
 use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
-use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator, StoreTiming};
-use fpga_virtio_storage::RamStore;
+use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator, StoreFault, StoreTiming};
+use fpga_virtio_storage::{BlockStore, RamStore};
 use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -344,4 +346,58 @@ fn a_store_error_is_ioerr_and_a_guest_fault_fails_only_the_queue() {
     let st = queue::q::STATUS.at(0).unwrap().read(&r.dev).unwrap();
     assert!(queue::q::status::ERROR.is_set(st));
     assert_eq!(queue::q::status::CAUSE.get(st), QueueError::DmaFault as u32);
+}
+
+/// Read `len` bytes of request `n`'s first data buffer.
+fn data(r: &Rig, n: u64, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    r.mem
+        .read_slice(&mut b, GuestAddress(Rig::data_addr(n, 0)))
+        .unwrap();
+    b
+}
+
+#[test]
+fn a_storage_port_that_stops_answering_fails_the_request_not_the_device() {
+    let mut r = rig(CAPACITY * 512, 256);
+    global::STORAGE_TIMEOUT.write(&r.dev, 3000).unwrap();
+    let a = pattern(3, 4096);
+    r.store.write_at(16 * 512, &a).unwrap();
+
+    // A read whose storage answer never comes: IOERR after the timeout.
+    r.dev.lock().store_fault(StoreFault::Drop(1));
+    let h0 = r.post(0, T_IN, 16, &[(4096, true)]);
+    let used = r.run(1);
+    assert_eq!(used, vec![(h0, 4097)]);
+    assert_eq!(r.status(0), 1, "VIRTIO_BLK_S_IOERR");
+    assert_eq!(global::STORAGE_TIMEOUTS.read(&r.dev).unwrap(), 1);
+
+    // A write whose acknowledgements never come: IOERR too.
+    r.dev.lock().store_fault(StoreFault::Drop(u32::MAX));
+    let h1 = r.post(1, T_OUT, 40, &[(512, false)]);
+    let used = r.run(1);
+    assert_eq!(used, vec![(h1, 1)]);
+    assert_eq!(r.status(1), 1);
+    assert_eq!(global::STORAGE_TIMEOUTS.read(&r.dev).unwrap(), 2);
+    r.dev.lock().store_fault(StoreFault::Drop(0));
+
+    // Answers that come after the timeout are dropped by tag: the next requests read the right
+    // bytes, and the queue never left its running state.
+    r.dev.lock().store_fault(StoreFault::Delay(1, 20_000));
+    let h2 = r.post(2, T_IN, 16, &[(4096, true)]);
+    let h3 = r.post(3, T_IN, 16, &[(4096, true)]);
+    let used = r.run(2);
+    assert_eq!(used, vec![(h2, 4097), (h3, 4097)]);
+    assert_eq!((r.status(2), r.status(3)), (1, 0));
+    assert_eq!(data(&r, 3, 4096), a);
+    r.dev.lock().run(30_000).unwrap(); // the late answer arrives now, and is dropped
+    let h4 = r.post(4, T_IN, 16, &[(4096, true)]);
+    assert_eq!(r.run(1), vec![(h4, 4097)]);
+    assert_eq!(r.status(4), 0);
+    assert_eq!(data(&r, 4, 4096), a);
+    let st = queue::q::STATUS.at(0).unwrap().read(&r.dev).unwrap();
+    assert!(!queue::q::status::ERROR.is_set(st));
+    assert_eq!(global::STORAGE_TIMEOUTS.read(&r.dev).unwrap(), 3);
+    let stats = r.dev.lock().store_stats();
+    assert_eq!((stats.dropped > 0, stats.delayed), (true, 1));
 }

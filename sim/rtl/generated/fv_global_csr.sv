@@ -29,7 +29,9 @@ module fv_global_csr (
   input  logic global_dma_fault_info_write_i,
   input  logic [31:0] global_dma_fault_count_count_i,
   output logic [15:0] global_config_msix_vector,
-  output logic [31:0] global_scratch_value
+  output logic [31:0] global_scratch_value,
+  output logic [31:0] global_storage_timeout_cycles,
+  input  logic [31:0] global_storage_timeouts_count_i
 );
 
   logic wr;
@@ -76,6 +78,17 @@ module fv_global_csr (
     end else begin
       if (wr && req_word == 6'd16) begin
         global_scratch_value <= req_wdata[31:0];
+      end
+    end
+  end
+
+  // storage_timeout @ +0x44
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      global_storage_timeout_cycles <= 32'h100000;
+    end else begin
+      if (wr && req_word == 6'd17) begin
+        global_storage_timeout_cycles <= req_wdata[31:0];
       end
     end
   end
@@ -139,6 +152,12 @@ module fv_global_csr (
     end
     if (req_word == 6'd16) begin
       rdata[31:0] = global_scratch_value;
+    end
+    if (req_word == 6'd17) begin
+      rdata[31:0] = global_storage_timeout_cycles;
+    end
+    if (req_word == 6'd18) begin
+      rdata[31:0] = global_storage_timeouts_count_i;
     end
   end
 

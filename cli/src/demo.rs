@@ -39,6 +39,9 @@ pub struct QueueSummary {
     pub cpu_requests: u64,
     pub punts: BTreeMap<String, u64>,
     pub errors: u64,
+    /// MSI-X messages the guest got for this queue (raised by the FPGA or, for a CPU-owned
+    /// queue, by the runtime through the device).
+    pub interrupts: u64,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -133,6 +136,7 @@ fn summarize(report: &Report, seed: u64) -> Summary {
                 cpu_requests: st.requests,
                 punts,
                 errors: st.errors,
+                interrupts: report.msis.get(q).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -226,15 +230,16 @@ pub fn print(s: &Summary) {
         s.statuses,
         s.dma_faults
     );
-    println!("  queue  path  requests  on CPU  errors  punts by reason");
+    println!("  queue  path  requests  on CPU  errors  MSI-X  punts by reason");
     for q in &s.queues {
         println!(
-            "  {:>5}  {:<4}  {:>8}  {:>6}  {:>6}  {:?}",
+            "  {:>5}  {:<4}  {:>8}  {:>6}  {:>6}  {:>5}  {:?}",
             q.queue,
             q.path.as_str(),
             q.requests,
             q.cpu_requests,
             q.errors,
+            q.interrupts,
             q.punts
         );
     }

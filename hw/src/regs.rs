@@ -1282,6 +1282,15 @@ pub mod queue {
             pub const TIMEOUT: Field = Field::new("timeout", 8, 24);
         }
 
+        /// Interrupt on behalf of the CPU: the runtime publishes the used entries of a CPU-owned queue itself and asks the device to raise the queue's MSI-X vector (through the MSI-X table, mask and PBA, after the device's own pending interrupts).
+        pub const IRQ: RegArray = RegArray::new("queue.q.irq", BAR, ARRAY_BASE + 0x34, STRIDE, COUNT, 0x00000000);
+        /// Fields of `irq`.
+        pub mod irq {
+            use crate::Field;
+            /// Write 1: raise the queue's vector (ignored with NO_VECTOR). (bits 0:0, wo/pulse)
+            pub const RAISE: Field = Field::new("raise", 0, 1);
+        }
+
     }
 
 }
@@ -2239,6 +2248,7 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "queue.q.status", bar: Bar(0), offset: 0x1068, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.err_info", bar: Bar(0), offset: 0x106c, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.irq_moderation", bar: Bar(0), offset: 0x1070, count: 32, stride: 0x40, reset: 0x00000001, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "queue.q.irq", bar: Bar(0), offset: 0x1074, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000001, const_mask: 0x00000000 },
     RegInfo { name: "punt_ring.block_type", bar: Bar(0), offset: 0x2000, count: 1, stride: 0x0, reset: 0x50554e54, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "punt_ring.block_version", bar: Bar(0), offset: 0x2004, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "punt_ring.block_next", bar: Bar(0), offset: 0x2008, count: 1, stride: 0x0, reset: 0x00002100, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

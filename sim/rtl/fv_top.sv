@@ -227,6 +227,7 @@ module fv_top #(
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse;
 
   // MMIO decode: each block sees requests inside its window.
   logic sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring, sel_flow_table;
@@ -513,11 +514,40 @@ module fv_top #(
   end
   assign global_storage_timeouts_count_i = st_timeouts;
 
-  // Interrupt requests: the virtqueue engine first, then the punt writer.
-  assign irq_valid = q_irq_valid || p_irq_valid;
-  assign irq_vector = q_irq_valid ? q_irq_vector : p_irq_vector;
+  // Interrupts the runtime raises for CPU-owned queues (QUEUE.IRQ.raise): pending per queue,
+  // lowest queue first.
+  logic [NQ-1:0] c_irq_pending;
+  logic          c_irq_valid, c_irq_ready;
+  logic [QW-1:0] c_irq_q;
+  always_comb begin
+    c_irq_q = '0;
+    for (int q = NQ - 1; q >= 0; q--) begin
+      if (c_irq_pending[q]) c_irq_q = QW'(q);
+    end
+  end
+  assign c_irq_valid = |c_irq_pending;
+  always_ff @(posedge clk) begin
+    if (srst) begin
+      c_irq_pending <= '0;
+    end else begin
+      for (int q = 0; q < NQ; q++) begin
+        if (queue_q_irq_raise_pulse[q]
+            && queue_q_msix_vector[q] != 16'(fv_regs_pkg::NO_VECTOR)) begin
+          c_irq_pending[q] <= 1'b1;
+        end else if (c_irq_ready && c_irq_q == QW'(q)) begin
+          c_irq_pending[q] <= 1'b0;
+        end
+      end
+    end
+  end
+
+  // Interrupt requests: the virtqueue engine first, then the punt writer, then the CPU's.
+  assign irq_valid = q_irq_valid || p_irq_valid || c_irq_valid;
+  assign irq_vector = q_irq_valid ? q_irq_vector
+                    : p_irq_valid ? p_irq_vector : queue_q_msix_vector[c_irq_q];
   assign q_irq_ready = irq_ready && q_irq_valid;
-  assign p_irq_ready = irq_ready && !q_irq_valid;
+  assign p_irq_ready = irq_ready && !q_irq_valid && p_irq_valid;
+  assign c_irq_ready = irq_ready && !q_irq_valid && !p_irq_valid && c_irq_valid;
 
   // Punt ring: the engine's punts and doorbell events of CPU-owned queues.
   logic        ev_punt, ev_punt_fault;

@@ -14,7 +14,7 @@ use fpga_virtio_driver::runtime::{
     BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy, Stats,
 };
 use fpga_virtio_hw::regs::{self, counters};
-use fpga_virtio_sim::testing::{enable_device, kick, Buffer, RingError, SplitRing};
+use fpga_virtio_sim::testing::{enable_device, kick, setup_vector, Buffer, RingError, SplitRing};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, SimError, Simulator, StoreTiming};
 use fpga_virtio_storage::{RamStore, StoreError};
 use std::sync::Arc;
@@ -48,6 +48,9 @@ pub struct WorkloadConfig {
     pub slow_path: bool,
     /// Fault injection: CPU workers panic on every request of this queue they serve.
     pub panic_queue: Option<u16>,
+    /// Give queue q MSI-X vector q (FPGA and CPU-owned queues alike); the guest still polls,
+    /// and the report counts the interrupts per queue.
+    pub interrupts: bool,
 }
 
 impl Default for WorkloadConfig {
@@ -64,6 +67,7 @@ impl Default for WorkloadConfig {
             malformed: true,
             slow_path: true,
             panic_queue: None,
+            interrupts: true,
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct Report {
     /// Device counters per queue: requests the FPGA published itself (punted ones excluded).
     pub fpga_requests: Vec<u64>,
     pub dma_faults: u64,
+    /// MSI-X messages per queue (vector q = queue q; all zero without `interrupts`).
+    pub msis: Vec<u64>,
 }
 
 impl Report {
@@ -436,7 +442,12 @@ impl Rig {
                         indirect: true,
                         event_idx: false,
                     },
-                    vector: regs::NO_VECTOR,
+                    vector: if cfg.interrupts {
+                        setup_vector(&dev, u32::from(q))?;
+                        u32::from(q)
+                    } else {
+                        regs::NO_VECTOR
+                    },
                 },
             )?;
             rings.push(ring);
@@ -633,6 +644,14 @@ pub fn run(
         });
     }
     let dma_faults = dev.lock().stats().faults;
+    let mut msis = vec![0u64; usize::from(cfg.queues)];
+    if cfg.interrupts {
+        for m in dev.lock().msis() {
+            if let Some(n) = msis.get_mut(m.data as usize) {
+                *n += 1;
+            }
+        }
+    }
     Ok(Report {
         records,
         disk: store.snapshot()?,
@@ -642,5 +661,6 @@ pub fn run(
         wall_seconds: wall.elapsed().as_secs_f64(),
         fpga_requests,
         dma_faults,
+        msis,
     })
 }

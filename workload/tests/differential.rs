@@ -102,3 +102,29 @@ fn same_seed_same_report() {
     assert_eq!(results(&a), results(&b));
     assert_eq!(a.disk_hash(), b.disk_hash());
 }
+
+#[test]
+fn cpu_owned_queues_interrupt_the_guest_through_the_device() {
+    let with = run(&config(3, split()), |_, _| {}).unwrap();
+    let without = run(
+        &WorkloadConfig {
+            interrupts: false,
+            ..config(3, split())
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(results(&with), results(&without));
+    // Queues 1 and 3 are CPU-owned: their MSIs are the runtime's QUEUE.IRQ.raise requests.
+    for q in 0..4 {
+        assert!(
+            with.msis[q] > 0,
+            "queue {q} got no interrupt: {:?}",
+            with.msis
+        );
+    }
+    for q in [1u16, 3] {
+        assert_eq!(with.stats.queues[&q].interrupts, with.msis[q as usize]);
+    }
+    assert!(without.msis.iter().all(|&n| n == 0));
+}

@@ -94,6 +94,8 @@ pub struct Runtime {
     paths: [Option<Path>; NQ],
     /// Completions waiting for room in the completion ring.
     backlog: VecDeque<CplEntry>,
+    /// CPU-owned queues whose guest wants an interrupt.
+    notify: Vec<u16>,
     stats: Stats,
     outstanding: usize,
 }
@@ -179,6 +181,7 @@ impl Runtime {
             queues: [None; NQ],
             paths: [None; NQ],
             backlog: VecDeque::new(),
+            notify: Vec::new(),
             stats: Stats::default(),
             outstanding: 0,
         })
@@ -315,6 +318,12 @@ impl Runtime {
             self.collect(d);
         }
         self.flush_completions(io)?;
+        // Interrupts of CPU-owned queues go out through the device's MSI-X block.
+        for qid in self.notify.drain(..) {
+            queue::q::IRQ
+                .at(u32::from(qid))?
+                .write(io, queue::q::irq::RAISE.mask())?;
+        }
         Ok(moved)
     }
 
@@ -414,6 +423,10 @@ impl Runtime {
                 }
             }
             Done::Drained => self.outstanding -= 1,
+            Done::Notify { qid } => {
+                self.stats.queues.entry(qid).or_default().interrupts += 1;
+                self.notify.push(qid);
+            }
         }
     }
 

@@ -61,6 +61,8 @@ pub struct QueueStats {
     pub broken: u64,
     /// Worker panics while serving this queue (each failed one request).
     pub worker_panics: u64,
+    /// Interrupts the CPU raised for this queue (CPU-owned queues).
+    pub interrupts: u64,
     /// Why the queue last stopped on the CPU path.
     pub last_error: Option<String>,
     /// Dispatch-to-completion latency on the CPU.

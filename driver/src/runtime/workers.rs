@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 use virtio_queue::{Queue, QueueT};
-use vm_memory::GuestMemoryMmap;
+use vm_memory::{Bytes, GuestMemoryMmap};
 
 /// Where a queue's rings are (IOVA = address in the runtime's view of guest memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub(crate) enum Done {
         ns: u64,
         panicked: bool,
     },
+    /// A CPU-owned queue published used entries and the guest wants an interrupt.
+    Notify { qid: u16 },
     /// A doorbell job ended (the queue is drained, stopped or gone).
     Drained,
     /// A CPU-owned queue stopped (bad chain, or a panic while serving it).
@@ -225,6 +227,7 @@ fn serve_cpu_queue(
         return;
     }
     let mem = &shared.mem;
+    let mut published = 0u32;
     while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
         let head = chain.head_index();
         let segs = match chain::from_descriptor_chain(chain) {
@@ -266,6 +269,7 @@ fn serve_cpu_queue(
             });
             return;
         }
+        published += 1;
         let _ = done.send(Done::Served {
             qid,
             outcome,
@@ -273,4 +277,23 @@ fn serve_cpu_queue(
             panicked,
         });
     }
+    if published > 0 && wants_interrupt(cq, mem) {
+        let _ = done.send(Done::Notify { qid });
+    }
+}
+
+/// Whether the guest wants an interrupt for what was just published: EVENT_IDX through
+/// virtio-queue (used_event), otherwise the avail ring's NO_INTERRUPT flag (virtio-queue's
+/// `needs_notification` ignores it).
+fn wants_interrupt(cq: &mut CpuQueue, mem: &GuestMemoryMmap) -> bool {
+    if cq.queue.event_idx_enabled() {
+        return cq.queue.needs_notification(mem).unwrap_or(true);
+    }
+    let flags: u16 = mem
+        .load(
+            vm_memory::GuestAddress(cq.queue.avail_ring()),
+            std::sync::atomic::Ordering::Acquire,
+        )
+        .unwrap_or(0);
+    flags & 1 == 0
 }

@@ -41,7 +41,8 @@ module fv_queue_csr (
   input  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_status_inflight_i,
   input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse
 );
 
   logic wr;
@@ -193,6 +194,18 @@ module fv_queue_csr (
       if (wr && q_hit && q_off == 4'd12) begin
         queue_q_irq_moderation_max_pending[q_idx] <= req_wdata[7:0];
         queue_q_irq_moderation_timeout[q_idx] <= req_wdata[31:8];
+      end
+    end
+  end
+
+  // irq @ +0x34
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      queue_q_irq_raise_pulse <= '0;
+    end else begin
+      queue_q_irq_raise_pulse <= '0;
+      if (wr && q_hit && q_off == 4'd13) begin
+        queue_q_irq_raise_pulse[q_idx] <= req_wdata[0];
       end
     end
   end

@@ -198,6 +198,7 @@ package fv_regs_pkg;
   localparam int unsigned QUEUE_Q_STATUS_OFFSET = 32'h28;
   localparam int unsigned QUEUE_Q_ERR_INFO_OFFSET = 32'h2c;
   localparam int unsigned QUEUE_Q_IRQ_MODERATION_OFFSET = 32'h30;
+  localparam int unsigned QUEUE_Q_IRQ_OFFSET = 32'h34;
 
   // Block punt_ring (BAR0): FPGA -> CPU ring of punt_entry records in DMA memory. An entry is valid when its PHASE flag equals the pass bit of the consumer.
   localparam int unsigned PUNT_RING_BAR = 0;

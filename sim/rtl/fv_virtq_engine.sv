@@ -134,7 +134,7 @@ module fv_virtq_engine #(
     S_CHECK,
     S_AIDX_REQ, S_AIDX_WAIT,
     S_RING, S_RING_REQ, S_RING_WAIT,
-    S_DESC_REQ, S_DESC_WAIT,
+    S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
     S_DEV, S_DEV_WAIT,
     S_ELEM_REQ,
     S_UIDX_REQ,
@@ -163,6 +163,7 @@ module fv_virtq_engine #(
   logic [63:0] ind_base;
   logic [15:0] ind_n;
   logic [15:0] walked;         // descriptors visited in the current table
+  logic [15:0] table_limit;    // descriptors in the current table
   logic        seen_write;
   logic [15:0] head;
   logic [31:0] start_cycle, cycle;
@@ -248,9 +249,10 @@ module fv_virtq_engine #(
     logic unused_rd;
     assign unused_rd = &{1'b0, rbuf, rbeat, rc_data};
   end else begin : g_narrow
+    // Reads wider than 128 bits (descriptor prefetch) fill the descriptor cache instead.
     always_comb begin
       rdata = rbuf;
-      rdata[rbeat * DW +: DW] = rc_data;
+      if (rbeat < 3'(128 / DW)) rdata[rbeat * DW +: DW] = rc_data;
     end
   end
   always_ff @(posedge clk) begin
@@ -263,14 +265,35 @@ module fv_virtq_engine #(
     end
   end
 
-  // Descriptor fields.
-  logic [63:0] d_addr;
-  logic [31:0] d_len;
-  logic [15:0] d_flags, d_next;
-  assign d_addr = rdata[63:0];
-  assign d_len = rdata[95:64];
-  assign d_flags = rdata[111:96];
-  assign d_next = rdata[127:112];
+  // Descriptor prefetch: up to DPF consecutive descriptors per read (drivers hand out
+  // descriptors mostly in order), kept for the rest of the walk of the same table. A chain may
+  // not change while it is available, but a descriptor may be reused by the next chain: the cache
+  // is dropped at every new chain and when the walk enters an indirect table.
+  localparam int DPF = 4;
+  localparam int DBEATS = DPF * 128 / DW;       // read beats of a full prefetch (1 .. 8)
+  logic [DPF*128-1:0] dcache;
+  logic [15:0]        dc_base;                  // index of dcache's first descriptor
+  logic [2:0]         dc_n;                     // descriptors held (0: empty)
+  logic [2:0]         dc_want;                  // descriptors the read in flight brings
+  logic [3:0]         dbeat;
+  logic [15:0]        dc_off, dc_rem;
+  logic               dc_hit;
+  logic [2:0]         dpf_n;
+  assign dc_off = idx - dc_base;
+  assign dc_hit = dc_n != 3'd0 && dc_off < {13'd0, dc_n};
+  assign dc_rem = table_limit - idx;
+  assign dpf_n = dc_rem >= 16'(DPF) ? 3'(DPF) : (dc_rem == 16'd0 ? 3'd1 : dc_rem[2:0]);
+
+  // Descriptor fields, of descriptor idx in the cache.
+  logic [127:0] cur_desc;
+  logic [63:0]  d_addr;
+  logic [31:0]  d_len;
+  logic [15:0]  d_flags, d_next;
+  assign cur_desc = dcache[dc_off[1:0] * 128 +: 128];
+  assign d_addr = cur_desc[63:0];
+  assign d_len = cur_desc[95:64];
+  assign d_flags = cur_desc[111:96];
+  assign d_next = cur_desc[127:112];
 
   // ---------------------------------------------------------------------------------------------
   // Round-robin pick among queues with work.
@@ -310,9 +333,9 @@ module fv_virtq_engine #(
         rd_len = {11'd0, ring_batch, 1'b0};
       end
       S_DESC_REQ: begin
-        rd_valid = 1'b1;
+        rd_valid = !dc_hit;
         rd_addr = (in_ind ? ind_base : c_desc) + {44'd0, idx, 4'd0};
-        rd_len = 16'd16;
+        rd_len = {9'd0, dpf_n, 4'd0};
       end
       S_CPL_REQ: begin
         rd_valid = 1'b1;
@@ -409,7 +432,6 @@ module fv_virtq_engine #(
   logic size_ok;
   assign size_ok = c_size != 16'd0 && (c_size & (c_size - 16'd1)) == 16'd0;
 
-  logic [15:0] table_limit;
   assign table_limit = in_ind ? ind_n : c_size;
 
   always_ff @(posedge clk) begin
@@ -473,6 +495,11 @@ module fv_virtq_engine #(
       first_addr <= '0;
       p_reason <= '0;
       p_arg <= '0;
+      dcache <= '0;
+      dc_base <= '0;
+      dc_n <= '0;
+      dc_want <= '0;
+      dbeat <= '0;
       uacks <= '0;
       uerr <= 1'b0;
       hbuf <= '0;
@@ -602,6 +629,7 @@ module fv_virtq_engine #(
             end else begin
               head <= hbuf[hoff[2:0]];
               idx <= hbuf[hoff[2:0]];
+              dc_n <= 3'd0;
               in_ind <= 1'b0;
               walked <= '0;
               seen_write <= 1'b0;
@@ -631,17 +659,41 @@ module fv_virtq_engine #(
           end
         end
 
-        S_DESC_REQ: if (rd_ready) state <= S_DESC_WAIT;
+        S_DESC_REQ: begin
+          if (dc_hit) begin
+            state <= S_DESC_USE;
+          end else if (rd_ready) begin
+            dc_base <= idx;
+            dc_n <= 3'd0;
+            dc_want <= dpf_n;
+            dbeat <= '0;
+            state <= S_DESC_WAIT;
+          end
+        end
         S_DESC_WAIT: begin
-          if (rc_valid && rc_last) begin
+          if (rc_valid) begin
+            for (int k = 0; k < DBEATS; k++) begin
+              if (dbeat == 4'(k)) dcache[k*DW +: DW] <= rc_data;
+            end
+            dbeat <= dbeat + 4'd1;
+            if (rc_last) begin
+              if (rc_error) begin
+                f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+                f_info <= (in_ind ? ind_base[31:0] : c_desc[31:0]) + {12'd0, idx, 4'd0};
+                f_fault <= 1'b1;
+                state <= S_FAIL;
+              end else begin
+                dc_n <= dc_want;
+                state <= S_DESC_USE;
+              end
+            end
+          end
+        end
+        S_DESC_USE: begin
+          begin
             walked <= walked + 16'd1;
             f_fault <= 1'b0;
-            if (rc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= (in_ind ? ind_base[31:0] : c_desc[31:0]) + {12'd0, idx, 4'd0};
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else if (walked >= table_limit) begin
+            if (walked >= table_limit) begin
               // More descriptors than the table holds: the chain loops.
               f_cause <= fv_regs_pkg::QUEUE_ERROR_DESC_LOOP;
               f_info <= {16'd0, idx};
@@ -654,6 +706,7 @@ module fv_virtq_engine #(
                 state <= S_FAIL;
               end else begin
                 in_ind <= 1'b1;
+                dc_n <= 3'd0;
                 ind_base <= d_addr;
                 ind_n <= d_len[19:4];
                 idx <= '0;

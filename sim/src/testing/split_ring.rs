@@ -303,7 +303,9 @@ impl SplitRing {
                 .in_flight
                 .remove(&head)
                 .ok_or(RingError::BogusId { id })?;
-            self.free.extend(ids);
+            // Like Linux's virtio_ring, a freed chain goes back to the head of the free list in
+            // its own order, so the next chain gets the same (often consecutive) descriptors.
+            self.free.extend(ids.iter().rev());
             out.push((head, len));
             self.last_used = self.last_used.wrapping_add(1);
         }

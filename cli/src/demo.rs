@@ -39,6 +39,11 @@ pub struct QueueSummary {
     pub cpu_requests: u64,
     pub punts: BTreeMap<String, u64>,
     pub errors: u64,
+    /// The device's DMA faults for this queue.
+    pub dma_faults: u32,
+    /// The device's latency histogram for this queue (avail fetch to used->idx written):
+    /// requests under 64, 128, ... 4096 cycles, and 4096 or more.
+    pub device_latency_buckets: Vec<u32>,
     /// MSI-X messages the guest got for this queue (raised by the FPGA or, for a CPU-owned
     /// queue, by the runtime through the device).
     pub interrupts: u64,
@@ -137,6 +142,12 @@ fn summarize(report: &Report, seed: u64) -> Summary {
                 punts,
                 errors: st.errors,
                 interrupts: report.msis.get(q).copied().unwrap_or(0),
+                dma_faults: report.device.get(q).map_or(0, |d| d.dma_faults),
+                device_latency_buckets: report
+                    .device
+                    .get(q)
+                    .map(|d| d.latency_buckets.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -162,19 +173,35 @@ fn summarize(report: &Report, seed: u64) -> Summary {
     }
 }
 
-pub fn run(
-    requests: u64,
-    queues: u16,
-    seed: u64,
-    policy: &str,
-    quiet: bool,
-) -> Result<Summary, String> {
+/// What to run.
+#[derive(Debug)]
+pub struct DemoOptions<'a> {
+    pub requests: u64,
+    pub queues: u16,
+    pub seed: u64,
+    /// Split policy, TOML.
+    pub policy: &'a str,
+    /// Disk image file (created or resized); RAM when None.
+    pub disk: Option<std::path::PathBuf>,
+    pub quiet: bool,
+}
+
+pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
+    let DemoOptions {
+        requests,
+        queues,
+        seed,
+        policy,
+        disk,
+        quiet,
+    } = o;
     let policy = SplitPolicy::from_toml(policy).map_err(|e| e.to_string())?;
     let cfg = WorkloadConfig {
         seed,
         requests,
         queues,
         policy,
+        disk,
         ..WorkloadConfig::default()
     };
     if !quiet {
@@ -183,9 +210,12 @@ pub fn run(
             .collect();
         eprintln!(
             "fpga-virtio demo: virtio-blk on the simulated FPGA, {requests} requests on {queues} queues \
-             (CPU-owned: {cpu:?}, {} workers), {} MiB RAM disk, seed {seed}",
+             (CPU-owned: {cpu:?}, {} workers), {} MiB disk in {}, seed {seed}",
             cfg.policy.workers,
-            cfg.capacity_sectors / 2048
+            cfg.capacity_sectors / 2048,
+            cfg.disk
+                .as_ref()
+                .map_or_else(|| "RAM".to_string(), |p| p.display().to_string())
         );
     }
     let mut next = requests / 10;
@@ -230,18 +260,23 @@ pub fn print(s: &Summary) {
         s.statuses,
         s.dma_faults
     );
-    println!("  queue  path  requests  on CPU  errors  MSI-X  punts by reason");
+    println!("  queue  path  requests  on CPU  errors  DMA faults  MSI-X  punts by reason");
     for q in &s.queues {
         println!(
-            "  {:>5}  {:<4}  {:>8}  {:>6}  {:>6}  {:>5}  {:?}",
+            "  {:>5}  {:<4}  {:>8}  {:>6}  {:>6}  {:>10}  {:>5}  {:?}",
             q.queue,
             q.path.as_str(),
             q.requests,
             q.cpu_requests,
             q.errors,
+            q.dma_faults,
             q.interrupts,
             q.punts
         );
+    }
+    println!("  device latency histogram (avail fetch to used->idx; <64 <128 <256 <512 <1K <2K <4K >=4K cycles):");
+    for q in &s.queues {
+        println!("  {:>5}  {:?}", q.queue, q.device_latency_buckets);
     }
     println!("  disk image FNV-1a {}", s.disk_fnv1a);
 }
@@ -252,7 +287,15 @@ mod tests {
 
     #[test]
     fn demo_runs_with_the_embedded_policy_and_is_deterministic() {
-        let a = run(120, 4, 7, DEFAULT_POLICY, true).unwrap();
+        let opts = || DemoOptions {
+            requests: 120,
+            queues: 4,
+            seed: 7,
+            policy: DEFAULT_POLICY,
+            disk: None,
+            quiet: true,
+        };
+        let a = run(opts()).unwrap();
         assert_eq!(a.requests, 120);
         assert_eq!(a.fpga.requests + a.cpu.requests, 120);
         assert!(a.fpga.requests > 0 && a.cpu.requests > 0);
@@ -260,14 +303,39 @@ mod tests {
         assert_eq!(a.queues[3].path, Path::Cpu);
         assert_eq!(a.queues[3].cpu_requests, a.queues[3].requests);
         assert_eq!(a.dma_faults, 0);
-        let b = run(120, 4, 7, DEFAULT_POLICY, true).unwrap();
+        let b = run(opts()).unwrap();
         assert_eq!(a.disk_fnv1a, b.disk_fnv1a);
         assert_eq!(a.statuses, b.statuses);
+        // The same run on a file-backed disk ends with the same image.
+        let dir = std::env::temp_dir().join(format!("fv-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = run(DemoOptions {
+            disk: Some(dir.join("disk.img")),
+            ..opts()
+        })
+        .unwrap();
+        assert_eq!(a.disk_fnv1a, c.disk_fnv1a);
+        assert_eq!(
+            std::fs::metadata(dir.join("disk.img")).unwrap().len(),
+            64 << 20
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The FPGA queues' latency histograms count what the device published.
+        let fpga_q0: u32 = a.queues[0].device_latency_buckets.iter().sum();
+        assert_eq!(u64::from(fpga_q0), a.queues[0].requests);
     }
 
     #[test]
     fn a_bad_policy_is_a_clear_error() {
-        let e = run(10, 4, 1, "workers = 0", true).unwrap_err();
+        let e = run(DemoOptions {
+            requests: 10,
+            queues: 4,
+            seed: 1,
+            policy: "workers = 0",
+            disk: None,
+            quiet: true,
+        })
+        .unwrap_err();
         assert!(e.contains("workers"), "{e}");
     }
 }

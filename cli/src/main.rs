@@ -33,6 +33,9 @@ enum Command {
         /// Split policy (TOML); default: the embedded cli/src/default-policy.toml.
         #[arg(long)]
         policy: Option<std::path::PathBuf>,
+        /// Disk image file behind the device (created or resized to 64 MiB); default: RAM.
+        #[arg(long)]
+        disk: Option<std::path::PathBuf>,
         /// Print the summary as JSON (no progress).
         #[arg(long)]
         json: bool,
@@ -92,12 +95,21 @@ fn main() -> ExitCode {
             queues,
             seed,
             policy,
+            disk,
             json,
         } => match policy
             .map(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())))
             .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
-            .and_then(|policy| demo::run(requests, queues, seed, &policy, json))
-        {
+            .and_then(|policy| {
+                demo::run(demo::DemoOptions {
+                    requests,
+                    queues,
+                    seed,
+                    policy: &policy,
+                    disk,
+                    quiet: json,
+                })
+            }) {
             Ok(s) if json => match serde_json::to_string_pretty(&s) {
                 Ok(text) => println!("{text}"),
                 Err(e) => {

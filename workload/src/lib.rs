@@ -16,7 +16,7 @@ use fpga_virtio_driver::runtime::{
 use fpga_virtio_hw::regs::{self, counters};
 use fpga_virtio_sim::testing::{enable_device, kick, setup_vector, Buffer, RingError, SplitRing};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, SimError, Simulator, StoreTiming};
-use fpga_virtio_storage::{RamStore, StoreError};
+use fpga_virtio_storage::{BlockStore, FileStore, RamStore, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -48,6 +48,8 @@ pub struct WorkloadConfig {
     pub slow_path: bool,
     /// Fault injection: CPU workers panic on every request of this queue they serve.
     pub panic_queue: Option<u16>,
+    /// Back the disk with this file (created or resized to the capacity) instead of RAM.
+    pub disk: Option<std::path::PathBuf>,
     /// Give queue q MSI-X vector q (FPGA and CPU-owned queues alike); the guest still polls,
     /// and the report counts the interrupts per queue.
     pub interrupts: bool,
@@ -68,6 +70,7 @@ impl Default for WorkloadConfig {
             slow_path: true,
             panic_queue: None,
             interrupts: true,
+            disk: None,
         }
     }
 }
@@ -127,6 +130,21 @@ pub struct Report {
     pub dma_faults: u64,
     /// MSI-X messages per queue (vector q = queue q; all zero without `interrupts`).
     pub msis: Vec<u64>,
+    /// The device's own counters per queue.
+    pub device: Vec<DeviceCounters>,
+}
+
+/// A queue's counters in the device's counters block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceCounters {
+    /// Used entries the device wrote (its own and the CPU's completions it merged).
+    pub requests: u64,
+    pub errors: u32,
+    pub dma_faults: u32,
+    pub punts: u32,
+    /// Requests by latency (avail fetch to used->idx written): < 64, < 128, ... < 4096, >= 4096
+    /// cycles.
+    pub latency_buckets: Vec<u32>,
 }
 
 impl Report {
@@ -343,12 +361,12 @@ fn build(
     Ok((bufs, posted))
 }
 
-/// The whole stack for one virtio-blk function: the simulated FPGA with a RAM store behind its
+/// The whole stack for one virtio-blk function: the simulated FPGA with a block store behind its
 /// storage port, the runtime with its CPU workers, and one guest split ring per queue.
 pub struct Rig {
     pub dev: SimDevice,
     pub mem: GuestMemoryMmap,
-    pub store: Arc<RamStore>,
+    pub store: Arc<dyn BlockStore>,
     pub rt: Runtime,
     pub rings: Vec<SplitRing>,
     pub paths: Vec<Path>,
@@ -395,7 +413,11 @@ impl Rig {
         sim.iommu_mut()
             .map(0, 0, mem_size, Perm::RW)
             .map_err(|e| WorkloadError::Config(e.to_string()))?;
-        let store = Arc::new(RamStore::new(cfg.capacity_sectors * 512));
+        let bytes = cfg.capacity_sectors * 512;
+        let store: Arc<dyn BlockStore> = match &cfg.disk {
+            Some(path) => Arc::new(FileStore::open(path, Some(bytes))?),
+            None => Arc::new(RamStore::new(bytes)),
+        };
         sim.attach_store(store.clone());
         let mem = sim.memory().mem().clone();
         let dev = SimDevice::new(sim);
@@ -631,7 +653,31 @@ pub fn run(
     let simulated_cycles = dev.lock().cycle() - start_cycle;
     records.sort_by_key(|r| r.id);
     let mut fpga_requests = Vec::new();
+    let mut device = Vec::new();
     for q in 0..u32::from(cfg.queues) {
+        use counters::qstat as c;
+        let rd = |r: fpga_virtio_hw::RegArray| -> Result<u32, WorkloadError> {
+            Ok(r.at(q)?.read(&dev)?)
+        };
+        device.push(DeviceCounters {
+            requests: u64::from(rd(c::REQUESTS_LO)?) | (u64::from(rd(c::REQUESTS_HI)?) << 32),
+            errors: rd(c::ERRORS)?,
+            dma_faults: rd(c::DMA_FAULTS)?,
+            punts: rd(c::PUNTS)?,
+            latency_buckets: [
+                c::LAT0,
+                c::LAT1,
+                c::LAT2,
+                c::LAT3,
+                c::LAT4,
+                c::LAT5,
+                c::LAT6,
+                c::LAT7,
+            ]
+            .into_iter()
+            .map(rd)
+            .collect::<Result<_, _>>()?,
+        });
         let lo = counters::qstat::REQUESTS_LO.at(q)?.read(&dev)?;
         let hi = counters::qstat::REQUESTS_HI.at(q)?.read(&dev)?;
         let all = u64::from(lo) | (u64::from(hi) << 32);
@@ -654,7 +700,12 @@ pub fn run(
     }
     Ok(Report {
         records,
-        disk: store.snapshot()?,
+        disk: {
+            let mut d = vec![0u8; store.size() as usize];
+            store.read_at(0, &mut d)?;
+            d
+        },
+        device,
         stats: rt.stats().clone(),
         paths,
         simulated_cycles,

@@ -1,6 +1,7 @@
 //! `fpga-virtio`: the command-line tool.
 
 mod demo;
+mod image;
 
 use clap::{Parser, Subcommand};
 use fpga_virtio_hw::regs;
@@ -39,6 +40,11 @@ enum Command {
         /// Print the summary as JSON (no progress).
         #[arg(long)]
         json: bool,
+    },
+    /// Build, inspect and verify firmware images (docs/firmware.md).
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
     },
     /// Print the register map this build was generated from (blocks, or every register).
     Regmap {
@@ -90,6 +96,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Regmap { registers } => regmap(registers),
+        Command::Image { command } => {
+            if let Err(e) = image::run(command) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         Command::Demo {
             requests,
             queues,

@@ -5,6 +5,8 @@
 //! panics; nothing touches a device before an image has verified.
 
 pub mod image;
+pub mod loader;
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use image::{Image, ImageBuilder, ImageError, ImageInfo, Section, SectionKind, Version};
+pub use loader::{info, load, reboot, DeviceInfo, LoadError, LoadOptions, LoadReport};

@@ -51,6 +51,15 @@ struct Ack {
   uint32_t tag;
   bool error;
 };
+constexpr int FLASH_BYTES = sizeof(Vfv_top::fl_rsp_data);
+struct FlashRsp {
+  uint64_t due;
+  bool error;
+  uint8_t data[FLASH_BYTES];
+};
+struct FlashPage {
+  uint8_t data[FLASH_BYTES];
+};
 
 // DMA data ports are QData up to 64 bits and VlWide above.
 template <typename T>
@@ -98,6 +107,8 @@ struct fv_sim {
   std::deque<Ack> acks;
   std::deque<Beat> st_beats;
   std::deque<Ack> st_acks;
+  std::deque<FlashRsp> fl_rsps;
+  std::deque<FlashPage> fl_pages;
   std::deque<fv_event> pending;  // produced, not yet handed out
   std::string stop_msg;
   bool stop_reported = false;
@@ -159,6 +170,13 @@ struct fv_sim {
       t.st_wc_error = st_acks.front().error;
       st_acks.pop_front();
     }
+    t.fl_rsp_valid = 0;
+    if (!fl_rsps.empty() && fl_rsps.front().due <= cycle) {
+      t.fl_rsp_valid = 1;
+      t.fl_rsp_error = fl_rsps.front().error;
+      std::memcpy(&t.fl_rsp_data, fl_rsps.front().data, FLASH_BYTES);
+      fl_rsps.pop_front();
+    }
     t.eval();
     dump(2 * cycle);
     // The storage port's read beats wait on ST_RC_READY (combinational from the RTL's state).
@@ -188,6 +206,17 @@ struct fv_sim {
       e.len = t.dma_wr_len;
       e.cycle = cycle;
       get_data(t.dma_wr_data, e.data);
+      pending.push_back(e);
+    }
+    if (t.fl_req_valid) {
+      fv_event e{};
+      e.kind = FV_EV_FLASH;
+      e.tag = t.fl_req_op | (static_cast<uint32_t>(t.fl_req_slot) << 8);
+      e.addr = t.fl_req_page;
+      e.cycle = cycle;
+      FlashPage p;
+      std::memcpy(p.data, &t.fl_req_data, FLASH_BYTES);
+      fl_pages.push_back(p);
       pending.push_back(e);
     }
     if (t.st_rd_valid) {
@@ -295,6 +324,25 @@ void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) 
   insert_by_due(sim->st_acks, Ack{due_cycle, tag, error != 0});
 }
 
+uint32_t fv_sim_flash_page_bytes(void) { return FLASH_BYTES; }
+
+void fv_sim_flash_take(fv_sim* sim, uint8_t* out) {
+  if (sim->fl_pages.empty()) {
+    std::memset(out, 0, FLASH_BYTES);
+    return;
+  }
+  std::memcpy(out, sim->fl_pages.front().data, FLASH_BYTES);
+  sim->fl_pages.pop_front();
+}
+
+void fv_sim_flash_rsp(fv_sim* sim, uint64_t due_cycle, int error, const uint8_t* data) {
+  FlashRsp r{};
+  r.due = due_cycle;
+  r.error = error != 0;
+  std::memcpy(r.data, data, FLASH_BYTES);
+  sim->fl_rsps.push_back(r);
+}
+
 uint32_t fv_sim_run(fv_sim* sim, uint64_t max_cycles, fv_event* events, uint32_t cap) {
   for (uint64_t i = 0; i < max_cycles && sim->pending.empty(); i++) {
     if (sim->stop_reported) break;
@@ -314,6 +362,7 @@ uint64_t fv_sim_next_due(const fv_sim* sim) {
   if (!sim->acks.empty() && sim->acks.front().due < due) due = sim->acks.front().due;
   if (!sim->st_beats.empty() && sim->st_beats.front().due < due) due = sim->st_beats.front().due;
   if (!sim->st_acks.empty() && sim->st_acks.front().due < due) due = sim->st_acks.front().due;
+  if (!sim->fl_rsps.empty() && sim->fl_rsps.front().due < due) due = sim->fl_rsps.front().due;
   return due;
 }
 

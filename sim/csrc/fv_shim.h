@@ -16,6 +16,8 @@ enum fv_event_kind {
   FV_EV_FINISH = 4,      // the RTL called $finish / $stop / $fatal; see fv_sim_error
   FV_EV_STORE_READ = 5,  // tag, addr, len: storage-port read; answer with fv_sim_store_beat
   FV_EV_STORE_WRITE = 6, // tag, addr, len, data: storage-port write; answer with fv_sim_store_ack
+  FV_EV_FLASH = 7,       // tag = op | slot << 8, addr = page: flash-port request; its page data
+                         // with fv_sim_flash_take, answer with fv_sim_flash_rsp
 };
 
 typedef struct fv_event {
@@ -54,6 +56,13 @@ void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error);
 void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
                        int last, int error);
 void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error);
+
+// Flash port. Bytes per page (the page data of a request or an answer).
+uint32_t fv_sim_flash_page_bytes(void);
+// The page data of the oldest flash request not yet taken (call once per FV_EV_FLASH, in order).
+void fv_sim_flash_take(fv_sim* sim, uint8_t* out);
+// Schedule the answer to the flash request in flight (data: fv_sim_flash_page_bytes() bytes).
+void fv_sim_flash_rsp(fv_sim* sim, uint64_t due_cycle, int error, const uint8_t* data);
 
 // Run until at least one event is produced or `max_cycles` have passed. Writes up to `cap`
 // events and returns how many; events beyond `cap` are kept for the next call.

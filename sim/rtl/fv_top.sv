@@ -74,7 +74,18 @@ module fv_top #(
   output logic [3:0]    st_wr_tag,
   input  logic          st_wc_valid,
   input  logic [3:0]    st_wc_tag,
-  input  logic          st_wc_error
+  input  logic          st_wc_error,
+
+  // Flash port: one page request at a time (ops: 0 read, 1 program, 2 erase page, 3 get active
+  // slot, 4 set active slot), answered with rsp_valid (read data, or the active slot in word 0).
+  output logic                                       fl_req_valid,
+  output logic [2:0]                                 fl_req_op,
+  output logic [1:0]                                 fl_req_slot,
+  output logic [31:0]                                fl_req_page,
+  output logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_req_data,
+  input  logic                                       fl_rsp_valid,
+  input  logic                                       fl_rsp_error,
+  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_rsp_data
 );
   localparam int NQ = fv_regs_pkg::NUM_QUEUES;
   localparam int NV = fv_regs_pkg::NUM_MSIX;
@@ -318,13 +329,33 @@ module fv_top #(
   assign fw_id_fpga_id_id_i = FPGA_ID;
   assign fw_id_board_id_id_i = BOARD_ID;
   assign fw_id_product_id_i = PRODUCT_ID;
-  assign fw_id_fw_version_major_i = {8'd0, FW_MAJOR};
-  assign fw_id_fw_version_minor_i = FW_MINOR;
-  assign fw_id_fw_version_patch_i = FW_PATCH;
-  assign fw_id_build_date_seconds_i = BUILD_DATE;
-  assign fw_id_git_hash_hash_i = GIT_HASH;
-  assign fw_id_boot_slot_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
-  assign fw_id_boot_fallback_i = 1'b0;
+  // The running image's identity: from the booted flash slot's header, or the parameters when the
+  // booted slot holds no image (a blank golden slot in the simulator).
+  logic        img_valid, flash_reboot, flash_fallback;
+  logic [31:0] img_version, img_build_date, img_git_hash;
+  logic [1:0]  flash_booted;
+  assign fw_id_fw_version_major_i = img_valid ? img_version[31:16] : {8'd0, FW_MAJOR};
+  assign fw_id_fw_version_minor_i = img_valid ? img_version[15:8] : FW_MINOR;
+  assign fw_id_fw_version_patch_i = img_valid ? img_version[7:0] : FW_PATCH;
+  assign fw_id_build_date_seconds_i = img_valid ? img_build_date : BUILD_DATE;
+  assign fw_id_git_hash_hash_i = img_valid ? img_git_hash : GIT_HASH;
+  assign fw_id_boot_slot_i = flash_booted;
+  assign fw_id_boot_fallback_i = flash_fallback;
+  assign flash_slots_booted_i = flash_booted;
+
+  fv_flash_ctrl #(.PW(fv_regs_pkg::FLASH_PAGE_WORDS), .SLOT_PAGES(fv_regs_pkg::FLASH_SLOT_PAGES))
+  u_flash_ctrl (
+    .clk, .rst(srst),
+    .cmd_valid(flash_ctrl_cmd_pulse), .cmd(flash_ctrl_cmd), .cmd_slot(flash_ctrl_slot),
+    .page_addr(flash_addr_page), .page_buf(flash_page_data_value),
+    .page_we(flash_page_data_value_we), .page_d(flash_page_data_value_d),
+    .busy(flash_status_busy_i), .error_set(flash_status_error_set),
+    .progress(flash_progress_pages_i), .active(flash_slots_active_i), .booted(flash_booted),
+    .fallback(flash_fallback), .img_valid, .img_version, .img_build_date, .img_git_hash,
+    .reboot(flash_reboot),
+    .fl_req_valid, .fl_req_op, .fl_req_slot, .fl_req_page, .fl_req_data,
+    .fl_rsp_valid, .fl_rsp_error, .fl_rsp_data
+  );
 
   logic [63:0] cycle;
   logic [31:0] cycle_hi_latched;
@@ -335,7 +366,7 @@ module fv_top #(
       soft_rst <= 1'b0;
     end else begin
       cycle <= cycle + 64'd1;
-      soft_rst <= global_ctrl_reset_pulse;
+      soft_rst <= global_ctrl_reset_pulse || flash_reboot;
       // Reading CYCLE_LO latches CYCLE_HI, so LO then HI is one consistent 64-bit value.
       if (sel_global && !mmio_write
           && mmio_addr[7:2] == 6'(fv_regs_pkg::GLOBAL_CYCLE_LO_OFFSET / 4)) begin
@@ -674,13 +705,6 @@ module fv_top #(
   assign flow_table_status_full_i = 1'b0;
   assign flow_table_entries_count_i = '0;
   assign flow_table_misses_count_i = '0;
-  assign flash_status_busy_i = 1'b0;
-  assign flash_status_error_set = 1'b0;
-  assign flash_progress_pages_i = '0;
-  assign flash_slots_active_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
-  assign flash_slots_booted_i = fv_regs_pkg::FLASH_SLOT_GOLDEN;
-  assign flash_page_data_value_we = '0;
-  assign flash_page_data_value_d = '0;
 
   // Function status: a function has a queue error when one of its queues has.
   always_comb begin
@@ -696,9 +720,7 @@ module fv_top #(
   logic unused_later;
   assign unused_later = &{1'b0, msix_sent, ev_punt_fault,
     cpl_ring_status_bad_entry,
-    doorbell_db_notify_avail_idx, flash_ctrl_cmd_pulse, flash_ctrl_cmd,
-    flash_ctrl_slot_pulse, flash_ctrl_slot, flash_addr_page,
-    flash_status_error, flash_page_data_value, flow_table_key0_value,
+    doorbell_db_notify_avail_idx, flash_ctrl_slot_pulse, flash_status_error, flow_table_key0_value,
     flow_table_key1_value, flow_table_key2_value, flow_table_key3_value,
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
     flow_table_cmd_op_pulse, flow_table_cmd_op,

@@ -8,6 +8,7 @@ pub const EV_DMA_WRITE: u32 = 3;
 pub const EV_FINISH: u32 = 4;
 pub const EV_STORE_READ: u32 = 5;
 pub const EV_STORE_WRITE: u32 = 6;
+pub const EV_FLASH: u32 = 7;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -66,5 +67,8 @@ extern "C" {
         error: c_int,
     );
     pub fn fv_sim_store_ack(sim: *mut FvSim, due_cycle: u64, tag: u32, error: c_int);
+    pub fn fv_sim_flash_page_bytes() -> u32;
+    pub fn fv_sim_flash_take(sim: *mut FvSim, out: *mut u8);
+    pub fn fv_sim_flash_rsp(sim: *mut FvSim, due_cycle: u64, error: c_int, data: *const u8);
     pub fn fv_sim_run(sim: *mut FvSim, max_cycles: u64, events: *mut FvEvent, cap: u32) -> u32;
 }

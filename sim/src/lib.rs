@@ -17,6 +17,7 @@
 //! creates (`name.fst`, `name.1.fst`, ...), for GTKWave or Surfer.
 
 mod ffi;
+pub mod flash;
 mod iommu;
 mod memory;
 mod model;
@@ -25,6 +26,7 @@ mod simulator;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
+pub use flash::{FlashModel, FlashTiming};
 pub use iommu::{IommuError, IommuMap, Perm};
 pub use memory::{GuestMemory, MemoryError};
 pub use model::{dma_bytes, Model, ModelError};

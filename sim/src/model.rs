@@ -132,6 +132,25 @@ impl Model {
         unsafe { ffi::fv_sim_store_ack(self.sim, due, tag, i32::from(error)) }
     }
 
+    /// The page data of the oldest flash request not yet taken.
+    pub fn flash_take(&mut self) -> Vec<u8> {
+        // SAFETY: a pure function of the build.
+        let n = unsafe { ffi::fv_sim_flash_page_bytes() } as usize;
+        let mut out = vec![0u8; n];
+        // SAFETY: `self.sim` is live and `out` has room for the n bytes the shim writes.
+        unsafe { ffi::fv_sim_flash_take(self.sim, out.as_mut_ptr()) };
+        out
+    }
+
+    /// Answer the flash request in flight. `data` must hold a page.
+    pub fn flash_rsp(&mut self, due: u64, error: bool, data: &[u8]) {
+        // SAFETY: a pure function of the build.
+        let n = unsafe { ffi::fv_sim_flash_page_bytes() } as usize;
+        assert!(data.len() >= n, "a flash page is {n} bytes");
+        // SAFETY: `self.sim` is live and `data` holds the n bytes the shim copies.
+        unsafe { ffi::fv_sim_flash_rsp(self.sim, due, i32::from(error), data.as_ptr()) }
+    }
+
     /// Run until events appear or `max_cycles` pass; returns how many events [`Model::event`]
     /// now holds, in order.
     pub(crate) fn run(&mut self, max_cycles: u64) -> usize {

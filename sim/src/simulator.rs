@@ -3,6 +3,7 @@
 //! Everything is deterministic: the same calls give the same cycle counts.
 
 use crate::ffi;
+use crate::flash::{FlashModel, FlashTiming};
 use crate::iommu::IommuMap;
 use crate::memory::{GuestMemory, MemoryError};
 use crate::model::{dma_bytes, Model, ModelError};
@@ -93,6 +94,10 @@ pub struct StoreStats {
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub timing: DmaTiming,
+    /// The flash behind the flash controller; None: a blank one. Pass the same model to a new
+    /// simulator to power the device up again on what its flash holds.
+    pub flash: Option<Arc<FlashModel>>,
+    pub flash_timing: FlashTiming,
     pub store_timing: StoreTiming,
     /// Guest memory size in bytes.
     pub memory: u64,
@@ -107,6 +112,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             timing: DmaTiming::default(),
+            flash: None,
+            flash_timing: FlashTiming::default(),
             store_timing: StoreTiming::default(),
             memory: 64 << 20,
             trace: None,
@@ -207,6 +214,8 @@ pub struct Simulator {
     st_wr_free: u64,
     store_stats: StoreStats,
     store_fault: Option<StoreFault>,
+    flash: Arc<FlashModel>,
+    flash_timing: FlashTiming,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -246,6 +255,8 @@ impl Simulator {
             st_wr_free: 0,
             store_stats: StoreStats::default(),
             store_fault: None,
+            flash: cfg.flash.unwrap_or_else(FlashModel::new),
+            flash_timing: cfg.flash_timing,
         })
     }
 
@@ -253,6 +264,11 @@ impl Simulator {
     /// fails (the requests complete with VIRTIO_BLK_S_IOERR).
     pub fn attach_store(&mut self, store: Arc<dyn BlockStore>) {
         self.store = Some(store);
+    }
+
+    /// The flash model behind the flash controller.
+    pub fn flash(&self) -> &Arc<FlashModel> {
+        &self.flash
     }
 
     /// Inject a storage-port fault (see [`StoreFault`]).
@@ -408,6 +424,7 @@ impl Simulator {
                 ffi::EV_DMA_WRITE => self.dma_write(e)?,
                 ffi::EV_STORE_READ => self.store_read(e),
                 ffi::EV_STORE_WRITE => self.store_write(e),
+                ffi::EV_FLASH => self.flash_request(e),
                 ffi::EV_FINISH => {
                     return Err(SimError::Finished(
                         self.model.error().unwrap_or_else(|| "unknown".into()),
@@ -573,6 +590,22 @@ impl Simulator {
             self.model
                 .store_beat(due, e.tag, chunk, i + 1 == beats, error);
         }
+    }
+
+    /// A flash-port request, answered after the page latency (never, when the power is cut).
+    fn flash_request(&mut self, e: &ffi::FvEvent) {
+        let data = self.model.flash_take();
+        let (op, slot) = (e.tag & 0xff, e.tag >> 8);
+        let Some((error, page)) = self.flash.serve(op, slot, e.addr, &data) else {
+            return;
+        };
+        let t = self.flash_timing;
+        let latency = match op {
+            crate::flash::OP_PROGRAM => t.program,
+            crate::flash::OP_ERASE => t.erase,
+            _ => t.read,
+        };
+        self.model.flash_rsp(e.cycle + latency.max(1), error, &page);
     }
 
     /// A storage-port write beat, acknowledged after the latency model.

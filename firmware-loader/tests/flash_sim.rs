@@ -1,0 +1,196 @@
+//! Loading images into the simulated device's flash: A/B slots, confirmation, downgrade and
+//! identity checks, and power loss in the middle of programming.
+
+use fpga_virtio_firmware_loader::{
+    info, load, reboot, ImageBuilder, LoadError, LoadOptions, SectionKind, SigningKey, Version,
+};
+use fpga_virtio_hw::regs::{flash, FlashCmd, FlashSlot};
+use fpga_virtio_hw::RegisterIo;
+use fpga_virtio_sim::{FlashModel, SimConfig, SimDevice, Simulator};
+use std::sync::Arc;
+
+const BOARD: u32 = 0x1ee7_0001;
+const FPGA: u32 = 0x0362_d093;
+
+fn device(flash: &Arc<FlashModel>) -> SimDevice {
+    SimDevice::new(
+        Simulator::new(SimConfig {
+            flash: Some(flash.clone()),
+            ..SimConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn image(version: &str, size: usize, key: Option<&SigningKey>) -> Vec<u8> {
+    ImageBuilder::new(BOARD, FPGA, 0x4656_5254, version.parse().unwrap())
+        .section(
+            SectionKind::Bitstream,
+            (0..size).map(|i| (i * 31 + size) as u8).collect(),
+        )
+        .build(key)
+        .unwrap()
+}
+
+fn no_progress() -> impl FnMut(&str, u64, u64) {
+    |_, _, _| {}
+}
+
+#[test]
+fn a_b_updates_confirm_the_new_version() {
+    let model = FlashModel::new();
+    let dev = device(&model);
+    let i = info(&dev).unwrap();
+    assert_eq!(
+        (i.booted, i.active, i.fallback),
+        ("golden", "golden", false)
+    );
+    assert_eq!(
+        i.version, "0.1.0",
+        "a blank golden slot: the build's own identity"
+    );
+
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let opts = LoadOptions {
+        trusted_key: Some(key.verifying_key()),
+        force: false,
+    };
+    let img = image("1.0.0", 5000, Some(&key));
+    let mut stages = Vec::new();
+    let r = load(&dev, &img, &opts, &mut |s, d, t| {
+        if d == t {
+            stages.push(s.to_string());
+        }
+    })
+    .unwrap();
+    assert_eq!(stages, ["erase", "program", "verify"]);
+    assert_eq!(
+        (r.slot, r.now.booted, r.now.version.as_str()),
+        ("a", "a", "1.0.0")
+    );
+    assert_eq!(r.pages, 21, "5240 bytes in 256-byte pages");
+    assert_eq!(&model.slot(FlashSlot::A)[..img.len()], &img[..]);
+
+    // The next update goes to the other slot; the running one is never written.
+    let r = load(
+        &dev,
+        &image("1.1.0", 3000, Some(&key)),
+        &opts,
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.slot, r.now.booted, r.now.version.as_str()),
+        ("b", "b", "1.1.0")
+    );
+    assert_eq!(&model.slot(FlashSlot::A)[..img.len()], &img[..]);
+
+    // Downgrade refused unless forced; wrong board and unsigned refused before the device is
+    // touched.
+    let wear = model.wear();
+    let e = load(
+        &dev,
+        &image("1.0.5", 3000, Some(&key)),
+        &opts,
+        &mut no_progress(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, LoadError::Downgrade { .. }), "{e}");
+    let other_board = ImageBuilder::new(0x1234_5678, FPGA, 1, Version::from_raw(0x0002_0000))
+        .section(SectionKind::Bitstream, vec![1; 100])
+        .build(Some(&key))
+        .unwrap();
+    let e = load(&dev, &other_board, &opts, &mut no_progress()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "image is for board 0x12345678, device is 0x1ee70001"
+    );
+    let e = load(&dev, &image("3.0.0", 100, None), &opts, &mut no_progress()).unwrap_err();
+    assert!(e.to_string().contains("not signed"), "{e}");
+    assert_eq!(
+        model.wear(),
+        wear,
+        "nothing was written for a refused image"
+    );
+    let forced = LoadOptions {
+        force: true,
+        ..opts.clone()
+    };
+    let r = load(
+        &dev,
+        &image("1.0.5", 3000, Some(&key)),
+        &forced,
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert_eq!((r.slot, r.now.version.as_str()), ("a", "1.0.5"));
+
+    // A power cycle boots the same image.
+    drop(dev);
+    let dev = device(&model);
+    let i = info(&dev).unwrap();
+    assert_eq!(
+        (i.booted, i.version.as_str(), i.fallback),
+        ("a", "1.0.5", false)
+    );
+}
+
+#[test]
+fn power_loss_while_programming_keeps_the_running_image() {
+    let model = FlashModel::new();
+    let dev = device(&model);
+    let opts = LoadOptions::default();
+    load(&dev, &image("1.0.0", 4000, None), &opts, &mut no_progress()).unwrap();
+    // The power goes during the next update (after the erase and a few pages).
+    model.cut_power_after(flash::SLOT_PAGES.reset + 5);
+    let e = load(&dev, &image("2.0.0", 8000, None), &opts, &mut no_progress()).unwrap_err();
+    assert!(matches!(e, LoadError::Timeout { .. }), "{e}");
+    drop(dev);
+    // Power back: the device boots the image it ran before.
+    model.power_on();
+    let dev = device(&model);
+    let i = info(&dev).unwrap();
+    assert_eq!(
+        (i.booted, i.version.as_str(), i.fallback),
+        ("a", "1.0.0", false)
+    );
+    // And the update goes through on the next try.
+    let r = load(&dev, &image("2.0.0", 8000, None), &opts, &mut no_progress()).unwrap();
+    assert_eq!((r.slot, r.now.version.as_str()), ("b", "2.0.0"));
+}
+
+#[test]
+fn an_active_slot_without_a_commit_record_boots_golden() {
+    let model = FlashModel::new();
+    let golden = image("0.9.0", 2000, None);
+    model.factory_program(FlashSlot::Golden, &golden, None);
+    // Slot A holds an image but no commit record (programming never finished) and is active.
+    model.factory_program(FlashSlot::A, &image("1.0.0", 2000, None), None);
+    let dev = device(&model);
+    info(&dev).unwrap(); // the device has booted (commands during boot are refused)
+    flash::CTRL
+        .write(
+            &dev,
+            flash::ctrl::CMD.value(FlashCmd::SetActive as u32).unwrap()
+                | flash::ctrl::SLOT.value(FlashSlot::A as u32).unwrap(),
+        )
+        .unwrap();
+    reboot(&dev).unwrap();
+    let i = info(&dev).unwrap();
+    assert_eq!((i.booted, i.active, i.fallback), ("golden", "a", true));
+    assert_eq!(i.version, "0.9.0", "the factory image's identity");
+    // Writing golden is refused by the device.
+    flash::STATUS
+        .write(&dev, flash::status::ERROR.mask())
+        .unwrap();
+    flash::CTRL
+        .write(
+            &dev,
+            flash::ctrl::CMD.value(FlashCmd::EraseSlot as u32).unwrap()
+                | flash::ctrl::SLOT.value(FlashSlot::Golden as u32).unwrap(),
+        )
+        .unwrap();
+    while flash::status::BUSY.is_set(flash::STATUS.read(&dev).unwrap()) {}
+    assert!(flash::status::ERROR.is_set(flash::STATUS.read(&dev).unwrap()));
+    assert_eq!(&model.slot(FlashSlot::Golden)[..golden.len()], &golden[..]);
+}

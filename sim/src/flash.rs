@@ -1,0 +1,182 @@
+//! The flash behind the flash controller: golden, A and B slots of NOR-like pages (erase sets
+//! every bit, programming only clears bits), and the persisted active-slot choice.
+//!
+//! A [`FlashModel`] outlives the simulators that use it: drop a [`Simulator`](crate::Simulator)
+//! in the middle of programming and build a new one on the same model, and the new device boots
+//! from what the flash holds (the power-loss tests).
+
+use fpga_virtio_hw::regs;
+use std::sync::{Arc, Mutex};
+
+/// Bytes per page and pages per slot (the register map's geometry).
+pub const PAGE_BYTES: usize = regs::FLASH_PAGE_WORDS as usize * 4;
+pub const SLOT_PAGES: usize = regs::FLASH_SLOT_PAGES as usize;
+pub const SLOT_BYTES: usize = PAGE_BYTES * SLOT_PAGES;
+
+/// Flash operation latencies, in cycles per page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlashTiming {
+    pub read: u64,
+    pub program: u64,
+    pub erase: u64,
+}
+
+impl Default for FlashTiming {
+    fn default() -> Self {
+        FlashTiming {
+            read: 20,
+            program: 100,
+            erase: 20,
+        }
+    }
+}
+
+/// Flash-port operations (fv_flash_ctrl's fl_req_op).
+pub(crate) const OP_READ: u32 = 0;
+pub(crate) const OP_PROGRAM: u32 = 1;
+pub(crate) const OP_ERASE: u32 = 2;
+pub(crate) const OP_GET_ACTIVE: u32 = 3;
+pub(crate) const OP_SET_ACTIVE: u32 = 4;
+
+#[derive(Debug)]
+struct State {
+    slots: [Vec<u8>; 3],
+    active: u8,
+    /// Program/erase operations left before the power goes (None: never).
+    power_cut_in: Option<u32>,
+    powered: bool,
+    programs: u64,
+    erases: u64,
+}
+
+/// See the module docs. Shared (`Arc`) between the simulators that use it.
+#[derive(Debug)]
+pub struct FlashModel {
+    state: Mutex<State>,
+}
+
+impl FlashModel {
+    /// Blank flash (every byte 0xff), golden active.
+    pub fn new() -> Arc<Self> {
+        Arc::new(FlashModel {
+            state: Mutex::new(State {
+                slots: [
+                    vec![0xff; SLOT_BYTES],
+                    vec![0xff; SLOT_BYTES],
+                    vec![0xff; SLOT_BYTES],
+                ],
+                active: regs::FlashSlot::Golden as u8,
+                power_cut_in: None,
+                powered: true,
+                programs: 0,
+                erases: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Factory programming of a slot (golden included), bypassing the device: the image, then
+    /// (for A and B) the commit record, as the loader would leave it.
+    pub fn factory_program(&self, slot: regs::FlashSlot, image: &[u8], commit: Option<&[u8]>) {
+        let mut s = self.lock();
+        let data = &mut s.slots[slot as usize];
+        data.fill(0xff);
+        let n = image.len().min(SLOT_BYTES - PAGE_BYTES);
+        data[..n].copy_from_slice(&image[..n]);
+        if let Some(c) = commit {
+            let at = SLOT_BYTES - PAGE_BYTES;
+            let n = c.len().min(PAGE_BYTES);
+            data[at..at + n].copy_from_slice(&c[..n]);
+        }
+    }
+
+    /// A copy of a slot's bytes.
+    pub fn slot(&self, slot: regs::FlashSlot) -> Vec<u8> {
+        self.lock().slots[slot as usize].clone()
+    }
+
+    pub fn active(&self) -> u8 {
+        self.lock().active
+    }
+
+    /// The power goes after `ops` more program or erase operations: later requests are never
+    /// answered. [`FlashModel::power_on`] brings it back.
+    pub fn cut_power_after(&self, ops: u32) {
+        self.lock().power_cut_in = Some(ops);
+    }
+
+    pub fn power_on(&self) {
+        let mut s = self.lock();
+        s.powered = true;
+        s.power_cut_in = None;
+    }
+
+    /// Program and erase operations so far.
+    pub fn wear(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.programs, s.erases)
+    }
+
+    /// Serve one flash-port request. Returns None when the power is off (no answer), else
+    /// (error, page data).
+    pub(crate) fn serve(
+        &self,
+        op: u32,
+        slot: u32,
+        page: u64,
+        data: &[u8],
+    ) -> Option<(bool, Vec<u8>)> {
+        let mut s = self.lock();
+        if !s.powered {
+            return None;
+        }
+        if matches!(op, OP_PROGRAM | OP_ERASE) {
+            if let Some(n) = s.power_cut_in {
+                if n == 0 {
+                    s.powered = false;
+                    return None;
+                }
+                s.power_cut_in = Some(n - 1);
+            }
+        }
+        let mut out = vec![0u8; PAGE_BYTES];
+        let slot_ok = slot < 3;
+        let page_ok = (page as usize) < SLOT_PAGES;
+        let at = page as usize * PAGE_BYTES;
+        let error = match op {
+            OP_READ if slot_ok && page_ok => {
+                out.copy_from_slice(&s.slots[slot as usize][at..at + PAGE_BYTES]);
+                false
+            }
+            OP_PROGRAM if slot_ok && page_ok && slot != regs::FlashSlot::Golden as u32 => {
+                s.programs += 1;
+                let p = &mut s.slots[slot as usize][at..at + PAGE_BYTES];
+                // NOR: programming clears bits; a bit that must go 0 -> 1 fails the page.
+                let mut bad = false;
+                for (old, new) in p.iter_mut().zip(data) {
+                    bad |= *new & !*old != 0;
+                    *old &= *new;
+                }
+                bad
+            }
+            OP_ERASE if slot_ok && page_ok && slot != regs::FlashSlot::Golden as u32 => {
+                s.erases += 1;
+                s.slots[slot as usize][at..at + PAGE_BYTES].fill(0xff);
+                false
+            }
+            OP_GET_ACTIVE => {
+                out[0] = s.active;
+                false
+            }
+            OP_SET_ACTIVE if slot_ok => {
+                s.active = slot as u8;
+                false
+            }
+            _ => true,
+        };
+        Some((error, out))
+    }
+}

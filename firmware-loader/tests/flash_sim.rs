@@ -5,7 +5,6 @@ use fpga_virtio_firmware_loader::{
     info, load, reboot, ImageBuilder, LoadError, LoadOptions, SectionKind, SigningKey, Version,
 };
 use fpga_virtio_hw::regs::{flash, FlashCmd, FlashSlot};
-use fpga_virtio_hw::RegisterIo;
 use fpga_virtio_sim::{FlashModel, SimConfig, SimDevice, Simulator};
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! `fpga-virtio`: the command-line tool.
 
 mod demo;
+mod flash;
 mod image;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,30 @@ enum Command {
         #[arg(long)]
         disk: Option<std::path::PathBuf>,
         /// Print the summary as JSON (no progress).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the device's identity, firmware version and flash slots.
+    Info {
+        /// The simulated device's flash file (default: ~/.cache/fpga-virtio/sim-flash.bin).
+        #[arg(long)]
+        flash_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a firmware image into the inactive flash slot, boot it, confirm it, or roll back.
+    Flash {
+        image: std::path::PathBuf,
+        /// Ed25519 public key (hex file): the image must be signed with its secret key.
+        #[arg(long)]
+        trusted_key: Option<std::path::PathBuf>,
+        /// Allow a version older than the running one.
+        #[arg(long)]
+        force: bool,
+        /// The simulated device's flash file (default: ~/.cache/fpga-virtio/sim-flash.bin).
+        #[arg(long)]
+        flash_file: Option<std::path::PathBuf>,
+        /// Print the result as JSON (no progress bar).
         #[arg(long)]
         json: bool,
     },
@@ -96,6 +121,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Regmap { registers } => regmap(registers),
+        Command::Info { flash_file, json } => {
+            let f = flash_file.unwrap_or_else(flash::default_flash_file);
+            if let Err(e) = flash::run_info(&f, json) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Command::Flash {
+            image,
+            trusted_key,
+            force,
+            flash_file,
+            json,
+        } => {
+            let f = flash_file.unwrap_or_else(flash::default_flash_file);
+            if let Err(e) = flash::run_flash(&image, trusted_key.as_deref(), force, &f, json) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         Command::Image { command } => {
             if let Err(e) = image::run(command) {
                 eprintln!("error: {e}");

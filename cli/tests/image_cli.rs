@@ -106,3 +106,57 @@ fn pack_inspect_verify_and_refuse() {
     assert!(!ok && out.contains("not signed"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn flash_and_info_on_the_simulated_device() {
+    let dir = std::env::temp_dir().join(format!("fv-flash-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bits"), vec![0x5a; 3000]).unwrap();
+    let flash = p(&dir, "flash.bin");
+    let (ok, out) = fv(&["info", "--flash-file", &flash]);
+    assert!(ok, "{out}");
+    assert!(out.contains("booted slot golden"), "{out}");
+    let (ok, out) = fv(&["image", "keygen", "-o", &p(&dir, "key")]);
+    assert!(ok, "{out}");
+    for v in ["1.0.0", "1.1.0"] {
+        let (ok, out) = fv(&[
+            "image",
+            "pack",
+            "--bitstream",
+            &p(&dir, "bits"),
+            "--version",
+            v,
+            "--sign",
+            &p(&dir, "key"),
+            "-o",
+            &p(&dir, &format!("{v}.img")),
+        ]);
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = fv(&[
+        "flash",
+        &p(&dir, "1.0.0.img"),
+        "--trusted-key",
+        &p(&dir, "key.pub"),
+        "--flash-file",
+        &flash,
+        "--json",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"slot\": \"a\""), "{out}");
+    let (ok, out) = fv(&["flash", &p(&dir, "1.1.0.img"), "--flash-file", &flash]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("into slot b") && out.contains("now running 1.1.0"),
+        "{out}"
+    );
+    // The flash file keeps it across runs; a downgrade needs --force.
+    let (ok, out) = fv(&["info", "--flash-file", &flash, "--json"]);
+    assert!(
+        ok && out.contains("\"version\": \"1.1.0\"") && out.contains("\"booted\": \"b\""),
+        "{out}"
+    );
+    let (ok, out) = fv(&["flash", &p(&dir, "1.0.0.img"), "--flash-file", &flash]);
+    assert!(!ok && out.contains("older than the running 1.1.0"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -261,6 +261,7 @@ pub fn load(
     let name = slot_name(slot as u32);
     // 4. Erase (commit page first), program, read back, commit.
     progress("erase", 0, u64::from(pages));
+    wait_idle(io, "erase")?;
     flash::STATUS.write(io, flash::status::ERROR.mask())?;
     flash::CTRL.write(
         io,

@@ -74,6 +74,51 @@ impl FlashModel {
         })
     }
 
+    /// Flash contents from a file written by [`FlashModel::save`]; blank when it does not exist.
+    pub fn load(path: &std::path::Path) -> std::io::Result<Arc<Self>> {
+        let m = Self::new();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(m),
+            Err(e) => return Err(e),
+        };
+        if bytes.len() != 3 * SLOT_BYTES + 1 || bytes[3 * SLOT_BYTES] > 2 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a simulated flash file ({} bytes, expected {})",
+                    path.display(),
+                    bytes.len(),
+                    3 * SLOT_BYTES + 1
+                ),
+            ));
+        }
+        {
+            let mut s = m.lock();
+            for (i, slot) in s.slots.iter_mut().enumerate() {
+                slot.copy_from_slice(&bytes[i * SLOT_BYTES..(i + 1) * SLOT_BYTES]);
+            }
+            s.active = bytes[3 * SLOT_BYTES];
+        }
+        Ok(m)
+    }
+
+    /// Write the flash contents (3 slots, then the active slot byte) to a file.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let s = self.lock();
+        let mut out = Vec::with_capacity(3 * SLOT_BYTES + 1);
+        for slot in &s.slots {
+            out.extend_from_slice(slot);
+        }
+        out.push(s.active);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(tmp, path)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

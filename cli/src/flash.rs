@@ -1,0 +1,119 @@
+//! `fpga-virtio info` and `fpga-virtio flash IMAGE`: the device's identity and flash slots, and
+//! loading an image with rollback. The device is the simulated FPGA, whose flash lives in a file
+//! between runs (`--flash-file`); the VFIO backend (issue 5) will add real devices by PCI address.
+
+use fpga_virtio_firmware_loader::{info, load, LoadOptions};
+use fpga_virtio_sim::{FlashModel, SimConfig, SimDevice, Simulator};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the simulated device keeps its flash by default.
+pub fn default_flash_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("fpga-virtio").join("sim-flash.bin")
+}
+
+fn device(flash_file: &Path) -> Result<(SimDevice, Arc<FlashModel>), String> {
+    let model = FlashModel::load(flash_file).map_err(|e| e.to_string())?;
+    let sim = Simulator::new(SimConfig {
+        flash: Some(model.clone()),
+        ..SimConfig::default()
+    })
+    .map_err(|e| format!("simulator: {e}"))?;
+    Ok((SimDevice::new(sim), model))
+}
+
+pub fn run_info(flash_file: &Path, json: bool) -> Result<(), String> {
+    let (dev, _) = device(flash_file)?;
+    let i = info(&dev).map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&i).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "simulated fpga-virtio device (flash in {})",
+            flash_file.display()
+        );
+        println!(
+            "  board {:#010x}  fpga {:#010x}  product {:#010x}",
+            i.board_id, i.fpga_id, i.product
+        );
+        println!(
+            "  firmware {}  built {}  source {:08x}",
+            i.version, i.build_date, i.git_hash
+        );
+        println!(
+            "  booted slot {}{}  active slot {}",
+            i.booted,
+            if i.fallback {
+                " (fallback: the active slot failed its check)"
+            } else {
+                ""
+            },
+            i.active
+        );
+        println!(
+            "  flash: {} pages of {} bytes per slot",
+            i.slot_pages, i.page_bytes
+        );
+    }
+    Ok(())
+}
+
+pub fn run_flash(
+    image: &Path,
+    trusted_key: Option<&Path>,
+    force: bool,
+    flash_file: &Path,
+    json: bool,
+) -> Result<(), String> {
+    let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let opts = LoadOptions {
+        trusted_key: trusted_key.map(crate::image::verifying_key).transpose()?,
+        force,
+    };
+    let (dev, model) = device(flash_file)?;
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(1)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  {msg:8} [{bar:40}] {pos}/{len}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    let result = load(&dev, &bytes, &opts, &mut |stage, done, total| {
+        if bar.message() != stage {
+            bar.set_message(stage.to_string());
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    // Whatever happened, the flash keeps what was written (as a real part would).
+    model.save(flash_file).map_err(|e| e.to_string())?;
+    let report = result.map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "flashed {} into slot {} ({} pages): now running {} (was {} from slot {})",
+            image.display(),
+            report.slot,
+            report.pages,
+            report.now.version,
+            report.previous.version,
+            report.previous.booted
+        );
+    }
+    Ok(())
+}

@@ -193,3 +193,31 @@ fn an_active_slot_without_a_commit_record_boots_golden() {
     assert!(flash::status::ERROR.is_set(flash::STATUS.read(&dev).unwrap()));
     assert_eq!(&model.slot(FlashSlot::Golden)[..golden.len()], &golden[..]);
 }
+
+#[test]
+fn an_image_that_does_not_come_up_is_rolled_back() {
+    let model = FlashModel::new();
+    let dev = device(&model);
+    let opts = LoadOptions::default();
+    load(&dev, &image("1.0.0", 2000, None), &opts, &mut no_progress()).unwrap();
+    // The next image goes to slot B; a cell in its header fails right after the commit record
+    // is written (read-back passed): the device cannot boot it.
+    let next = image("1.1.0", 2000, None);
+    let pages = next.len().div_ceil(256) as u32;
+    model.decay_after(pages + 1, FlashSlot::B, 0);
+    let e = load(&dev, &next, &opts, &mut no_progress()).unwrap_err();
+    match &e {
+        LoadError::NotConfirmed {
+            booted,
+            fallback,
+            rolled_back_to,
+            ..
+        } => assert_eq!((*booted, *fallback, *rolled_back_to), ("golden", true, "a")),
+        other => panic!("{other}"),
+    }
+    let i = info(&dev).unwrap();
+    assert_eq!(
+        (i.booted, i.active, i.version.as_str()),
+        ("a", "a", "1.0.0")
+    );
+}

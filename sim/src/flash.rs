@@ -45,6 +45,8 @@ struct State {
     /// Program/erase operations left before the power goes (None: never).
     power_cut_in: Option<u32>,
     powered: bool,
+    /// After this many more program operations, flip a bit at (slot, byte offset).
+    decay: Option<(u32, u8, usize)>,
     programs: u64,
     erases: u64,
 }
@@ -68,6 +70,7 @@ impl FlashModel {
                 active: regs::FlashSlot::Golden as u8,
                 power_cut_in: None,
                 powered: true,
+                decay: None,
                 programs: 0,
                 erases: 0,
             }),
@@ -153,6 +156,12 @@ impl FlashModel {
         self.lock().power_cut_in = Some(ops);
     }
 
+    /// A failing cell: after `programs` more program operations, bit 0 of byte `offset` of
+    /// `slot` flips (after the loader's read-back, when `programs` counts the commit record).
+    pub fn decay_after(&self, programs: u32, slot: regs::FlashSlot, offset: usize) {
+        self.lock().decay = Some((programs, slot as u8, offset));
+    }
+
     pub fn power_on(&self) {
         let mut s = self.lock();
         s.powered = true;
@@ -204,6 +213,16 @@ impl FlashModel {
                 for (old, new) in p.iter_mut().zip(data) {
                     bad |= *new & !*old != 0;
                     *old &= *new;
+                }
+                if let Some((n, dslot, off)) = s.decay {
+                    if n <= 1 {
+                        s.decay = None;
+                        if let Some(b) = s.slots[usize::from(dslot)].get_mut(off) {
+                            *b ^= 1;
+                        }
+                    } else {
+                        s.decay = Some((n - 1, dslot, off));
+                    }
                 }
                 bad
             }

@@ -34,7 +34,8 @@ pub const FLAG_SIGNED: u32 = 1;
 pub enum SectionKind {
     /// The FPGA configuration bitstream (required).
     Bitstream,
-    /// Register defaults: (BAR0 offset u32, value u32) pairs applied after boot.
+    /// Register defaults: (BAR0 offset u32, value u32) pairs for the runtime to apply after boot
+    /// (carried and checked; not applied by anything yet).
     RegisterDefaults,
     /// Free-form UTF-8 notes (build host, tool versions).
     Metadata,

@@ -414,6 +414,11 @@ impl Simulator {
 
     /// Run at most `max` cycles, stopping early when events arrive, and handle them.
     fn step(&mut self, max: u64) -> Result<(), SimError> {
+        // A model stopped by $finish/$stop/$fatal does not run again: say so every time (time
+        // would otherwise never advance and callers would spin).
+        if let Some(msg) = self.model.error() {
+            return Err(SimError::Finished(msg));
+        }
         let n = self.model.run(max);
         for i in 0..n {
             // A copy: answering the event schedules completions on the model.
@@ -690,5 +695,37 @@ impl RegisterIo for SimDevice {
         self.lock()
             .mmio_write(bar, offset, value)
             .map_err(|e| backend(bar, offset, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A completion nobody asked for is a bridge bug: the RTL's protocol check stops the model
+    /// ($finish), and the simulator reports it as an error instead of exiting the process.
+    #[test]
+    fn rtl_finish_becomes_an_error() {
+        let mut sim = Simulator::new(SimConfig::default()).unwrap();
+        sim.run(50).unwrap();
+        let beat = vec![0u8; dma_bytes()];
+        let now = sim.cycle();
+        sim.model.read_beat(now + 1, 1, &beat, true, false);
+        match sim.run(20) {
+            Err(SimError::Finished(msg)) => {
+                // The check's text goes to stdout; the error names the RTL source line.
+                assert!(
+                    msg.contains("$finish") && msg.contains("fv_dma_mux.sv"),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected the RTL to stop, got {other:?}"),
+        }
+        // The model stays stopped: later calls say so again instead of hanging.
+        assert!(matches!(sim.run(10), Err(SimError::Finished(_))));
+        assert!(matches!(
+            sim.mmio_read(fpga_virtio_hw::regs::BAR_MGMT, 0),
+            Err(SimError::Finished(_))
+        ));
     }
 }

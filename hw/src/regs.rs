@@ -1271,14 +1271,14 @@ pub mod queue {
             pub const INFO: Field = Field::new("info", 0, 32);
         }
 
-        /// Interrupt moderation: raise after MAX_PENDING used entries or TIMEOUT cycles, whichever first.
+        /// Interrupt moderation: an interrupt the guest wants (EVENT_IDX / NO_INTERRUPT) is raised once MAX_PENDING used entries were published since the last one, or TIMEOUT cycles after the first deferred one, whichever first.
         pub const IRQ_MODERATION: RegArray = RegArray::new("queue.q.irq_moderation", BAR, ARRAY_BASE + 0x30, STRIDE, COUNT, 0x00000001);
         /// Fields of `irq_moderation`.
         pub mod irq_moderation {
             use crate::Field;
             /// Used entries per interrupt (0 and 1: every publish). (bits 7:0, rw/r)
             pub const MAX_PENDING: Field = Field::new("max_pending", 0, 8);
-            /// Cycles an entry may wait for an interrupt (0: no timer). (bits 31:8, rw/r)
+            /// Cycles a deferred interrupt may wait (0: no deferral, every publish interrupts). (bits 31:8, rw/r)
             pub const TIMEOUT: Field = Field::new("timeout", 8, 24);
         }
 

@@ -422,6 +422,8 @@ module fv_top #(
     .enable(queue_q_ctrl_enable), .owner(queue_q_ctrl_owner),
     .event_idx(queue_q_ctrl_event_idx), .indirect(queue_q_ctrl_indirect),
     .msix_vector(queue_q_msix_vector),
+    .mod_max_pending(queue_q_irq_moderation_max_pending), .mod_timeout(queue_q_irq_moderation_timeout),
+    .mod_fire,
     .saved_last_avail(queue_q_state_last_avail), .saved_used_idx(queue_q_state_used_idx),
     .save_we, .save_last_avail, .save_used_idx,
     .st_enabled(queue_q_status_enabled_i), .st_error,
@@ -545,9 +547,10 @@ module fv_top #(
   end
   assign global_storage_timeouts_count_i = st_timeouts;
 
-  // Interrupts the runtime raises for CPU-owned queues (QUEUE.IRQ.raise): pending per queue,
-  // lowest queue first.
+  // Interrupts the runtime raises for CPU-owned queues (QUEUE.IRQ.raise) and the engine's
+  // moderated interrupts when their timeout expires: pending per queue, lowest queue first.
   logic [NQ-1:0] c_irq_pending;
+  logic [NQ-1:0] mod_fire;                 // deferred (moderated) interrupts of the engine
   logic          c_irq_valid, c_irq_ready;
   logic [QW-1:0] c_irq_q;
   always_comb begin
@@ -562,7 +565,7 @@ module fv_top #(
       c_irq_pending <= '0;
     end else begin
       for (int q = 0; q < NQ; q++) begin
-        if (queue_q_irq_raise_pulse[q]
+        if ((queue_q_irq_raise_pulse[q] || mod_fire[q])
             && queue_q_msix_vector[q] != 16'(fv_regs_pkg::NO_VECTOR)) begin
           c_irq_pending[q] <= 1'b1;
         end else if (c_irq_ready && c_irq_q == QW'(q)) begin
@@ -725,6 +728,5 @@ module fv_top #(
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
     flow_table_cmd_op_pulse, flow_table_cmd_op,
     functions_func_ctrl_enable, functions_func_features_lo_bits,
-    functions_func_features_hi_bits, global_config_msix_vector, global_scratch_value,
-    queue_q_irq_moderation_max_pending, queue_q_irq_moderation_timeout};
+    functions_func_features_hi_bits, global_config_msix_vector, global_scratch_value};
 endmodule

@@ -39,6 +39,9 @@ module fv_virtq_engine #(
   input  logic [NQ-1:0]       event_idx,
   input  logic [NQ-1:0]       indirect,
   input  logic [NQ-1:0][15:0] msix_vector,
+  input  logic [NQ-1:0][7:0]  mod_max_pending,   // interrupt moderation (IRQ_MODERATION)
+  input  logic [NQ-1:0][23:0] mod_timeout,
+  output logic [NQ-1:0]       mod_fire,          // a deferred interrupt is due (pulse)
   input  logic [NQ-1:0][15:0] saved_last_avail,
   input  logic [NQ-1:0][15:0] saved_used_idx,
   output logic [NQ-1:0]       save_we,
@@ -234,6 +237,20 @@ module fv_virtq_engine #(
   // used_event / avail->flags read result.
   logic [1:0] uacks;
   logic       uerr, evt_got, evt_err, evt_need;
+
+  // Interrupt moderation: an interrupt the guest wants may be deferred until MAX_PENDING used
+  // entries were published since the last one, or TIMEOUT cycles passed (a deferral needs a
+  // timeout, so no interrupt is ever lost). A scanner looks at one queue per cycle and hands due
+  // interrupts to the device's interrupt arbiter (mod_fire); they announce used entries whose
+  // writes were already acknowledged.
+  logic [NQ-1:0]       mwant;
+  logic [NQ-1:0][7:0]  mcount;
+  logic [NQ-1:0][31:0] mdead;
+  logic [QW-1:0]       mscan;
+  logic                mod_now, mod_defer;
+  assign mod_defer = mod_max_pending[cq] > 8'd1 && mod_timeout[cq] != 24'd0
+                     && mcount[cq] + 8'd1 < mod_max_pending[cq];
+  assign mod_now = evt_need || mwant[cq];
 
   // Failure being recorded.
   logic [3:0]  f_cause;
@@ -495,6 +512,11 @@ module fv_virtq_engine #(
       first_addr <= '0;
       p_reason <= '0;
       p_arg <= '0;
+      mwant <= '0;
+      mcount <= '0;
+      mdead <= '0;
+      mscan <= '0;
+      mod_fire <= '0;
       dcache <= '0;
       dc_base <= '0;
       dc_n <= '0;
@@ -511,6 +533,17 @@ module fv_virtq_engine #(
       evt_need <= 1'b0;
     end else begin
       cycle <= cycle + 32'd1;
+      // Moderation timer: one queue per cycle, not the one the state machine is deciding on.
+      mod_fire <= '0;
+      mscan <= mscan + QW'(1);
+      if (mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
+          && !(state == S_EVT_WAIT && cq == mscan)) begin
+        mod_fire[mscan] <= 1'b1;
+        mwant[mscan] <= 1'b0;
+        mcount[mscan] <= '0;
+      end
+      // A disabled queue owes nothing.
+      for (int q = 0; q < NQ; q++) if (!enable[q]) mwant[q] <= 1'b0;
       cpl_bad <= 1'b0;
       // Count the used-ring writes issued and acknowledged.
       uacks <= uacks + 2'(wr_valid && wr_ready && (state == S_ELEM_REQ || state == S_UIDX_REQ))
@@ -806,8 +839,17 @@ module fv_virtq_engine #(
               f_info <= uerr ? c_used[31:0] : c_avail[31:0];
               f_fault <= 1'b1;
               state <= S_FAIL;
-            end else if (evt_need) begin
+            end else if (mod_now && !mod_defer) begin
+              mwant[cq] <= 1'b0;
+              mcount[cq] <= '0;
               state <= S_IRQ;
+            end else if (mod_now) begin
+              // Deferred: counted, with a deadline from the first deferral.
+              mwant[cq] <= 1'b1;
+              mcount[cq] <= mcount[cq] + 8'd1;
+              if (!mwant[cq]) mdead[cq] <= cycle + {8'd0, mod_timeout[cq]};
+              state <= S_IDLE;
+              pending[cq] <= 1'b1;
             end else begin
               // Look at avail->idx again before the queue may sleep (entries added without a
               // kick, EVENT_IDX's avail_event): on the next pick, after the other queues.

@@ -117,6 +117,18 @@ struct fv_sim {
     if (trace) trace->dump(t);
   }
 
+  // Queue a request event of this cycle; returns it so a payload can be added.
+  fv_event& emit(uint32_t kind, uint32_t tag, uint64_t addr, uint32_t len) {
+    fv_event e{};
+    e.kind = kind;
+    e.tag = tag;
+    e.addr = addr;
+    e.len = len;
+    e.cycle = cycle;
+    pending.push_back(e);
+    return pending.back();
+  }
+
   // One clock cycle: inputs for this cycle, sample the handshakes, rising edge.
   void step() {
     g_stop_msg = &stop_msg;
@@ -189,54 +201,19 @@ struct fv_sim {
       e.cycle = cycle;
       pending.push_back(e);
     }
-    if (t.dma_rd_valid) {
-      fv_event e{};
-      e.kind = FV_EV_DMA_READ;
-      e.tag = t.dma_rd_tag;
-      e.addr = t.dma_rd_addr;
-      e.len = t.dma_rd_len;
-      e.cycle = cycle;
-      pending.push_back(e);
-    }
+    if (t.dma_rd_valid) emit(FV_EV_DMA_READ, t.dma_rd_tag, t.dma_rd_addr, t.dma_rd_len);
     if (t.dma_wr_valid) {
-      fv_event e{};
-      e.kind = FV_EV_DMA_WRITE;
-      e.tag = t.dma_wr_tag;
-      e.addr = t.dma_wr_addr;
-      e.len = t.dma_wr_len;
-      e.cycle = cycle;
-      get_data(t.dma_wr_data, e.data);
-      pending.push_back(e);
+      get_data(t.dma_wr_data, emit(FV_EV_DMA_WRITE, t.dma_wr_tag, t.dma_wr_addr, t.dma_wr_len).data);
     }
     if (t.fl_req_valid) {
-      fv_event e{};
-      e.kind = FV_EV_FLASH;
-      e.tag = t.fl_req_op | (static_cast<uint32_t>(t.fl_req_slot) << 8);
-      e.addr = t.fl_req_page;
-      e.cycle = cycle;
+      emit(FV_EV_FLASH, t.fl_req_op | (static_cast<uint32_t>(t.fl_req_slot) << 8), t.fl_req_page, 0);
       FlashPage p;
       std::memcpy(p.data, &t.fl_req_data, FLASH_BYTES);
       fl_pages.push_back(p);
-      pending.push_back(e);
     }
-    if (t.st_rd_valid) {
-      fv_event e{};
-      e.kind = FV_EV_STORE_READ;
-      e.tag = t.st_rd_tag;
-      e.addr = t.st_rd_addr;
-      e.len = t.st_rd_len;
-      e.cycle = cycle;
-      pending.push_back(e);
-    }
+    if (t.st_rd_valid) emit(FV_EV_STORE_READ, t.st_rd_tag, t.st_rd_addr, t.st_rd_len);
     if (t.st_wr_valid) {
-      fv_event e{};
-      e.kind = FV_EV_STORE_WRITE;
-      e.tag = t.st_wr_tag;
-      e.addr = t.st_wr_addr;
-      e.len = t.st_wr_len;
-      e.cycle = cycle;
-      get_data(t.st_wr_data, e.data);
-      pending.push_back(e);
+      get_data(t.st_wr_data, emit(FV_EV_STORE_WRITE, t.st_wr_tag, t.st_wr_addr, t.st_wr_len).data);
     }
 
     t.clk = 1;
@@ -294,15 +271,19 @@ void fv_sim_mmio(fv_sim* sim, int write, uint32_t bar, uint32_t addr, uint32_t w
   sim->mmio.push_back(Mmio{write != 0, bar, addr, wdata});
 }
 
-void fv_sim_read_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
-                      int last, int error) {
+static Beat make_beat(uint64_t due_cycle, uint32_t tag, const uint8_t* data, int last, int error) {
   Beat b{};
   b.due = due_cycle;
   b.tag = tag;
   std::memcpy(b.data, data, FV_DW / 8);
   b.last = last != 0;
   b.error = error != 0;
-  sim->beats.push_back(b);
+  return b;
+}
+
+void fv_sim_read_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
+                      int last, int error) {
+  sim->beats.push_back(make_beat(due_cycle, tag, data, last, error));
 }
 
 void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) {
@@ -311,13 +292,7 @@ void fv_sim_write_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) 
 
 void fv_sim_store_beat(fv_sim* sim, uint64_t due_cycle, uint32_t tag, const uint8_t* data,
                        int last, int error) {
-  Beat b{};
-  b.due = due_cycle;
-  b.tag = tag;
-  std::memcpy(b.data, data, FV_DW / 8);
-  b.last = last != 0;
-  b.error = error != 0;
-  insert_by_due(sim->st_beats, b);
+  insert_by_due(sim->st_beats, make_beat(due_cycle, tag, data, last, error));
 }
 
 void fv_sim_store_ack(fv_sim* sim, uint64_t due_cycle, uint32_t tag, int error) {

@@ -69,6 +69,7 @@ impl Bench {
                     size: 64,
                     indirect: false,
                     event_idx: false,
+                    notification_data: false,
                 },
                 vector: regs::NO_VECTOR,
             },

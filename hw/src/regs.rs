@@ -1223,6 +1223,8 @@ pub mod queue {
             pub const EVENT_IDX: Field = Field::new("event_idx", 2, 1);
             /// 1: VIRTIO_F_INDIRECT_DESC negotiated. (bits 3:3, rw/r)
             pub const INDIRECT: Field = Field::new("indirect", 3, 1);
+            /// 1: VIRTIO_F_NOTIFICATION_DATA negotiated: a doorbell's value is the next avail idx, which spares the engine the avail->idx read (a value more than the queue size ahead is ignored; the engine still reads avail->idx before the queue sleeps). (bits 4:4, rw/r)
+            pub const NOTIFICATION_DATA: Field = Field::new("notification_data", 4, 1);
             /// Function the queue belongs to. (bits 10:8, rw/r)
             pub const FUNC: Field = Field::new("func", 8, 3);
         }
@@ -2076,7 +2078,7 @@ pub mod doorbell {
         /// Bytes between elements.
         pub const STRIDE: u64 = 0x4;
 
-        /// Doorbell. The value is a hint (the avail idx written); the engine reads avail->idx itself.
+        /// Doorbell. The value is the avail idx written: the engine uses it when the queue negotiated NOTIFICATION_DATA (QUEUE.CTRL) and otherwise reads avail->idx itself.
         pub const NOTIFY: RegArray = RegArray::new("doorbell.db.notify", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
         /// Fields of `notify`.
         pub mod notify {
@@ -2242,7 +2244,7 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "queue.q.used_lo", bar: Bar(0), offset: 0x1050, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.used_hi", bar: Bar(0), offset: 0x1054, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.size", bar: Bar(0), offset: 0x1058, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x0000ffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
-    RegInfo { name: "queue.q.ctrl", bar: Bar(0), offset: 0x105c, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x0000070f, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "queue.q.ctrl", bar: Bar(0), offset: 0x105c, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x0000071f, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.msix", bar: Bar(0), offset: 0x1060, count: 32, stride: 0x40, reset: 0x0000ffff, rw_mask: 0x0000ffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.state", bar: Bar(0), offset: 0x1064, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.status", bar: Bar(0), offset: 0x1068, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },

@@ -239,6 +239,7 @@ module fv_top #(
   logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_notification_data;
 
   // MMIO decode: each block sees requests inside its window.
   logic sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring, sel_flow_table;
@@ -430,6 +431,7 @@ module fv_top #(
     .st_cause(queue_q_status_cause_i), .st_inflight(queue_q_status_inflight_i),
     .st_err_info(queue_q_err_info_info_i),
     .doorbell(doorbell_db_notify_avail_idx_pulse),
+    .doorbell_idx(doorbell_db_notify_avail_idx), .notify_data(queue_q_ctrl_notification_data),
     .rd_valid(m_rd_valid[0]), .rd_ready(m_rd_ready[0]), .rd_addr(m_rd_addr[0]), .rd_len(m_rd_len[0]),
     .rc_valid(m_rc_valid[0]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
@@ -723,7 +725,7 @@ module fv_top #(
   logic unused_later;
   assign unused_later = &{1'b0, msix_sent, ev_punt_fault,
     cpl_ring_status_bad_entry,
-    doorbell_db_notify_avail_idx, flash_ctrl_slot_pulse, flash_status_error, flow_table_key0_value,
+    flash_ctrl_slot_pulse, flash_status_error, flow_table_key0_value,
     flow_table_key1_value, flow_table_key2_value, flow_table_key3_value,
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
     flow_table_cmd_op_pulse, flow_table_cmd_op,

@@ -53,6 +53,8 @@ module fv_virtq_engine #(
   output logic [NQ-1:0][15:0] st_inflight,
   output logic [NQ-1:0][31:0] st_err_info,
   input  logic [NQ-1:0]       doorbell,
+  input  logic [NQ-1:0][15:0] doorbell_idx,      // the doorbell's value (avail idx)
+  input  logic [NQ-1:0]       notify_data,       // NOTIFICATION_DATA negotiated
 
   // DMA read.
   output logic          rd_valid,
@@ -178,6 +180,8 @@ module fv_virtq_engine #(
   logic [NQ-1:0][31:0] info;
   logic [NQ-1:0]       enable_q;
   logic [NQ-1:0][15:0] shadow_avail;
+  logic [NQ-1:0][15:0] hint;             // NOTIFICATION_DATA: the last doorbell's avail idx
+  logic [NQ-1:0]       hint_valid;
 
   // Punted requests in flight: tag = slot.
   localparam int PW = $clog2(PUNT_SLOTS);
@@ -462,6 +466,8 @@ module fv_virtq_engine #(
       info <= '0;
       enable_q <= '0;
       shadow_avail <= '0;
+      hint <= '0;
+      hint_valid <= '0;
       c_desc <= '0;
       c_avail <= '0;
       c_used <= '0;
@@ -561,11 +567,18 @@ module fv_virtq_engine #(
       enable_q <= enable;
       for (int q = 0; q < NQ; q++) begin
         if (doorbell[q] || (enable[q] && !enable_q[q])) pending[q] <= 1'b1;
+        // NOTIFICATION_DATA: the doorbell names the new avail idx; the next pick of the queue
+        // starts from it (S_CHECK believes it only within a ring of what was consumed).
+        if (doorbell[q] && notify_data[q]) begin
+          hint[q] <= doorbell_idx[q];
+          hint_valid[q] <= 1'b1;
+        end
         if (!enable[q] && !(busy && cq == QW'(q))) begin
           pending[q] <= 1'b0;
           err[q] <= 1'b0;
           // Forget the avail index and heads seen: the driver may restore other state or rings.
           shadow_avail[q] <= saved_last_avail[q];
+          hint_valid[q] <= 1'b0;
           if (hq == QW'(q)) hcount <= '0;
         end
       end
@@ -589,7 +602,8 @@ module fv_virtq_engine #(
             c_vec <= msix_vector[pick];
             last_avail <= saved_last_avail[pick];
             used_idx <= saved_used_idx[pick];
-            avail_idx <= shadow_avail[pick];
+            avail_idx <= hint_valid[pick] ? hint[pick] : shadow_avail[pick];
+            hint_valid[pick] <= 1'b0;
             aevt_written <= 1'b0;
             state <= S_CHECK;
           end
@@ -601,8 +615,8 @@ module fv_virtq_engine #(
             f_info <= {16'd0, c_size};
             f_fault <= 1'b0;
             state <= S_FAIL;
-          end else if (avail_idx != last_avail) begin
-            state <= S_RING;             // entries already known from an earlier read
+          end else if (avail_idx != last_avail && avail_idx - last_avail <= c_size) begin
+            state <= S_RING;             // entries known from an earlier read or the doorbell
           end else begin
             state <= S_AIDX_REQ;
           end

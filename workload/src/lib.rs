@@ -463,6 +463,7 @@ impl Rig {
                         size: RING_SIZE,
                         indirect: true,
                         event_idx: false,
+                        notification_data: true,
                     },
                     vector: if cfg.interrupts {
                         setup_vector(&dev, u32::from(q))?;

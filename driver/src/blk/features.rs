@@ -10,6 +10,7 @@ use virtio_bindings::virtio_ring as vr;
 pub const OFFERED: u64 = (1 << vc::VIRTIO_F_VERSION_1)
     | (1 << vc::VIRTIO_F_ACCESS_PLATFORM)
     | (1 << vc::VIRTIO_F_ORDER_PLATFORM)
+    | (1 << vc::VIRTIO_F_NOTIFICATION_DATA)
     | (1 << vr::VIRTIO_RING_F_EVENT_IDX)
     | (1 << vr::VIRTIO_RING_F_INDIRECT_DESC)
     | (1 << vb::VIRTIO_BLK_F_SEG_MAX)

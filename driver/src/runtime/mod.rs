@@ -257,6 +257,7 @@ impl Runtime {
             | (owner.raw() << queue::q::ctrl::OWNER.lsb)
             | (u32::from(i.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)
             | (u32::from(i.indirect) << queue::q::ctrl::INDIRECT.lsb)
+            | (u32::from(i.notification_data) << queue::q::ctrl::NOTIFICATION_DATA.lsb)
             | queue::q::ctrl::FUNC.value(u32::from(i.func))?;
         r(queue::q::CTRL)?.write(io, ctrl)?;
         self.queues[usize::from(q)] = Some(i);

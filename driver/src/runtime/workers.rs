@@ -27,6 +27,8 @@ pub struct QueueInfo {
     pub size: u16,
     pub indirect: bool,
     pub event_idx: bool,
+    /// VIRTIO_F_NOTIFICATION_DATA: doorbells carry the avail idx (the FPGA then skips a read).
+    pub notification_data: bool,
 }
 
 /// A CPU-owned queue: virtio-queue's split-ring state, served by one worker at a time.

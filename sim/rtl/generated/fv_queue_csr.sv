@@ -27,6 +27,7 @@ module fv_queue_csr (
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_notification_data,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][2:0] queue_q_ctrl_func,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_msix_vector,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail,
@@ -142,6 +143,7 @@ module fv_queue_csr (
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_owner[i] <= 1'h0;
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_event_idx[i] <= 1'h0;
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_indirect[i] <= 1'h0;
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_notification_data[i] <= 1'h0;
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_ctrl_func[i] <= 3'h0;
     end else begin
       if (wr && q_hit && q_off == 4'd7) begin
@@ -149,6 +151,7 @@ module fv_queue_csr (
         queue_q_ctrl_owner[q_idx] <= req_wdata[1];
         queue_q_ctrl_event_idx[q_idx] <= req_wdata[2];
         queue_q_ctrl_indirect[q_idx] <= req_wdata[3];
+        queue_q_ctrl_notification_data[q_idx] <= req_wdata[4];
         queue_q_ctrl_func[q_idx] <= req_wdata[10:8];
       end
       for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
@@ -248,6 +251,7 @@ module fv_queue_csr (
       rdata[1] = queue_q_ctrl_owner[q_idx];
       rdata[2] = queue_q_ctrl_event_idx[q_idx];
       rdata[3] = queue_q_ctrl_indirect[q_idx];
+      rdata[4] = queue_q_ctrl_notification_data[q_idx];
       rdata[10:8] = queue_q_ctrl_func[q_idx];
     end
     if (q_hit && q_off == 4'd8) begin

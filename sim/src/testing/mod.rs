@@ -20,6 +20,8 @@ pub struct QueueSetup {
     pub vector: u32,
     /// Function the queue belongs to.
     pub func: u32,
+    /// VIRTIO_F_NOTIFICATION_DATA: doorbells carry the avail idx.
+    pub notification_data: bool,
 }
 
 impl Default for QueueSetup {
@@ -30,6 +32,7 @@ impl Default for QueueSetup {
             owner: QueueOwner::Fpga,
             vector: regs::NO_VECTOR,
             func: 0,
+            notification_data: false,
         }
     }
 }
@@ -69,6 +72,7 @@ pub fn setup_queue(
         | (opts.owner.raw() << queue::q::ctrl::OWNER.lsb)
         | (u32::from(opts.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)
         | (u32::from(opts.indirect) << queue::q::ctrl::INDIRECT.lsb)
+        | (u32::from(opts.notification_data) << queue::q::ctrl::NOTIFICATION_DATA.lsb)
         | queue::q::ctrl::FUNC.value(opts.func)?;
     r(queue::q::CTRL)?.write(io, ctrl)
 }

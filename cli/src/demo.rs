@@ -39,6 +39,8 @@ pub struct QueueSummary {
     pub cpu_requests: u64,
     pub punts: BTreeMap<String, u64>,
     pub errors: u64,
+    /// The queue's error state (the guest broke the ring protocol), if any.
+    pub queue_error: Option<String>,
     /// The device's DMA faults for this queue.
     pub dma_faults: u32,
     /// The device's latency histogram for this queue (avail fetch to used->idx written):
@@ -141,6 +143,7 @@ fn summarize(report: &Report, seed: u64) -> Summary {
                 cpu_requests: st.requests,
                 punts,
                 errors: st.errors,
+                queue_error: st.device_error.clone().or(st.last_error.clone()),
                 interrupts: report.msis.get(q).copied().unwrap_or(0),
                 dma_faults: report.device.get(q).map_or(0, |d| d.dma_faults),
                 device_latency_buckets: report
@@ -272,6 +275,13 @@ pub fn print(s: &Summary) {
             q.dma_faults,
             q.interrupts,
             q.punts
+        );
+    }
+    for q in s.queues.iter().filter(|q| q.queue_error.is_some()) {
+        println!(
+            "  queue {} stopped: {}",
+            q.queue,
+            q.queue_error.as_deref().unwrap_or("")
         );
     }
     println!("  device latency histogram (avail fetch to used->idx; <64 <128 <256 <512 <1K <2K <4K >=4K cycles):");

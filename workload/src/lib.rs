@@ -652,6 +652,7 @@ pub fn run(
         progress(id, cfg.requests);
     }
     let simulated_cycles = dev.lock().cycle() - start_cycle;
+    rt.refresh_device_state(&dev)?;
     records.sort_by_key(|r| r.id);
     let mut fpga_requests = Vec::new();
     let mut device = Vec::new();

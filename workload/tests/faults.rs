@@ -125,3 +125,30 @@ fn a_broken_chain_on_a_cpu_owned_queue_stops_only_that_queue() {
     assert_eq!(rig.one(2, false, 8, 4096).unwrap().1, 0);
     assert_eq!(rig.one(0, false, 8, 512).unwrap().1, 0);
 }
+
+#[test]
+fn a_broken_chain_on_an_fpga_queue_shows_in_the_stats_and_stops_only_that_queue() {
+    use fpga_virtio_sim::testing::kick;
+    use fpga_virtio_workload::Rig;
+    let cfg = WorkloadConfig {
+        policy: SplitPolicy::from_toml("cpu_queues = [2]").unwrap(),
+        ..config(None)
+    };
+    let mut rig = Rig::new(&cfg).unwrap();
+    // Queue 1 (FPGA): a chain whose NEXT points outside the table.
+    let ring = &mut rig.rings[1];
+    let table = ring.desc_addr();
+    ring.write_desc(table, 100, 0x20_0000, 16, 1, 500).unwrap();
+    ring.push_raw_head(100).unwrap();
+    ring.publish().unwrap();
+    kick(&rig.dev, 1, rig.rings[1].avail_idx()).unwrap();
+    rig.step(5_000).unwrap();
+    assert_eq!(rig.rt.refresh_device_state(&rig.dev).unwrap(), 1);
+    let err = rig.rt.stats().queues[&1].device_error.clone().unwrap();
+    assert!(err.starts_with("BadIndex"), "{err}");
+    // The other FPGA queue and the CPU queue go on.
+    assert_eq!(rig.one(0, true, 8, 4096).unwrap().1, 0);
+    assert_eq!(rig.one(2, false, 8, 4096).unwrap().1, 0);
+    assert_eq!(rig.rt.refresh_device_state(&rig.dev).unwrap(), 1);
+    assert!(rig.rt.stats().queues[&0].device_error.is_none());
+}

@@ -464,6 +464,36 @@ impl Runtime {
         &self.stats
     }
 
+    /// Read the device's error state of the FPGA-owned queues into the stats
+    /// (`QueueStats::device_error`: the cause and detail of a queue the guest broke). Returns how
+    /// many queues are in their error state.
+    pub fn refresh_device_state(
+        &mut self,
+        io: &(impl RegisterIo + ?Sized),
+    ) -> Result<usize, RuntimeError> {
+        let mut broken = 0;
+        for (q, path) in self.paths.iter().enumerate() {
+            if *path != Some(Path::Fpga) {
+                continue;
+            }
+            let st = queue::q::STATUS.at(q as u32)?.read(io)?;
+            let qs = self.stats.queues.entry(q as u16).or_default();
+            qs.device_error = if queue::q::status::ERROR.is_set(st) {
+                broken += 1;
+                let cause = queue::q::status::CAUSE.get(st);
+                let info = queue::q::ERR_INFO.at(q as u32)?.read(io)?;
+                Some(format!(
+                    "{} (detail {info:#x})",
+                    fpga_virtio_hw::regs::QueueError::from_raw(cause)
+                        .map_or_else(|| format!("cause {cause}"), |c| format!("{c:?}"))
+                ))
+            } else {
+                None
+            };
+        }
+        Ok(broken)
+    }
+
     /// Test hook: the next request a worker serves for `qid` panics inside the worker.
     pub fn inject_worker_panic(&self, qid: Option<u16>) {
         self.shared

@@ -63,6 +63,8 @@ pub struct QueueStats {
     pub worker_panics: u64,
     /// Interrupts the CPU raised for this queue (CPU-owned queues).
     pub interrupts: u64,
+    /// The device's error state of an FPGA-owned queue (see `Runtime::refresh_device_state`).
+    pub device_error: Option<String>,
     /// Why the queue last stopped on the CPU path.
     pub last_error: Option<String>,
     /// Dispatch-to-completion latency on the CPU.

@@ -7,7 +7,7 @@
 //! image read back correctly), and the active-slot switch is one flash operation; a power loss
 //! at any point leaves the device booting the image it booted before (or golden).
 
-use crate::image::{Image, ImageError, Version, HEADER_LEN};
+use crate::image::{Image, ImageError, Version};
 use ed25519_dalek::VerifyingKey;
 use fpga_virtio_hw::regs::{flash, fw_id, global, FlashCmd, FlashSlot};
 use fpga_virtio_hw::{IoError, RegisterIo};
@@ -123,10 +123,20 @@ pub fn info(io: &(impl RegisterIo + ?Sized)) -> Result<DeviceInfo, LoadError> {
 }
 
 fn wait_idle(io: &(impl RegisterIo + ?Sized), what: &str) -> Result<(), LoadError> {
-    for _ in 0..POLLS {
+    wait_idle_with(io, what, &mut |_| Ok(()))
+}
+
+/// Poll STATUS.busy until it clears; `tick(poll)` runs after every poll that saw it set.
+fn wait_idle_with(
+    io: &(impl RegisterIo + ?Sized),
+    what: &str,
+    tick: &mut dyn FnMut(u32) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
+    for poll in 0..POLLS {
         if !flash::status::BUSY.is_set(flash::STATUS.read(io)?) {
             return Ok(());
         }
+        tick(poll)?;
     }
     Err(LoadError::Timeout {
         what: what.into(),
@@ -141,6 +151,17 @@ fn command(
     slot: FlashSlot,
     what: &str,
 ) -> Result<(), LoadError> {
+    command_with(io, cmd, slot, what, &mut |_| Ok(()))
+}
+
+/// [`command`], with `tick` called while it runs (progress of a long erase).
+fn command_with(
+    io: &(impl RegisterIo + ?Sized),
+    cmd: FlashCmd,
+    slot: FlashSlot,
+    what: &str,
+    tick: &mut dyn FnMut(u32) -> Result<(), LoadError>,
+) -> Result<(), LoadError> {
     wait_idle(io, what)?;
     flash::STATUS.write(io, flash::status::ERROR.mask())?;
     flash::CTRL.write(
@@ -150,7 +171,7 @@ fn command(
     if cmd == FlashCmd::Reboot {
         return Ok(());
     }
-    wait_idle(io, what)?;
+    wait_idle_with(io, what, tick)?;
     if flash::status::ERROR.is_set(flash::STATUS.read(io)?) {
         return Err(LoadError::Flash { what: what.into() });
     }
@@ -208,7 +229,7 @@ pub fn commit_record(image: &[u8], page_bytes: usize) -> Vec<u8> {
     let mut c = vec![0xffu8; page_bytes];
     c[0..8].copy_from_slice(&COMMIT_MAGIC);
     c[8..12].copy_from_slice(&(image.len() as u32).to_le_bytes());
-    c[12..60].copy_from_slice(&image[..48.min(HEADER_LEN)]);
+    c[12..60].copy_from_slice(&image[..48]);
     c
 }
 
@@ -261,35 +282,16 @@ pub fn load(
     let name = slot_name(slot as u32);
     // 4. Erase (commit page first), program, read back, commit.
     progress("erase", 0, u64::from(pages));
-    wait_idle(io, "erase")?;
-    flash::STATUS.write(io, flash::status::ERROR.mask())?;
-    flash::CTRL.write(
-        io,
-        flash::ctrl::CMD.value(FlashCmd::EraseSlot as u32)?
-            | flash::ctrl::SLOT.value(slot as u32)?,
-    )?;
-    let mut polls = 0u32;
-    while flash::status::BUSY.is_set(flash::STATUS.read(io)?) {
-        polls += 1;
-        if polls > POLLS {
-            return Err(LoadError::Timeout {
-                what: "erase".into(),
-                polls: POLLS,
-            });
-        }
-        if polls.is_multiple_of(64) {
+    command_with(io, FlashCmd::EraseSlot, slot, "erase", &mut |poll| {
+        if poll.is_multiple_of(64) {
             progress(
                 "erase",
                 u64::from(flash::PROGRESS.read(io)?),
                 u64::from(pages),
             );
         }
-    }
-    if flash::status::ERROR.is_set(flash::STATUS.read(io)?) {
-        return Err(LoadError::Flash {
-            what: "erase".into(),
-        });
-    }
+        Ok(())
+    })?;
     progress("erase", u64::from(pages), u64::from(pages));
     let chunks: Vec<&[u8]> = bytes.chunks(page).collect();
     let n = chunks.len() as u64;

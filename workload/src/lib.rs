@@ -177,7 +177,6 @@ impl Rng {
 struct Posted {
     id: u64,
     kind: &'static str,
-    slot: u64,
     status_addr: Option<u64>,
     /// Writable data buffers to hash after completion (IN, GET_ID).
     read_back: Vec<(u64, u32)>,
@@ -270,7 +269,6 @@ fn build(
     let mut posted = Posted {
         id,
         kind,
-        slot,
         status_addr: Some(status),
         read_back: Vec::new(),
     };
@@ -634,7 +632,6 @@ pub fn run(
                         mem.read_slice(&mut b, GuestAddress(a)).map_err(mem_err)?;
                         h.extend_from_slice(&b);
                     }
-                    let _ = p.slot;
                     records.push(RequestRecord {
                         id: p.id,
                         queue: q as u16,

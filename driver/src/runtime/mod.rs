@@ -202,7 +202,12 @@ impl Runtime {
         if usize::from(q) >= NQ {
             return Err(RuntimeError::Queue(q, "no such queue".into()));
         }
-        if self.shared.engines[usize::from(i.func) % NF].is_none() || usize::from(i.func) >= NF {
+        if self
+            .shared
+            .engines
+            .get(usize::from(i.func))
+            .is_none_or(Option::is_none)
+        {
             return Err(RuntimeError::Function(i.func));
         }
         let path = self.policy.path(q);

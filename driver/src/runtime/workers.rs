@@ -168,13 +168,11 @@ fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
                 }));
                 if r.is_err() {
                     // The queue's lock is poisoned and its state unknown: stop that queue only.
-                    if let Ok(mut q) = shared.cpu_queues[qid as usize]
+                    let mut q = shared.cpu_queues[qid as usize]
                         .lock()
-                        .or_else(|p| Ok::<_, ()>(p.into_inner()))
-                    {
-                        if let Some(q) = q.as_mut() {
-                            q.broken = true;
-                        }
+                        .unwrap_or_else(|p| p.into_inner());
+                    if let Some(q) = q.as_mut() {
+                        q.broken = true;
                     }
                     let _ = done.send(Done::Broken {
                         qid,

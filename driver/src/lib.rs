@@ -11,5 +11,6 @@ pub mod blk;
 pub mod mmio;
 pub mod probe;
 pub mod runtime;
+pub mod vfio;
 
 pub use fpga_virtio_hw as hw;

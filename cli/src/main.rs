@@ -45,8 +45,11 @@ enum Command {
     /// Show the device's identity, firmware version and flash slots.
     Info {
         /// The simulated device's flash file (default: ~/.cache/fpga-virtio/sim-flash.bin).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "device")]
         flash_file: Option<std::path::PathBuf>,
+        /// A card bound to vfio-pci, by PCI address (dddd:bb:dd.f), instead of the simulator.
+        #[arg(long)]
+        device: Option<fpga_virtio_driver::vfio::sysfs::PciAddress>,
         #[arg(long)]
         json: bool,
     },
@@ -121,9 +124,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Regmap { registers } => regmap(registers),
-        Command::Info { flash_file, json } => {
-            let f = flash_file.unwrap_or_else(flash::default_flash_file);
-            if let Err(e) = flash::run_info(&f, json) {
+        Command::Info {
+            flash_file,
+            device,
+            json,
+        } => {
+            let result = match device {
+                Some(address) => flash::run_info_device(address, json),
+                None => {
+                    flash::run_info(&flash_file.unwrap_or_else(flash::default_flash_file), json)
+                }
+            };
+            if let Err(e) = result {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }

@@ -14,11 +14,12 @@ pub enum MemoryError {
     Map(String),
 }
 
-/// Guest memory: one region at guest physical 0, backed by a memfd.
+/// Guest memory: one region at guest physical 0, backed by a memfd; or memory that someone
+/// else set up (a vhost-user frontend's memory table), see [`GuestMemory::from_mmap`].
 #[derive(Debug, Clone)]
 pub struct GuestMemory {
     mem: GuestMemoryMmap,
-    file: std::sync::Arc<File>,
+    file: Option<std::sync::Arc<File>>,
     size: u64,
 }
 
@@ -42,7 +43,22 @@ impl GuestMemory {
             Some(FileOffset::from_arc(file.clone(), 0)),
         )])
         .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(GuestMemory { mem, file, size })
+        Ok(GuestMemory {
+            mem,
+            file: Some(file),
+            size,
+        })
+    }
+
+    /// Memory built elsewhere (any number of regions, anywhere in the address space).
+    pub fn from_mmap(mem: GuestMemoryMmap) -> Self {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let size = mem.iter().map(|r| r.len()).sum();
+        GuestMemory {
+            mem,
+            file: None,
+            size,
+        }
     }
 
     /// The vm-memory view (shares the pages; cheap to clone).
@@ -50,11 +66,13 @@ impl GuestMemory {
         &self.mem
     }
 
-    /// The memfd backing the memory (to share it with another process).
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The memfd backing the memory (to share it with another process); None for memory made
+    /// with [`GuestMemory::from_mmap`].
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_deref()
     }
 
+    /// Total bytes over all regions.
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::event::EventNotifier;
 use vmm_sys_util::eventfd::EventFd;
 
 /// DMA writes into this window are MSI messages, not memory writes (the x86 interrupt range):
@@ -204,6 +205,9 @@ pub struct Simulator {
     wr_link_free: u64,
     mmio_reads: VecDeque<u32>,
     irqfds: BTreeMap<u32, EventFd>,
+    /// Notifiers set from outside (a vhost-user call fd), signalled instead of `irqfds`.
+    notifiers: BTreeMap<u32, EventNotifier>,
+    log_limit: Option<usize>,
     msi_hook: Option<MsiHook>,
     msis: Vec<MsiEvent>,
     faults: Vec<DmaFault>,
@@ -245,6 +249,8 @@ impl Simulator {
             wr_link_free: 0,
             mmio_reads: VecDeque::new(),
             irqfds: BTreeMap::new(),
+            notifiers: BTreeMap::new(),
+            log_limit: None,
             msi_hook: None,
             msis: Vec::new(),
             faults: Vec::new(),
@@ -313,6 +319,32 @@ impl Simulator {
         &self.memory
     }
 
+    /// Replace the memory the device's DMA reaches (through the IOMMU map, which the caller
+    /// updates to match): a vhost-user backend serves the guest's own memory this way.
+    pub fn set_memory(&mut self, memory: GuestMemory) {
+        self.memory = memory;
+    }
+
+    /// Keep at most `n` entries in the MSI and fault logs (the oldest go first; the counts in
+    /// [`DmaStats`] keep counting). A long-running device sets this; tests keep everything.
+    pub fn set_log_limit(&mut self, n: usize) {
+        self.log_limit = Some(n);
+        self.trim_logs();
+    }
+
+    fn trim_logs(&mut self) {
+        if let Some(n) = self.log_limit {
+            if self.msis.len() > n {
+                let drop = self.msis.len() - n;
+                self.msis.drain(..drop);
+            }
+            if self.faults.len() > n {
+                let drop = self.faults.len() - n;
+                self.faults.drain(..drop);
+            }
+        }
+    }
+
     pub fn iommu(&self) -> &IommuMap {
         &self.iommu
     }
@@ -354,6 +386,17 @@ impl Simulator {
             }
         };
         fd.try_clone().map_err(SimError::EventFd)
+    }
+
+    /// Signal `notifier` for every MSI message whose data is `data`, instead of the simulator's
+    /// own eventfd (a vhost-user frontend's call eventfd, as KVM's irqfd routes an MSI).
+    pub fn set_notifier(&mut self, data: u32, notifier: EventNotifier) {
+        self.notifiers.insert(data, notifier);
+    }
+
+    /// Stop signalling the notifier set for MSI data `data`.
+    pub fn clear_notifier(&mut self, data: u32) {
+        self.notifiers.remove(&data);
     }
 
     /// Called at each MSI message with guest memory as it is at that moment (tests use it to
@@ -458,6 +501,9 @@ impl Simulator {
             write,
             reason,
         });
+        if self.log_limit.is_some_and(|n| self.faults.len() > 2 * n.max(1)) {
+            self.trim_logs();
+        }
     }
 
     /// Move the bytes of one DMA between the device and guest memory through the IOMMU. On a
@@ -540,10 +586,15 @@ impl Simulator {
             };
             self.stats.msis += 1;
             self.msis.push(msi);
+            if self.log_limit.is_some_and(|n| self.msis.len() > 2 * n.max(1)) {
+                self.trim_logs();
+            }
             if let Some(hook) = self.msi_hook.as_mut() {
                 hook(self.memory.mem(), &msi);
             }
-            if let Some(fd) = self.irqfds.get(&msi.data) {
+            if let Some(n) = self.notifiers.get(&msi.data) {
+                n.notify().map_err(SimError::EventFd)?;
+            } else if let Some(fd) = self.irqfds.get(&msi.data) {
                 fd.write(1).map_err(SimError::EventFd)?;
             }
         } else {

@@ -452,6 +452,8 @@ impl Rig {
             let path = rt.add_queue(
                 &dev,
                 QueueSpec {
+                    last_avail: 0,
+                    used_idx: 0,
                     qid: q,
                     info: QueueInfo {
                         func: 0,

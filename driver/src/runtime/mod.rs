@@ -32,6 +32,8 @@ use workers::{CpuQueue, Done, Job, Pool, Shared};
 
 const NQ: usize = regs::NUM_QUEUES as usize;
 const NF: usize = regs::NUM_FUNCTIONS as usize;
+/// How long a queue's disable handshake may take (in-flight and punted requests drain first).
+const DISABLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -79,6 +81,19 @@ pub struct QueueSpec {
     pub info: QueueInfo,
     /// MSI-X vector (regs::NO_VECTOR: none).
     pub vector: u32,
+    /// Where the ring resumes: the next avail index to fetch and the used index to publish next
+    /// (0 and 0 for a fresh ring; a vhost-user frontend's SET_VRING_BASE and the used ring's idx
+    /// after a reconnect or a migration).
+    pub last_avail: u16,
+    pub used_idx: u16,
+}
+
+/// A stopped queue's position (what [`Runtime::stop_queue`] returns; vhost-user's
+/// GET_VRING_BASE answers `last_avail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub last_avail: u16,
+    pub used_idx: u16,
 }
 
 /// See the module docs.
@@ -213,17 +228,7 @@ impl Runtime {
         let path = self.policy.path(q);
         let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(q));
         // Disable, wait for the handshake, then program.
-        r(queue::q::CTRL)?.write(io, 0)?;
-        let mut tries = 0;
-        while queue::q::status::ENABLED.is_set(r(queue::q::STATUS)?.read(io)?) {
-            tries += 1;
-            if tries > 10_000 {
-                return Err(RuntimeError::Queue(
-                    q,
-                    "the device did not confirm the disable".into(),
-                ));
-            }
-        }
+        self.disable(io, q)?;
         r(queue::q::DESC_LO)?.write(io, i.desc as u32)?;
         r(queue::q::DESC_HI)?.write(io, (i.desc >> 32) as u32)?;
         r(queue::q::AVAIL_LO)?.write(io, i.avail as u32)?;
@@ -232,7 +237,10 @@ impl Runtime {
         r(queue::q::USED_HI)?.write(io, (i.used >> 32) as u32)?;
         r(queue::q::SIZE)?.write(io, u32::from(i.size))?;
         r(queue::q::MSIX)?.write(io, spec.vector)?;
-        r(queue::q::STATE)?.write(io, 0)?;
+        r(queue::q::STATE)?.write(
+            io,
+            u32::from(spec.last_avail) | (u32::from(spec.used_idx) << 16),
+        )?;
         let owner = match path {
             Path::Fpga => QueueOwner::Fpga,
             Path::Cpu => {
@@ -247,6 +255,8 @@ impl Runtime {
                 vq.try_set_used_ring_address(GuestAddress(i.used))
                     .map_err(bad)?;
                 vq.set_event_idx(i.event_idx);
+                vq.set_next_avail(spec.last_avail);
+                vq.set_next_used(spec.used_idx);
                 vq.set_ready(true);
                 *self.shared.cpu_queues[usize::from(q)]
                     .lock()
@@ -273,6 +283,66 @@ impl Runtime {
             self.kick(q);
         }
         Ok(path)
+    }
+
+    /// Clear the queue's enable and wait for the device's handshake, serving punted requests
+    /// meanwhile (the device drains them before it confirms).
+    fn disable(&mut self, io: &(impl RegisterIo + ?Sized), q: u16) -> Result<(), RuntimeError> {
+        let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(q));
+        r(queue::q::CTRL)?.write(io, 0)?;
+        let deadline = Instant::now() + DISABLE_TIMEOUT;
+        while queue::q::status::ENABLED.is_set(r(queue::q::STATUS)?.read(io)?) {
+            self.poll(io)?;
+            if Instant::now() > deadline {
+                return Err(RuntimeError::Queue(
+                    q,
+                    format!("the device did not confirm the disable in {DISABLE_TIMEOUT:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop queue `qid`: no new requests are taken; those in flight (punted ones included) are
+    /// finished and their used entries published; then the position is read back. The queue
+    /// is forgotten: [`Runtime::add_queue`] sets it up again (from that position, say).
+    pub fn stop_queue(
+        &mut self,
+        io: &(impl RegisterIo + ?Sized),
+        qid: u16,
+    ) -> Result<QueuePosition, RuntimeError> {
+        let q = usize::from(qid);
+        if q >= NQ || self.queues[q].is_none() {
+            return Err(RuntimeError::Queue(qid, "not set up".into()));
+        }
+        self.disable(io, qid)?;
+        let pos = match self.paths[q] {
+            Some(Path::Cpu) => {
+                // A worker holds this lock for the whole of each chain it serves: once we have
+                // it, everything popped has its used entry.
+                let cq = self.shared.cpu_queues[q]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let queue = cq.map(|c| c.queue);
+                QueuePosition {
+                    last_avail: queue.as_ref().map_or(0, |v| v.next_avail()),
+                    used_idx: queue.as_ref().map_or(0, |v| v.next_used()),
+                }
+            }
+            _ => {
+                let st = queue::q::STATE.at(u32::from(qid))?.read(io)?;
+                QueuePosition {
+                    last_avail: queue::q::state::LAST_AVAIL.get(st) as u16,
+                    used_idx: queue::q::state::USED_IDX.get(st) as u16,
+                }
+            }
+        };
+        // Interrupts the workers asked for before the stop still go out.
+        self.poll(io)?;
+        self.queues[q] = None;
+        self.paths[q] = None;
+        Ok(pos)
     }
 
     fn kick(&mut self, qid: u16) {

@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::event::EventNotifier;
 use vmm_sys_util::eventfd::EventFd;
 
 /// DMA writes into this window are MSI messages, not memory writes (the x86 interrupt range):
@@ -205,8 +204,6 @@ pub struct Simulator {
     wr_link_free: u64,
     mmio_reads: VecDeque<u32>,
     irqfds: BTreeMap<u32, EventFd>,
-    /// Notifiers set from outside (a vhost-user call fd), signalled instead of `irqfds`.
-    notifiers: BTreeMap<u32, EventNotifier>,
     log_limit: Option<usize>,
     msi_hook: Option<MsiHook>,
     msis: Vec<MsiEvent>,
@@ -249,7 +246,6 @@ impl Simulator {
             wr_link_free: 0,
             mmio_reads: VecDeque::new(),
             irqfds: BTreeMap::new(),
-            notifiers: BTreeMap::new(),
             log_limit: None,
             msi_hook: None,
             msis: Vec::new(),
@@ -386,17 +382,6 @@ impl Simulator {
             }
         };
         fd.try_clone().map_err(SimError::EventFd)
-    }
-
-    /// Signal `notifier` for every MSI message whose data is `data`, instead of the simulator's
-    /// own eventfd (a vhost-user frontend's call eventfd, as KVM's irqfd routes an MSI).
-    pub fn set_notifier(&mut self, data: u32, notifier: EventNotifier) {
-        self.notifiers.insert(data, notifier);
-    }
-
-    /// Stop signalling the notifier set for MSI data `data`.
-    pub fn clear_notifier(&mut self, data: u32) {
-        self.notifiers.remove(&data);
     }
 
     /// Called at each MSI message with guest memory as it is at that moment (tests use it to
@@ -592,9 +577,7 @@ impl Simulator {
             if let Some(hook) = self.msi_hook.as_mut() {
                 hook(self.memory.mem(), &msi);
             }
-            if let Some(n) = self.notifiers.get(&msi.data) {
-                n.notify().map_err(SimError::EventFd)?;
-            } else if let Some(fd) = self.irqfds.get(&msi.data) {
+            if let Some(fd) = self.irqfds.get(&msi.data) {
                 fd.write(1).map_err(SimError::EventFd)?;
             }
         } else {

@@ -60,8 +60,8 @@ impl Bench {
         rt.add_queue(
             &io,
             QueueSpec {
-                    last_avail: 0,
-                    used_idx: 0,
+                last_avail: 0,
+                used_idx: 0,
                 qid: 0,
                 info: QueueInfo {
                     func: 0,

@@ -3,6 +3,7 @@
 mod demo;
 mod flash;
 mod image;
+mod vhost;
 
 use clap::{Parser, Subcommand};
 use fpga_virtio_hw::regs;
@@ -68,6 +69,31 @@ enum Command {
         /// Print the result as JSON (no progress bar).
         #[arg(long)]
         json: bool,
+    },
+    /// Serve a disk image to a VM over vhost-user, the simulated FPGA as the data plane
+    /// (docs/vhost-user.md).
+    VhostUserBlk {
+        /// The vhost-user socket to listen on (QEMU: -chardev socket,path=...).
+        #[arg(long)]
+        socket: std::path::PathBuf,
+        /// The disk image file.
+        #[arg(long)]
+        disk: std::path::PathBuf,
+        /// Create or resize the image to this many MiB.
+        #[arg(long)]
+        size_mib: Option<u64>,
+        /// Queues offered (the guest may use fewer).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+        queues: u16,
+        /// Largest queue size offered (a power of two).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=32768))]
+        queue_size: u16,
+        /// Split policy: fpga, cpu, split (the embedded default) or a TOML file.
+        #[arg(long, default_value = "split")]
+        policy: String,
+        /// Exit after this many frontend connections (default: serve forever).
+        #[arg(long)]
+        connections: Option<usize>,
     },
     /// Build, inspect and verify firmware images (docs/firmware.md).
     Image {
@@ -150,6 +176,28 @@ fn main() -> ExitCode {
             let f = flash_file.unwrap_or_else(flash::default_flash_file);
             if let Err(e) = flash::run_flash(&image, trusted_key.as_deref(), force, &f, json) {
                 eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        Command::VhostUserBlk {
+            socket,
+            disk,
+            size_mib,
+            queues,
+            queue_size,
+            policy,
+            connections,
+        } => {
+            if let Err(e) = vhost::run(vhost::VhostOptions {
+                socket,
+                disk,
+                size_mib,
+                queues,
+                queue_size,
+                policy,
+                connections,
+            }) {
+                eprintln!("error: vhost-user-blk: {e}");
                 return ExitCode::FAILURE;
             }
         }

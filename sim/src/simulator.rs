@@ -486,7 +486,10 @@ impl Simulator {
             write,
             reason,
         });
-        if self.log_limit.is_some_and(|n| self.faults.len() > 2 * n.max(1)) {
+        if self
+            .log_limit
+            .is_some_and(|n| self.faults.len() > 2 * n.max(1))
+        {
             self.trim_logs();
         }
     }
@@ -571,7 +574,10 @@ impl Simulator {
             };
             self.stats.msis += 1;
             self.msis.push(msi);
-            if self.log_limit.is_some_and(|n| self.msis.len() > 2 * n.max(1)) {
+            if self
+                .log_limit
+                .is_some_and(|n| self.msis.len() > 2 * n.max(1))
+            {
                 self.trim_logs();
             }
             if let Some(hook) = self.msi_hook.as_mut() {

@@ -1,0 +1,81 @@
+//! `fpga-virtio vhost-user-blk --socket PATH --disk FILE`: serve a disk image to a VM through
+//! vhost-user, with the (simulated) FPGA as the data plane. docs/vhost-user.md.
+
+use fpga_virtio_driver::runtime::{Path as QueuePath, SplitPolicy};
+use fpga_virtio_storage::{BlockStore, FileStore};
+use fpga_virtio_vhost_user::{serve, Device, DeviceOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What `vhost-user-blk` was asked to do.
+#[derive(Debug)]
+pub struct VhostOptions {
+    pub socket: PathBuf,
+    pub disk: PathBuf,
+    pub size_mib: Option<u64>,
+    pub queues: u16,
+    pub queue_size: u16,
+    /// `fpga`, `cpu`, `split` (the embedded default policy) or a TOML file.
+    pub policy: String,
+    pub connections: Option<usize>,
+}
+
+/// The policy named on the command line.
+pub fn policy(name: &str) -> Result<SplitPolicy, String> {
+    match name {
+        "fpga" => Ok(SplitPolicy::all(QueuePath::Fpga)),
+        "cpu" => Ok(SplitPolicy::all(QueuePath::Cpu)),
+        "split" => SplitPolicy::from_toml(crate::demo::DEFAULT_POLICY).map_err(|e| e.to_string()),
+        file => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            SplitPolicy::from_toml(&text).map_err(|e| format!("{file}: {e}"))
+        }
+    }
+}
+
+fn open_disk(path: &Path, size_mib: Option<u64>) -> Result<Arc<dyn BlockStore>, String> {
+    let store = FileStore::open(path, size_mib.map(|m| m << 20))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if store.size() == 0 || store.size() % 512 != 0 {
+        return Err(format!(
+            "{}: {} bytes is not a whole number of 512-byte sectors (use --size-mib to size it)",
+            path.display(),
+            store.size()
+        ));
+    }
+    Ok(Arc::new(store))
+}
+
+pub fn run(o: VhostOptions) -> Result<(), String> {
+    if !o.queue_size.is_power_of_two() {
+        return Err(format!(
+            "--queue-size {} is not a power of two",
+            o.queue_size
+        ));
+    }
+    let store = open_disk(&o.disk, o.size_mib)?;
+    let policy = policy(&o.policy)?;
+    let sectors = store.size() / 512;
+    let device = Device::new(DeviceOptions {
+        store,
+        queues: o.queues,
+        queue_size: o.queue_size,
+        policy: policy.clone(),
+        id: "fpga-virtio-blk".into(),
+    })
+    .map_err(|e| e.to_string())?;
+    let paths: Vec<String> = (0..o.queues)
+        .map(|q| format!("{q}:{}", policy.path(q).as_str()))
+        .collect();
+    eprintln!(
+        "fpga-virtio vhost-user-blk: {} ({} sectors) on {}, {} queue(s) [{}]",
+        o.disk.display(),
+        sectors,
+        o.socket.display(),
+        o.queues,
+        paths.join(" ")
+    );
+    let result = serve(device.clone(), &o.socket, o.connections).map_err(|e| e.to_string());
+    device.shutdown();
+    result
+}

@@ -1,0 +1,440 @@
+//! The device behind the vhost-user socket: the simulated FPGA with the disk behind its storage
+//! port, the runtime (punted requests, CPU-owned queues), and the thread that clocks the model.
+//!
+//! DMA addresses are guest physical addresses: every region of the frontend's memory table is
+//! mapped in the device's IOMMU at IOVA = GPA. The runtime's punt and completion rings live in a
+//! private region at [`PRIVATE_IOVA`], above anything a guest has, which the guest cannot reach.
+
+use fpga_virtio_driver::blk::{features as blk_features, BlkConfig};
+use fpga_virtio_driver::hw::regs::{self, global, msix_table};
+use fpga_virtio_driver::runtime::{
+    BlkFunction, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime, RuntimeError,
+    SplitPolicy,
+};
+use fpga_virtio_sim::{GuestMemory, IommuMap, Perm, SimConfig, SimDevice, Simulator, MSI_WINDOW};
+use fpga_virtio_storage::BlockStore;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use virtio_bindings::virtio_config as vc;
+use virtio_bindings::virtio_ring as vr;
+use vm_memory::{
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Where the runtime's private rings live in the device's address space.
+pub const PRIVATE_IOVA: u64 = 1 << 46;
+const PRIVATE_SIZE: usize = 1 << 20;
+const PUNT_LOG2: u32 = 8;
+const CPL_LOG2: u32 = 8;
+/// Cycles the clock thread runs per turn (4 µs of device time at 250 MHz); kicks and the
+/// runtime get in between turns.
+const TURN: u64 = 1000;
+/// Cycles without DMA, storage traffic, kicks or outstanding work after which the clock thread
+/// naps (the device has nothing to do; a kick wakes it).
+const IDLE_CYCLES: u64 = 50_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("simulator: {0}")]
+    Sim(#[from] fpga_virtio_sim::SimError),
+    #[error("register access: {0}")]
+    Io(#[from] fpga_virtio_driver::hw::IoError),
+    #[error(transparent)]
+    Index(#[from] fpga_virtio_driver::hw::IndexError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("guest memory: {0}")]
+    Memory(String),
+    #[error("queue {0}: {1}")]
+    Queue(u16, String),
+}
+
+/// What the device serves.
+#[derive(Clone)]
+pub struct DeviceOptions {
+    pub store: Arc<dyn BlockStore>,
+    pub queues: u16,
+    pub queue_size: u16,
+    pub policy: SplitPolicy,
+    /// GET_ID answer.
+    pub id: String,
+}
+
+impl std::fmt::Debug for DeviceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceOptions")
+            .field("queues", &self.queues)
+            .field("queue_size", &self.queue_size)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a queue's rings are, as the frontend set them.
+#[derive(Clone, Copy, Debug)]
+pub struct VringSetup {
+    pub desc: u64,
+    pub avail: u64,
+    pub used: u64,
+    pub size: u16,
+    /// The frontend's base (SET_VRING_BASE): the next avail index.
+    pub next_avail: u16,
+}
+
+struct State {
+    /// The frontend's memory table (None until SET_MEM_TABLE).
+    guest: Option<GuestMemoryMmap>,
+    /// Guest memory plus the private region: what the device and the runtime address.
+    dma: Option<GuestMemoryMmap>,
+    features: u64,
+    runtime: Option<Runtime>,
+    started: Vec<Option<Path>>,
+    /// Positions of queues stopped by a memory update, to resume from.
+    resume: Vec<Option<QueuePosition>>,
+    /// The model stopped (a protocol check failed): nothing runs any more.
+    dead: Option<String>,
+}
+
+/// The device. Shared by the vhost-user handler threads and the clock thread.
+pub struct Device {
+    pub(crate) opts: DeviceOptions,
+    dev: Arc<SimDevice>,
+    state: Mutex<State>,
+    private: Arc<GuestRegionMmap>,
+    irqfds: Vec<EventFd>,
+    kicks: AtomicU64,
+    stop: AtomicBool,
+    clock: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update of these states is completed before the lock is released or fails without
+    // touching them, so a poisoned lock still holds a consistent value.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Device {
+    /// Build the simulated FPGA with `opts.store` behind it and start its clock thread.
+    pub fn new(opts: DeviceOptions) -> Result<Arc<Self>, DeviceError> {
+        if opts.queues == 0 || u32::from(opts.queues) > regs::NUM_QUEUES {
+            return Err(DeviceError::Queue(
+                opts.queues,
+                format!("between 1 and {} queues", regs::NUM_QUEUES),
+            ));
+        }
+        let mut sim = Simulator::new(SimConfig {
+            // The device's own memory is unused: the guest's replaces it.
+            memory: 1 << 16,
+            ..SimConfig::default()
+        })?;
+        sim.set_log_limit(1024);
+        sim.attach_store(opts.store.clone());
+        let irqfds = (0..opts.queues)
+            .map(|q| sim.irqfd(u32::from(q)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dev = Arc::new(SimDevice::new(sim));
+        fpga_virtio_driver::probe::probe(&*dev).map_err(|e| DeviceError::Memory(e.to_string()))?;
+        global::CTRL.write(&*dev, global::ctrl::ENABLE.mask())?;
+        for q in 0..u32::from(opts.queues) {
+            let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
+            at(msix_table::vec::ADDR_LO)?.write(&*dev, MSI_WINDOW.start as u32)?;
+            at(msix_table::vec::ADDR_HI)?.write(&*dev, (MSI_WINDOW.start >> 32) as u32)?;
+            at(msix_table::vec::DATA)?.write(&*dev, q)?;
+            at(msix_table::vec::CTRL)?.write(&*dev, 0)?;
+        }
+        let private = Arc::new(
+            GuestRegionMmap::from_range(GuestAddress(PRIVATE_IOVA), PRIVATE_SIZE, None)
+                .map_err(|e| DeviceError::Memory(e.to_string()))?,
+        );
+        let n = usize::from(opts.queues);
+        let device = Arc::new(Device {
+            opts,
+            dev,
+            state: Mutex::new(State {
+                guest: None,
+                dma: None,
+                features: 0,
+                runtime: None,
+                started: vec![None; n],
+                resume: vec![None; n],
+                dead: None,
+            }),
+            private,
+            irqfds,
+            kicks: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            clock: Mutex::new(None),
+        });
+        let d = device.clone();
+        let handle = std::thread::Builder::new()
+            .name("fv-clock".into())
+            .spawn(move || d.clock_loop())
+            .map_err(|e| DeviceError::Memory(format!("clock thread: {e}")))?;
+        *lock(&device.clock) = Some(handle);
+        Ok(device)
+    }
+
+    /// Capacity in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.opts.store.size() / 512
+    }
+
+    /// The eventfd the device signals for queue `q`'s interrupts.
+    pub fn irqfd(&self, q: u16) -> Option<&EventFd> {
+        self.irqfds.get(usize::from(q))
+    }
+
+    /// The simulated device (for statistics).
+    pub fn sim(&self) -> &SimDevice {
+        &self.dev
+    }
+
+    /// Features the guest accepted.
+    pub fn set_features(&self, features: u64) {
+        lock(&self.state).features = features;
+    }
+
+    /// A new memory table: the device's IOMMU maps every region at its guest address. Running
+    /// queues are stopped first and resume from where they stopped at their next kick.
+    pub fn set_memory(&self, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
+        let mut st = lock(&self.state);
+        self.stop_all(&mut st, true)?;
+        st.runtime = None;
+        let dma = guest.insert_region(self.private.clone()).map_err(|e| {
+            DeviceError::Memory(format!(
+                "guest memory overlaps the device's private region: {e}"
+            ))
+        })?;
+        let mut iommu = IommuMap::new();
+        for r in dma.iter() {
+            iommu
+                .map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)
+                .map_err(|e| DeviceError::Memory(e.to_string()))?;
+        }
+        {
+            let mut sim = self.dev.lock();
+            *sim.iommu_mut() = iommu;
+            sim.set_memory(GuestMemory::from_mmap(dma.clone()));
+        }
+        st.guest = Some(guest);
+        st.dma = Some(dma);
+        Ok(())
+    }
+
+    fn stop_all(&self, st: &mut State, remember: bool) -> Result<(), DeviceError> {
+        for q in 0..st.started.len() {
+            if st.started[q].is_some() {
+                let pos = self.stop_locked(st, q as u16)?;
+                if remember {
+                    st.resume[q] = pos;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_locked(&self, st: &mut State, q: u16) -> Result<Option<QueuePosition>, DeviceError> {
+        if st.started[usize::from(q)].take().is_none() {
+            return Ok(None);
+        }
+        let Some(rt) = st.runtime.as_mut() else {
+            return Ok(None);
+        };
+        Ok(Some(rt.stop_queue(&*self.dev, q)?))
+    }
+
+    /// GET_VRING_BASE: stop queue `q` (in-flight requests finish first) and return where it
+    /// stopped; None if the device never started it.
+    pub fn stop_queue(&self, q: u16) -> Result<Option<QueuePosition>, DeviceError> {
+        let mut st = lock(&self.state);
+        st.resume[usize::from(q)] = None;
+        self.stop_locked(&mut st, q)
+    }
+
+    /// Stop everything and forget the guest (a reset, or the frontend went away).
+    pub fn reset(&self) -> Result<(), DeviceError> {
+        let mut st = lock(&self.state);
+        let r = self.stop_all(&mut st, false);
+        st.runtime = None;
+        st.resume.iter_mut().for_each(|p| *p = None);
+        r
+    }
+
+    /// Whether queue `q` runs on the device now, and on which path.
+    pub fn queue_path(&self, q: u16) -> Option<Path> {
+        lock(&self.state)
+            .started
+            .get(usize::from(q))
+            .copied()
+            .flatten()
+    }
+
+    /// A kick on queue `q`: start it first if the device does not run it yet, then ring its
+    /// doorbell.
+    pub fn kick(&self, q: u16, ring: impl FnOnce() -> VringSetup) -> Result<(), DeviceError> {
+        if usize::from(q) >= self.irqfds.len() {
+            return Err(DeviceError::Queue(q, "no such queue".into()));
+        }
+        {
+            let mut st = lock(&self.state);
+            if let Some(why) = &st.dead {
+                return Err(DeviceError::Queue(q, format!("the device stopped: {why}")));
+            }
+            if st.started[usize::from(q)].is_none() {
+                self.start_locked(&mut st, q, ring())?;
+            }
+        }
+        self.kicks.fetch_add(1, Ordering::Relaxed);
+        regs::doorbell::db::NOTIFY
+            .at(u32::from(q))?
+            .write(&*self.dev, 0)?;
+        if let Some(h) = lock(&self.clock).as_ref() {
+            h.thread().unpark();
+        }
+        Ok(())
+    }
+
+    fn start_locked(&self, st: &mut State, q: u16, ring: VringSetup) -> Result<(), DeviceError> {
+        let (Some(guest), Some(dma)) = (st.guest.clone(), st.dma.clone()) else {
+            return Err(DeviceError::Queue(
+                q,
+                "kicked before the frontend sent its memory table".into(),
+            ));
+        };
+        let features = st.features;
+        if st.runtime.is_none() {
+            let mut config = BlkConfig::new(self.capacity(), &self.opts.id);
+            // The device's DMA does go through an IOMMU (ours, mapping IOVA = GPA), so the
+            // function's feature register says ACCESS_PLATFORM even though a vhost-user
+            // frontend's guest does not negotiate it (it has no vIOMMU for this device).
+            config.features =
+                features & blk_features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
+            st.runtime = Some(Runtime::start(
+                &*self.dev,
+                dma,
+                self.opts.policy.clone(),
+                vec![BlkFunction {
+                    func: 0,
+                    store: self.opts.store.clone(),
+                    config,
+                }],
+                Rings {
+                    punt: PRIVATE_IOVA,
+                    punt_log2: PUNT_LOG2,
+                    cpl: PRIVATE_IOVA + (PRIVATE_SIZE as u64 / 2),
+                    cpl_log2: CPL_LOG2,
+                    punt_vector: regs::NO_VECTOR,
+                },
+            )?);
+        }
+        let resume = st.resume[usize::from(q)].take();
+        // The used index to publish next is what the used ring says now (a fresh ring: 0;
+        // after a reconnect: what the previous backend published).
+        let used_idx = match resume {
+            Some(p) => p.used_idx,
+            None => guest
+                .read_obj::<u16>(GuestAddress(ring.used.wrapping_add(2)))
+                .map_err(|e| {
+                    DeviceError::Queue(q, format!("used ring at {:#x}: {e}", ring.used))
+                })?,
+        };
+        let rt = st.runtime.as_mut().expect("started above");
+        let has = |bit: u32| features & (1 << bit) != 0;
+        let path = rt.add_queue(
+            &*self.dev,
+            QueueSpec {
+                qid: q,
+                info: QueueInfo {
+                    func: 0,
+                    desc: ring.desc,
+                    avail: ring.avail,
+                    used: ring.used,
+                    size: ring.size,
+                    indirect: has(vr::VIRTIO_RING_F_INDIRECT_DESC),
+                    event_idx: has(vr::VIRTIO_RING_F_EVENT_IDX),
+                    notification_data: false,
+                },
+                vector: u32::from(q),
+                last_avail: resume.map_or(ring.next_avail, |p| p.last_avail),
+                used_idx,
+            },
+        )?;
+        st.started[usize::from(q)] = Some(path);
+        Ok(())
+    }
+
+    fn activity(&self) -> u64 {
+        let sim = self.dev.lock();
+        let d = sim.stats();
+        let s = sim.store_stats();
+        d.reads + d.writes + d.msis + s.reads + s.write_beats
+    }
+
+    /// Clock the model while there is work; nap when there is none.
+    fn clock_loop(&self) {
+        let mut last_activity = u64::MAX;
+        let mut last_kicks = u64::MAX;
+        let mut quiet = 0u64;
+        while !self.stop.load(Ordering::Acquire) {
+            let busy = {
+                let mut st = lock(&self.state);
+                if st.dead.is_some() || st.runtime.is_none() {
+                    drop(st);
+                    std::thread::park_timeout(Duration::from_millis(20));
+                    continue;
+                }
+                let ran = self.dev.lock().run(TURN);
+                let polled = match ran {
+                    Ok(()) => st
+                        .runtime
+                        .as_mut()
+                        .map_or(Ok(0), |rt| rt.poll(&*self.dev))
+                        .map_err(DeviceError::from),
+                    Err(e) => Err(DeviceError::from(e)),
+                };
+                match polled {
+                    Ok(moved) => {
+                        moved > 0 || st.runtime.as_ref().is_some_and(|rt| rt.outstanding() > 0)
+                    }
+                    Err(e) => {
+                        eprintln!("fpga-virtio: the device stopped: {e}");
+                        st.dead = Some(e.to_string());
+                        continue;
+                    }
+                }
+            };
+            let activity = self.activity();
+            let kicks = self.kicks.load(Ordering::Relaxed);
+            if busy || activity != last_activity || kicks != last_kicks {
+                quiet = 0;
+            } else {
+                quiet += TURN;
+            }
+            last_activity = activity;
+            last_kicks = kicks;
+            if quiet >= IDLE_CYCLES {
+                std::thread::park_timeout(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// Stop the clock thread (the device keeps its state).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = lock(&self.clock).take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}

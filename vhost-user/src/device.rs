@@ -92,6 +92,10 @@ struct State {
     features: u64,
     runtime: Option<Runtime>,
     started: Vec<Option<Path>>,
+    /// Queues that ran since the runtime started, with their path (for the summary).
+    ran: Vec<Option<Path>>,
+    /// The rings of started queues.
+    rings: Vec<Option<VringSetup>>,
     /// Positions of queues stopped by a memory update, to resume from.
     resume: Vec<Option<QueuePosition>>,
     /// The model stopped (a protocol check failed): nothing runs any more.
@@ -167,6 +171,8 @@ impl Device {
                 features: 0,
                 runtime: None,
                 started: vec![None; n],
+                ran: vec![None; n],
+                rings: vec![None; n],
                 resume: vec![None; n],
                 dead: None,
             }),
@@ -251,7 +257,19 @@ impl Device {
         let Some(rt) = st.runtime.as_mut() else {
             return Ok(None);
         };
-        Ok(Some(rt.stop_queue(&*self.dev, q)?))
+        let pos = rt.stop_queue(&*self.dev, q)?;
+        if let (Some(ring), Some(guest)) = (st.rings[usize::from(q)].take(), st.guest.as_ref()) {
+            let idx = |at: u64| guest.read_obj::<u16>(GuestAddress(at.wrapping_add(2))).ok();
+            if let (Some(avail), Some(used)) = (idx(ring.avail), idx(ring.used)) {
+                if avail != pos.last_avail || used != pos.used_idx {
+                    eprintln!(
+                        "fpga-virtio vhost-user-blk: queue {q} stopped at avail {} / used {} while the guest's avail->idx is {avail} and used->idx {used}",
+                        pos.last_avail, pos.used_idx
+                    );
+                }
+            }
+        }
+        Ok(Some(pos))
     }
 
     /// GET_VRING_BASE: stop queue `q` (in-flight requests finish first) and return where it
@@ -262,13 +280,64 @@ impl Device {
         self.stop_locked(&mut st, q)
     }
 
-    /// Stop everything and forget the guest (a reset, or the frontend went away).
+    /// Stop everything and forget the guest (a reset, or the frontend went away). Prints what
+    /// each queue did since the runtime started (stderr), when it ran.
     pub fn reset(&self) -> Result<(), DeviceError> {
         let mut st = lock(&self.state);
         let r = self.stop_all(&mut st, false);
+        let n = st.started.len();
+        let paths = std::mem::replace(&mut st.ran, vec![None; n]);
+        if st.runtime.is_some() {
+            for line in self.summary(&st, &paths) {
+                eprintln!("fpga-virtio vhost-user-blk: {line}");
+            }
+        }
         st.runtime = None;
         st.resume.iter_mut().for_each(|p| *p = None);
         r
+    }
+
+    /// One line per queue that ran: its path, requests completed (by the device's counters and
+    /// by the CPU), punts, errors and DMA faults.
+    fn summary(&self, st: &State, paths: &[Option<Path>]) -> Vec<String> {
+        use fpga_virtio_driver::hw::regs::counters::qstat as c;
+        let mut lines = Vec::new();
+        for (q, path) in paths.iter().enumerate() {
+            let Some(path) = path else { continue };
+            let rd = |r: fpga_virtio_driver::hw::RegArray| {
+                r.at(q as u32)
+                    .ok()
+                    .and_then(|r| r.read(&*self.dev).ok())
+                    .unwrap_or(0)
+            };
+            let device = u64::from(rd(c::REQUESTS_LO)) | (u64::from(rd(c::REQUESTS_HI)) << 32);
+            let cpu = st
+                .runtime
+                .as_ref()
+                .and_then(|rt| rt.stats().queues.get(&(q as u16)).map(|s| s.requests))
+                .unwrap_or(0);
+            let requests = if *path == Path::Fpga { device } else { cpu };
+            let status = rd(regs::queue::q::STATUS);
+            let state = if regs::queue::q::status::ERROR.is_set(status) {
+                let cause = regs::queue::q::status::CAUSE.get(status);
+                format!(
+                    ", stopped by {} (detail {:#x})",
+                    regs::QueueError::from_raw(cause)
+                        .map_or_else(|| format!("cause {cause}"), |c| format!("{c:?}")),
+                    rd(regs::queue::q::ERR_INFO)
+                )
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "queue {q} ({}): {requests} requests, {cpu} by the CPU, {} punted, {} errors, {} DMA faults{state}",
+                path.as_str(),
+                rd(c::PUNTS),
+                rd(c::ERRORS),
+                rd(c::DMA_FAULTS),
+            ));
+        }
+        lines
     }
 
     /// Whether queue `q` runs on the device now, and on which path.
@@ -371,6 +440,8 @@ impl Device {
             },
         )?;
         st.started[usize::from(q)] = Some(path);
+        st.ran[usize::from(q)] = Some(path);
+        st.rings[usize::from(q)] = Some(ring);
         Ok(())
     }
 

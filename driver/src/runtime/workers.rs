@@ -228,39 +228,11 @@ fn serve_cpu_queue(
     }
     let mem = &shared.mem;
     let mut published = 0u32;
-    while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
-        let head = chain.head_index();
-        let segs = match chain::from_descriptor_chain(chain) {
-            Ok(s) => s,
-            Err(e) => {
-                cq.broken = true;
-                let _ = done.send(Done::Broken {
-                    qid,
-                    reason: e.to_string(),
-                    panicked: false,
-                });
-                return;
-            }
-        };
-        // A panic while serving fails this request only: it is still published (used length
-        // 0, no status), and the queue goes on.
-        let func = usize::from(cq.func);
-        let served = catch_unwind(AssertUnwindSafe(|| {
-            maybe_panic(shared, qid);
-            match engines.get_mut(func).and_then(Option::as_mut) {
-                Some(engine) => engine.serve(mem, &segs),
-                None => Outcome {
-                    status: None,
-                    used_len: 0,
-                },
-            }
-        }));
-        let panicked = served.is_err();
-        let outcome = served.unwrap_or(Outcome {
-            status: None,
-            used_len: 0,
-        });
-        if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
+    // virtio's consumer loop: notifications off while draining, then on again (with EVENT_IDX
+    // that writes avail_event, without which a driver stops kicking), and drain again if
+    // requests arrived in between.
+    loop {
+        if cq.queue.disable_notification(mem).is_err() {
             cq.broken = true;
             let _ = done.send(Done::Broken {
                 qid,
@@ -269,13 +241,68 @@ fn serve_cpu_queue(
             });
             return;
         }
-        published += 1;
-        let _ = done.send(Done::Served {
-            qid,
-            outcome,
-            ns: at.elapsed().as_nanos() as u64,
-            panicked,
-        });
+        while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let segs = match chain::from_descriptor_chain(chain) {
+                Ok(s) => s,
+                Err(e) => {
+                    cq.broken = true;
+                    let _ = done.send(Done::Broken {
+                        qid,
+                        reason: e.to_string(),
+                        panicked: false,
+                    });
+                    return;
+                }
+            };
+            // A panic while serving fails this request only: it is still published (used length
+            // 0, no status), and the queue goes on.
+            let func = usize::from(cq.func);
+            let served = catch_unwind(AssertUnwindSafe(|| {
+                maybe_panic(shared, qid);
+                match engines.get_mut(func).and_then(Option::as_mut) {
+                    Some(engine) => engine.serve(mem, &segs),
+                    None => Outcome {
+                        status: None,
+                        used_len: 0,
+                    },
+                }
+            }));
+            let panicked = served.is_err();
+            let outcome = served.unwrap_or(Outcome {
+                status: None,
+                used_len: 0,
+            });
+            if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
+                cq.broken = true;
+                let _ = done.send(Done::Broken {
+                    qid,
+                    reason: "used ring not writable".into(),
+                    panicked: false,
+                });
+                return;
+            }
+            published += 1;
+            let _ = done.send(Done::Served {
+                qid,
+                outcome,
+                ns: at.elapsed().as_nanos() as u64,
+                panicked,
+            });
+        }
+        match cq.queue.enable_notification(mem) {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(_) => {
+                cq.broken = true;
+                let _ = done.send(Done::Broken {
+                    qid,
+                    reason: "used ring not writable".into(),
+                    panicked: false,
+                });
+                return;
+            }
+        }
     }
     if published > 0 && wants_interrupt(cq, mem) {
         let _ = done.send(Done::Notify { qid });

@@ -110,6 +110,8 @@ pub struct Device {
     private: Arc<GuestRegionMmap>,
     irqfds: Vec<EventFd>,
     kicks: AtomicU64,
+    /// Kicks per queue (the summary shows them).
+    queue_kicks: Vec<AtomicU64>,
     stop: AtomicBool,
     clock: Mutex<Option<JoinHandle<()>>>,
 }
@@ -179,6 +181,7 @@ impl Device {
             private,
             irqfds,
             kicks: AtomicU64::new(0),
+            queue_kicks: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
             clock: Mutex::new(None),
         });
@@ -311,11 +314,14 @@ impl Device {
                     .unwrap_or(0)
             };
             let device = u64::from(rd(c::REQUESTS_LO)) | (u64::from(rd(c::REQUESTS_HI)) << 32);
-            let cpu = st
+            let qs = st
                 .runtime
                 .as_ref()
-                .and_then(|rt| rt.stats().queues.get(&(q as u16)).map(|s| s.requests))
-                .unwrap_or(0);
+                .and_then(|rt| rt.stats().queues.get(&(q as u16)).cloned())
+                .unwrap_or_default();
+            let cpu = qs.requests;
+            let doorbells = qs.punts.get("Doorbell").copied().unwrap_or(0);
+            let kicks = self.queue_kicks[q].swap(0, Ordering::Relaxed);
             let requests = if *path == Path::Fpga { device } else { cpu };
             let status = rd(regs::queue::q::STATUS);
             let state = if regs::queue::q::status::ERROR.is_set(status) {
@@ -330,7 +336,7 @@ impl Device {
                 String::new()
             };
             lines.push(format!(
-                "queue {q} ({}): {requests} requests, {cpu} by the CPU, {} punted, {} errors, {} DMA faults{state}",
+                "queue {q} ({}): {requests} requests, {cpu} by the CPU, {} punted, {} errors, {} DMA faults, {kicks} kicks, {doorbells} doorbell events{state}",
                 path.as_str(),
                 rd(c::PUNTS),
                 rd(c::ERRORS),
@@ -365,6 +371,7 @@ impl Device {
             }
         }
         self.kicks.fetch_add(1, Ordering::Relaxed);
+        self.queue_kicks[usize::from(q)].fetch_add(1, Ordering::Relaxed);
         regs::doorbell::db::NOTIFY
             .at(u32::from(q))?
             .write(&*self.dev, 0)?;

@@ -368,6 +368,7 @@ pub struct Rig {
     pub rt: Runtime,
     pub rings: Vec<SplitRing>,
     pub paths: Vec<Path>,
+    vectors: Vec<u32>,
     span: u64,
 }
 
@@ -442,6 +443,7 @@ impl Rig {
         rt.inject_worker_panic(cfg.panic_queue);
         let mut rings = Vec::new();
         let mut paths = Vec::new();
+        let mut vectors = Vec::new();
         for q in 0..cfg.queues {
             let ring = SplitRing::new(
                 &mem,
@@ -473,6 +475,11 @@ impl Rig {
                     },
                 },
             )?;
+            vectors.push(if cfg.interrupts {
+                u32::from(q)
+            } else {
+                regs::NO_VECTOR
+            });
             rings.push(ring);
             paths.push(path);
         }
@@ -483,8 +490,61 @@ impl Rig {
             rt,
             rings,
             paths,
+            vectors,
             span,
         })
+    }
+
+    /// Stop every queue, drop the runtime and start a new one on the same device, the queues
+    /// resuming where they stopped: what a vhost-user backend does when its frontend sends a new
+    /// memory table. The device's ring indices run on across runtimes.
+    pub fn restart_runtime(&mut self) -> Result<(), WorkloadError> {
+        let mut positions = Vec::new();
+        for q in 0..self.rings.len() as u16 {
+            positions.push(self.rt.stop_queue(&self.dev, q)?);
+        }
+        let policy = self.rt.policy().clone();
+        let blk = BlkConfig::new(self.store.size() / 512, "fpga-virtio-blk0");
+        self.rt = Runtime::start(
+            &self.dev,
+            self.mem.clone(),
+            policy,
+            vec![BlkFunction {
+                func: 0,
+                store: self.store.clone(),
+                config: blk,
+            }],
+            Rings {
+                punt: PUNT_RING,
+                punt_log2: 6,
+                cpl: CPL_RING,
+                cpl_log2: 6,
+                punt_vector: regs::NO_VECTOR,
+            },
+        )?;
+        for (q, pos) in positions.into_iter().enumerate() {
+            let ring = &self.rings[q];
+            self.rt.add_queue(
+                &self.dev,
+                QueueSpec {
+                    last_avail: pos.last_avail,
+                    used_idx: pos.used_idx,
+                    qid: q as u16,
+                    info: QueueInfo {
+                        func: 0,
+                        desc: ring.desc_addr(),
+                        avail: ring.avail_addr(),
+                        used: ring.used_addr(),
+                        size: RING_SIZE,
+                        indirect: true,
+                        event_idx: false,
+                        notification_data: true,
+                    },
+                    vector: self.vectors[q],
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Run simulated time for `cycles` and let the runtime do what is ready.
@@ -571,6 +631,7 @@ pub fn run(
         mut rings,
         paths,
         span,
+        ..
     } = Rig::new(cfg)?;
     let mut rng = Rng(cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut records: Vec<RequestRecord> = Vec::with_capacity(cfg.requests as usize);

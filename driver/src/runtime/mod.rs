@@ -55,6 +55,30 @@ pub enum RuntimeError {
     Workers(std::io::Error),
 }
 
+/// Give every punt-ring slot the phase of the pass *before* the one in which index `cons`
+/// and its successors will fill it: slot `s` is next written at the first index `i >= cons`
+/// with `i % size == s`, whose phase is `(i >> log2) & 1 == 0`.
+fn stale_phases(
+    mem: &GuestMemoryMmap,
+    base: u64,
+    log2: u32,
+    cons: u32,
+) -> Result<(), RuntimeError> {
+    let size = 1u32 << log2;
+    for slot in 0..size {
+        let next = cons.wrapping_add(slot.wrapping_sub(cons) & (size - 1));
+        let expected = u8::from((next >> log2) & 1 == 0);
+        let at = base + u64::from(slot) * PuntEntry::SIZE as u64;
+        let entry = PuntEntry {
+            flags: 1 - expected,
+            ..PuntEntry::default()
+        };
+        mem.write_slice(&entry.to_le_bytes(), GuestAddress(at))
+            .map_err(|_| RuntimeError::RingMemory(at))?;
+    }
+    Ok(())
+}
+
 /// Where the runtime keeps its two rings (IOVAs the device can reach, in `mem`).
 #[derive(Clone, Copy, Debug)]
 pub struct Rings {
@@ -167,6 +191,11 @@ impl Runtime {
         punt_ring::SIZE_LOG2.write(io, rings.punt_log2)?;
         punt_ring::MSIX.write(io, rings.punt_vector)?;
         let punt_cons = punt_ring::PROD.read(io)?;
+        // Every slot must read as "not written yet" for the pass in which the consumer reaches
+        // it next. The device's producer index runs on across runtimes (it is never reset), so
+        // zeroed slots are not enough: on an odd pass an all-zero entry carries the expected
+        // phase (0) and would be taken for a new one.
+        stale_phases(&mem, rings.punt, rings.punt_log2, punt_cons)?;
         punt_ring::CONS.write(io, punt_cons)?;
         punt_ring::CTRL.write(io, 1)?;
         cpl_ring::CTRL.write(io, 0)?;

@@ -34,7 +34,7 @@ const CPL_LOG2: u32 = 8;
 const TURN: u64 = 1000;
 /// Cycles without DMA, storage traffic, kicks or outstanding work after which the clock thread
 /// naps (the device has nothing to do; a kick wakes it).
-const IDLE_CYCLES: u64 = 50_000;
+const IDLE_CYCLES: u64 = 5_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -502,7 +502,7 @@ impl Device {
             last_activity = activity;
             last_kicks = kicks;
             if quiet >= IDLE_CYCLES {
-                std::thread::park_timeout(Duration::from_millis(2));
+                std::thread::park_timeout(Duration::from_millis(10));
             }
         }
     }

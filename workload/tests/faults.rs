@@ -180,5 +180,8 @@ fn a_new_runtime_on_a_running_device_takes_no_stale_punt_entries() {
     }
     let s = rig.rt.stats();
     let served: u64 = s.queues.values().map(|q| q.requests).sum();
-    assert_eq!(served, 200, "every request after the restart served exactly once");
+    assert_eq!(
+        served, 200,
+        "every request after the restart served exactly once"
+    );
 }

@@ -9,7 +9,8 @@
 //! - [0, 1 MiB): written by the host before boot, read and checked by the guest.
 //! - [1, 12 MiB): the guest's O_DIRECT writes, one per 256 KiB slot, sizes 4-128 KiB, seeded.
 //! - [12, 13 MiB): discarded by the guest (BLKDISCARD), [13, 14 MiB): zeroed (BLKZEROOUT);
-//!   the host fills both with a pattern first and finds zeros after.
+//!   the host fills both with a pattern first and finds zeros after (but for the first page,
+//!   written after the guest unbinds and rebinds its virtio-blk driver at the end).
 //! - [14, 16 MiB): two threads, one per vCPU (so one per queue), each writing and reading 1 MiB.
 //! - [16, 64 MiB): timed direct I/O (the figures), then an ext4 filesystem through a loop
 //!   device: created, filled, remounted and checked in the guest, then `e2fsck -fn` on the host.
@@ -100,6 +101,16 @@ mount -t ext4 /dev/loop0 /mnt || exit 7
 (cd /mnt && md5sum -c /tmp/sums) || exit 8
 umount /mnt && losetup -d /dev/loop0
 sync
+# Driver reload: the device is reset, its queues stopped (GET_VRING_BASE) and started again
+# on new rings.
+echo virtio0 > /sys/bus/virtio/drivers/virtio_blk/unbind || exit 9
+echo virtio0 > /sys/bus/virtio/drivers/virtio_blk/bind || exit 10
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done
+echo "RELOAD read $(dd if=/dev/vda bs=1048576 count=1 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
+yes fpga-virtio | head -c 4096 > /tmp/reload
+dd if=/tmp/reload of=/dev/vda bs=4096 seek=3072 count=1 oflag=direct conv=notrunc 2>/dev/null || exit 11
+dd if=/dev/vda of=/tmp/back bs=4096 skip=3072 count=1 iflag=direct 2>/dev/null || exit 12
+cmp /tmp/reload /tmp/back && echo "RELOAD-OK driver unbound, bound again, read and written"
 echo "T end $(cut -d' ' -f1 /proc/uptime)"
 echo "FS-OK ext4 created, filled, remounted and checked"
 "#;
@@ -238,6 +249,22 @@ fn run_policy(policy: &str) {
         );
     }
     assert!(c.contains("FS-OK"), "{}", show());
+    assert!(c.contains("RELOAD-OK"), "{}", show());
+    let host_md5 = {
+        let p = dir.join("host-region");
+        std::fs::write(&p, pattern(1, MIB as usize)).unwrap();
+        let out = Command::new("md5sum").arg(&p).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        c.contains(&format!("RELOAD read {host_md5}")),
+        "after the reload the guest read other data than the host wrote\n{}",
+        show()
+    );
     assert_eq!(out.status, Some(0), "{}", show());
     assert_eq!(code, Some(0), "backend\n{}", show());
     // Both queues carried requests, each on the path the policy gives it.
@@ -276,8 +303,21 @@ fn run_policy(policy: &str) {
             "direct write at {off:#x} (+{len:#x}) not on disk"
         );
     }
+    // The discarded range reads as zeros, but for the page written after the driver reload.
+    let reload: Vec<u8> = b"fpga-virtio\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(4096)
+        .collect();
     assert!(
-        read(DISCARD.0, MIB as usize).iter().all(|&b| b == 0),
+        read(DISCARD.0, 4096) == reload,
+        "the write after the reload is not on disk"
+    );
+    assert!(
+        read(DISCARD.0 + 4096, MIB as usize - 4096)
+            .iter()
+            .all(|&b| b == 0),
         "discarded range not zero"
     );
     assert!(

@@ -92,7 +92,7 @@ struct State {
     features: u64,
     runtime: Option<Runtime>,
     started: Vec<Option<Path>>,
-    /// Queues that ran since the runtime started, with their path (for the summary).
+    /// Queues that ran since the last reset, with their path (for the summary).
     ran: Vec<Option<Path>>,
     /// The rings of started queues.
     rings: Vec<Option<VringSetup>>,
@@ -100,6 +100,22 @@ struct State {
     resume: Vec<Option<QueuePosition>>,
     /// The model stopped (a protocol check failed): nothing runs any more.
     dead: Option<String>,
+    /// Per queue: (requests the CPU served, doorbell events) of runtimes already retired.
+    retired: Vec<(u64, u64)>,
+}
+
+impl State {
+    /// Drop the runtime (its workers finish), keeping its per-queue counts for the summary.
+    fn retire_runtime(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            for (q, qs) in &rt.stats().queues {
+                if let Some(t) = self.retired.get_mut(usize::from(*q)) {
+                    t.0 += qs.requests;
+                    t.1 += qs.punts.get("Doorbell").copied().unwrap_or(0);
+                }
+            }
+        }
+    }
 }
 
 /// The device. Shared by the vhost-user handler threads and the clock thread.
@@ -177,6 +193,7 @@ impl Device {
                 rings: vec![None; n],
                 resume: vec![None; n],
                 dead: None,
+                retired: vec![(0, 0); n],
             }),
             private,
             irqfds,
@@ -219,7 +236,7 @@ impl Device {
     pub fn set_memory(&self, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
         let mut st = lock(&self.state);
         self.stop_all(&mut st, true)?;
-        st.runtime = None;
+        st.retire_runtime();
         let dma = guest.insert_region(self.private.clone()).map_err(|e| {
             DeviceError::Memory(format!(
                 "guest memory overlaps the device's private region: {e}"
@@ -284,24 +301,24 @@ impl Device {
     }
 
     /// Stop everything and forget the guest (a reset, or the frontend went away). Prints what
-    /// each queue did since the runtime started (stderr), when it ran.
+    /// each queue did since the last reset (stderr).
     pub fn reset(&self) -> Result<(), DeviceError> {
         let mut st = lock(&self.state);
         let r = self.stop_all(&mut st, false);
+        st.retire_runtime();
         let n = st.started.len();
         let paths = std::mem::replace(&mut st.ran, vec![None; n]);
-        if st.runtime.is_some() {
-            for line in self.summary(&st, &paths) {
-                eprintln!("fpga-virtio vhost-user-blk: {line}");
-            }
+        for line in self.summary(&st, &paths) {
+            eprintln!("fpga-virtio vhost-user-blk: {line}");
         }
-        st.runtime = None;
+        st.retired.iter_mut().for_each(|t| *t = (0, 0));
         st.resume.iter_mut().for_each(|p| *p = None);
         r
     }
 
-    /// One line per queue that ran: its path, requests completed (by the device's counters and
-    /// by the CPU), punts, errors and DMA faults.
+    /// One line per queue that ran since the last reset: its path, requests completed (the
+    /// device's counters, which run on for the device's life, and the CPU's), punts, errors, DMA
+    /// faults, kicks and doorbell events.
     fn summary(&self, st: &State, paths: &[Option<Path>]) -> Vec<String> {
         use fpga_virtio_driver::hw::regs::counters::qstat as c;
         let mut lines = Vec::new();
@@ -314,13 +331,7 @@ impl Device {
                     .unwrap_or(0)
             };
             let device = u64::from(rd(c::REQUESTS_LO)) | (u64::from(rd(c::REQUESTS_HI)) << 32);
-            let qs = st
-                .runtime
-                .as_ref()
-                .and_then(|rt| rt.stats().queues.get(&(q as u16)).cloned())
-                .unwrap_or_default();
-            let cpu = qs.requests;
-            let doorbells = qs.punts.get("Doorbell").copied().unwrap_or(0);
+            let (cpu, doorbells) = st.retired.get(q).copied().unwrap_or_default();
             let kicks = self.queue_kicks[q].swap(0, Ordering::Relaxed);
             let requests = if *path == Path::Fpga { device } else { cpu };
             let status = rd(regs::queue::q::STATUS);

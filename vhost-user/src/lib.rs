@@ -20,6 +20,7 @@ pub use device::{Device, DeviceError, DeviceOptions};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
+use vhost::vhost_user::{Error as VhostUserError, Listener};
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
@@ -28,13 +29,16 @@ use vmm_sys_util::epoll::EventSet;
 pub enum ServeError {
     #[error("vhost-user: {0}")]
     Daemon(vhost_user_backend::Error),
+    #[error("listening on the socket: {0}")]
+    Listen(vhost::vhost_user::Error),
     #[error("registering the device's interrupt eventfds: {0}")]
     Register(std::io::Error),
 }
 
 /// Serve `device` on the vhost-user socket at `socket`: one frontend connection at a time,
-/// accepting the next one when a frontend goes away (QEMU reconnecting, a new VM), until
-/// `connections` connections were served (None: forever).
+/// accepting the next one when a frontend goes away (QEMU reconnecting, a new VM) or broke the
+/// protocol, until `connections` connections were served (None: forever). Errors are those of
+/// setting up a connection, not of what a frontend sent.
 pub fn serve(
     device: Arc<Device>,
     socket: &Path,
@@ -43,6 +47,9 @@ pub fn serve(
     let backend = BlkBackend::new(device.clone());
     let nq = u64::from(device.opts.queues);
     let mut served = 0usize;
+    // One listening socket for the backend's life: a frontend that connects while the previous
+    // connection is being torn down waits in the backlog instead of being reset.
+    let mut listener = Listener::new(socket, true).map_err(ServeError::Listen)?;
     loop {
         backend.forget_vrings();
         let mut daemon = VhostUserDaemon::new(
@@ -58,13 +65,21 @@ pub fn serve(
                     .map_err(ServeError::Register)?;
             }
         }
-        let result = daemon.serve(socket);
+        let result = daemon.start(&mut listener).and_then(|()| daemon.wait());
+        // Dropping the daemon stops its vring workers.
+        drop(daemon);
         // The frontend is gone: stop the device's queues. A frontend that comes back tells us
         // where its rings are again.
         if let Err(e) = device.reset() {
             eprintln!("fpga-virtio vhost-user-blk: stopping the queues: {e}");
         }
-        result.map_err(ServeError::Daemon)?;
+        // A frontend that broke the protocol (or went away mid-message) costs its own
+        // connection only: say why and serve the next one.
+        match result {
+            Ok(())
+            | Err(vhost_user_backend::Error::HandleRequest(VhostUserError::Disconnected)) => {}
+            Err(e) => eprintln!("fpga-virtio vhost-user-blk: connection ended: {e}"),
+        }
         served += 1;
         if connections.is_some_and(|n| served >= n) {
             return Ok(());

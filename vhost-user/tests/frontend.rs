@@ -1,0 +1,346 @@
+//! The backend driven by a frontend written here (vhost's `Frontend`, what QEMU does) with a
+//! guest split-ring driver on shared memfd memory: fast host-side tests of the protocol, and of
+//! what a hostile frontend or guest gets (an error and a broken queue, never a dead backend).
+
+use fpga_virtio_driver::hw::regs::queue;
+use fpga_virtio_driver::runtime::{Path, SplitPolicy};
+use fpga_virtio_sim::testing::{Buffer, SplitRing};
+use fpga_virtio_storage::{BlockStore, RamStore};
+use fpga_virtio_vhost_user::{serve, Device, DeviceOptions};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::{Frontend, VhostUserFrontend};
+use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use virtio_bindings::virtio_config as vc;
+use vm_memory::{
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress,
+};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+const MEM: usize = 4 << 20;
+const QSIZE: u16 = 16;
+
+fn memfd(len: usize) -> File {
+    // SAFETY: the name is a NUL-terminated literal; memfd_create returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"fv-test-guest".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create");
+    // SAFETY: `fd` is fresh and owned by nothing else.
+    let f = unsafe { File::from_raw_fd(fd) };
+    f.set_len(len as u64).unwrap();
+    f
+}
+
+/// A guest: memory shared with the backend and a frontend connection.
+struct Guest {
+    mem: GuestMemoryMmap,
+    file: Arc<File>,
+    fe: Frontend,
+    kicks: Vec<EventFd>,
+    calls: Vec<EventFd>,
+}
+
+impl Guest {
+    fn hva(&self, gpa: u64) -> u64 {
+        self.mem
+            .iter()
+            .next()
+            .unwrap()
+            .get_host_address(MemoryRegionAddress(gpa))
+            .unwrap() as u64
+    }
+
+    /// Connect, negotiate, and hand over the memory table.
+    fn connect(sock: &std::path::Path, queues: usize) -> Guest {
+        let t = Instant::now();
+        let mut fe = loop {
+            match Frontend::connect(sock, queues as u64) {
+                Ok(fe) => break fe,
+                Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("connect: {e}"),
+            }
+        };
+        let file = Arc::new(memfd(MEM));
+        let mem = GuestMemoryMmap::from_ranges_with_files([(
+            GuestAddress(0),
+            MEM,
+            Some(FileOffset::from_arc(file.clone(), 0)),
+        )])
+        .unwrap();
+        fe.set_owner().unwrap();
+        let features = fe.get_features().unwrap();
+        assert_ne!(
+            features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(),
+            0
+        );
+        assert_eq!(features & (1 << vc::VIRTIO_F_ACCESS_PLATFORM), 0);
+        fe.set_features(
+            (1 << vc::VIRTIO_F_VERSION_1) | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits(),
+        )
+        .unwrap();
+        let pf = fe.get_protocol_features().unwrap();
+        fe.set_protocol_features(
+            pf & (VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::MQ),
+        )
+        .unwrap();
+        let g = Guest {
+            mem,
+            file,
+            fe,
+            kicks: Vec::new(),
+            calls: Vec::new(),
+        };
+        let region = VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: g.hva(0),
+            mmap_offset: 0,
+            mmap_handle: g.file.as_raw_fd(),
+        };
+        g.fe.set_mem_table(&[region]).unwrap();
+        g
+    }
+
+    /// Set up queue `q` on `ring` (addresses given as this process's virtual addresses, as a
+    /// frontend does) and enable it.
+    fn start_queue(&mut self, q: usize, ring: &SplitRing) {
+        let cfg = VringConfigData {
+            queue_max_size: QSIZE,
+            queue_size: QSIZE,
+            flags: 0,
+            desc_table_addr: self.hva(ring.desc_addr()),
+            used_ring_addr: self.hva(ring.used_addr()),
+            avail_ring_addr: self.hva(ring.avail_addr()),
+            log_addr: None,
+        };
+        self.fe.set_vring_num(q, QSIZE).unwrap();
+        self.fe.set_vring_addr(q, &cfg).unwrap();
+        self.fe.set_vring_base(q, 0).unwrap();
+        let kick = EventFd::new(EFD_NONBLOCK).unwrap();
+        let call = EventFd::new(EFD_NONBLOCK).unwrap();
+        self.fe.set_vring_call(q, &call).unwrap();
+        self.fe.set_vring_kick(q, &kick).unwrap();
+        self.fe.set_vring_enable(q, true).unwrap();
+        while self.kicks.len() <= q {
+            self.kicks.push(EventFd::new(EFD_NONBLOCK).unwrap());
+            self.calls.push(EventFd::new(EFD_NONBLOCK).unwrap());
+        }
+        self.kicks[q] = kick;
+        self.calls[q] = call;
+    }
+
+    /// A 4 KiB read of `sector` on `ring`, buffers at `at`; returns the used entries after the
+    /// call fd fired (or after `wait`).
+    fn read(
+        &self,
+        q: usize,
+        ring: &mut SplitRing,
+        at: u64,
+        sector: u64,
+        wait: Duration,
+    ) -> Vec<(u16, u32)> {
+        let mut h = [0u8; 16];
+        h[8..].copy_from_slice(&sector.to_le_bytes());
+        self.mem.write_slice(&h, GuestAddress(at)).unwrap();
+        self.mem.write_obj(0xffu8, GuestAddress(at + 16)).unwrap();
+        ring.add_chain(&[
+            Buffer {
+                addr: at,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: at + 4096,
+                len: 4096,
+                write: true,
+            },
+            Buffer {
+                addr: at + 16,
+                len: 1,
+                write: true,
+            },
+        ])
+        .unwrap();
+        ring.publish().unwrap();
+        self.kicks[q].write(1).unwrap();
+        let t = Instant::now();
+        while t.elapsed() < wait {
+            if self.calls[q].read().is_ok() {
+                return ring.reap().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ring.reap().unwrap()
+    }
+}
+
+fn backend(
+    tag: &str,
+    queues: u16,
+    connections: usize,
+) -> (
+    Arc<Device>,
+    PathBuf,
+    std::thread::JoinHandle<()>,
+    Arc<dyn BlockStore>,
+) {
+    let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(8 << 20));
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 5) as u8).collect();
+    store.write_at(8 * 512, &pattern).unwrap();
+    let device = Device::new(DeviceOptions {
+        store: store.clone(),
+        queues,
+        queue_size: 256,
+        policy: SplitPolicy::all(Path::Fpga),
+        id: "test".into(),
+    })
+    .unwrap();
+    let sock = std::env::temp_dir().join(format!("fv-vu-{}-{tag}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let (d, s) = (device.clone(), sock.clone());
+    let h = std::thread::spawn(move || serve(d, &s, Some(connections)).unwrap());
+    (device, sock, h, store)
+}
+
+fn queue_error(device: &Device, q: u32) -> bool {
+    let st = queue::q::STATUS.at(q).unwrap().read(device.sim()).unwrap();
+    queue::q::status::ERROR.is_set(st)
+}
+
+#[test]
+fn a_read_round_trips_through_the_protocol_and_the_device() {
+    let (device, sock, h, _) = backend("roundtrip", 1, 1);
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    let done = g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20));
+    assert_eq!(done.len(), 1, "one used entry");
+    let mut data = vec![0u8; 4096];
+    g.mem
+        .read_slice(&mut data, GuestAddress(0x10_1000))
+        .unwrap();
+    let expect: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 5) as u8).collect();
+    assert!(data == expect, "the sector came back");
+    assert_eq!(
+        g.mem.read_obj::<u8>(GuestAddress(0x10_0010)).unwrap(),
+        0,
+        "status OK"
+    );
+    assert_eq!(device.queue_path(0), Some(Path::Fpga));
+    // GET_VRING_BASE stops the queue and answers the device's position.
+    assert_eq!(g.fe.get_vring_base(0).unwrap(), 1);
+    assert_eq!(device.queue_path(0), None);
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+#[test]
+fn a_buffer_outside_guest_memory_breaks_only_its_queue() {
+    let (device, sock, h, _) = backend("outside", 2, 1);
+    let mut g = Guest::connect(&sock, 2);
+    let mut r0 = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    let mut r1 = SplitRing::new(&g.mem, 0x4000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &r0);
+    g.start_queue(1, &r1);
+    // Queue 0: the data buffer lies past the end of guest memory.
+    r0.add_chain(&[
+        Buffer {
+            addr: 0x10_0000,
+            len: 16,
+            write: false,
+        },
+        Buffer {
+            addr: (MEM as u64) + 0x1000,
+            len: 4096,
+            write: true,
+        },
+        Buffer {
+            addr: 0x10_0010,
+            len: 1,
+            write: true,
+        },
+    ])
+    .unwrap();
+    r0.publish().unwrap();
+    g.kicks[0].write(1).unwrap();
+    let t = Instant::now();
+    while !queue_error(&device, 0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "queue 0 never failed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Queue 1 still serves.
+    let done = g.read(1, &mut r1, 0x20_0000, 8, Duration::from_secs(20));
+    assert_eq!(done.len(), 1, "queue 1 still works");
+    assert!(!queue_error(&device, 1));
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+#[test]
+fn a_hostile_frontend_costs_its_connection_not_the_backend() {
+    // Three connections: garbage, ring addresses outside the memory table, then a good one.
+    let (device, sock, h, _) = backend("hostile", 1, 3);
+    let t = Instant::now();
+    let mut raw = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    };
+    // A header claiming a huge payload, then noise.
+    let mut junk = vec![0xffu8; 12];
+    junk.extend((0..4096u32).map(|i| (i * 31) as u8));
+    let _ = raw.write_all(&junk);
+    drop(raw);
+
+    let g = Guest::connect(&sock, 1);
+    g.fe.set_vring_num(0, QSIZE).unwrap();
+    let far = VringConfigData {
+        queue_max_size: QSIZE,
+        queue_size: QSIZE,
+        flags: 0,
+        desc_table_addr: 0x10,
+        used_ring_addr: 0x2000,
+        avail_ring_addr: 0x1000,
+        log_addr: None,
+    };
+    // Addresses that are no virtual address of the memory table: refused (the backend ends
+    // the connection; without REPLY_ACK the frontend learns it at its next request).
+    let refused =
+        g.fe.set_vring_addr(0, &far)
+            .and_then(|_| g.fe.get_vring_base(0).map(|_| ()));
+    assert!(
+        refused.is_err(),
+        "ring addresses outside the memory table were accepted"
+    );
+    drop(g);
+
+    // The backend is still there for a well-behaved frontend.
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    assert_eq!(
+        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}

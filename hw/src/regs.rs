@@ -1412,6 +1412,8 @@ pub mod punt_ring {
         use crate::Field;
         /// 1: the ring is full; engines wait. (bits 0:0, ro/w)
         pub const FULL: Field = Field::new("full", 0, 1);
+        /// 1: an entry is being written (its DMA not yet acknowledged; PROD moves when it is). After clearing CTRL.enable, wait for 0 before reading PROD: it is final then. (bits 1:1, ro/w)
+        pub const BUSY: Field = Field::new("busy", 1, 1);
     }
 
     /// Cycles an engine waited on a full ring (saturating).

@@ -25,6 +25,7 @@ module fv_punt_writer #(
   input  logic [15:0] msix_vector,
   output logic [31:0] prod,
   output logic        full,
+  output logic        busy,          // an entry's write is in flight (PROD not yet moved)
   output logic [31:0] stall_cycles,
 
   // Doorbell events of CPU-owned queues.
@@ -113,6 +114,7 @@ module fv_punt_writer #(
     wr_data[PB*8-1:0] = bytes[piece * PB * 8 +: PB * 8];
   end
   assign irq_valid = state == S_IRQ;
+  assign busy = state == S_WR_REQ || state == S_WR_WAIT;
   assign irq_vector = msix_vector;
 
   always_ff @(posedge clk) begin

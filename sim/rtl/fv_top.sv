@@ -209,6 +209,7 @@ module fv_top #(
   logic [31:0] punt_ring_cons_idx;
   logic [15:0] punt_ring_msix_vector;
   logic punt_ring_status_full_i;
+  logic punt_ring_status_busy_i;
   logic [31:0] punt_ring_stalls_cycles_i;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_lo_addr;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_hi_addr;
@@ -598,6 +599,7 @@ module fv_top #(
     .msix_vector(punt_ring_msix_vector),
     .prod(punt_ring_prod_idx_i),
     .full(punt_ring_status_full_i),
+    .busy(punt_ring_status_busy_i),
     .stall_cycles(punt_ring_stalls_cycles_i),
     .doorbell(doorbell_db_notify_avail_idx_pulse),
     .cpu_owned(queue_q_ctrl_owner & queue_q_ctrl_enable),

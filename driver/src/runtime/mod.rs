@@ -190,6 +190,18 @@ impl Runtime {
         punt_ring::BASE_HI.write(io, (rings.punt >> 32) as u32)?;
         punt_ring::SIZE_LOG2.write(io, rings.punt_log2)?;
         punt_ring::MSIX.write(io, rings.punt_vector)?;
+        // An entry the writer had started before the disable still lands (and moves PROD):
+        // wait for it, so PROD is final and the slot initialization below cannot race it.
+        let mut polls = 0u32;
+        while punt_ring::status::BUSY.is_set(punt_ring::STATUS.read(io)?) {
+            polls += 1;
+            if polls > 100_000 {
+                return Err(RuntimeError::Queue(
+                    u16::MAX,
+                    "the punt-ring writer did not go idle after its disable".into(),
+                ));
+            }
+        }
         let punt_cons = punt_ring::PROD.read(io)?;
         // Every slot must read as "not written yet" for the pass in which the consumer reaches
         // it next. The device's producer index runs on across runtimes (it is never reset), so

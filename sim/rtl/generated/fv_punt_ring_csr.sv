@@ -22,6 +22,7 @@ module fv_punt_ring_csr (
   output logic [31:0] punt_ring_cons_idx,
   output logic [15:0] punt_ring_msix_vector,
   input  logic punt_ring_status_full_i,
+  input  logic punt_ring_status_busy_i,
   input  logic [31:0] punt_ring_stalls_cycles_i
 );
 
@@ -129,6 +130,7 @@ module fv_punt_ring_csr (
     end
     if (req_word == 6'd10) begin
       rdata[0] = punt_ring_status_full_i;
+      rdata[1] = punt_ring_status_busy_i;
     end
     if (req_word == 6'd11) begin
       rdata[31:0] = punt_ring_stalls_cycles_i;

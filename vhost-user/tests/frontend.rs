@@ -52,12 +52,19 @@ impl Guest {
             .iter()
             .next()
             .unwrap()
-            .get_host_address(MemoryRegionAddress(gpa))
+            .get_host_address(MemoryRegionAddress(
+                gpa - self.mem.iter().next().unwrap().start_addr().0,
+            ))
             .unwrap() as u64
     }
 
     /// Connect, negotiate, and hand over the memory table.
     fn connect(sock: &std::path::Path, queues: usize) -> Guest {
+        Self::connect_at(sock, queues, 0)
+    }
+
+    /// As `connect`, with guest memory at guest physical address `base`.
+    fn connect_at(sock: &std::path::Path, queues: usize, base: u64) -> Guest {
         let t = Instant::now();
         let mut fe = loop {
             match Frontend::connect(sock, queues as u64) {
@@ -70,7 +77,7 @@ impl Guest {
         };
         let file = Arc::new(memfd(MEM));
         let mem = GuestMemoryMmap::from_ranges_with_files([(
-            GuestAddress(0),
+            GuestAddress(base),
             MEM,
             Some(FileOffset::from_arc(file.clone(), 0)),
         )])
@@ -99,9 +106,9 @@ impl Guest {
             calls: Vec::new(),
         };
         let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: 0,
+            guest_phys_addr: base,
             memory_size: MEM as u64,
-            userspace_addr: g.hva(0),
+            userspace_addr: g.hva(base),
             mmap_offset: 0,
             mmap_handle: g.file.as_raw_fd(),
         };
@@ -332,6 +339,33 @@ fn a_hostile_frontend_costs_its_connection_not_the_backend() {
     drop(g);
 
     // The backend is still there for a well-behaved frontend.
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    assert_eq!(
+        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+#[test]
+fn guest_memory_over_the_device_private_region_is_refused() {
+    // The runtime's rings live at IOVA 2^46: a memory table that claims that range is refused
+    // (the connection ends), and the next frontend is served.
+    let (device, sock, h, _) = backend("private", 1, 2);
+    let g = Guest::connect_at(&sock, 1, fpga_virtio_vhost_user::device::PRIVATE_IOVA);
+    let refused =
+        g.fe.set_vring_num(0, QSIZE)
+            .and_then(|_| g.fe.get_vring_base(0).map(|_| ()));
+    assert!(
+        refused.is_err(),
+        "a memory table over the private region was accepted"
+    );
+    drop(g);
     let mut g = Guest::connect(&sock, 1);
     let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
     g.start_queue(0, &ring);

@@ -72,29 +72,7 @@ enum Command {
     },
     /// Serve a disk image to a VM over vhost-user, the simulated FPGA as the data plane
     /// (docs/vhost-user.md).
-    VhostUserBlk {
-        /// The vhost-user socket to listen on (QEMU: -chardev socket,path=...).
-        #[arg(long)]
-        socket: std::path::PathBuf,
-        /// The disk image file.
-        #[arg(long)]
-        disk: std::path::PathBuf,
-        /// Create or resize the image to this many MiB.
-        #[arg(long)]
-        size_mib: Option<u64>,
-        /// Queues offered (the guest may use fewer).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
-        queues: u16,
-        /// Largest queue size offered (a power of two).
-        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=32768))]
-        queue_size: u16,
-        /// Split policy: fpga, cpu, split (the embedded default) or a TOML file.
-        #[arg(long, default_value = "split")]
-        policy: String,
-        /// Exit after this many frontend connections (default: serve forever).
-        #[arg(long)]
-        connections: Option<usize>,
-    },
+    VhostUserBlk(vhost::VhostOptions),
     /// Build, inspect and verify firmware images (docs/firmware.md).
     Image {
         #[command(subcommand)]
@@ -179,24 +157,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        Command::VhostUserBlk {
-            socket,
-            disk,
-            size_mib,
-            queues,
-            queue_size,
-            policy,
-            connections,
-        } => {
-            if let Err(e) = vhost::run(vhost::VhostOptions {
-                socket,
-                disk,
-                size_mib,
-                queues,
-                queue_size,
-                policy,
-                connections,
-            }) {
+        Command::VhostUserBlk(options) => {
+            if let Err(e) = vhost::run(options) {
                 eprintln!("error: vhost-user-blk: {e}");
                 return ExitCode::FAILURE;
             }

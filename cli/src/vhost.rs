@@ -8,15 +8,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What `vhost-user-blk` was asked to do.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct VhostOptions {
+    /// The vhost-user socket to listen on (QEMU: -chardev socket,path=...).
+    #[arg(long)]
     pub socket: PathBuf,
+    /// The disk image file.
+    #[arg(long)]
     pub disk: PathBuf,
+    /// Create or resize the image to this many MiB.
+    #[arg(long)]
     pub size_mib: Option<u64>,
+    /// Queues offered (the guest may use fewer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub queues: u16,
+    /// Largest queue size offered (a power of two).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=32768))]
     pub queue_size: u16,
-    /// `fpga`, `cpu`, `split` (the embedded default policy) or a TOML file.
+    /// Split policy: fpga, cpu, split (the embedded default) or a TOML file.
+    #[arg(long, default_value = "split")]
     pub policy: String,
+    /// Exit after this many frontend connections (default: serve forever).
+    #[arg(long)]
     pub connections: Option<usize>,
 }
 

@@ -48,6 +48,10 @@ pub enum DeviceError {
     Runtime(#[from] RuntimeError),
     #[error("guest memory: {0}")]
     Memory(String),
+    #[error("the device: {0}")]
+    Probe(#[from] fpga_virtio_driver::probe::ProbeError),
+    #[error("starting the clock thread: {0}")]
+    Thread(std::io::Error),
     #[error("queue {0}: {1}")]
     Queue(u16, String),
 }
@@ -166,7 +170,7 @@ impl Device {
             .map(|q| sim.irqfd(u32::from(q)))
             .collect::<Result<Vec<_>, _>>()?;
         let dev = Arc::new(SimDevice::new(sim));
-        fpga_virtio_driver::probe::probe(&*dev).map_err(|e| DeviceError::Memory(e.to_string()))?;
+        fpga_virtio_driver::probe::probe(&*dev)?;
         global::CTRL.write(&*dev, global::ctrl::ENABLE.mask())?;
         for q in 0..u32::from(opts.queues) {
             let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
@@ -206,7 +210,7 @@ impl Device {
         let handle = std::thread::Builder::new()
             .name("fv-clock".into())
             .spawn(move || d.clock_loop())
-            .map_err(|e| DeviceError::Memory(format!("clock thread: {e}")))?;
+            .map_err(DeviceError::Thread)?;
         *lock(&device.clock) = Some(handle);
         Ok(device)
     }

@@ -217,6 +217,15 @@ fn backend(
     (device, sock, h, store)
 }
 
+/// A well-behaved frontend: one 4 KiB read on queue 0 completes.
+fn one_good_read(sock: &std::path::Path) {
+    let mut g = Guest::connect(sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    let done = g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20));
+    assert_eq!(done.len(), 1, "the read completed");
+}
+
 fn queue_error(device: &Device, q: u32) -> bool {
     let st = queue::q::STATUS.at(q).unwrap().read(device.sim()).unwrap();
     queue::q::status::ERROR.is_set(st)
@@ -339,15 +348,7 @@ fn a_hostile_frontend_costs_its_connection_not_the_backend() {
     drop(g);
 
     // The backend is still there for a well-behaved frontend.
-    let mut g = Guest::connect(&sock, 1);
-    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
-    g.start_queue(0, &ring);
-    assert_eq!(
-        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
-            .len(),
-        1
-    );
-    drop(g);
+    one_good_read(&sock);
     h.join().unwrap();
     device.shutdown();
 }
@@ -366,15 +367,7 @@ fn guest_memory_over_the_device_private_region_is_refused() {
         "a memory table over the private region was accepted"
     );
     drop(g);
-    let mut g = Guest::connect(&sock, 1);
-    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
-    g.start_queue(0, &ring);
-    assert_eq!(
-        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
-            .len(),
-        1
-    );
-    drop(g);
+    one_good_read(&sock);
     h.join().unwrap();
     device.shutdown();
 }

@@ -359,6 +359,52 @@ fn build(
     Ok((bufs, posted))
 }
 
+/// The runtime of a rig: one virtio-blk function over `store`, rings in the rig's memory.
+fn start_runtime(
+    dev: &SimDevice,
+    mem: &GuestMemoryMmap,
+    store: &Arc<dyn BlockStore>,
+    policy: SplitPolicy,
+) -> Result<Runtime, WorkloadError> {
+    Ok(Runtime::start(
+        dev,
+        mem.clone(),
+        policy,
+        vec![BlkFunction {
+            func: 0,
+            store: store.clone(),
+            config: BlkConfig::new(store.size() / 512, "fpga-virtio-blk0"),
+        }],
+        Rings {
+            punt: PUNT_RING,
+            punt_log2: 6,
+            cpl: CPL_RING,
+            cpl_log2: 6,
+            punt_vector: regs::NO_VECTOR,
+        },
+    )?)
+}
+
+/// Queue `q` of a rig on `ring`, resuming at (`last_avail`, `used_idx`).
+fn queue_spec(q: u16, ring: &SplitRing, vector: u32, last_avail: u16, used_idx: u16) -> QueueSpec {
+    QueueSpec {
+        qid: q,
+        info: QueueInfo {
+            func: 0,
+            desc: ring.desc_addr(),
+            avail: ring.avail_addr(),
+            used: ring.used_addr(),
+            size: RING_SIZE,
+            indirect: true,
+            event_idx: false,
+            notification_data: true,
+        },
+        vector,
+        last_avail,
+        used_idx,
+    }
+}
+
 /// The whole stack for one virtio-blk function: the simulated FPGA with a block store behind its
 /// storage port, the runtime with its CPU workers, and one guest split ring per queue.
 pub struct Rig {
@@ -422,24 +468,7 @@ impl Rig {
         let dev = SimDevice::new(sim);
         fpga_virtio_driver::probe::probe(&dev).map_err(|e| WorkloadError::Config(e.to_string()))?;
         enable_device(&dev)?;
-        let blk = BlkConfig::new(cfg.capacity_sectors, "fpga-virtio-blk0");
-        let mut rt = Runtime::start(
-            &dev,
-            mem.clone(),
-            cfg.policy.clone(),
-            vec![BlkFunction {
-                func: 0,
-                store: store.clone(),
-                config: blk,
-            }],
-            Rings {
-                punt: PUNT_RING,
-                punt_log2: 6,
-                cpl: CPL_RING,
-                cpl_log2: 6,
-                punt_vector: regs::NO_VECTOR,
-            },
-        )?;
+        let mut rt = start_runtime(&dev, &mem, &store, cfg.policy.clone())?;
         rt.inject_worker_panic(cfg.panic_queue);
         let mut rings = Vec::new();
         let mut paths = Vec::new();
@@ -451,37 +480,15 @@ impl Rig {
                 u32::from(RING_SIZE),
                 false,
             )?;
-            let path = rt.add_queue(
-                &dev,
-                QueueSpec {
-                    last_avail: 0,
-                    used_idx: 0,
-                    qid: q,
-                    info: QueueInfo {
-                        func: 0,
-                        desc: ring.desc_addr(),
-                        avail: ring.avail_addr(),
-                        used: ring.used_addr(),
-                        size: RING_SIZE,
-                        indirect: true,
-                        event_idx: false,
-                        notification_data: true,
-                    },
-                    vector: if cfg.interrupts {
-                        setup_vector(&dev, u32::from(q))?;
-                        u32::from(q)
-                    } else {
-                        regs::NO_VECTOR
-                    },
-                },
-            )?;
-            vectors.push(if cfg.interrupts {
+            let vector = if cfg.interrupts {
+                setup_vector(&dev, u32::from(q))?;
                 u32::from(q)
             } else {
                 regs::NO_VECTOR
-            });
+            };
+            paths.push(rt.add_queue(&dev, queue_spec(q, &ring, vector, 0, 0))?);
+            vectors.push(vector);
             rings.push(ring);
-            paths.push(path);
         }
         Ok(Rig {
             dev,
@@ -504,45 +511,16 @@ impl Rig {
             positions.push(self.rt.stop_queue(&self.dev, q)?);
         }
         let policy = self.rt.policy().clone();
-        let blk = BlkConfig::new(self.store.size() / 512, "fpga-virtio-blk0");
-        self.rt = Runtime::start(
-            &self.dev,
-            self.mem.clone(),
-            policy,
-            vec![BlkFunction {
-                func: 0,
-                store: self.store.clone(),
-                config: blk,
-            }],
-            Rings {
-                punt: PUNT_RING,
-                punt_log2: 6,
-                cpl: CPL_RING,
-                cpl_log2: 6,
-                punt_vector: regs::NO_VECTOR,
-            },
-        )?;
+        self.rt = start_runtime(&self.dev, &self.mem, &self.store, policy)?;
         for (q, pos) in positions.into_iter().enumerate() {
-            let ring = &self.rings[q];
-            self.rt.add_queue(
-                &self.dev,
-                QueueSpec {
-                    last_avail: pos.last_avail,
-                    used_idx: pos.used_idx,
-                    qid: q as u16,
-                    info: QueueInfo {
-                        func: 0,
-                        desc: ring.desc_addr(),
-                        avail: ring.avail_addr(),
-                        used: ring.used_addr(),
-                        size: RING_SIZE,
-                        indirect: true,
-                        event_idx: false,
-                        notification_data: true,
-                    },
-                    vector: self.vectors[q],
-                },
-            )?;
+            let spec = queue_spec(
+                q as u16,
+                &self.rings[q],
+                self.vectors[q],
+                pos.last_avail,
+                pos.used_idx,
+            );
+            self.rt.add_queue(&self.dev, spec)?;
         }
         Ok(())
     }

@@ -228,32 +228,27 @@ fn serve_cpu_queue(
     }
     let mem = &shared.mem;
     let mut published = 0u32;
+    // The guest broke the ring protocol: the queue stops until it is set up again.
+    let broken = |cq: &mut CpuQueue, reason: String| {
+        cq.broken = true;
+        let _ = done.send(Done::Broken {
+            qid,
+            reason,
+            panicked: false,
+        });
+    };
     // virtio's consumer loop: notifications off while draining, then on again (with EVENT_IDX
     // that writes avail_event, without which a driver stops kicking), and drain again if
     // requests arrived in between.
     loop {
         if cq.queue.disable_notification(mem).is_err() {
-            cq.broken = true;
-            let _ = done.send(Done::Broken {
-                qid,
-                reason: "used ring not writable".into(),
-                panicked: false,
-            });
-            return;
+            return broken(cq, "used ring not writable".into());
         }
         while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
             let segs = match chain::from_descriptor_chain(chain) {
                 Ok(s) => s,
-                Err(e) => {
-                    cq.broken = true;
-                    let _ = done.send(Done::Broken {
-                        qid,
-                        reason: e.to_string(),
-                        panicked: false,
-                    });
-                    return;
-                }
+                Err(e) => return broken(cq, e.to_string()),
             };
             // A panic while serving fails this request only: it is still published (used length
             // 0, no status), and the queue goes on.
@@ -274,13 +269,7 @@ fn serve_cpu_queue(
                 used_len: 0,
             });
             if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
-                cq.broken = true;
-                let _ = done.send(Done::Broken {
-                    qid,
-                    reason: "used ring not writable".into(),
-                    panicked: false,
-                });
-                return;
+                return broken(cq, "used ring not writable".into());
             }
             published += 1;
             let _ = done.send(Done::Served {
@@ -293,15 +282,7 @@ fn serve_cpu_queue(
         match cq.queue.enable_notification(mem) {
             Ok(true) => continue,
             Ok(false) => break,
-            Err(_) => {
-                cq.broken = true;
-                let _ = done.send(Done::Broken {
-                    qid,
-                    reason: "used ring not writable".into(),
-                    panicked: false,
-                });
-                return;
-            }
+            Err(_) => return broken(cq, "used ring not writable".into()),
         }
     }
     if published > 0 && wants_interrupt(cq, mem) {

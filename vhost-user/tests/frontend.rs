@@ -65,6 +65,25 @@ impl Guest {
 
     /// As `connect`, with guest memory at guest physical address `base`.
     fn connect_at(sock: &std::path::Path, queues: usize, base: u64) -> Guest {
+        let g = Self::connect_without_memory(sock, queues, base);
+        g.send_memory_table();
+        g
+    }
+
+    fn send_memory_table(&self) {
+        let base = self.mem.iter().next().unwrap().start_addr().0;
+        let region = VhostUserMemoryRegionInfo {
+            guest_phys_addr: base,
+            memory_size: MEM as u64,
+            userspace_addr: self.hva(base),
+            mmap_offset: 0,
+            mmap_handle: self.file.as_raw_fd(),
+        };
+        self.fe.set_mem_table(&[region]).unwrap();
+    }
+
+    /// Connect and negotiate, but send no memory table yet.
+    fn connect_without_memory(sock: &std::path::Path, queues: usize, base: u64) -> Guest {
         let t = Instant::now();
         let mut fe = loop {
             match Frontend::connect(sock, queues as u64) {
@@ -98,22 +117,13 @@ impl Guest {
             pf & (VhostUserProtocolFeatures::CONFIG | VhostUserProtocolFeatures::MQ),
         )
         .unwrap();
-        let g = Guest {
+        Guest {
             mem,
             file,
             fe,
             kicks: Vec::new(),
             calls: Vec::new(),
-        };
-        let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: base,
-            memory_size: MEM as u64,
-            userspace_addr: g.hva(base),
-            mmap_offset: 0,
-            mmap_handle: g.file.as_raw_fd(),
-        };
-        g.fe.set_mem_table(&[region]).unwrap();
-        g
+        }
     }
 
     /// Set up queue `q` on `ring` (addresses given as this process's virtual addresses, as a
@@ -366,6 +376,36 @@ fn guest_memory_over_the_device_private_region_is_refused() {
         refused.is_err(),
         "a memory table over the private region was accepted"
     );
+    drop(g);
+    one_good_read(&sock);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+#[test]
+fn rings_before_the_memory_table_cost_only_that_connection() {
+    // Out of order: ring addresses before SET_MEM_TABLE cannot be translated; the connection
+    // ends, no queue starts, and the next frontend is served.
+    let (device, sock, h, _) = backend("early-rings", 1, 2);
+    let g = Guest::connect_without_memory(&sock, 1, 0);
+    let cfg = VringConfigData {
+        queue_max_size: QSIZE,
+        queue_size: QSIZE,
+        flags: 0,
+        desc_table_addr: g.hva(0x1000),
+        used_ring_addr: g.hva(0x3000),
+        avail_ring_addr: g.hva(0x2000),
+        log_addr: None,
+    };
+    let refused =
+        g.fe.set_vring_num(0, QSIZE)
+            .and_then(|_| g.fe.set_vring_addr(0, &cfg))
+            .and_then(|_| g.fe.get_vring_base(0).map(|_| ()));
+    assert!(
+        refused.is_err(),
+        "rings before the memory table were accepted"
+    );
+    assert_eq!(device.queue_path(0), None);
     drop(g);
     one_good_read(&sock);
     h.join().unwrap();

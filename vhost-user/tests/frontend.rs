@@ -411,3 +411,42 @@ fn rings_before_the_memory_table_cost_only_that_connection() {
     h.join().unwrap();
     device.shutdown();
 }
+
+#[test]
+fn a_new_memory_table_under_running_queues_resumes_them_where_they_stopped() {
+    // QEMU sends SET_MEM_TABLE again when guest memory changes: the device stops the queues,
+    // restarts its runtime on the new map, and each queue resumes at its position.
+    let (device, sock, h, _) = backend("remap", 1, 1);
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    for _ in 0..3 {
+        assert_eq!(
+            g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+                .len(),
+            1
+        );
+    }
+    g.send_memory_table();
+    assert_eq!(
+        device.queue_path(0),
+        None,
+        "the queue was stopped for the new map"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+                .len(),
+            1
+        );
+    }
+    assert_eq!(
+        ring.used_idx().unwrap(),
+        6,
+        "no request lost or completed twice"
+    );
+    assert_eq!(g.fe.get_vring_base(0).unwrap(), 6);
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}

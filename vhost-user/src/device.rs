@@ -236,11 +236,9 @@ impl Device {
     }
 
     /// A new memory table: the device's IOMMU maps every region at its guest address. Running
-    /// queues are stopped first and resume from where they stopped at their next kick.
+    /// queues are stopped first and started again at once from where they stopped.
     pub fn set_memory(&self, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
-        let mut st = lock(&self.state);
-        self.stop_all(&mut st, true)?;
-        st.retire_runtime();
+        // Check the new map before touching anything that runs.
         let dma = guest.insert_region(self.private.clone()).map_err(|e| {
             DeviceError::Memory(format!(
                 "guest memory overlaps the device's private region: {e}"
@@ -252,6 +250,13 @@ impl Device {
                 .map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)
                 .map_err(|e| DeviceError::Memory(e.to_string()))?;
         }
+        let mut st = lock(&self.state);
+        let running: Vec<(u16, VringSetup)> = (0..st.started.len())
+            .filter(|&q| st.started[q].is_some())
+            .filter_map(|q| st.rings[q].map(|r| (q as u16, r)))
+            .collect();
+        self.stop_all(&mut st, true)?;
+        st.retire_runtime();
         {
             let mut sim = self.dev.lock();
             *sim.iommu_mut() = iommu;
@@ -259,6 +264,11 @@ impl Device {
         }
         st.guest = Some(guest);
         st.dma = Some(dma);
+        // The queues that ran go on at once, from where they stopped: the guest's last kick may
+        // already have been taken, and it will not kick again for requests it already posted.
+        for (q, ring) in running {
+            self.start_locked(&mut st, q, ring)?;
+        }
         Ok(())
     }
 

@@ -474,6 +474,10 @@ impl Device {
         st.started[usize::from(q)] = Some(path);
         st.ran[usize::from(q)] = Some(path);
         st.rings[usize::from(q)] = Some(ring);
+        // One interrupt at every start: a backend that died after publishing a used entry but
+        // before its interrupt went out leaves a guest waiting for it forever (seen when the
+        // backend was killed mid-I/O). A spurious interrupt only makes the driver look.
+        let _ = self.irqfds[usize::from(q)].write(1);
         Ok(())
     }
 

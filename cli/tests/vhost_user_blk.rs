@@ -699,3 +699,82 @@ fn in_guest_restart_io() {
     }
     println!("RESTART-OK {RESTART_ROUNDS} writes of 16 KiB read back");
 }
+
+// ---- a guest reboot ----
+
+const REBOOT_SCRIPT: &str = r#"
+mark=$(dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | head -c 6)
+if [ "$mark" = "REBOOT" ]; then
+  echo "SECOND-BOOT $(dd if=/dev/vda bs=4096 skip=512 count=256 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
+  exit 0
+fi
+yes fpga-virtio-reboot | head -c 1048576 > /tmp/data
+dd if=/tmp/data of=/dev/vda bs=4096 seek=512 oflag=direct conv=notrunc 2>/dev/null || exit 1
+echo "FIRST-BOOT $(md5sum /tmp/data | cut -d' ' -f1)"
+printf 'REBOOT' > /tmp/mark
+dd if=/tmp/mark of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null || exit 2
+reboot -f
+"#;
+
+/// The guest reboots: the device is reset, QEMU stops the queues, the new kernel's driver sets
+/// up new rings; data written before the reboot reads back after it.
+#[test]
+fn guest_reboot_keeps_its_disk() {
+    let kit = GuestKit::find().unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("fv-reboot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.img");
+    File::create(&disk).unwrap().set_len(DISK).unwrap();
+    let socket = dir.join("blk.sock");
+    let mut initramfs = Initramfs::new(&kit, "reboot").unwrap();
+    initramfs
+        .modules(&kit, &MODULES[..6])
+        .unwrap()
+        .script(REBOOT_SCRIPT)
+        .unwrap();
+    let image = initramfs.build().unwrap();
+    let backend = start_backend(&socket, &disk, "split");
+    let guest = Guest {
+        args: [
+            "-object",
+            "memory-backend-memfd,id=mem,size=256M,share=on",
+            "-numa",
+            "node,memdev=mem",
+            "-chardev",
+            &format!("socket,id=c0,path={}", socket.display()),
+            "-device",
+            "vhost-user-blk-pci,chardev=c0,num-queues=1",
+        ]
+        .map(String::from)
+        .to_vec(),
+        memory_mib: 256,
+        timeout: Duration::from_secs(120),
+        reboot: true,
+        ..Guest::default()
+    };
+    let out = guest.run(&kit, &image).unwrap();
+    let (code, log) = wait(backend, Duration::from_secs(20));
+    let c = &out.console;
+    let show = || {
+        format!(
+            "guest ({:?}):\n{c}\nbackend (exit {code:?}):\n{log}",
+            out.elapsed
+        )
+    };
+    let sum = |tag: &str| {
+        c.lines()
+            .find_map(|l| l.trim().strip_prefix(tag).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {tag}\n{}", show()))
+    };
+    let before = sum("FIRST-BOOT ");
+    let after = sum("SECOND-BOOT ");
+    assert_eq!(
+        before,
+        after,
+        "data written before the reboot reads back different\n{}",
+        show()
+    );
+    assert_eq!(out.status, Some(0), "{}", show());
+    let _ = std::fs::remove_dir_all(&dir);
+}

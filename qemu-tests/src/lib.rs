@@ -208,6 +208,9 @@ pub struct Guest {
     pub cmdline: String,
     pub memory_mib: u32,
     pub timeout: Duration,
+    /// Let the guest reboot (it boots the same kernel and initramfs again); by default a
+    /// reboot ends the run.
+    pub reboot: bool,
 }
 
 /// What a guest run gave.
@@ -228,6 +231,7 @@ impl Default for Guest {
             cmdline: String::new(),
             memory_mib: 256,
             timeout: Duration::from_secs(90),
+            reboot: false,
         }
     }
 }
@@ -240,12 +244,17 @@ impl Guest {
             .arg("-machine")
             .arg(&self.machine)
             .args(["-nodefaults", "-display", "none"])
-            .args(["-serial", "stdio", "-no-reboot", "-m"])
+            .args(["-serial", "stdio", "-m"])
             .arg(self.memory_mib.to_string())
             .arg("-kernel")
             .arg(&kit.vmlinux)
             .arg("-initrd")
             .arg(initrd)
+            .args(if self.reboot {
+                None
+            } else {
+                Some("-no-reboot")
+            })
             .arg("-append")
             .arg(format!("console=ttyS0 panic=-1 quiet {}", self.cmdline))
             .args(&self.args)

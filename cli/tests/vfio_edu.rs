@@ -104,6 +104,7 @@ fn vfio_backend_against_a_real_kernel_with_qemu_edu() {
         cmdline: "intel_iommu=on".into(),
         memory_mib: 512,
         timeout: Duration::from_secs(120),
+        ..Guest::default()
     };
     let out = guest.run(&kit, &image).unwrap();
     let c = &out.console;

@@ -190,10 +190,15 @@ impl Guest {
         .unwrap();
         ring.publish().unwrap();
         self.kicks[q].write(1).unwrap();
+        // An interrupt means "look at the used ring", not "your request is done": the device
+        // also raises one whenever it starts a queue.
         let t = Instant::now();
         while t.elapsed() < wait {
             if self.calls[q].read().is_ok() {
-                return ring.reap().unwrap();
+                let done = ring.reap().unwrap();
+                if !done.is_empty() {
+                    return done;
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
         }

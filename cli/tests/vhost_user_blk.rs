@@ -172,16 +172,38 @@ fn wait(mut child: Child, limit: Duration) -> (Option<i32>, String) {
     (status, err)
 }
 
-fn run_policy(policy: &str) {
-    let kit = GuestKit::find().unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("fv-vhost-{}-{policy}", std::process::id()));
+/// A fresh scratch directory holding a zeroed 64 MiB disk image; (dir, disk, socket path).
+fn scratch(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("fv-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let disk: PathBuf = dir.join("disk.img");
+    let disk = dir.join("disk.img");
+    File::create(&disk).unwrap().set_len(DISK).unwrap();
     let socket = dir.join("blk.sock");
+    (dir, disk, socket)
+}
+
+/// QEMU arguments for a vhost-user-blk disk with `queues` queues on `socket` (guest memory
+/// shared with the backend); `chardev` adds options to the socket chardev.
+fn vhost_blk_args(socket: &Path, queues: u32, chardev: &str) -> Vec<String> {
+    [
+        "-object".to_string(),
+        "memory-backend-memfd,id=mem,size=256M,share=on".into(),
+        "-numa".into(),
+        "node,memdev=mem".into(),
+        "-chardev".into(),
+        format!("socket,id=c0,path={}{chardev}", socket.display()),
+        "-device".into(),
+        format!("vhost-user-blk-pci,chardev=c0,num-queues={queues}"),
+    ]
+    .to_vec()
+}
+
+fn run_policy(policy: &str) {
+    let kit = GuestKit::find().unwrap_or_else(|e| panic!("{e}"));
+    let (dir, disk, socket) = scratch(&format!("vhost-{policy}"));
     {
-        let f = File::create(&disk).unwrap();
-        f.set_len(DISK).unwrap();
+        let f = OpenOptions::new().write(true).open(&disk).unwrap();
         fill(&f, HOST_REGION, 1);
         fill(&f, DISCARD, 2);
         fill(&f, ZEROOUT, 3);
@@ -200,19 +222,10 @@ fn run_policy(policy: &str) {
     let backend = start_backend(&socket, &disk, policy);
     let guest = Guest {
         args: [
-            "-smp",
-            "2",
-            "-object",
-            "memory-backend-memfd,id=mem,size=256M,share=on",
-            "-numa",
-            "node,memdev=mem",
-            "-chardev",
-            &format!("socket,id=c0,path={}", socket.display()),
-            "-device",
-            "vhost-user-blk-pci,chardev=c0,num-queues=2",
+            vec!["-smp".into(), "2".into()],
+            vhost_blk_args(&socket, 2, ""),
         ]
-        .map(String::from)
-        .to_vec(),
+        .concat(),
         memory_mib: 256,
         timeout: Duration::from_secs(
             std::env::var("FV_GUEST_TIMEOUT_SECS")
@@ -578,12 +591,7 @@ exit $rc
 /// docs/vhost-user.md says why the split case needs INFLIGHT_SHMFD.
 fn restart_mid_io(policy: &str) {
     let kit = GuestKit::find().unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("fv-restart-{}-{policy}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let disk = dir.join("disk.img");
-    File::create(&disk).unwrap().set_len(DISK).unwrap();
-    let socket = dir.join("blk.sock");
+    let (dir, disk, socket) = scratch(&format!("restart-{policy}"));
     let mut initramfs = Initramfs::new(&kit, &format!("restart-{policy}")).unwrap();
     initramfs
         .modules(&kit, &MODULES[..6])
@@ -595,18 +603,7 @@ fn restart_mid_io(policy: &str) {
     let image = initramfs.build().unwrap();
     let first = start_backend(&socket, &disk, policy);
     let guest = Guest {
-        args: [
-            "-object",
-            "memory-backend-memfd,id=mem,size=256M,share=on",
-            "-numa",
-            "node,memdev=mem",
-            "-chardev",
-            &format!("socket,id=c0,path={},reconnect-ms=100", socket.display()),
-            "-device",
-            "vhost-user-blk-pci,chardev=c0,num-queues=1",
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: vhost_blk_args(&socket, 1, ",reconnect-ms=100"),
         memory_mib: 256,
         timeout: Duration::from_secs(120),
         ..Guest::default()
@@ -721,12 +718,7 @@ reboot -f
 #[test]
 fn guest_reboot_keeps_its_disk() {
     let kit = GuestKit::find().unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("fv-reboot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let disk = dir.join("disk.img");
-    File::create(&disk).unwrap().set_len(DISK).unwrap();
-    let socket = dir.join("blk.sock");
+    let (dir, disk, socket) = scratch("reboot");
     let mut initramfs = Initramfs::new(&kit, "reboot").unwrap();
     initramfs
         .modules(&kit, &MODULES[..6])
@@ -736,18 +728,7 @@ fn guest_reboot_keeps_its_disk() {
     let image = initramfs.build().unwrap();
     let backend = start_backend(&socket, &disk, "split");
     let guest = Guest {
-        args: [
-            "-object",
-            "memory-backend-memfd,id=mem,size=256M,share=on",
-            "-numa",
-            "node,memdev=mem",
-            "-chardev",
-            &format!("socket,id=c0,path={}", socket.display()),
-            "-device",
-            "vhost-user-blk-pci,chardev=c0,num-queues=1",
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: vhost_blk_args(&socket, 1, ""),
         memory_mib: 256,
         timeout: Duration::from_secs(120),
         reboot: true,

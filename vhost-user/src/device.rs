@@ -95,11 +95,10 @@ struct State {
     dma: Option<GuestMemoryMmap>,
     features: u64,
     runtime: Option<Runtime>,
-    started: Vec<Option<Path>>,
+    /// Queues the device runs now: their path and rings.
+    started: Vec<Option<(Path, VringSetup)>>,
     /// Queues that ran since the last reset, with their path (for the summary).
     ran: Vec<Option<Path>>,
-    /// The rings of started queues.
-    rings: Vec<Option<VringSetup>>,
     /// Positions of queues stopped by a memory update, to resume from.
     resume: Vec<Option<QueuePosition>>,
     /// The model stopped (a protocol check failed): nothing runs any more.
@@ -194,7 +193,6 @@ impl Device {
                 runtime: None,
                 started: vec![None; n],
                 ran: vec![None; n],
-                rings: vec![None; n],
                 resume: vec![None; n],
                 dead: None,
                 retired: vec![(0, 0); n],
@@ -252,8 +250,7 @@ impl Device {
         }
         let mut st = lock(&self.state);
         let running: Vec<(u16, VringSetup)> = (0..st.started.len())
-            .filter(|&q| st.started[q].is_some())
-            .filter_map(|q| st.rings[q].map(|r| (q as u16, r)))
+            .filter_map(|q| st.started[q].map(|(_, ring)| (q as u16, ring)))
             .collect();
         self.stop_all(&mut st, true)?;
         st.retire_runtime();
@@ -285,14 +282,14 @@ impl Device {
     }
 
     fn stop_locked(&self, st: &mut State, q: u16) -> Result<Option<QueuePosition>, DeviceError> {
-        if st.started[usize::from(q)].take().is_none() {
+        let Some((_, ring)) = st.started[usize::from(q)].take() else {
             return Ok(None);
-        }
+        };
         let Some(rt) = st.runtime.as_mut() else {
             return Ok(None);
         };
         let pos = rt.stop_queue(&*self.dev, q)?;
-        if let (Some(ring), Some(guest)) = (st.rings[usize::from(q)].take(), st.guest.as_ref()) {
+        if let Some(guest) = st.guest.as_ref() {
             let idx = |at: u64| guest.read_obj::<u16>(GuestAddress(at.wrapping_add(2))).ok();
             if let (Some(avail), Some(used)) = (idx(ring.avail), idx(ring.used)) {
                 if avail != pos.last_avail || used != pos.used_idx {
@@ -378,6 +375,7 @@ impl Device {
             .get(usize::from(q))
             .copied()
             .flatten()
+            .map(|(path, _)| path)
     }
 
     /// A kick on queue `q`: start it first if the device does not run it yet, then ring its
@@ -471,9 +469,8 @@ impl Device {
                 used_idx,
             },
         )?;
-        st.started[usize::from(q)] = Some(path);
+        st.started[usize::from(q)] = Some((path, ring));
         st.ran[usize::from(q)] = Some(path);
-        st.rings[usize::from(q)] = Some(ring);
         // One interrupt at every start: a backend that died after publishing a used entry but
         // before its interrupt went out leaves a guest waiting for it forever (seen when the
         // backend was killed mid-I/O). A spurious interrupt only makes the driver look.

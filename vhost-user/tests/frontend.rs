@@ -131,15 +131,11 @@ impl Guest {
     /// Set up queue `q` on `ring` (addresses given as this process's virtual addresses, as a
     /// frontend does) and enable it.
     fn start_queue(&mut self, q: usize, ring: &SplitRing) {
-        let cfg = VringConfigData {
-            queue_max_size: QSIZE,
-            queue_size: QSIZE,
-            flags: 0,
-            desc_table_addr: self.hva(ring.desc_addr()),
-            used_ring_addr: self.hva(ring.used_addr()),
-            avail_ring_addr: self.hva(ring.avail_addr()),
-            log_addr: None,
-        };
+        let cfg = ring_config(
+            self.hva(ring.desc_addr()),
+            self.hva(ring.avail_addr()),
+            self.hva(ring.used_addr()),
+        );
         self.fe.set_vring_num(q, QSIZE).unwrap();
         self.fe.set_vring_addr(q, &cfg).unwrap();
         self.fe.set_vring_base(q, 0).unwrap();
@@ -232,6 +228,19 @@ fn backend(
     let (d, s) = (device.clone(), sock.clone());
     let h = std::thread::spawn(move || serve(d, &s, Some(connections)).unwrap());
     (device, sock, h, store)
+}
+
+/// Ring addresses (frontend virtual addresses) of a queue of QSIZE entries.
+fn ring_config(desc: u64, avail: u64, used: u64) -> VringConfigData {
+    VringConfigData {
+        queue_max_size: QSIZE,
+        queue_size: QSIZE,
+        flags: 0,
+        desc_table_addr: desc,
+        used_ring_addr: used,
+        avail_ring_addr: avail,
+        log_addr: None,
+    }
 }
 
 /// A well-behaved frontend: one 4 KiB read on queue 0 completes.
@@ -344,17 +353,9 @@ fn a_hostile_frontend_costs_its_connection_not_the_backend() {
 
     let g = Guest::connect(&sock, 1);
     g.fe.set_vring_num(0, QSIZE).unwrap();
-    let far = VringConfigData {
-        queue_max_size: QSIZE,
-        queue_size: QSIZE,
-        flags: 0,
-        desc_table_addr: 0x10,
-        used_ring_addr: 0x2000,
-        avail_ring_addr: 0x1000,
-        log_addr: None,
-    };
+    let far = ring_config(0x10, 0x1000, 0x2000);
     // Addresses that are no virtual address of the memory table: refused (the backend ends
-    // the connection; without REPLY_ACK the frontend learns it at its next request).
+    // the connection; the frontend learns it from the reply or at its next request).
     let refused =
         g.fe.set_vring_addr(0, &far)
             .and_then(|_| g.fe.get_vring_base(0).map(|_| ()));
@@ -395,15 +396,7 @@ fn rings_before_the_memory_table_cost_only_that_connection() {
     // ends, no queue starts, and the next frontend is served.
     let (device, sock, h, _) = backend("early-rings", 1, 2);
     let g = Guest::connect_without_memory(&sock, 1, 0);
-    let cfg = VringConfigData {
-        queue_max_size: QSIZE,
-        queue_size: QSIZE,
-        flags: 0,
-        desc_table_addr: g.hva(0x1000),
-        used_ring_addr: g.hva(0x3000),
-        avail_ring_addr: g.hva(0x2000),
-        log_addr: None,
-    };
+    let cfg = ring_config(g.hva(0x1000), g.hva(0x2000), g.hva(0x3000));
     let refused =
         g.fe.set_vring_num(0, QSIZE)
             .and_then(|_| g.fe.set_vring_addr(0, &cfg))

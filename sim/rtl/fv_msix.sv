@@ -43,12 +43,11 @@ module fv_msix #(
   logic          unmasked_valid;
   logic [VW-1:0] unmasked;
   always_comb begin
-    unmasked_valid = 1'b0;
+    unmasked_valid = |(pending & ~tbl_mask);
     unmasked = '0;
-    for (int v = NV - 1; v >= 0; v--) begin
-      if (pending[v] && !tbl_mask[v]) begin
-        unmasked_valid = 1'b1;
-        unmasked = VW'(v);
+    if (unmasked_valid) begin
+      for (int v = NV - 1; v >= 0; v--) begin
+        if (pending[v] && !tbl_mask[v]) unmasked = VW'(v);
       end
     end
   end

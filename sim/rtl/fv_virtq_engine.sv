@@ -203,6 +203,7 @@ module fv_virtq_engine #(
   // Punted requests in flight per queue (kept as counts: incremented on a punt, decremented on
   // its completion).
   logic [NQ-1:0][15:0] punted;
+  logic [NQ-1:0]       has_punted;       // punted[q] != 0
 
   // The request being published is a CPU completion (not a device-engine result).
   logic        is_cpl;
@@ -428,21 +429,31 @@ module fv_virtq_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // Queue status.
-  logic busy;
+  logic busy, holds_request;
   assign busy = state != S_IDLE;
+  // Queues being enabled, and queues disabled with nothing of theirs in hand.
+  logic [NQ-1:0] enable_rise, stopped;
+  assign enable_rise = enable & ~enable_q;
+  assign stopped = ~enable & ~(busy ? NQ'(1) << cq : '0);
+  logic mod_scan_fire;
+  assign mod_scan_fire = mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
+                         && !(state == S_EVT_WAIT && cq == mscan);
+  // The request in hand was fetched from the current queue's ring (not a CPU completion, not
+  // a look at avail->idx).
+  assign holds_request = busy && !is_cpl && state != S_CHECK && state != S_AIDX_REQ
+                         && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT
+                         && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD;
+  // Whole-vector operations plus the one queue in hand: no per-queue loop is evaluated every
+  // cycle (it dominated the simulator's time).
   always_comb begin
-    for (int q = 0; q < NQ; q++) begin
-      // Enabled until the request in flight and every punted request of the queue drained.
-      st_enabled[q] = (enable[q] && !err[q]) || (busy && cq == QW'(q)) || punted[q] != 16'd0;
-      st_error[q] = err[q];
-      st_cause[q] = cause[q];
-      st_err_info[q] = info[q];
-      st_inflight[q] = punted[q]
-                       + ((busy && cq == QW'(q) && !is_cpl && state != S_CHECK && state != S_AIDX_REQ
-                           && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT
-                           && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD)
-                          ? 16'd1 : 16'd0);
-    end
+    // Enabled until the request in flight and every punted request of the queue drained.
+    st_enabled = (enable & ~err) | has_punted;
+    if (busy) st_enabled[cq] = 1'b1;
+    st_error = err;
+    st_cause = cause;
+    st_err_info = info;
+    st_inflight = punted;
+    if (holds_request) st_inflight[cq] = punted[cq] + 16'd1;
   end
 
   // ---------------------------------------------------------------------------------------------
@@ -507,6 +518,7 @@ module fv_virtq_engine #(
       ev_irq <= 1'b0;
       slot_valid <= '0;
       punted <= '0;
+      has_punted <= '0;
       slot_q <= '0;
       slot_head <= '0;
       is_cpl <= 1'b0;
@@ -542,14 +554,12 @@ module fv_virtq_engine #(
       // Moderation timer: one queue per cycle, not the one the state machine is deciding on.
       mod_fire <= '0;
       mscan <= mscan + QW'(1);
-      if (mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
-          && !(state == S_EVT_WAIT && cq == mscan)) begin
+      if (mod_scan_fire) begin
         mod_fire[mscan] <= 1'b1;
-        mwant[mscan] <= 1'b0;
         mcount[mscan] <= '0;
       end
-      // A disabled queue owes nothing.
-      for (int q = 0; q < NQ; q++) if (!enable[q]) mwant[q] <= 1'b0;
+      // Fired, or disabled: a disabled queue owes nothing.
+      mwant <= mwant & enable & ~(mod_scan_fire ? NQ'(1) << mscan : '0);
       cpl_bad <= 1'b0;
       // Count the used-ring writes issued and acknowledged.
       uacks <= uacks + 2'(wr_valid && wr_ready && (state == S_ELEM_REQ || state == S_UIDX_REQ))
@@ -564,24 +574,25 @@ module fv_virtq_engine #(
 
       // Doorbells and newly enabled queues have work to look at. A disabled queue forgets its
       // error (the driver resets it by disabling it).
+      // Whole-vector updates; the per-queue loops run only on a doorbell or an enable edge
+      // (most queues are idle or disabled, and a loop over all of them every cycle dominated
+      // the simulator's time).
       enable_q <= enable;
-      for (int q = 0; q < NQ; q++) begin
-        if (doorbell[q] || (enable[q] && !enable_q[q])) pending[q] <= 1'b1;
-        // NOTIFICATION_DATA: the doorbell names the new avail idx; the next pick of the queue
-        // starts from it (S_CHECK believes it only within a ring of what was consumed).
-        if (doorbell[q] && notify_data[q]) begin
-          hint[q] <= doorbell_idx[q];
-          hint_valid[q] <= 1'b1;
-        end
-        if (!enable[q] && !(busy && cq == QW'(q))) begin
-          pending[q] <= 1'b0;
-          err[q] <= 1'b0;
-          // Forget the avail index and heads seen: the driver may restore other state or rings.
-          shadow_avail[q] <= saved_last_avail[q];
-          hint_valid[q] <= 1'b0;
-          if (hq == QW'(q)) hcount <= '0;
-        end
+      pending <= (pending | doorbell | enable_rise) & ~stopped;
+      err <= err & ~stopped;
+      // NOTIFICATION_DATA: the doorbell names the new avail idx; the next pick of the queue
+      // starts from it (S_CHECK believes it only within a ring of what was consumed).
+      hint_valid <= (hint_valid | (doorbell & notify_data)) & ~stopped;
+      if (|doorbell) begin
+        for (int q = 0; q < NQ; q++) if (doorbell[q] && notify_data[q]) hint[q] <= doorbell_idx[q];
       end
+      // A queue (re-)enabled starts from its saved state: forget the avail index seen before
+      // (the driver may have restored other state or rings while it was disabled).
+      if (|enable_rise) begin
+        for (int q = 0; q < NQ; q++) if (enable_rise[q]) shadow_avail[q] <= saved_last_avail[q];
+      end
+      // ... and the heads fetched.
+      if (stopped[hq]) hcount <= '0;
 
       unique case (state)
         S_IDLE: begin
@@ -885,6 +896,7 @@ module fv_virtq_engine #(
           if (punt_ready) begin
             slot_valid[free_slot] <= 1'b1;
             punted[cq] <= punted[cq] + 16'd1;
+            has_punted[cq] <= 1'b1;
             slot_q[free_slot] <= cq;
             slot_head[free_slot] <= head;
             last_avail <= last_avail + 16'd1;
@@ -921,6 +933,7 @@ module fv_virtq_engine #(
             end else begin
               slot_valid[cpl.tag[PW-1:0]] <= 1'b0;
               punted[cpl.qid[QW-1:0]] <= punted[cpl.qid[QW-1:0]] - 16'd1;
+              has_punted[cpl.qid[QW-1:0]] <= punted[cpl.qid[QW-1:0]] != 16'd1;
               cq <= cpl.qid[QW-1:0];
               head <= cpl.head;
               cpl_len <= cpl.len;

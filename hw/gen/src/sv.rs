@@ -507,6 +507,7 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     writeln!(o, "  logic [31:0] rdata;").unwrap();
     writeln!(o, "  always_comb begin").unwrap();
     writeln!(o, "    rdata = 32'h0;").unwrap();
+    writeln!(o, "    if (req_valid && !req_write) begin").unwrap();
     for s in &sites {
         let readable: Vec<&Field> = s.reg.fields.iter().filter(|f| f.sw != Sw::Wo).collect();
         if readable.is_empty() {
@@ -523,6 +524,7 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         }
         writeln!(o, "    end").unwrap();
     }
+    writeln!(o, "    end").unwrap();
     writeln!(o, "  end\n").unwrap();
     writeln!(o, "  always_ff @(posedge clk) begin").unwrap();
     writeln!(o, "    if (rst) rsp_rdata <= 32'h0;").unwrap();

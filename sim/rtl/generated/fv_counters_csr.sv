@@ -54,6 +54,7 @@ module fv_counters_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 10'd0) begin
       rdata[31:0] = 32'h434e5452;
     end
@@ -113,6 +114,7 @@ module fv_counters_csr (
     end
     if (qstat_hit && qstat_off == 4'd15) begin
       rdata[31:0] = counters_qstat_lat7_count_i[qstat_idx];
+    end
     end
   end
 

@@ -94,6 +94,7 @@ module fv_cpl_ring_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 6'd0) begin
       rdata[31:0] = 32'h43504c52;
     end
@@ -123,6 +124,7 @@ module fv_cpl_ring_csr (
     end
     if (req_word == 6'd9) begin
       rdata[0] = cpl_ring_status_bad_entry;
+    end
     end
   end
 

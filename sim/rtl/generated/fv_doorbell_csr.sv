@@ -46,6 +46,8 @@ module fv_doorbell_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
+    end
   end
 
   always_ff @(posedge clk) begin

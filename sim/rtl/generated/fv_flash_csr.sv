@@ -97,6 +97,7 @@ module fv_flash_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 7'd0) begin
       rdata[31:0] = 32'h464c5348;
     end
@@ -128,6 +129,7 @@ module fv_flash_csr (
     end
     if (page_hit) begin
       rdata[31:0] = flash_page_data_value[page_idx];
+    end
     end
   end
 

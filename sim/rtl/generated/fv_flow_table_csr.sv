@@ -127,6 +127,7 @@ module fv_flow_table_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 6'd0) begin
       rdata[31:0] = 32'h464c4f57;
     end
@@ -168,6 +169,7 @@ module fv_flow_table_csr (
     end
     if (req_word == 6'd13) begin
       rdata[31:0] = flow_table_misses_count_i;
+    end
     end
   end
 

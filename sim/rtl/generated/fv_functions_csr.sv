@@ -122,6 +122,7 @@ module fv_functions_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 8'd0) begin
       rdata[31:0] = 32'h46554e43;
     end
@@ -155,6 +156,7 @@ module fv_functions_csr (
     end
     if (func_hit && func_off == 4'd7) begin
       rdata[31:0] = functions_func_blk_max_sectors_sectors[func_idx];
+    end
     end
   end
 

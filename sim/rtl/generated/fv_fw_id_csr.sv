@@ -29,6 +29,7 @@ module fv_fw_id_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 6'd0) begin
       rdata[31:0] = 32'h46574944;
     end
@@ -61,6 +62,7 @@ module fv_fw_id_csr (
     if (req_word == 6'd9) begin
       rdata[1:0] = fw_id_boot_slot_i;
       rdata[8] = fw_id_boot_fallback_i;
+    end
     end
   end
 

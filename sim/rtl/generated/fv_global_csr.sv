@@ -96,6 +96,7 @@ module fv_global_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 6'd0) begin
       rdata[31:0] = 32'h474c424c;
     end
@@ -158,6 +159,7 @@ module fv_global_csr (
     end
     if (req_word == 6'd18) begin
       rdata[31:0] = global_storage_timeouts_count_i;
+    end
     end
   end
 

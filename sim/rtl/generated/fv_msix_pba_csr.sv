@@ -28,8 +28,10 @@ module fv_msix_pba_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (pba_hit) begin
       rdata[31:0] = msix_pba_pba_pending_bits_i[pba_idx];
+    end
     end
   end
 

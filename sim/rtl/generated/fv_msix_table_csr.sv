@@ -80,6 +80,7 @@ module fv_msix_table_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (vec_hit && vec_off == 2'd0) begin
       rdata[31:0] = msix_table_vec_addr_lo_addr[vec_idx];
     end
@@ -91,6 +92,7 @@ module fv_msix_table_csr (
     end
     if (vec_hit && vec_off == 2'd3) begin
       rdata[0] = msix_table_vec_ctrl_mask[vec_idx];
+    end
     end
   end
 

@@ -98,6 +98,7 @@ module fv_punt_ring_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 6'd0) begin
       rdata[31:0] = 32'h50554e54;
     end
@@ -134,6 +135,7 @@ module fv_punt_ring_csr (
     end
     if (req_word == 6'd11) begin
       rdata[31:0] = punt_ring_stalls_cycles_i;
+    end
     end
   end
 

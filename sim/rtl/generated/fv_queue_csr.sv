@@ -216,6 +216,7 @@ module fv_queue_csr (
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
+    if (req_valid && !req_write) begin
     if (req_word == 10'd0) begin
       rdata[31:0] = 32'h51554555;
     end
@@ -273,6 +274,7 @@ module fv_queue_csr (
     if (q_hit && q_off == 4'd12) begin
       rdata[7:0] = queue_q_irq_moderation_max_pending[q_idx];
       rdata[31:8] = queue_q_irq_moderation_timeout[q_idx];
+    end
     end
   end
 

@@ -79,12 +79,11 @@ module fv_punt_writer #(
   logic          db_valid;
   logic [QW-1:0] db_q;
   always_comb begin
-    db_valid = 1'b0;
+    db_valid = |db_pending;
     db_q = '0;
-    for (int q = NQ - 1; q >= 0; q--) begin
-      if (db_pending[q]) begin
-        db_valid = 1'b1;
-        db_q = QW'(q);
+    if (db_valid) begin
+      for (int q = NQ - 1; q >= 0; q--) begin
+        if (db_pending[q]) db_q = QW'(q);
       end
     end
   end

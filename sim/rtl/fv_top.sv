@@ -454,17 +454,22 @@ module fv_top #(
   localparam int NF = fv_regs_pkg::NUM_FUNCTIONS;
   logic [NF-1:0] freset, fbusy, fdone;
   logic [NQ-1:0] zero_state;
+  // (The per-queue loops run only while a function reset is in progress.)
   always_comb begin
     fbusy = '0;
-    for (int q = 0; q < NQ; q++) begin
-      if (queue_q_status_enabled_i[q]) fbusy[queue_q_ctrl_func[q]] = 1'b1;
-    end
-    fdone = freset & ~fbusy;
-    for (int q = 0; q < NQ; q++) begin
-      queue_q_ctrl_enable_we[q] = freset[queue_q_ctrl_func[q]];
-      zero_state[q] = fdone[queue_q_ctrl_func[q]];
+    queue_q_ctrl_enable_we = '0;
+    zero_state = '0;
+    if (|freset) begin
+      for (int q = 0; q < NQ; q++) begin
+        if (queue_q_status_enabled_i[q]) fbusy[queue_q_ctrl_func[q]] = 1'b1;
+      end
+      for (int q = 0; q < NQ; q++) begin
+        queue_q_ctrl_enable_we[q] = freset[queue_q_ctrl_func[q]];
+        zero_state[q] = fdone[queue_q_ctrl_func[q]];
+      end
     end
   end
+  assign fdone = freset & ~fbusy;
   assign queue_q_ctrl_enable_d = '0;
   always_ff @(posedge clk) begin
     if (srst) freset <= '0;
@@ -475,9 +480,15 @@ module fv_top #(
   assign queue_q_state_last_avail_we = save_we | zero_state;
   assign queue_q_state_used_idx_we = save_we | zero_state;
   always_comb begin
-    for (int q = 0; q < NQ; q++) begin
-      queue_q_state_last_avail_d[q] = zero_state[q] ? 16'd0 : save_last_avail;
-      queue_q_state_used_idx_d[q] = zero_state[q] ? 16'd0 : save_used_idx;
+    queue_q_state_last_avail_d = {NQ{save_last_avail}};
+    queue_q_state_used_idx_d = {NQ{save_used_idx}};
+    if (|zero_state) begin
+      for (int q = 0; q < NQ; q++) begin
+        if (zero_state[q]) begin
+          queue_q_state_last_avail_d[q] = 16'd0;
+          queue_q_state_used_idx_d[q] = 16'd0;
+        end
+      end
     end
   end
 
@@ -556,23 +567,28 @@ module fv_top #(
   logic [NQ-1:0] mod_fire;                 // deferred (moderated) interrupts of the engine
   logic          c_irq_valid, c_irq_ready;
   logic [QW-1:0] c_irq_q;
+  assign c_irq_valid = |c_irq_pending;
   always_comb begin
     c_irq_q = '0;
-    for (int q = NQ - 1; q >= 0; q--) begin
-      if (c_irq_pending[q]) c_irq_q = QW'(q);
+    if (c_irq_valid) begin
+      for (int q = NQ - 1; q >= 0; q--) begin
+        if (c_irq_pending[q]) c_irq_q = QW'(q);
+      end
     end
   end
-  assign c_irq_valid = |c_irq_pending;
+  logic [NQ-1:0] c_irq_raise;
+  assign c_irq_raise = queue_q_irq_raise_pulse | mod_fire;
   always_ff @(posedge clk) begin
     if (srst) begin
       c_irq_pending <= '0;
     end else begin
-      for (int q = 0; q < NQ; q++) begin
-        if ((queue_q_irq_raise_pulse[q] || mod_fire[q])
-            && queue_q_msix_vector[q] != 16'(fv_regs_pkg::NO_VECTOR)) begin
-          c_irq_pending[q] <= 1'b1;
-        end else if (c_irq_ready && c_irq_q == QW'(q)) begin
-          c_irq_pending[q] <= 1'b0;
+      if (c_irq_valid && c_irq_ready) c_irq_pending[c_irq_q] <= 1'b0;
+      // A raise wins over the clear of the same queue (it asks for one more interrupt).
+      if (|c_irq_raise) begin
+        for (int q = 0; q < NQ; q++) begin
+          if (c_irq_raise[q] && queue_q_msix_vector[q] != 16'(fv_regs_pkg::NO_VECTOR)) begin
+            c_irq_pending[q] <= 1'b1;
+          end
         end
       end
     end
@@ -667,36 +683,22 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Counters.
-  logic [NQ-1:0][63:0]      c_requests, c_bytes;
-  logic [NQ-1:0][31:0]      c_errors, c_faults, c_irqs;
-  logic [NQ-1:0][7:0][31:0] c_latency;
   fv_queue_counters #(.NQ(NQ)) u_queue_counters (
     .clk, .rst(srst),
     .qid(cur_queue), .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq,
     .ev_punt, .ev_punt_qid, .ev_punt_reason,
-    .requests(c_requests), .bytes(c_bytes), .errors(c_errors), .dma_faults(c_faults),
-    .irqs(c_irqs), .latency(c_latency), .punts(counters_qstat_punts_count_i),
+    .requests_lo(counters_qstat_requests_lo_count_i),
+    .requests_hi(counters_qstat_requests_hi_count_i),
+    .bytes_lo(counters_qstat_bytes_lo_count_i), .bytes_hi(counters_qstat_bytes_hi_count_i),
+    .errors(counters_qstat_errors_count_i), .dma_faults(counters_qstat_dma_faults_count_i),
+    .irqs(counters_qstat_irqs_count_i),
+    .lat0(counters_qstat_lat0_count_i), .lat1(counters_qstat_lat1_count_i),
+    .lat2(counters_qstat_lat2_count_i), .lat3(counters_qstat_lat3_count_i),
+    .lat4(counters_qstat_lat4_count_i), .lat5(counters_qstat_lat5_count_i),
+    .lat6(counters_qstat_lat6_count_i), .lat7(counters_qstat_lat7_count_i),
+    .punts(counters_qstat_punts_count_i),
     .punts_by_reason(counters_punts_requests_count_i)
   );
-  always_comb begin
-    for (int q = 0; q < NQ; q++) begin
-      counters_qstat_requests_lo_count_i[q] = c_requests[q][31:0];
-      counters_qstat_requests_hi_count_i[q] = c_requests[q][63:32];
-      counters_qstat_bytes_lo_count_i[q] = c_bytes[q][31:0];
-      counters_qstat_bytes_hi_count_i[q] = c_bytes[q][63:32];
-      counters_qstat_errors_count_i[q] = c_errors[q];
-      counters_qstat_dma_faults_count_i[q] = c_faults[q];
-      counters_qstat_irqs_count_i[q] = c_irqs[q];
-      counters_qstat_lat0_count_i[q] = c_latency[q][0];
-      counters_qstat_lat1_count_i[q] = c_latency[q][1];
-      counters_qstat_lat2_count_i[q] = c_latency[q][2];
-      counters_qstat_lat3_count_i[q] = c_latency[q][3];
-      counters_qstat_lat4_count_i[q] = c_latency[q][4];
-      counters_qstat_lat5_count_i[q] = c_latency[q][5];
-      counters_qstat_lat6_count_i[q] = c_latency[q][6];
-      counters_qstat_lat7_count_i[q] = c_latency[q][7];
-    end
-  end
 
   // ---------------------------------------------------------------------------------------------
   // Blocks whose engines come with later work: the flow table and the flash controller. Their
@@ -716,8 +718,10 @@ module fv_top #(
   // Function status: a function has a queue error when one of its queues has.
   always_comb begin
     functions_func_status_queue_error_i = '0;
-    for (int q = 0; q < NQ; q++) begin
-      if (st_error[q]) functions_func_status_queue_error_i[queue_q_ctrl_func[q]] = 1'b1;
+    if (|st_error) begin
+      for (int q = 0; q < NQ; q++) begin
+        if (st_error[q]) functions_func_status_queue_error_i[queue_q_ctrl_func[q]] = 1'b1;
+      end
     end
   end
 

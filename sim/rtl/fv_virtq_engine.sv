@@ -191,12 +191,11 @@ module fv_virtq_engine #(
   logic                          slot_free;
   logic [PW-1:0]                 free_slot;
   always_comb begin
-    slot_free = 1'b0;
+    slot_free = !(&slot_valid);
     free_slot = '0;
-    for (int i = PUNT_SLOTS - 1; i >= 0; i--) begin
-      if (!slot_valid[i]) begin
-        slot_free = 1'b1;
-        free_slot = PW'(i);
+    if (slot_free) begin
+      for (int i = PUNT_SLOTS - 1; i >= 0; i--) begin
+        if (!slot_valid[i]) free_slot = PW'(i);
       end
     end
   end
@@ -326,10 +325,13 @@ module fv_virtq_engine #(
   always_comb begin
     pick_valid = 1'b0;
     pick = '0;
-    for (int k = 1; k <= NQ; k++) begin
-      if (!pick_valid && runnable[rr + QW'(k)]) begin
-        pick_valid = 1'b1;
-        pick = rr + QW'(k);
+    // Only looked at when idle (and only when some queue has work).
+    if (state == S_IDLE && |runnable) begin
+      for (int k = 1; k <= NQ; k++) begin
+        if (!pick_valid && runnable[rr + QW'(k)]) begin
+          pick_valid = 1'b1;
+          pick = rr + QW'(k);
+        end
       end
     end
   end

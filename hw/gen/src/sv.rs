@@ -460,6 +460,13 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         if !hw_side.is_empty() {
             let ind = match (&count, s.array) {
                 (Some(c), Some(_)) => {
+                    // Hardware writes to an array: the loop over its elements runs only when
+                    // one of them is written (a simulator evaluates it every cycle otherwise).
+                    if hw_side.iter().all(|f| f.hw == Hw::Rw) {
+                        let we: Vec<String> =
+                            hw_side.iter().map(|f| format!("{}_we", s.sig(f))).collect();
+                        writeln!(o, "      if (|{{{}}})", we.join(", ")).unwrap();
+                    }
                     writeln!(o, "      for (int i = 0; i < {c}; i++) begin").unwrap();
                     "        "
                 }

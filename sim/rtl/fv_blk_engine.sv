@@ -126,17 +126,23 @@ module fv_blk_engine #(
   logic          data_len_ovf;
   always_comb begin
     last_seg = IW'(seg_count - SW'(1));
-    shape_ok = seg_count >= SW'(2) && !seg_write[0] && seg_len[0] == 32'd16
-               && seg_write[last_seg] && seg_len[last_seg] == 32'd1;
+    shape_ok = 1'b0;
+    if (state == S_IDLE) begin
+      shape_ok = seg_count >= SW'(2) && !seg_write[0] && seg_len[0] == 32'd16
+                 && seg_write[last_seg] && seg_len[last_seg] == 32'd1;
+    end
     data_all_write = 1'b1;
     data_all_read = 1'b1;
     data_len = '0;
     data_len_ovf = 1'b0;
-    for (int i = 1; i < MAX_SEGS; i++) begin
-      if (SW'(i) < seg_count - SW'(1)) begin
-        if (seg_write[i]) data_all_read = 1'b0;
-        else data_all_write = 1'b0;
-        {data_len_ovf, data_len} = {1'b0, data_len} + {data_len_ovf, seg_len[i]};
+    // Looked at only while classifying (a loop evaluated every cycle costs simulation time).
+    if (state == S_CLASSIFY) begin
+      for (int i = 1; i < MAX_SEGS; i++) begin
+        if (SW'(i) < seg_count - SW'(1)) begin
+          if (seg_write[i]) data_all_read = 1'b0;
+          else data_all_write = 1'b0;
+          {data_len_ovf, data_len} = {1'b0, data_len} + {data_len_ovf, seg_len[i]};
+        end
       end
     end
   end
@@ -159,14 +165,23 @@ module fv_blk_engine #(
   logic [3:0]    epoch;       // tag of the request's storage accesses
   logic [31:0]   idle;        // cycles without an answer while waiting on the storage port
 
+  // Selections from the segment table are made only in the states that use them (a select
+  // into the wide table evaluated every cycle, in every slot, costs simulation time).
   logic [31:0] seg_rem, next_chunk, beat_len;
-  assign seg_rem = seg_len[si] - soff;
+  always_comb begin
+    seg_rem = '0;
+    if (state == S_PICK || state == S_IN_STREAM || state == S_OUT_STREAM) seg_rem = seg_len[si] - soff;
+  end
   assign next_chunk = seg_rem < 32'(BURST) ? seg_rem : 32'(BURST);
   assign beat_len = chunk - boff < BEAT ? chunk - boff : BEAT;
 
   // Guest reads: the header, then OUT data.
   assign rd_valid = state == S_HDR_REQ || state == S_OUT_REQ;
-  assign rd_addr = state == S_HDR_REQ ? seg_addr[0] : seg_addr[si] + {32'd0, soff};
+  always_comb begin
+    rd_addr = '0;
+    if (state == S_HDR_REQ) rd_addr = seg_addr[0];
+    else if (state == S_OUT_REQ) rd_addr = seg_addr[si] + {32'd0, soff};
+  end
   assign rd_len = state == S_HDR_REQ ? 16'd16 : chunk[15:0];
 
   // Guest writes: IN data beats straight from the storage port, then the status byte.
@@ -179,8 +194,11 @@ module fv_blk_engine #(
   assign stream_in = state == S_IN_STREAM && rc_mine && !io_fail && !st_rc_error;
   assign st_rc_ready = rc_stale || (state == S_IN_STREAM && (wr_ready || io_fail || st_rc_error));
   assign wr_valid = stream_in || state == S_STATUS_REQ;
-  assign wr_addr = state == S_STATUS_REQ ? seg_addr[last_seg]
-                   : seg_addr[si] + {32'd0, soff} + {32'd0, boff};
+  always_comb begin
+    wr_addr = '0;
+    if (state == S_STATUS_REQ) wr_addr = seg_addr[last_seg];
+    else if (state == S_IN_STREAM) wr_addr = seg_addr[si] + {32'd0, soff} + {32'd0, boff};
+  end
   assign wr_len = state == S_STATUS_REQ ? 16'd1 : beat_len[15:0];
   logic [7:0] status;
   assign status = io_fail ? S_IOERR : S_OK;

@@ -52,10 +52,19 @@ module fv_echo_engine #(
   // Remaining bytes of the current segments.
   logic [31:0] rrem, wrem;
   logic        rseg_ok, wseg_ok;
-  assign rseg_ok = ri < seg_count && !seg_write[ri[SW-2:0]];
+  // Selections from the segment table are made only in the states that use them (a select
+  // into the wide table evaluated every cycle, in every slot, costs simulation time).
   assign wseg_ok = wi < seg_count;
-  assign rrem = seg_len[ri[SW-2:0]] - roff;
-  assign wrem = seg_len[wi[SW-2:0]] - woff;
+  always_comb begin
+    rseg_ok = 1'b0;
+    rrem = '0;
+    wrem = '0;
+    if (state == S_PICK || state == S_WR_WAIT) begin
+      rseg_ok = ri < seg_count && !seg_write[ri[SW-2:0]];
+      rrem = seg_len[ri[SW-2:0]] - roff;
+      wrem = seg_len[wi[SW-2:0]] - woff;
+    end
+  end
 
   logic [31:0] next_chunk;
   always_comb begin
@@ -65,21 +74,24 @@ module fv_echo_engine #(
   end
 
   assign rd_valid = state == S_RD_REQ;
-  assign rd_addr = seg_addr[ri[SW-2:0]] + {32'd0, roff};
+  assign rd_addr = state == S_RD_REQ ? seg_addr[ri[SW-2:0]] + {32'd0, roff} : '0;
   assign rd_len = chunk[15:0];
   assign wr_valid = state == S_WR_REQ;
-  assign wr_addr = seg_addr[wi[SW-2:0]] + {32'd0, woff};
+  assign wr_addr = state == S_WR_REQ ? seg_addr[wi[SW-2:0]] + {32'd0, woff} : '0;
   assign wr_len = chunk[15:0];
   assign wr_data = buffer;
   assign done = state == S_DONE;
   assign error = failed;
 
   // The first writable segment: readable ones come first (the virtqueue engine checked it).
+  // Looked at only when a chain starts (a loop evaluated every cycle costs simulation time).
   logic [SW-1:0] first_write;
   always_comb begin
     first_write = seg_count;
-    for (int i = MAX_SEGS - 1; i >= 0; i--) begin
-      if (SW'(i) < seg_count && seg_write[i]) first_write = SW'(i);
+    if (state == S_IDLE) begin
+      for (int i = MAX_SEGS - 1; i >= 0; i--) begin
+        if (SW'(i) < seg_count && seg_write[i]) first_write = SW'(i);
+      end
     end
   end
 

@@ -15,6 +15,7 @@
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
   parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
+  parameter int NSLOT = 4,                        // device-engine slots (requests moving data at once)
   parameter logic [31:0] FPGA_ID = 32'h0362_d093, // firmware identity (fw_id block)
   parameter logic [31:0] BOARD_ID = 32'h1ee7_0001,
   parameter logic [31:0] PRODUCT_ID = 32'h4656_5254,
@@ -60,9 +61,9 @@ module fv_top #(
   input  logic          st_rd_ready,
   output logic [63:0]   st_rd_addr,
   output logic [15:0]   st_rd_len,
-  output logic [3:0]    st_rd_tag,
+  output logic [7:0]    st_rd_tag,
   input  logic          st_rc_valid,
-  input  logic [3:0]    st_rc_tag,
+  input  logic [7:0]    st_rc_tag,
   output logic          st_rc_ready,
   input  logic [DW-1:0] st_rc_data,
   input  logic          st_rc_last,
@@ -71,9 +72,9 @@ module fv_top #(
   output logic [63:0]   st_wr_addr,
   output logic [15:0]   st_wr_len,
   output logic [DW-1:0] st_wr_data,
-  output logic [3:0]    st_wr_tag,
+  output logic [7:0]    st_wr_tag,
   input  logic          st_wc_valid,
-  input  logic [3:0]    st_wc_tag,
+  input  logic [7:0]    st_wc_tag,
   input  logic          st_wc_error,
 
   // Flash port: one page request at a time (ops: 0 read, 1 program, 2 erase page, 3 get active
@@ -384,23 +385,28 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Engines.
-  logic [1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
-  logic [1:0][63:0]   m_rd_addr;
-  logic [1:0][15:0]   m_rd_len;
-  logic [3:0]         m_wr_valid, m_wr_ready, m_wc_valid;
-  logic [3:0][63:0]   m_wr_addr;
-  logic [3:0][15:0]   m_wr_len;
-  logic [3:0][DW-1:0] m_wr_data;
+  // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k. Writes: 0 the virtqueue engine,
+  // 1 MSI-X, 2 the punt writer, 3 + k slot k.
+  localparam int NR = 1 + NSLOT;
+  localparam int NW = 3 + NSLOT;
+  logic [NR-1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
+  logic [NR-1:0][63:0]   m_rd_addr;
+  logic [NR-1:0][15:0]   m_rd_len;
+  logic [NW-1:0]         m_wr_valid, m_wr_ready, m_wc_valid;
+  logic [NW-1:0][63:0]   m_wr_addr;
+  logic [NW-1:0][15:0]   m_wr_len;
+  logic [NW-1:0][DW-1:0] m_wr_data;
 
-  logic                                  dev_start, dev_done, dev_error;
+  logic [NSLOT-1:0]                      dev_start, dev_done, dev_error;
   logic [MAX_SEGS-1:0][63:0]             seg_addr;
   logic [MAX_SEGS-1:0][31:0]             seg_len;
   logic [MAX_SEGS-1:0]                   seg_write;
   logic [$clog2(MAX_SEGS+1)-1:0]         seg_count;
-  logic [31:0]                           dev_written;
-  logic                                  dev_punt;
-  logic [7:0]                            dev_punt_reason;
-  logic [63:0]                           dev_punt_arg;
+  logic [NSLOT-1:0][31:0]                dev_written;
+  logic [NSLOT-1:0]                      dev_punt;
+  logic [NSLOT-1:0][7:0]                 dev_punt_reason;
+  logic [NSLOT-1:0][63:0]                dev_punt_arg;
+  logic [NSLOT-1:0][QW-1:0]              slot_queue;
   logic                                  irq_valid, irq_ready;
   logic [15:0]                           irq_vector;
   logic                                  q_irq_valid, q_irq_ready, p_irq_valid, p_irq_ready;
@@ -414,7 +420,7 @@ module fv_top #(
   logic                                  e_punt_valid, e_punt_ready;
   fv_regs_pkg::punt_entry_t              e_punt_entry;
 
-  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS)) u_virtq_engine (
+  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT)) u_virtq_engine (
     .clk, .rst(srst),
     .run(global_ctrl_enable),
     .desc_lo(queue_q_desc_lo_addr), .desc_hi(queue_q_desc_hi_addr),
@@ -438,7 +444,7 @@ module fv_top #(
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
-    .dev_punt, .dev_punt_reason, .dev_punt_arg,
+    .dev_punt, .dev_punt_reason, .dev_punt_arg, .slot_queue,
     .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
     .cpl_base({cpl_ring_base_hi_addr, cpl_ring_base_lo_addr}),
     .cpl_size_log2(cpl_ring_size_log2_log2), .cpl_enable(cpl_ring_ctrl_enable),
@@ -492,72 +498,151 @@ module fv_top #(
     end
   end
 
-  // Device engines: the function's device type picks the one that serves a chain (blk for
-  // virtio-blk functions, the echo engine for the rest). Only the started engine drives its DMA
-  // ports, so they share the device-engine DMA master by OR.
+  // Device-engine slots: each holds a blk engine and an echo engine; the function's device type
+  // picks the one that serves a chain (blk for virtio-blk functions, echo for the rest). A slot
+  // takes the chain's segment table, function and engine choice at dev_start and starts its
+  // engine a cycle later from those copies (the virtqueue engine walks the next chain meanwhile).
+  // Only the started engine drives the slot's DMA master, so the two share it by OR.
+  localparam int SLW = NSLOT > 1 ? $clog2(NSLOT) : 1;
   logic [2:0] cur_func;
   logic       is_blk;
   assign cur_func = queue_q_ctrl_func[cur_queue];
   assign is_blk = functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK);
 
-  logic              e_done, e_error, b_done, b_error, b_punt;
-  logic [31:0]       e_written, b_written;
-  logic              e_rd_valid, b_rd_valid, e_wr_valid, b_wr_valid;
-  logic [63:0]       e_rd_addr, b_rd_addr, e_wr_addr, b_wr_addr;
-  logic [15:0]       e_rd_len, b_rd_len, e_wr_len, b_wr_len;
-  logic [DW-1:0]     e_wr_data, b_wr_data;
-  assign m_rd_valid[1] = e_rd_valid || b_rd_valid;
-  assign m_rd_addr[1] = b_rd_valid ? b_rd_addr : e_rd_addr;
-  assign m_rd_len[1] = b_rd_valid ? b_rd_len : e_rd_len;
-  assign m_wr_valid[1] = e_wr_valid || b_wr_valid;
-  assign m_wr_addr[1] = b_wr_valid ? b_wr_addr : e_wr_addr;
-  assign m_wr_len[1] = b_wr_valid ? b_wr_len : e_wr_len;
-  assign m_wr_data[1] = b_wr_valid ? b_wr_data : e_wr_data;
-  // The engine that got the chain answers until the next start (the virtqueue engine reads
-  // dev_written after dev_done).
-  logic sel_blk;
+  logic [NSLOT-1:0]          sb_st_rd_valid, sb_st_rd_ready, sb_st_rc_valid, sb_st_rc_ready;
+  logic [NSLOT-1:0][63:0]    sb_st_rd_addr, sb_st_wr_addr;
+  logic [NSLOT-1:0][15:0]    sb_st_rd_len, sb_st_wr_len;
+  logic [NSLOT-1:0][3:0]     sb_st_rd_tag, sb_st_wr_tag;
+  logic [NSLOT-1:0]          sb_st_wr_valid, sb_st_wc_valid;
+  logic [NSLOT-1:0][DW-1:0]  sb_st_wr_data;
+  logic [3:0]                sb_st_rc_tag, sb_st_wc_tag;
+  logic [NSLOT-1:0]          st_timed_out;
+
+  // Each slot's copy of its chain's segment table, one register per field of each segment
+  // (assembled into the engines' packed ports by continuous assignment).
+  localparam int SCW = $clog2(MAX_SEGS + 1);
+  logic [NSLOT-1:0][MAX_SEGS-1:0][63:0] sl_addr;
+  logic [NSLOT-1:0][MAX_SEGS-1:0][31:0] sl_len;
+  logic [NSLOT-1:0][MAX_SEGS-1:0]       sl_write;
+  logic [NSLOT-1:0][SCW-1:0]            sl_count;
+  logic [NSLOT-1:0][2:0]                sl_func;
+  logic [NSLOT-1:0]                     sl_blk, sl_go;
   always_ff @(posedge clk) begin
-    if (srst) sel_blk <= 1'b0;
-    else if (dev_start) sel_blk <= is_blk;
+    if (srst) begin
+      sl_count <= '0;
+      sl_func <= '0;
+      sl_blk <= '0;
+      sl_go <= '0;
+    end else begin
+      sl_go <= dev_start;
+      if (|dev_start) begin
+        for (int k = 0; k < NSLOT; k++) begin
+          if (dev_start[k]) begin
+            sl_count[k] <= seg_count;
+            sl_func[k] <= cur_func;
+            sl_blk[k] <= is_blk;
+          end
+        end
+      end
+    end
   end
-  assign dev_done = e_done || b_done;
-  assign dev_error = sel_blk ? b_error : e_error;
-  assign dev_written = sel_blk ? b_written : e_written;
-  assign dev_punt = b_done && b_punt;
 
-  fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
-    .clk, .rst(srst),
-    .start(dev_start && !is_blk), .seg_addr, .seg_len, .seg_write, .seg_count,
-    .done(e_done), .error(e_error), .written(e_written),
-    .rd_valid(e_rd_valid), .rd_ready(m_rd_ready[1]), .rd_addr(e_rd_addr), .rd_len(e_rd_len),
-    .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
-    .wr_valid(e_wr_valid), .wr_ready(m_wr_ready[1]), .wr_addr(e_wr_addr), .wr_len(e_wr_len),
-    .wr_data(e_wr_data), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error)
-  );
+  for (genvar k = 0; k < NSLOT; k++) begin : g_slot
+    for (genvar i = 0; i < MAX_SEGS; i++) begin : g_seg
+      logic [63:0] a;
+      logic [31:0] l;
+      logic        w;
+      always_ff @(posedge clk) begin
+        if (dev_start[k]) begin
+          a <= seg_addr[i];
+          l <= seg_len[i];
+          w <= seg_write[i];
+        end
+      end
+      assign sl_addr[k][i] = a;
+      assign sl_len[k][i] = l;
+      assign sl_write[k][i] = w;
+    end
 
-  fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
+    logic          e_done, e_error, b_done, b_error, b_punt;
+    logic [31:0]   e_written, b_written;
+    logic          e_rd_valid, b_rd_valid, e_wr_valid, b_wr_valid;
+    logic [63:0]   e_rd_addr, b_rd_addr, e_wr_addr, b_wr_addr;
+    logic [15:0]   e_rd_len, b_rd_len, e_wr_len, b_wr_len;
+    logic [DW-1:0] e_wr_data, b_wr_data;
+    assign m_rd_valid[1 + k] = e_rd_valid || b_rd_valid;
+    assign m_rd_addr[1 + k] = b_rd_valid ? b_rd_addr : e_rd_addr;
+    assign m_rd_len[1 + k] = b_rd_valid ? b_rd_len : e_rd_len;
+    assign m_wr_valid[3 + k] = e_wr_valid || b_wr_valid;
+    assign m_wr_addr[3 + k] = b_wr_valid ? b_wr_addr : e_wr_addr;
+    assign m_wr_len[3 + k] = b_wr_valid ? b_wr_len : e_wr_len;
+    assign m_wr_data[3 + k] = b_wr_valid ? b_wr_data : e_wr_data;
+    assign dev_done[k] = e_done || b_done;
+    assign dev_error[k] = sl_blk[k] ? b_error : e_error;
+    assign dev_written[k] = sl_blk[k] ? b_written : e_written;
+    assign dev_punt[k] = b_done && b_punt;
+
+    fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
+      .clk, .rst(srst),
+      .start(sl_go[k] && !sl_blk[k]), .seg_addr(sl_addr[k]), .seg_len(sl_len[k]),
+      .seg_write(sl_write[k]), .seg_count(sl_count[k]),
+      .done(e_done), .error(e_error), .written(e_written),
+      .rd_valid(e_rd_valid), .rd_ready(m_rd_ready[1 + k]), .rd_addr(e_rd_addr), .rd_len(e_rd_len),
+      .rc_valid(m_rc_valid[1 + k]), .rc_data(dma_rc_data), .rc_last(dma_rc_last),
+      .rc_error(dma_rc_error),
+      .wr_valid(e_wr_valid), .wr_ready(m_wr_ready[3 + k]), .wr_addr(e_wr_addr), .wr_len(e_wr_len),
+      .wr_data(e_wr_data), .wc_valid(m_wc_valid[3 + k]), .wc_error(dma_wc_error)
+    );
+
+    fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
+      .clk, .rst(srst),
+      .start(sl_go[k] && sl_blk[k]), .seg_addr(sl_addr[k]), .seg_len(sl_len[k]),
+      .seg_write(sl_write[k]), .seg_count(sl_count[k]),
+      .capacity({functions_func_blk_capacity_hi_sectors[sl_func[k]],
+                 functions_func_blk_capacity_lo_sectors[sl_func[k]]}),
+      .max_sectors(functions_func_blk_max_sectors_sectors[sl_func[k]]),
+      .timeout(global_storage_timeout_cycles), .timed_out(st_timed_out[k]),
+      .done(b_done), .error(b_error), .written(b_written),
+      .punt(b_punt), .punt_reason(dev_punt_reason[k]), .punt_arg(dev_punt_arg[k]),
+      .rd_valid(b_rd_valid), .rd_ready(m_rd_ready[1 + k]), .rd_addr(b_rd_addr), .rd_len(b_rd_len),
+      .rc_valid(m_rc_valid[1 + k]), .rc_data(dma_rc_data), .rc_last(dma_rc_last),
+      .rc_error(dma_rc_error),
+      .wr_valid(b_wr_valid), .wr_ready(m_wr_ready[3 + k]), .wr_addr(b_wr_addr), .wr_len(b_wr_len),
+      .wr_data(b_wr_data), .wc_valid(m_wc_valid[3 + k]), .wc_error(dma_wc_error),
+      .st_rd_valid(sb_st_rd_valid[k]), .st_rd_ready(sb_st_rd_ready[k]),
+      .st_rd_addr(sb_st_rd_addr[k]), .st_rd_len(sb_st_rd_len[k]), .st_rd_tag(sb_st_rd_tag[k]),
+      .st_rc_valid(sb_st_rc_valid[k]), .st_rc_tag(sb_st_rc_tag), .st_rc_ready(sb_st_rc_ready[k]),
+      .st_rc_data, .st_rc_last, .st_rc_error,
+      .st_wr_valid(sb_st_wr_valid[k]), .st_wr_addr(sb_st_wr_addr[k]), .st_wr_len(sb_st_wr_len[k]),
+      .st_wr_data(sb_st_wr_data[k]), .st_wr_tag(sb_st_wr_tag[k]),
+      .st_wc_valid(sb_st_wc_valid[k]), .st_wc_tag(sb_st_wc_tag), .st_wc_error
+    );
+  end
+
+  fv_storage_mux #(.N(NSLOT), .DW(DW), .ETW(4), .TW(8)) u_storage_mux (
     .clk, .rst(srst),
-    .start(dev_start && is_blk), .seg_addr, .seg_len, .seg_write, .seg_count,
-    .capacity({functions_func_blk_capacity_hi_sectors[cur_func],
-               functions_func_blk_capacity_lo_sectors[cur_func]}),
-    .max_sectors(functions_func_blk_max_sectors_sectors[cur_func]),
-    .timeout(global_storage_timeout_cycles), .timed_out(st_timed_out),
-    .done(b_done), .error(b_error), .written(b_written),
-    .punt(b_punt), .punt_reason(dev_punt_reason), .punt_arg(dev_punt_arg),
-    .rd_valid(b_rd_valid), .rd_ready(m_rd_ready[1]), .rd_addr(b_rd_addr), .rd_len(b_rd_len),
-    .rc_valid(m_rc_valid[1]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
-    .wr_valid(b_wr_valid), .wr_ready(m_wr_ready[1]), .wr_addr(b_wr_addr), .wr_len(b_wr_len),
-    .wr_data(b_wr_data), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error),
+    .e_rd_valid(sb_st_rd_valid), .e_rd_ready(sb_st_rd_ready), .e_rd_addr(sb_st_rd_addr),
+    .e_rd_len(sb_st_rd_len), .e_rd_tag(sb_st_rd_tag),
+    .e_rc_valid(sb_st_rc_valid), .e_rc_ready(sb_st_rc_ready),
+    .e_wr_valid(sb_st_wr_valid), .e_wr_addr(sb_st_wr_addr), .e_wr_len(sb_st_wr_len),
+    .e_wr_data(sb_st_wr_data), .e_wr_tag(sb_st_wr_tag),
+    .e_wc_valid(sb_st_wc_valid), .e_tag(sb_st_rc_tag), .e_wc_tag(sb_st_wc_tag),
     .st_rd_valid, .st_rd_ready, .st_rd_addr, .st_rd_len, .st_rd_tag,
-    .st_rc_valid, .st_rc_tag, .st_rc_ready, .st_rc_data, .st_rc_last, .st_rc_error,
+    .st_rc_valid, .st_rc_tag, .st_rc_ready,
     .st_wr_valid, .st_wr_addr, .st_wr_len, .st_wr_data, .st_wr_tag,
-    .st_wc_valid, .st_wc_tag, .st_wc_error
+    .st_wc_valid, .st_wc_tag
   );
-  logic        st_timed_out;
+
+  // Storage timeouts, all slots together.
   logic [31:0] st_timeouts;
+  logic [SLW:0] st_timed_out_n;
+  always_comb begin
+    st_timed_out_n = '0;
+    for (int k = 0; k < NSLOT; k++) st_timed_out_n = st_timed_out_n + (SLW + 1)'(st_timed_out[k]);
+  end
   always_ff @(posedge clk) begin
     if (srst) st_timeouts <= '0;
-    else if (st_timed_out) st_timeouts <= st_timeouts + 32'd1;
+    else if (|st_timed_out) st_timeouts <= st_timeouts + 32'(st_timed_out_n);
   end
   assign global_storage_timeouts_count_i = st_timeouts;
 
@@ -621,8 +706,8 @@ module fv_top #(
     .cpu_owned(queue_q_ctrl_owner & queue_q_ctrl_enable),
     .func(queue_q_ctrl_func),
     .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
-    .wr_valid(m_wr_valid[3]), .wr_ready(m_wr_ready[3]), .wr_addr(m_wr_addr[3]), .wr_len(m_wr_len[3]),
-    .wr_data(m_wr_data[3]), .wc_valid(m_wc_valid[3]), .wc_error(dma_wc_error),
+    .wr_valid(m_wr_valid[2]), .wr_ready(m_wr_ready[2]), .wr_addr(m_wr_addr[2]), .wr_len(m_wr_len[2]),
+    .wr_data(m_wr_data[2]), .wc_valid(m_wc_valid[2]), .wc_error(dma_wc_error),
     .irq_valid(p_irq_valid), .irq_ready(p_irq_ready), .irq_vector(p_irq_vector),
     .ev_punt, .ev_qid(ev_punt_qid), .ev_reason(ev_punt_reason), .ev_fault(ev_punt_fault)
   );
@@ -634,15 +719,15 @@ module fv_top #(
     .tbl_addr_lo(msix_table_vec_addr_lo_addr), .tbl_addr_hi(msix_table_vec_addr_hi_addr),
     .tbl_data(msix_table_vec_data_data), .tbl_mask(msix_table_vec_ctrl_mask),
     .pba(msix_pba_pba_pending_bits_i),
-    .wr_valid(m_wr_valid[2]), .wr_ready(m_wr_ready[2]), .wr_addr(m_wr_addr[2]), .wr_len(m_wr_len[2]),
-    .wr_data(m_wr_data[2]), .wc_valid(m_wc_valid[2]), .wc_error(dma_wc_error),
+    .wr_valid(m_wr_valid[1]), .wr_ready(m_wr_ready[1]), .wr_addr(m_wr_addr[1]), .wr_len(m_wr_len[1]),
+    .wr_data(m_wr_data[1]), .wc_valid(m_wc_valid[1]), .wc_error(dma_wc_error),
     .sent(msix_sent)
   );
 
   logic        fault_valid, fault_write;
   logic [63:0] fault_addr;
   logic [3:0]  fault_tag;
-  fv_dma_mux #(.NR(2), .NW(4), .DW(DW), .TAGW(4)) u_dma_mux (
+  fv_dma_mux #(.NR(NR), .NW(NW), .DW(DW), .TAGW(4)) u_dma_mux (
     .clk, .rst(srst),
     .m_rd_valid, .m_rd_ready, .m_rd_addr, .m_rd_len, .m_rc_valid,
     .m_wr_valid, .m_wr_ready, .m_wr_addr, .m_wr_len, .m_wr_data, .m_wc_valid,
@@ -658,6 +743,18 @@ module fv_top #(
   logic [63:0] first_fault_addr;
   logic [15:0] first_fault_queue;
   logic        first_fault_write;
+  // The queue a faulting master served: the virtqueue engine's current one, a slot's request's;
+  // MSI-X messages and punt entries (write masters 1 and 2) belong to no queue.
+  logic [15:0] fault_queue;
+  always_comb begin
+    fault_queue = 16'(cur_queue);
+    if (fault_write && (fault_tag == 4'd1 || fault_tag == 4'd2)) fault_queue = 16'hffff;
+    if (fault_valid) begin
+      for (int k = 0; k < NSLOT; k++) begin
+        if (fault_tag == 4'(fault_write ? 3 + k : 1 + k)) fault_queue = 16'(slot_queue[k]);
+      end
+    end
+  end
   always_ff @(posedge clk) begin
     if (srst) begin
       fault_count <= '0;
@@ -668,8 +765,7 @@ module fv_top #(
       if (fault_count != 32'hffff_ffff) fault_count <= fault_count + 32'd1;
       if (!global_status_dma_fault) begin
         first_fault_addr <= fault_addr;
-        // MSI-X messages (master 2) and punt entries (master 3) belong to no queue.
-        first_fault_queue <= fault_tag >= 4'd2 ? 16'hffff : 16'(cur_queue);
+        first_fault_queue <= 16'(fault_queue);
         first_fault_write <= fault_write;
       end
     end

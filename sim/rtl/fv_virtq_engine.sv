@@ -3,16 +3,20 @@
 //   doorbell -> avail->idx -> avail ring -> descriptor chain walk (NEXT, INDIRECT) -> device
 //   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
 //
-// The engine serves one request at a time, picking queues round-robin among those with work. It is
-// the single publisher of used->idx of the FPGA-owned queues: requests it hands to the CPU (chains
-// longer than its segment table) go out on the punt ring with a tag, and the CPU's answers come
-// back on the completion ring, which the engine merges into the used rings (completions first,
-// then new requests). A completion whose tag, queue and head do not name a punted request in
-// flight is dropped and fails its queue (bad_completion). Everything it reads from guest memory
+// The engine walks one chain at a time, picking queues round-robin among those with work, and
+// hands each walked chain to one of NSLOT device-engine slots; it goes on fetching while the
+// slots work, so up to NSLOT requests (of any queues) move data at once, each slot with its own
+// DMA master. It is the single publisher of used->idx of the FPGA-owned queues: a slot's result
+// is published when the slot finishes (used entries in completion order, as virtio allows
+// without VIRTIO_F_IN_ORDER). Requests it hands to the CPU (chains longer than its segment table,
+// and whatever a device engine declines) go out on the punt ring with a tag, and the CPU's
+// answers come back on the completion ring, which the engine merges into the used rings (slot
+// results first, then completions, then new requests). A completion whose tag, queue and head
+// do not name a punted request in flight is dropped and fails its queue (bad_completion). Everything it reads from guest memory
 // is validated before use: a malformed chain or a DMA fault puts only that queue into its error
 // state (cause + detail), and the others go on. Clearing a queue's enable is a handshake: the
-// request in flight completes, then STATUS.enabled drops and the saved state (last_avail,
-// used_idx) is final.
+// requests in flight (walked, on a slot, or punted) complete, then STATUS.enabled drops and the
+// saved state (last_avail, used_idx) is final.
 //
 // DMA: one outstanding read (completion beats of DW bits, byte 0 of beat 0 = the byte at the
 // address) and one outstanding write (a single beat of at most DW/8 bytes, acknowledged).
@@ -20,7 +24,8 @@ module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
   parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
-  parameter int PUNT_SLOTS = 16  // punted requests in flight (a power of two)
+  parameter int PUNT_SLOTS = 16, // punted requests in flight (a power of two)
+  parameter int NSLOT = 4        // device-engine slots (requests moving data at once)
 ) (
   input  logic clk,
   input  logic rst,
@@ -74,18 +79,20 @@ module fv_virtq_engine #(
   input  logic          wc_valid,
   input  logic          wc_error,
 
-  // Device engine.
-  output logic                          dev_start,
+  // Device-engine slots. A slot takes the segment table with its dev_start pulse (the table
+  // changes with the next chain) and answers once with dev_done; the result is read then.
+  output logic [NSLOT-1:0]              dev_start,
   output logic [MAX_SEGS-1:0][63:0]     seg_addr,
   output logic [MAX_SEGS-1:0][31:0]     seg_len,
   output logic [MAX_SEGS-1:0]           seg_write,
   output logic [$clog2(MAX_SEGS+1)-1:0] seg_count,
-  input  logic                          dev_done,
-  input  logic                          dev_error,
-  input  logic [31:0]                   dev_written,
-  input  logic                          dev_punt,      // with dev_done: punt the request
-  input  logic [7:0]                    dev_punt_reason,
-  input  logic [63:0]                   dev_punt_arg,
+  input  logic [NSLOT-1:0]              dev_done,
+  input  logic [NSLOT-1:0]              dev_error,
+  input  logic [NSLOT-1:0][31:0]        dev_written,
+  input  logic [NSLOT-1:0]              dev_punt,      // with dev_done: punt the request
+  input  logic [NSLOT-1:0][7:0]         dev_punt_reason,
+  input  logic [NSLOT-1:0][63:0]        dev_punt_arg,
+  output logic [NSLOT-1:0][$clog2(NQ)-1:0] slot_queue, // queue of each slot's request
 
   // Punt requests to the punt-ring writer.
   output logic                     punt_valid,
@@ -128,6 +135,9 @@ module fv_virtq_engine #(
   if (MAX_SEGS < 2 || MAX_SEGS > 256 || (MAX_SEGS & (MAX_SEGS - 1)) != 0) begin : g_bad_segs
     $error("fv_virtq_engine: MAX_SEGS must be a power of two in 2..256");
   end
+  if (NSLOT < 1 || NSLOT > 16) begin : g_bad_slots
+    $error("fv_virtq_engine: NSLOT must be in 1..16");
+  end
 
   // Virtio descriptor flags.
   localparam int F_NEXT = 0;
@@ -140,7 +150,7 @@ module fv_virtq_engine #(
     S_AIDX_REQ, S_AIDX_WAIT,
     S_RING, S_RING_REQ, S_RING_WAIT,
     S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
-    S_DEV, S_DEV_WAIT,
+    S_DEV, S_SLOT_LOAD,
     S_ELEM_REQ,
     S_UIDX_REQ,
     S_EVT_REQ, S_EVT_WAIT,
@@ -199,15 +209,50 @@ module fv_virtq_engine #(
       end
     end
   end
-  // Punted requests in flight per queue (kept as counts: incremented on a punt, decremented on
-  // its completion).
-  logic [NQ-1:0][15:0] punted;
-  logic [NQ-1:0]       has_punted;       // punted[q] != 0
+  // Requests taken from a queue's ring and not yet published: on a device slot or punted to the
+  // CPU (counts: incremented when the chain is handed on, decremented when its result is taken).
+  logic [NQ-1:0][15:0] held;
+  logic [NQ-1:0]       has_held;       // held[q] != 0
 
-  // The request being published is a CPU completion (not a device-engine result).
-  logic        is_cpl;
-  logic [31:0] cpl_len;
-  logic        cpl_no_irq;
+  // Device-engine slots: the request each one serves, and its result once done.
+  localparam int DSW = NSLOT > 1 ? $clog2(NSLOT) : 1;
+  logic [NSLOT-1:0]             ds_busy, ds_done;
+  logic [NSLOT-1:0][QW-1:0]     ds_q;
+  logic [NSLOT-1:0][15:0]       ds_head;
+  logic [NSLOT-1:0][63:0]       ds_first_addr;
+  logic [NSLOT-1:0][31:0]       ds_walked;
+  logic [NSLOT-1:0]             ds_ind;
+  logic [NSLOT-1:0][31:0]       ds_start;
+  logic [NSLOT-1:0]             ds_err, ds_punt;
+  logic [NSLOT-1:0][31:0]       ds_written;
+  logic [NSLOT-1:0][7:0]        ds_reason;
+  logic [NSLOT-1:0][63:0]       ds_arg;
+  logic [DSW-1:0]               cs;             // slot whose result is being taken
+  logic                         dslot_free;
+  logic [DSW-1:0]               free_dslot;
+  logic [NSLOT-1:0]             ds_ready;       // results that can be taken now
+  logic [DSW-1:0]               ready_dslot;
+  // A result to punt needs a punt tag; while none is free the others go first (completions free
+  // tags).
+  assign ds_ready = ds_done & ~(ds_punt & {NSLOT{!slot_free}});
+  always_comb begin
+    dslot_free = !(&ds_busy);
+    free_dslot = '0;
+    ready_dslot = '0;
+    for (int k = NSLOT - 1; k >= 0; k--) begin
+      if (!ds_busy[k]) free_dslot = DSW'(k);
+      if (ds_ready[k]) ready_dslot = DSW'(k);
+    end
+  end
+  assign slot_queue = ds_q;
+  assign dev_start = state == S_DEV ? NSLOT'(1) << free_dslot : '0;
+  logic punt_from_slot;        // the punt in hand came from a slot (its avail entry is consumed)
+
+  // A result is being published (a slot's or a CPU completion), with its used length and
+  // whether the CPU asked for no interrupt.
+  logic        publishing;
+  logic [31:0] pub_len;
+  logic        pub_no_irq;
   logic [31:0] walked_bytes;
   logic [63:0] first_addr;
   logic [7:0]  p_reason;       // why the request in hand is punted
@@ -321,7 +366,7 @@ module fv_virtq_engine #(
   logic [NQ-1:0] runnable;
   logic          pick_valid;
   logic [QW-1:0] pick, rr;
-  assign runnable = (slot_free ? pending & enable & ~owner & ~err : '0);
+  assign runnable = (slot_free && dslot_free ? pending & enable & ~owner & ~err : '0);
   always_comb begin
     pick_valid = 1'b0;
     pick = '0;
@@ -385,7 +430,7 @@ module fv_virtq_engine #(
         wr_valid = 1'b1;
         wr_addr = c_used + 64'd4 + {45'd0, used_slot, 3'd0};
         wr_len = 16'd8;
-        wr_data[63:0] = {is_cpl ? cpl_len : dev_written, 16'd0, head};
+        wr_data[63:0] = {pub_len, 16'd0, head};
       end
       S_UIDX_REQ: begin
         wr_valid = 1'b1;
@@ -426,7 +471,6 @@ module fv_virtq_engine #(
 
   assign irq_valid = state == S_IRQ;
   assign irq_vector = c_vec;
-  assign dev_start = state == S_DEV;
   assign cur_queue = cq;
 
   // ---------------------------------------------------------------------------------------------
@@ -442,20 +486,21 @@ module fv_virtq_engine #(
                          && !(state == S_EVT_WAIT && cq == mscan);
   // The request in hand was fetched from the current queue's ring (not a CPU completion, not
   // a look at avail->idx).
-  assign holds_request = busy && !is_cpl && state != S_CHECK && state != S_AIDX_REQ
+  assign holds_request = busy && !publishing && state != S_CHECK && state != S_AIDX_REQ
                          && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT
-                         && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD;
+                         && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD
+                         && state != S_SLOT_LOAD && state != S_SETTLE;
   // Whole-vector operations plus the one queue in hand: no per-queue loop is evaluated every
   // cycle (it dominated the simulator's time).
   always_comb begin
-    // Enabled until the request in flight and every punted request of the queue drained.
-    st_enabled = (enable & ~err) | has_punted;
+    // Enabled until the request in hand and every request held (slots, punts) drained.
+    st_enabled = (enable & ~err) | has_held;
     if (busy) st_enabled[cq] = 1'b1;
     st_error = err;
     st_cause = cause;
     st_err_info = info;
-    st_inflight = punted;
-    if (holds_request) st_inflight[cq] = punted[cq] + 16'd1;
+    st_inflight = held;
+    if (holds_request) st_inflight[cq] = held[cq] + 16'd1;
   end
 
   // ---------------------------------------------------------------------------------------------
@@ -519,13 +564,28 @@ module fv_virtq_engine #(
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
       slot_valid <= '0;
-      punted <= '0;
-      has_punted <= '0;
+      held <= '0;
+      ds_busy <= '0;
+      ds_done <= '0;
+      ds_q <= '0;
+      ds_head <= '0;
+      ds_first_addr <= '0;
+      ds_walked <= '0;
+      ds_ind <= '0;
+      ds_start <= '0;
+      ds_err <= '0;
+      ds_punt <= '0;
+      ds_written <= '0;
+      ds_reason <= '0;
+      ds_arg <= '0;
+      cs <= '0;
+      punt_from_slot <= 1'b0;
+      has_held <= '0;
       slot_q <= '0;
       slot_head <= '0;
-      is_cpl <= 1'b0;
-      cpl_len <= '0;
-      cpl_no_irq <= 1'b0;
+      publishing <= 1'b0;
+      pub_len <= '0;
+      pub_no_irq <= 1'b0;
       cpl_cons <= '0;
       cpl_bad <= 1'b0;
       walked_bytes <= '0;
@@ -563,6 +623,19 @@ module fv_virtq_engine #(
       // Fired, or disabled: a disabled queue owes nothing.
       mwant <= mwant & enable & ~(mod_scan_fire ? NQ'(1) << mscan : '0);
       cpl_bad <= 1'b0;
+      // Device-engine results, kept until the state machine takes them.
+      if (|dev_done) begin
+        for (int k = 0; k < NSLOT; k++) begin
+          if (dev_done[k]) begin
+            ds_done[k] <= 1'b1;
+            ds_err[k] <= dev_error[k];
+            ds_punt[k] <= dev_punt[k];
+            ds_written[k] <= dev_written[k];
+            ds_reason[k] <= dev_punt_reason[k];
+            ds_arg[k] <= dev_punt_arg[k];
+          end
+        end
+      end
       // Count the used-ring writes issued and acknowledged.
       uacks <= uacks + 2'(wr_valid && wr_ready && (state == S_ELEM_REQ || state == S_UIDX_REQ))
                - 2'(wc_valid && (state == S_UIDX_REQ || state == S_EVT_REQ || state == S_EVT_WAIT));
@@ -598,8 +671,15 @@ module fv_virtq_engine #(
 
       unique case (state)
         S_IDLE: begin
-          is_cpl <= 1'b0;
-          if (run && cpl_pending) begin
+          publishing <= 1'b0;
+          punt_from_slot <= 1'b0;
+          if (|ds_ready) begin
+            // A slot finished (taken even while !run: work in flight drains).
+            cs <= ready_dslot;
+            cq <= ds_q[ready_dslot];
+            publishing <= 1'b1;
+            state <= S_SLOT_LOAD;
+          end else if (run && cpl_pending) begin
             state <= S_CPL_REQ;
           end else if (run && pick_valid) begin
             cq <= pick;
@@ -808,22 +888,65 @@ module fv_virtq_engine #(
           end
         end
 
-        S_DEV: state <= S_DEV_WAIT;
-        S_DEV_WAIT: begin
-          if (dev_done) begin
-            if (dev_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= '0;
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else if (dev_punt) begin
-              // The device engine hands this request to the CPU.
-              p_reason <= dev_punt_reason;
-              p_arg <= dev_punt_arg;
-              state <= S_PUNT;
-            end else begin
-              state <= S_ELEM_REQ;
-            end
+        // Hand the chain to a free slot (the pick made sure there is one) and consume its avail
+        // entry; the result is published when the slot finishes.
+        S_DEV: begin
+          ds_busy[free_dslot] <= 1'b1;
+          ds_q[free_dslot] <= cq;
+          ds_head[free_dslot] <= head;
+          ds_first_addr[free_dslot] <= first_addr;
+          ds_walked[free_dslot] <= walked_bytes;
+          ds_ind[free_dslot] <= in_ind;
+          ds_start[free_dslot] <= start_cycle;
+          held[cq] <= held[cq] + 16'd1;
+          has_held[cq] <= 1'b1;
+          last_avail <= last_avail + 16'd1;
+          save_we[cq] <= 1'b1;
+          save_last_avail <= last_avail + 16'd1;
+          save_used_idx <= used_idx;
+          pending[cq] <= 1'b1;
+          state <= S_SETTLE;
+        end
+
+        // A slot's result: the request's queue context as at a pick, then publish, punt or fail.
+        // A broken queue gets no more used entries.
+        S_SLOT_LOAD: begin
+          ds_busy[cs] <= 1'b0;
+          ds_done[cs] <= 1'b0;
+          head <= ds_head[cs];
+          first_addr <= ds_first_addr[cs];
+          walked_bytes <= ds_walked[cs];
+          in_ind <= ds_ind[cs];
+          start_cycle <= ds_start[cs];
+          pub_len <= ds_written[cs];
+          pub_no_irq <= 1'b0;
+          c_avail <= {avail_hi[cq], avail_lo[cq]};
+          c_used <= {used_hi[cq], used_lo[cq]};
+          c_size <= size[cq];
+          c_mask <= size[cq] - 16'd1;
+          c_evt <= event_idx[cq];
+          c_vec <= msix_vector[cq];
+          last_avail <= saved_last_avail[cq];
+          used_idx <= saved_used_idx[cq];
+          if (err[cq] || ds_err[cs] || !ds_punt[cs]) begin
+            held[cq] <= held[cq] - 16'd1;
+            has_held[cq] <= held[cq] != 16'd1;
+          end
+          if (err[cq]) begin
+            state <= S_IDLE;
+          end else if (ds_err[cs]) begin
+            f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+            f_info <= '0;
+            f_fault <= 1'b1;
+            state <= S_FAIL;
+          end else if (ds_punt[cs]) begin
+            // The device engine hands this request to the CPU (it stays held, now as a punt).
+            p_reason <= ds_reason[cs];
+            p_arg <= ds_arg[cs];
+            punt_from_slot <= 1'b1;
+            state <= S_PUNT;
+          end else begin
+            state <= S_ELEM_REQ;
           end
         end
 
@@ -835,15 +958,14 @@ module fv_virtq_engine #(
         S_ELEM_REQ: if (wr_ready) state <= S_UIDX_REQ;
         S_UIDX_REQ: begin
           if (wr_ready) begin
-            // Published (visible once acknowledged). A CPU completion consumed its avail entry
-            // when it was punted.
-            last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
+            // Published (visible once acknowledged). The request consumed its avail entry when
+            // it went to its slot or to the CPU.
             used_idx <= used_idx + 16'd1;
             save_we[cq] <= 1'b1;
-            save_last_avail <= is_cpl ? last_avail : last_avail + 16'd1;
+            save_last_avail <= last_avail;
             save_used_idx <= used_idx + 16'd1;
             ev_done <= 1'b1;
-            ev_bytes <= is_cpl ? cpl_len : dev_written;
+            ev_bytes <= pub_len;
             ev_cycles <= cycle - start_cycle;
             evt_got <= 1'b0;
             state <= S_EVT_REQ;
@@ -857,7 +979,7 @@ module fv_virtq_engine #(
             evt_err <= rc_error;
             // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds exactly
             // when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
-            evt_need <= c_vec != NO_VECTOR && !(is_cpl && cpl_no_irq)
+            evt_need <= c_vec != NO_VECTOR && !(publishing && pub_no_irq)
                         && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0]);
           end
           if (evt_got && uacks == 2'd0) begin
@@ -897,16 +1019,21 @@ module fv_virtq_engine #(
         S_PUNT: begin
           if (punt_ready) begin
             slot_valid[free_slot] <= 1'b1;
-            punted[cq] <= punted[cq] + 16'd1;
-            has_punted[cq] <= 1'b1;
             slot_q[free_slot] <= cq;
             slot_head[free_slot] <= head;
-            last_avail <= last_avail + 16'd1;
-            save_we[cq] <= 1'b1;
-            save_last_avail <= last_avail + 16'd1;
-            save_used_idx <= used_idx;
-            pending[cq] <= 1'b1;
-            state <= S_SETTLE;
+            if (punt_from_slot) begin
+              // Consumed and counted when it went to its slot.
+              state <= S_IDLE;
+            end else begin
+              held[cq] <= held[cq] + 16'd1;
+              has_held[cq] <= 1'b1;
+              last_avail <= last_avail + 16'd1;
+              save_we[cq] <= 1'b1;
+              save_last_avail <= last_avail + 16'd1;
+              save_used_idx <= used_idx;
+              pending[cq] <= 1'b1;
+              state <= S_SETTLE;
+            end
           end
         end
         // The saved state written above reaches the CSR block a cycle later: wait for it before
@@ -934,12 +1061,12 @@ module fv_virtq_engine #(
               end
             end else begin
               slot_valid[cpl.tag[PW-1:0]] <= 1'b0;
-              punted[cpl.qid[QW-1:0]] <= punted[cpl.qid[QW-1:0]] - 16'd1;
-              has_punted[cpl.qid[QW-1:0]] <= punted[cpl.qid[QW-1:0]] != 16'd1;
+              held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] - 16'd1;
+              has_held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] != 16'd1;
               cq <= cpl.qid[QW-1:0];
               head <= cpl.head;
-              cpl_len <= cpl.len;
-              cpl_no_irq <= cpl.flags[0];
+              pub_len <= cpl.len;
+              pub_no_irq <= cpl.flags[0];
               ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it
               state <= S_CPL_LOAD;
             end
@@ -947,7 +1074,7 @@ module fv_virtq_engine #(
         end
         S_CPL_LOAD: begin
           // The queue's context, as at a pick; a broken queue gets no more used entries.
-          is_cpl <= 1'b1;
+          publishing <= 1'b1;
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
           c_size <= size[cq];

@@ -7,8 +7,10 @@
 // hands each walked chain to one of NSLOT device-engine slots; it goes on fetching while the
 // slots work, so up to NSLOT requests (of any queues) move data at once, each slot with its own
 // DMA master. It is the single publisher of used->idx of the FPGA-owned queues: a slot's result
-// is published when the slot finishes (used entries in completion order, as virtio allows
-// without VIRTIO_F_IN_ORDER). Requests it hands to the CPU (chains longer than its segment table,
+// is published once the slot finished and every earlier chain of the same queue on a slot was
+// published, so the device's own results reach a used ring in avail order (a restarted backend
+// that resumes at used->idx then repeats nothing it completed; only punted requests, which the
+// CPU answers, can complete out of order). Requests it hands to the CPU (chains longer than its segment table,
 // and whatever a device engine declines) go out on the punt ring with a tag, and the CPU's
 // answers come back on the completion ring, which the engine merges into the used rings (slot
 // results first, then completions, then new requests). A completion whose tag, queue and head
@@ -232,9 +234,22 @@ module fv_virtq_engine #(
   logic [DSW-1:0]               free_dslot;
   logic [NSLOT-1:0]             ds_ready;       // results that can be taken now
   logic [DSW-1:0]               ready_dslot;
+  // ds_older[k][j]: slot j held a chain when slot k got its own (j's is older).
+  logic [NSLOT-1:0][NSLOT-1:0]  ds_older;
+  logic [NSLOT-1:0]             ds_waits;       // an older chain of the same queue is on a slot
+  always_comb begin
+    ds_waits = '0;
+    if (|ds_done) begin
+      for (int k = 0; k < NSLOT; k++) begin
+        for (int j = 0; j < NSLOT; j++) begin
+          if (ds_older[k][j] && ds_q[j] == ds_q[k]) ds_waits[k] = 1'b1;
+        end
+      end
+    end
+  end
   // A result to punt needs a punt tag; while none is free the others go first (completions free
   // tags).
-  assign ds_ready = ds_done & ~(ds_punt & {NSLOT{!slot_free}});
+  assign ds_ready = ds_done & ~ds_waits & ~(ds_punt & {NSLOT{!slot_free}});
   always_comb begin
     dslot_free = !(&ds_busy);
     free_dslot = '0;
@@ -567,6 +582,7 @@ module fv_virtq_engine #(
       held <= '0;
       ds_busy <= '0;
       ds_done <= '0;
+      ds_older <= '0;
       ds_q <= '0;
       ds_head <= '0;
       ds_first_addr <= '0;
@@ -892,6 +908,7 @@ module fv_virtq_engine #(
         // entry; the result is published when the slot finishes.
         S_DEV: begin
           ds_busy[free_dslot] <= 1'b1;
+          ds_older[free_dslot] <= ds_busy;
           ds_q[free_dslot] <= cq;
           ds_head[free_dslot] <= head;
           ds_first_addr[free_dslot] <= first_addr;
@@ -913,6 +930,7 @@ module fv_virtq_engine #(
         S_SLOT_LOAD: begin
           ds_busy[cs] <= 1'b0;
           ds_done[cs] <= 1'b0;
+          for (int k = 0; k < NSLOT; k++) ds_older[k][cs] <= 1'b0;
           head <= ds_head[cs];
           first_addr <= ds_first_addr[cs];
           walked_bytes <= ds_walked[cs];

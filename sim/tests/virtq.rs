@@ -896,3 +896,66 @@ fn notification_data_skips_the_avail_idx_read() {
         "a bogus doorbell value is not believed ({lied} vs {plain})"
     );
 }
+
+/// Requests move data on several device-engine slots at once, but the device publishes the
+/// results of one queue in avail order: short requests posted behind a long one wait for it
+/// (a backend that restarts at used->idx then repeats nothing it completed), while another
+/// queue's short request does not.
+#[test]
+fn slots_overlap_requests_and_publish_each_queue_in_order() {
+    let (dev, mem) = device(DmaTiming::default());
+    let mut q0 = SplitRing::new(&mem, RINGS, 16, false).unwrap();
+    let mut q1 = SplitRing::new(&mem, RINGS + 0x1_0000, 16, false).unwrap();
+    setup_queue(&dev, 0, &q0, QueueSetup::default()).unwrap();
+    setup_queue(&dev, 1, &q1, QueueSetup::default()).unwrap();
+
+    // q0: 2 KiB (128 echo chunks of a read latency each), then two of 16 bytes.
+    let lens = [2048u32, 16, 16];
+    let mut heads = Vec::new();
+    let mut want = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let rd = DATA + i as u64 * 0x1_0000;
+        want.push(pattern(&mem, rd, len as usize, i as u64 + 1));
+        heads.push(q0.add_chain(&pair(rd, len, rd + 0x8000, len)).unwrap());
+    }
+    q0.publish().unwrap();
+    kick(&dev, 0, q0.avail_idx()).unwrap();
+    // q1: one short request, a little later.
+    dev.lock().run(200).unwrap();
+    let rd1 = DATA + 0x10_0000;
+    let want1 = pattern(&mem, rd1, 16, 9);
+    let h1 = q1.add_chain(&pair(rd1, 16, rd1 + 0x8000, 16)).unwrap();
+    q1.publish().unwrap();
+    kick(&dev, 1, q1.avail_idx()).unwrap();
+
+    // q1's request is done while q0's long one still runs: the slots overlap.
+    let start = dev.lock().cycle();
+    let ok = dev
+        .lock()
+        .run_until(200_000, 16, |_| q1.used_idx().unwrap() == 1)
+        .unwrap();
+    assert!(ok, "q1's request completed");
+    assert_eq!(q1.reap().unwrap(), vec![(h1, 16)]);
+    assert_eq!(read(&mem, rd1 + 0x8000, 16), want1);
+    assert_eq!(
+        q0.used_idx().unwrap(),
+        0,
+        "q0's short requests wait for the long one before them ({} cycles in)",
+        dev.lock().cycle() - start
+    );
+
+    wait_used(&dev, &q0, 3, 400_000);
+    let used = q0.reap().unwrap();
+    assert_eq!(
+        used,
+        heads
+            .iter()
+            .zip(lens)
+            .map(|(&h, l)| (h, l))
+            .collect::<Vec<_>>(),
+        "q0's used entries in avail order"
+    );
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&read(&mem, DATA + i as u64 * 0x1_0000 + 0x8000, w.len()), w);
+    }
+}

@@ -73,7 +73,7 @@ module fv_flash_ctrl #(
   logic [2:0]          op;
   logic [1:0]          slot;
   logic [31:0]         page;
-  logic [PW-1:0][31:0] hdr;          // page 0 of the slot being booted
+  logic [11:0][31:0]   hdr;          // the image header: page 0 of the slot being booted
   logic [31:0]         erased;
 
   assign fl_req_valid = state == S_REQ;
@@ -156,7 +156,7 @@ module fv_flash_ctrl #(
         S_BOOT_COMMIT: begin
           if (page == '0) begin
             // Page 0 arrived: keep it, then read the commit page.
-            hdr <= rsp;
+            hdr <= rsp[11:0];
             page <= LAST_PAGE;
             op <= OP_READ;
             after <= S_BOOT_COMMIT;
@@ -181,7 +181,7 @@ module fv_flash_ctrl #(
         end
         S_BOOT_GOLDEN: begin
           booted <= GOLDEN;
-          hdr <= rsp;
+          hdr <= rsp[11:0];
           img_valid <= 1'b0;
           // A factory image in golden names the version; a blank golden leaves the parameters.
           if (rsp[0] == 32'h4D49_5646 && rsp[1] == 32'h0045_4741 && rsp[2] == 32'h0080_0001) begin
@@ -275,7 +275,4 @@ module fv_flash_ctrl #(
       if (cmd_valid && state != S_IDLE) error_set <= 1'b1;
     end
   end
-
-  logic unused_ok;
-  assign unused_ok = &{1'b0, hdr[PW-1:12]};
 endmodule

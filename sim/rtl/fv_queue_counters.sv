@@ -1,6 +1,11 @@
-// Per-queue counters: requests, bytes (used lengths), errors, DMA faults, interrupts and a
-// latency histogram in power-of-two buckets (<64, 64.., 128.., ... 4096+ cycles). 64-bit counters
-// wrap; 32-bit ones saturate.
+// Per-queue counters: requests, bytes (used lengths), errors, DMA faults, interrupts, punts and a
+// latency histogram in power-of-two buckets (<64, 64.., 128.., ... 4096+ cycles), plus punts by
+// reason. 64-bit counters wrap; 32-bit ones saturate.
+//
+// Kept in RAM (one write port per memory, one read port for the CSR block, as Corundum keeps its
+// queue state) rather than as flops fanned out to the register block. A reset clears the valid
+// bits, not the RAM: an entry whose valid bit is clear reads as zero and is written whole (zeros
+// plus the event) the first time an event touches it.
 module fv_queue_counters #(
   parameter int NQ = 32,
   parameter int NR = 64          // punt reasons counted
@@ -19,26 +24,23 @@ module fv_queue_counters #(
   input  logic [15:0] ev_punt_qid,
   input  logic [7:0]  ev_punt_reason,
 
-  // In the counters block's shape (32-bit halves, one array per histogram bucket), so they
-  // connect to it without a copy.
-  output logic [NQ-1:0][31:0] requests_lo,
-  output logic [NQ-1:0][31:0] requests_hi,
-  output logic [NQ-1:0][31:0] bytes_lo,
-  output logic [NQ-1:0][31:0] bytes_hi,
-  output logic [NQ-1:0][31:0] errors,
-  output logic [NQ-1:0][31:0] dma_faults,
-  output logic [NQ-1:0][31:0] irqs,
-  output logic [NQ-1:0][31:0] lat0,
-  output logic [NQ-1:0][31:0] lat1,
-  output logic [NQ-1:0][31:0] lat2,
-  output logic [NQ-1:0][31:0] lat3,
-  output logic [NQ-1:0][31:0] lat4,
-  output logic [NQ-1:0][31:0] lat5,
-  output logic [NQ-1:0][31:0] lat6,
-  output logic [NQ-1:0][31:0] lat7,
-  output logic [NQ-1:0][31:0] punts,         // requests punted (doorbell events excluded)
-  output logic [NR-1:0][31:0] punts_by_reason
+  // Read ports: the counters of queue rd_q and of punt reason rd_reason (zero unless enabled).
+  input  logic                  rd_q_en,
+  input  logic [$clog2(NQ)-1:0] rd_q,
+  input  logic                  rd_reason_en,
+  input  logic [$clog2(NR)-1:0] rd_reason,
+  output logic [63:0]     requests,
+  output logic [63:0]     bytes,
+  output logic [31:0]     errors,
+  output logic [31:0]     dma_faults,
+  output logic [31:0]     irqs,
+  output logic [7:0][31:0] latency,
+  output logic [31:0]     punts,             // requests punted (doorbell events excluded)
+  output logic [31:0]     punts_by_reason
 );
+  localparam int QW = $clog2(NQ);
+  localparam int RW = $clog2(NR);
+
   function automatic logic [31:0] sat_inc(input logic [31:0] v);
     sat_inc = v == 32'hffff_ffff ? v : v + 32'd1;
   endfunction
@@ -52,52 +54,99 @@ module fv_queue_counters #(
     end
   end
 
+  logic [63:0]      requests_m [NQ];
+  logic [63:0]      bytes_m [NQ];
+  logic [31:0]      errors_m [NQ];
+  logic [31:0]      faults_m [NQ];
+  logic [31:0]      irqs_m [NQ];
+  logic [7:0][31:0] lat_m [NQ];
+  logic [31:0]      punts_m [NQ];
+  logic [31:0]      reason_m [NR];
+  logic [NQ-1:0]    qv, pv;              // valid bits: requests .. latency, punts
+  logic [NR-1:0]    rv;                  // ... punts by reason
+
+  // The engine's events name one queue per cycle: read it, count, write every memory back.
+  logic             q_ev;
+  logic [63:0]      q_requests, q_bytes;
+  logic [31:0]      q_errors, q_faults, q_irqs;
+  logic [7:0][31:0] q_lat;
+  assign q_ev = ev_done || ev_error || ev_fault || ev_irq;
+  always_comb begin
+    q_requests = qv[qid] ? requests_m[qid] : '0;
+    q_bytes = qv[qid] ? bytes_m[qid] : '0;
+    q_errors = qv[qid] ? errors_m[qid] : '0;
+    q_faults = qv[qid] ? faults_m[qid] : '0;
+    q_irqs = qv[qid] ? irqs_m[qid] : '0;
+    q_lat = qv[qid] ? lat_m[qid] : '0;
+    if (ev_done) begin
+      q_requests = q_requests + 64'd1;
+      q_bytes = q_bytes + {32'd0, ev_bytes};
+      q_lat[bucket] = sat_inc(q_lat[bucket]);
+    end
+    if (ev_error) q_errors = sat_inc(q_errors);
+    if (ev_fault) q_faults = sat_inc(q_faults);
+    if (ev_irq) q_irqs = sat_inc(q_irqs);
+  end
+
+  // Punt events: per queue (doorbell events excluded) and per reason.
+  logic          p_ev, r_ev;
+  logic [QW-1:0] pq;
+  logic [RW-1:0] pr;
+  logic [31:0]   p_count, r_count;
+  assign p_ev = ev_punt && ev_punt_reason != 8'(fv_regs_pkg::PUNT_REASON_DOORBELL)
+                && ev_punt_qid < 16'(NQ);
+  assign r_ev = ev_punt && ev_punt_reason < 8'(NR);
+  assign pq = ev_punt_qid[QW-1:0];
+  assign pr = ev_punt_reason[RW-1:0];
+  assign p_count = sat_inc(pv[pq] ? punts_m[pq] : '0);
+  assign r_count = sat_inc(rv[pr] ? reason_m[pr] : '0);
+
+  always_ff @(posedge clk) begin
+    if (q_ev) begin
+      requests_m[qid] <= q_requests;
+      bytes_m[qid] <= q_bytes;
+      errors_m[qid] <= q_errors;
+      faults_m[qid] <= q_faults;
+      irqs_m[qid] <= q_irqs;
+      lat_m[qid] <= q_lat;
+    end
+    if (p_ev) punts_m[pq] <= p_count;
+    if (r_ev) reason_m[pr] <= r_count;
+  end
+
   always_ff @(posedge clk) begin
     if (rst) begin
-      requests_lo <= '0;
-      requests_hi <= '0;
-      bytes_lo <= '0;
-      bytes_hi <= '0;
-      errors <= '0;
-      dma_faults <= '0;
-      irqs <= '0;
-      lat0 <= '0;
-      lat1 <= '0;
-      lat2 <= '0;
-      lat3 <= '0;
-      lat4 <= '0;
-      lat5 <= '0;
-      lat6 <= '0;
-      lat7 <= '0;
-      punts <= '0;
-      punts_by_reason <= '0;
+      qv <= '0;
+      pv <= '0;
+      rv <= '0;
     end else begin
-      if (ev_done) begin
-        {requests_hi[qid], requests_lo[qid]} <= {requests_hi[qid], requests_lo[qid]} + 64'd1;
-        {bytes_hi[qid], bytes_lo[qid]} <= {bytes_hi[qid], bytes_lo[qid]} + {32'd0, ev_bytes};
-        unique case (bucket)
-          3'd0: lat0[qid] <= sat_inc(lat0[qid]);
-          3'd1: lat1[qid] <= sat_inc(lat1[qid]);
-          3'd2: lat2[qid] <= sat_inc(lat2[qid]);
-          3'd3: lat3[qid] <= sat_inc(lat3[qid]);
-          3'd4: lat4[qid] <= sat_inc(lat4[qid]);
-          3'd5: lat5[qid] <= sat_inc(lat5[qid]);
-          3'd6: lat6[qid] <= sat_inc(lat6[qid]);
-          default: lat7[qid] <= sat_inc(lat7[qid]);
-        endcase
-      end
-      if (ev_error) errors[qid] <= sat_inc(errors[qid]);
-      if (ev_fault) dma_faults[qid] <= sat_inc(dma_faults[qid]);
-      if (ev_irq) irqs[qid] <= sat_inc(irqs[qid]);
-      if (ev_punt) begin
-        if (ev_punt_reason < 8'(NR)) begin
-          punts_by_reason[ev_punt_reason[$clog2(NR)-1:0]] <=
-            sat_inc(punts_by_reason[ev_punt_reason[$clog2(NR)-1:0]]);
-        end
-        if (ev_punt_reason != 8'(fv_regs_pkg::PUNT_REASON_DOORBELL) && ev_punt_qid < 16'(NQ)) begin
-          punts[ev_punt_qid[$clog2(NQ)-1:0]] <= sat_inc(punts[ev_punt_qid[$clog2(NQ)-1:0]]);
-        end
-      end
+      if (q_ev) qv[qid] <= 1'b1;
+      if (p_ev) pv[pq] <= 1'b1;
+      if (r_ev) rv[pr] <= 1'b1;
     end
+  end
+
+  // Read ports.
+  always_comb begin
+    requests = '0;
+    bytes = '0;
+    errors = '0;
+    dma_faults = '0;
+    irqs = '0;
+    latency = '0;
+    punts = '0;
+    punts_by_reason = '0;
+    if (rd_q_en) begin
+      if (qv[rd_q]) begin
+        requests = requests_m[rd_q];
+        bytes = bytes_m[rd_q];
+        errors = errors_m[rd_q];
+        dma_faults = faults_m[rd_q];
+        irqs = irqs_m[rd_q];
+        latency = lat_m[rd_q];
+      end
+      if (pv[rd_q]) punts = punts_m[rd_q];
+    end
+    if (rd_reason_en && rv[rd_reason]) punts_by_reason = reason_m[rd_reason];
   end
 endmodule

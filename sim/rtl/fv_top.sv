@@ -98,23 +98,26 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Register blocks (generated from hw/regmap.toml), connected by name.
-  logic [fv_regs_pkg::NUM_PUNT_REASONS-1:0][31:0] counters_punts_requests_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_lo_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_hi_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_lo_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_hi_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_punts_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_errors_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_dma_faults_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_irqs_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat0_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat1_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat2_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat3_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat4_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat5_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat6_count_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat7_count_i;
+  logic [31:0] counters_punts_requests_count_i;
+  logic counters_qstat_rd_en, counters_punts_rd_en;
+  logic [$clog2(fv_regs_pkg::NUM_QUEUES)-1:0] counters_qstat_rd_idx;
+  logic [$clog2(fv_regs_pkg::NUM_PUNT_REASONS)-1:0] counters_punts_rd_idx;
+  logic [31:0] counters_qstat_requests_lo_count_i;
+  logic [31:0] counters_qstat_requests_hi_count_i;
+  logic [31:0] counters_qstat_bytes_lo_count_i;
+  logic [31:0] counters_qstat_bytes_hi_count_i;
+  logic [31:0] counters_qstat_punts_count_i;
+  logic [31:0] counters_qstat_errors_count_i;
+  logic [31:0] counters_qstat_dma_faults_count_i;
+  logic [31:0] counters_qstat_irqs_count_i;
+  logic [31:0] counters_qstat_lat0_count_i;
+  logic [31:0] counters_qstat_lat1_count_i;
+  logic [31:0] counters_qstat_lat2_count_i;
+  logic [31:0] counters_qstat_lat3_count_i;
+  logic [31:0] counters_qstat_lat4_count_i;
+  logic [31:0] counters_qstat_lat5_count_i;
+  logic [31:0] counters_qstat_lat6_count_i;
+  logic [31:0] counters_qstat_lat7_count_i;
   logic [31:0] cpl_ring_base_lo_addr;
   logic [31:0] cpl_ring_base_hi_addr;
   logic [4:0] cpl_ring_size_log2_log2;
@@ -779,22 +782,28 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Counters.
+  logic [7:0][31:0] c_latency;
   fv_queue_counters #(.NQ(NQ)) u_queue_counters (
     .clk, .rst(srst),
     .qid(cur_queue), .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq,
     .ev_punt, .ev_punt_qid, .ev_punt_reason,
-    .requests_lo(counters_qstat_requests_lo_count_i),
-    .requests_hi(counters_qstat_requests_hi_count_i),
-    .bytes_lo(counters_qstat_bytes_lo_count_i), .bytes_hi(counters_qstat_bytes_hi_count_i),
+    .rd_q_en(counters_qstat_rd_en), .rd_q(counters_qstat_rd_idx),
+    .rd_reason_en(counters_punts_rd_en), .rd_reason(counters_punts_rd_idx),
+    .requests({counters_qstat_requests_hi_count_i, counters_qstat_requests_lo_count_i}),
+    .bytes({counters_qstat_bytes_hi_count_i, counters_qstat_bytes_lo_count_i}),
     .errors(counters_qstat_errors_count_i), .dma_faults(counters_qstat_dma_faults_count_i),
-    .irqs(counters_qstat_irqs_count_i),
-    .lat0(counters_qstat_lat0_count_i), .lat1(counters_qstat_lat1_count_i),
-    .lat2(counters_qstat_lat2_count_i), .lat3(counters_qstat_lat3_count_i),
-    .lat4(counters_qstat_lat4_count_i), .lat5(counters_qstat_lat5_count_i),
-    .lat6(counters_qstat_lat6_count_i), .lat7(counters_qstat_lat7_count_i),
+    .irqs(counters_qstat_irqs_count_i), .latency(c_latency),
     .punts(counters_qstat_punts_count_i),
     .punts_by_reason(counters_punts_requests_count_i)
   );
+  assign counters_qstat_lat0_count_i = c_latency[0];
+  assign counters_qstat_lat1_count_i = c_latency[1];
+  assign counters_qstat_lat2_count_i = c_latency[2];
+  assign counters_qstat_lat3_count_i = c_latency[3];
+  assign counters_qstat_lat4_count_i = c_latency[4];
+  assign counters_qstat_lat5_count_i = c_latency[5];
+  assign counters_qstat_lat6_count_i = c_latency[6];
+  assign counters_qstat_lat7_count_i = c_latency[7];
 
   // ---------------------------------------------------------------------------------------------
   // Blocks whose engines come with later work: the flow table and the flash controller. Their

@@ -109,6 +109,11 @@ struct SrcArray {
     count: NumOrParam,
     stride: NumOrParam,
     desc: String,
+    /// Hardware serves the elements' values through a read port (the CSR block names the
+    /// element a read addresses) instead of presenting every element at once: for counters and
+    /// status kept in RAM. Every field must be `sw = "ro", hw = "w"`.
+    #[serde(default)]
+    read_port: bool,
     reg: Vec<SrcReg>,
 }
 
@@ -231,6 +236,8 @@ pub struct Array {
     pub count_param: Option<String>,
     pub stride: u64,
     pub desc: String,
+    /// Values come through a read port: `<block>_<array>_rd_idx` out, one element's fields in.
+    pub read_port: bool,
     pub regs: Vec<Reg>,
 }
 
@@ -839,6 +846,16 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
                 }
                 aregs.push(res.reg(&aw, r, stride)?);
             }
+            if a.read_port
+                && aregs
+                    .iter()
+                    .flat_map(|r| &r.fields)
+                    .any(|f| f.hw != Hw::W || f.sw != Sw::Ro)
+            {
+                return invalid(format!(
+                    "{aw}: an array with read_port = true holds only sw = \"ro\", hw = \"w\" fields"
+                ));
+            }
             check_no_overlap(
                 &aw,
                 aregs
@@ -853,6 +870,7 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
                 count_param,
                 stride,
                 desc: a.desc.clone(),
+                read_port: a.read_port,
                 regs: aregs,
             });
         }

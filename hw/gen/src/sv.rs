@@ -221,11 +221,11 @@ impl Site<'_> {
             None => format!("req_word == {ww}'d{}", self.reg.offset / 4),
         }
     }
-    /// The element the request addresses.
+    /// The element the request addresses (a read-port array's hardware answers for it alone).
     fn rd(&self, name: &str) -> String {
         match self.array {
-            Some(a) => format!("{name}[{}_idx]", a.name),
-            None => name.to_string(),
+            Some(a) if !a.read_port => format!("{name}[{}_idx]", a.name),
+            _ => name.to_string(),
         }
     }
 }
@@ -291,6 +291,11 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     writeln!(o, "//   rw/r: <f> | rw/rw: <f>, <f>_we, <f>_d (hw wins) | ro/w: <f>_i | w1c/set: <f>, <f>_set").unwrap();
     writeln!(
         o,
+        "//   arrays with a read port: <block>_<array>_rd_en/_rd_idx out, <f>_i of that element in"
+    )
+    .unwrap();
+    writeln!(
+        o,
         "//   wo/pulse: <f>_pulse (1 bit: a write of 1; wider: any write, value in <f>)"
     )
     .unwrap();
@@ -316,6 +321,15 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
                     ports.push(format!("input  {t1} {n}_we"));
                     ports.push(format!("input  {t} {n}_d"));
                 }
+                Hw::W if s.array.is_some_and(|a| a.read_port) => {
+                    // One element: the one `<block>_<array>_rd_idx` names.
+                    let elem = if f.width == 1 {
+                        "logic".to_string()
+                    } else {
+                        format!("logic [{}:0]", f.width - 1)
+                    };
+                    ports.push(format!("input  {elem} {n}_i"))
+                }
                 Hw::W => ports.push(format!("input  {t} {n}_i")),
                 Hw::Const => {}
                 Hw::Pulse => {
@@ -330,6 +344,15 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
                 }
             }
         }
+    }
+    for a in b.arrays.iter().filter(|a| a.read_port) {
+        ports.push(format!("output logic {}_{}_rd_en", b.name, a.name));
+        ports.push(format!(
+            "output logic [{}:0] {}_{}_rd_idx",
+            a.count.trailing_zeros() - 1,
+            b.name,
+            a.name
+        ));
     }
     let np = ports.len();
     for (i, p) in ports.iter().enumerate() {
@@ -381,6 +404,20 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         }
         writeln!(o, "  assign {n}_hit = {};", conds.join(" && ")).unwrap();
         writeln!(o, "  assign {n}_idx = {n}_elem[{}:0];", iw - 1).unwrap();
+        if a.read_port {
+            writeln!(
+                o,
+                "  // The element a read addresses, for the hardware's read port."
+            )
+            .unwrap();
+            writeln!(
+                o,
+                "  assign {}_{n}_rd_en = req_valid && !req_write && {n}_hit;",
+                b.name
+            )
+            .unwrap();
+            writeln!(o, "  assign {}_{n}_rd_idx = {n}_idx;", b.name).unwrap();
+        }
         if sw > 0 {
             writeln!(o, "  logic [{}:0] {n}_off;", sw - 1).unwrap();
             writeln!(o, "  assign {n}_off = req_word[{}:0];", sw - 1).unwrap();

@@ -83,6 +83,12 @@ fn invalid_maps_are_refused_with_the_culprit_named() {
             r#"count = "NUM_QUEUEZ""#,
             "unknown parameter",
         ),
+        // A read-port array holding a register software may write.
+        (
+            r#"{ name = "count", bits = "31:0", sw = "ro", hw = "w", desc = "Requests[31:0]." }"#,
+            r#"{ name = "count", bits = "31:0", sw = "rw", hw = "r", reset = 0, desc = "R." }"#,
+            "read_port = true holds only",
+        ),
     ];
     for (from, to, msg) in cases {
         assert!(text.contains(from), "fixture {from:?} not in regmap.toml");

@@ -5,6 +5,7 @@
 // Writes take effect at the clock edge; RSP_RDATA holds the read data from the cycle after
 // a read request until the next one. Field ports, by access (sw/hw):
 //   rw/r: <f> | rw/rw: <f>, <f>_we, <f>_d (hw wins) | ro/w: <f>_i | w1c/set: <f>, <f>_set
+//   arrays with a read port: <block>_<array>_rd_en/_rd_idx out, <f>_i of that element in
 //   wo/pulse: <f>_pulse (1 bit: a write of 1; wider: any write, value in <f>)
 module fv_counters_csr (
   input  logic clk,
@@ -14,23 +15,27 @@ module fv_counters_csr (
   input  logic [9:0] req_word,
   input  logic [31:0] req_wdata,
   output logic [31:0] rsp_rdata,
-  input  logic [fv_regs_pkg::NUM_PUNT_REASONS-1:0][31:0] counters_punts_requests_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_lo_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_requests_hi_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_lo_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_bytes_hi_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_punts_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_errors_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_dma_faults_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_irqs_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat0_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat1_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat2_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat3_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat4_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat5_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat6_count_i,
-  input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] counters_qstat_lat7_count_i
+  input  logic [31:0] counters_punts_requests_count_i,
+  input  logic [31:0] counters_qstat_requests_lo_count_i,
+  input  logic [31:0] counters_qstat_requests_hi_count_i,
+  input  logic [31:0] counters_qstat_bytes_lo_count_i,
+  input  logic [31:0] counters_qstat_bytes_hi_count_i,
+  input  logic [31:0] counters_qstat_punts_count_i,
+  input  logic [31:0] counters_qstat_errors_count_i,
+  input  logic [31:0] counters_qstat_dma_faults_count_i,
+  input  logic [31:0] counters_qstat_irqs_count_i,
+  input  logic [31:0] counters_qstat_lat0_count_i,
+  input  logic [31:0] counters_qstat_lat1_count_i,
+  input  logic [31:0] counters_qstat_lat2_count_i,
+  input  logic [31:0] counters_qstat_lat3_count_i,
+  input  logic [31:0] counters_qstat_lat4_count_i,
+  input  logic [31:0] counters_qstat_lat5_count_i,
+  input  logic [31:0] counters_qstat_lat6_count_i,
+  input  logic [31:0] counters_qstat_lat7_count_i,
+  output logic counters_punts_rd_en,
+  output logic [5:0] counters_punts_rd_idx,
+  output logic counters_qstat_rd_en,
+  output logic [4:0] counters_qstat_rd_idx
 );
 
   // Array punts: 64 elements of 0x4 bytes at 0x100.
@@ -40,6 +45,9 @@ module fv_counters_csr (
   assign punts_elem = req_word[9:0] - 10'd64;
   assign punts_hit = req_word[9:0] >= 10'd64 && punts_elem < 10'd64;
   assign punts_idx = punts_elem[5:0];
+  // The element a read addresses, for the hardware's read port.
+  assign counters_punts_rd_en = req_valid && !req_write && punts_hit;
+  assign counters_punts_rd_idx = punts_idx;
 
   // Array qstat: 32 elements of 0x40 bytes at 0x200.
   logic [5:0] qstat_elem;
@@ -48,6 +56,9 @@ module fv_counters_csr (
   assign qstat_elem = req_word[9:4] - 6'd8;
   assign qstat_hit = req_word[9:4] >= 6'd8 && qstat_elem < 6'd32;
   assign qstat_idx = qstat_elem[4:0];
+  // The element a read addresses, for the hardware's read port.
+  assign counters_qstat_rd_en = req_valid && !req_write && qstat_hit;
+  assign counters_qstat_rd_idx = qstat_idx;
   logic [3:0] qstat_off;
   assign qstat_off = req_word[3:0];
 
@@ -65,55 +76,55 @@ module fv_counters_csr (
       rdata[31:0] = 32'h5000;
     end
     if (punts_hit) begin
-      rdata[31:0] = counters_punts_requests_count_i[punts_idx];
+      rdata[31:0] = counters_punts_requests_count_i;
     end
     if (qstat_hit && qstat_off == 4'd0) begin
-      rdata[31:0] = counters_qstat_requests_lo_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_requests_lo_count_i;
     end
     if (qstat_hit && qstat_off == 4'd1) begin
-      rdata[31:0] = counters_qstat_requests_hi_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_requests_hi_count_i;
     end
     if (qstat_hit && qstat_off == 4'd2) begin
-      rdata[31:0] = counters_qstat_bytes_lo_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_bytes_lo_count_i;
     end
     if (qstat_hit && qstat_off == 4'd3) begin
-      rdata[31:0] = counters_qstat_bytes_hi_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_bytes_hi_count_i;
     end
     if (qstat_hit && qstat_off == 4'd4) begin
-      rdata[31:0] = counters_qstat_punts_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_punts_count_i;
     end
     if (qstat_hit && qstat_off == 4'd5) begin
-      rdata[31:0] = counters_qstat_errors_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_errors_count_i;
     end
     if (qstat_hit && qstat_off == 4'd6) begin
-      rdata[31:0] = counters_qstat_dma_faults_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_dma_faults_count_i;
     end
     if (qstat_hit && qstat_off == 4'd7) begin
-      rdata[31:0] = counters_qstat_irqs_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_irqs_count_i;
     end
     if (qstat_hit && qstat_off == 4'd8) begin
-      rdata[31:0] = counters_qstat_lat0_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat0_count_i;
     end
     if (qstat_hit && qstat_off == 4'd9) begin
-      rdata[31:0] = counters_qstat_lat1_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat1_count_i;
     end
     if (qstat_hit && qstat_off == 4'd10) begin
-      rdata[31:0] = counters_qstat_lat2_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat2_count_i;
     end
     if (qstat_hit && qstat_off == 4'd11) begin
-      rdata[31:0] = counters_qstat_lat3_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat3_count_i;
     end
     if (qstat_hit && qstat_off == 4'd12) begin
-      rdata[31:0] = counters_qstat_lat4_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat4_count_i;
     end
     if (qstat_hit && qstat_off == 4'd13) begin
-      rdata[31:0] = counters_qstat_lat5_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat5_count_i;
     end
     if (qstat_hit && qstat_off == 4'd14) begin
-      rdata[31:0] = counters_qstat_lat6_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat6_count_i;
     end
     if (qstat_hit && qstat_off == 4'd15) begin
-      rdata[31:0] = counters_qstat_lat7_count_i[qstat_idx];
+      rdata[31:0] = counters_qstat_lat7_count_i;
     end
     end
   end

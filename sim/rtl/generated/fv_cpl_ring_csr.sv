@@ -5,6 +5,7 @@
 // Writes take effect at the clock edge; RSP_RDATA holds the read data from the cycle after
 // a read request until the next one. Field ports, by access (sw/hw):
 //   rw/r: <f> | rw/rw: <f>, <f>_we, <f>_d (hw wins) | ro/w: <f>_i | w1c/set: <f>, <f>_set
+//   arrays with a read port: <block>_<array>_rd_en/_rd_idx out, <f>_i of that element in
 //   wo/pulse: <f>_pulse (1 bit: a write of 1; wider: any write, value in <f>)
 module fv_cpl_ring_csr (
   input  logic clk,

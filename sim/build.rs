@@ -1,8 +1,9 @@
 //! Builds the simulated FPGA: Verilator turns sim/rtl (and the generated CSR blocks) into C++,
 //! which is compiled with the C ABI shim (csrc/fv_shim.cpp) into a static library.
 //!
-//! Environment: `FV_SIM_DW` sets the DMA datapath width (64, 128, 256 or 512; default 128).
-//! Rebuilds only when an RTL file, the shim or that variable changes.
+//! Environment: `FV_SIM_DW` sets the DMA datapath width (64, 128, 256 or 512; default 128),
+//! `FV_SIM_NSLOT` the device-engine slots (1 to 16; default 2, the RTL's default).
+//! Rebuilds only when an RTL file, the shim or one of those variables changes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,6 +74,17 @@ fn main() {
         fail(&format!("FV_SIM_DW={dw}: must be 64, 128, 256 or 512"));
     }
     println!("cargo:rustc-env=FV_SIM_DW={dw}");
+    println!("cargo:rerun-if-env-changed=FV_SIM_NSLOT");
+    let nslot: u32 = std::env::var("FV_SIM_NSLOT")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| fail("FV_SIM_NSLOT must be a number"))
+        })
+        .unwrap_or(2);
+    if !(1..=16).contains(&nslot) {
+        fail(&format!("FV_SIM_NSLOT={nslot}: must be 1 to 16"));
+    }
 
     // X handling: `fast` (default, for speed) or `unique` (every X a distinct value, flops start
     // random per FV_SIM_SEED): CI runs the tests under `unique` with several seeds, because the
@@ -118,6 +130,7 @@ fn main() {
         .arg("--trace-fst")
         .args(extra_flags.split_whitespace())
         .arg(format!("-GDW={dw}"))
+        .arg(format!("-GNSLOT={nslot}"))
         .arg("--Mdir")
         .arg(&vobj)
         .args(&files);

@@ -15,7 +15,7 @@
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
   parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
-  parameter int NSLOT = 4,                        // device-engine slots (requests moving data at once)
+  parameter int NSLOT = 2,                        // device-engine slots (requests moving data at once)
   parameter logic [31:0] FPGA_ID = 32'h0362_d093, // firmware identity (fw_id block)
   parameter logic [31:0] BOARD_ID = 32'h1ee7_0001,
   parameter logic [31:0] PRODUCT_ID = 32'h4656_5254,

@@ -27,7 +27,7 @@ module fv_virtq_engine #(
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
   parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
   parameter int PUNT_SLOTS = 16, // punted requests in flight (a power of two)
-  parameter int NSLOT = 4        // device-engine slots (requests moving data at once)
+  parameter int NSLOT = 2        // device-engine slots (requests moving data at once)
 ) (
   input  logic clk,
   input  logic rst,

@@ -152,13 +152,13 @@ module fv_virtq_engine #(
     S_AIDX_REQ, S_AIDX_WAIT,
     S_RING, S_RING_REQ, S_RING_WAIT,
     S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
-    S_DEV, S_SLOT_LOAD,
+    S_TAKE, S_DEV, S_SLOT_LOAD,
     S_ELEM_REQ,
     S_UIDX_REQ,
     S_EVT_REQ, S_EVT_WAIT,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
-    S_PUNT, S_SETTLE,
+    S_PUNT,
     S_CPL_REQ, S_CPL_WAIT, S_CPL_LOAD,
     S_FAIL
   } state_e;
@@ -261,7 +261,7 @@ module fv_virtq_engine #(
   end
   assign slot_queue = ds_q;
   assign dev_start = state == S_DEV ? NSLOT'(1) << free_dslot : '0;
-  logic punt_from_slot;        // the punt in hand came from a slot (its avail entry is consumed)
+  logic take_punt;             // the chain walked goes to the CPU (S_TAKE), not to a slot
 
   // A result is being published (a slot's or a CPU completion), with its used length and
   // whether the CPU asked for no interrupt.
@@ -499,12 +499,10 @@ module fv_virtq_engine #(
   logic mod_scan_fire;
   assign mod_scan_fire = mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
                          && !(state == S_EVT_WAIT && cq == mscan);
-  // The request in hand was fetched from the current queue's ring (not a CPU completion, not
-  // a look at avail->idx).
-  assign holds_request = busy && !publishing && state != S_CHECK && state != S_AIDX_REQ
-                         && state != S_AIDX_WAIT && state != S_AEVT_REQ && state != S_AEVT_WAIT
-                         && state != S_CPL_REQ && state != S_CPL_WAIT && state != S_CPL_LOAD
-                         && state != S_SLOT_LOAD && state != S_SETTLE;
+  // A request of the current queue is being fetched and walked (not counted in held yet).
+  assign holds_request = state == S_RING || state == S_RING_REQ || state == S_RING_WAIT
+                         || state == S_DESC_REQ || state == S_DESC_WAIT || state == S_DESC_USE
+                         || state == S_TAKE;
   // Whole-vector operations plus the one queue in hand: no per-queue loop is evaluated every
   // cycle (it dominated the simulator's time).
   always_comb begin
@@ -595,7 +593,7 @@ module fv_virtq_engine #(
       ds_reason <= '0;
       ds_arg <= '0;
       cs <= '0;
-      punt_from_slot <= 1'b0;
+      take_punt <= 1'b0;
       has_held <= '0;
       slot_q <= '0;
       slot_head <= '0;
@@ -688,7 +686,6 @@ module fv_virtq_engine #(
       unique case (state)
         S_IDLE: begin
           publishing <= 1'b0;
-          punt_from_slot <= 1'b0;
           if (|ds_ready) begin
             // A slot finished (taken even while !run: work in flight drains).
             cs <= ready_dslot;
@@ -881,7 +878,8 @@ module fv_virtq_engine #(
               // More descriptors than the segment table holds: the CPU serves this one.
               p_reason <= 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
               p_arg <= '0;
-              state <= S_PUNT;
+              take_punt <= 1'b1;
+              state <= S_TAKE;
             end else if (d_flags[F_NEXT] && d_next >= table_limit) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
               f_info <= {16'd0, d_next};
@@ -898,14 +896,29 @@ module fv_virtq_engine #(
                 idx <= d_next;
                 state <= S_DESC_REQ;
               end else begin
-                state <= S_DEV;
+                take_punt <= 1'b0;
+                state <= S_TAKE;
               end
             end
           end
         end
 
-        // Hand the chain to a free slot (the pick made sure there is one) and consume its avail
-        // entry; the result is published when the slot finishes.
+        // The chain is walked: consume its avail entry (the request is held until its result
+        // is published), then hand it to a slot or to the CPU. The saved state reaches the CSR
+        // block a cycle later, before the next pick reads it (S_DEV and S_PUNT take a cycle at
+        // least).
+        S_TAKE: begin
+          held[cq] <= held[cq] + 16'd1;
+          has_held[cq] <= 1'b1;
+          last_avail <= last_avail + 16'd1;
+          save_we[cq] <= 1'b1;
+          save_last_avail <= last_avail + 16'd1;
+          save_used_idx <= used_idx;
+          pending[cq] <= 1'b1;
+          state <= take_punt ? S_PUNT : S_DEV;
+        end
+        // A free slot takes the chain (the pick made sure there is one); its result is published
+        // when the slot finishes.
         S_DEV: begin
           ds_busy[free_dslot] <= 1'b1;
           ds_older[free_dslot] <= ds_busy;
@@ -915,14 +928,7 @@ module fv_virtq_engine #(
           ds_walked[free_dslot] <= walked_bytes;
           ds_ind[free_dslot] <= in_ind;
           ds_start[free_dslot] <= start_cycle;
-          held[cq] <= held[cq] + 16'd1;
-          has_held[cq] <= 1'b1;
-          last_avail <= last_avail + 16'd1;
-          save_we[cq] <= 1'b1;
-          save_last_avail <= last_avail + 16'd1;
-          save_used_idx <= used_idx;
-          pending[cq] <= 1'b1;
-          state <= S_SETTLE;
+          state <= S_IDLE;
         end
 
         // A slot's result: the request's queue context as at a pick, then publish, punt or fail.
@@ -961,7 +967,6 @@ module fv_virtq_engine #(
             // The device engine hands this request to the CPU (it stays held, now as a punt).
             p_reason <= ds_reason[cs];
             p_arg <= ds_arg[cs];
-            punt_from_slot <= 1'b1;
             state <= S_PUNT;
           end else begin
             state <= S_ELEM_REQ;
@@ -1034,29 +1039,15 @@ module fv_virtq_engine #(
           end
         end
 
+        // The request (consumed and held already) goes out on the punt ring with a tag.
         S_PUNT: begin
           if (punt_ready) begin
             slot_valid[free_slot] <= 1'b1;
             slot_q[free_slot] <= cq;
             slot_head[free_slot] <= head;
-            if (punt_from_slot) begin
-              // Consumed and counted when it went to its slot.
-              state <= S_IDLE;
-            end else begin
-              held[cq] <= held[cq] + 16'd1;
-              has_held[cq] <= 1'b1;
-              last_avail <= last_avail + 16'd1;
-              save_we[cq] <= 1'b1;
-              save_last_avail <= last_avail + 16'd1;
-              save_used_idx <= used_idx;
-              pending[cq] <= 1'b1;
-              state <= S_SETTLE;
-            end
+            state <= S_IDLE;
           end
         end
-        // The saved state written above reaches the CSR block a cycle later: wait for it before
-        // the next pick reads it.
-        S_SETTLE: state <= S_IDLE;
 
         S_CPL_REQ: if (rd_ready) state <= S_CPL_WAIT;
         S_CPL_WAIT: begin

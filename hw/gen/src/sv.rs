@@ -495,15 +495,18 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
             .filter(|f| matches!(f.hw, Hw::Rw | Hw::Set))
             .collect();
         if !hw_side.is_empty() {
+            // Hardware writes to an array: the loop over its elements runs only when one of
+            // them is written (a simulator evaluates it every cycle otherwise).
+            let guarded = s.array.is_some() && hw_side.iter().all(|f| f.hw == Hw::Rw);
             let ind = match (&count, s.array) {
+                (Some(c), Some(_)) if guarded => {
+                    let we: Vec<String> =
+                        hw_side.iter().map(|f| format!("{}_we", s.sig(f))).collect();
+                    writeln!(o, "      if (|{{{}}}) begin", we.join(", ")).unwrap();
+                    writeln!(o, "        for (int i = 0; i < {c}; i++) begin").unwrap();
+                    "          "
+                }
                 (Some(c), Some(_)) => {
-                    // Hardware writes to an array: the loop over its elements runs only when
-                    // one of them is written (a simulator evaluates it every cycle otherwise).
-                    if hw_side.iter().all(|f| f.hw == Hw::Rw) {
-                        let we: Vec<String> =
-                            hw_side.iter().map(|f| format!("{}_we", s.sig(f))).collect();
-                        writeln!(o, "      if (|{{{}}})", we.join(", ")).unwrap();
-                    }
                     writeln!(o, "      for (int i = 0; i < {c}; i++) begin").unwrap();
                     "        "
                 }
@@ -538,6 +541,9 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
                         .unwrap()
                     }
                 }
+            }
+            if guarded {
+                writeln!(o, "        end").unwrap();
             }
             if s.array.is_some() {
                 writeln!(o, "      end").unwrap();

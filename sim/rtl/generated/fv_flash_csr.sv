@@ -89,9 +89,10 @@ module fv_flash_csr (
       if (wr && page_hit) begin
         flash_page_data_value[page_idx] <= req_wdata[31:0];
       end
-      if (|{flash_page_data_value_we})
-      for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
-        if (flash_page_data_value_we[i]) flash_page_data_value[i] <= flash_page_data_value_d[i];
+      if (|{flash_page_data_value_we}) begin
+        for (int i = 0; i < fv_regs_pkg::FLASH_PAGE_WORDS; i++) begin
+          if (flash_page_data_value_we[i]) flash_page_data_value[i] <= flash_page_data_value_d[i];
+        end
       end
     end
   end

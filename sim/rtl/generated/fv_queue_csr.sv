@@ -155,9 +155,10 @@ module fv_queue_csr (
         queue_q_ctrl_notification_data[q_idx] <= req_wdata[4];
         queue_q_ctrl_func[q_idx] <= req_wdata[10:8];
       end
-      if (|{queue_q_ctrl_enable_we})
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-        if (queue_q_ctrl_enable_we[i]) queue_q_ctrl_enable[i] <= queue_q_ctrl_enable_d[i];
+      if (|{queue_q_ctrl_enable_we}) begin
+        for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
+          if (queue_q_ctrl_enable_we[i]) queue_q_ctrl_enable[i] <= queue_q_ctrl_enable_d[i];
+        end
       end
     end
   end
@@ -183,10 +184,11 @@ module fv_queue_csr (
         queue_q_state_last_avail[q_idx] <= req_wdata[15:0];
         queue_q_state_used_idx[q_idx] <= req_wdata[31:16];
       end
-      if (|{queue_q_state_last_avail_we, queue_q_state_used_idx_we})
-      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
-        if (queue_q_state_last_avail_we[i]) queue_q_state_last_avail[i] <= queue_q_state_last_avail_d[i];
-        if (queue_q_state_used_idx_we[i]) queue_q_state_used_idx[i] <= queue_q_state_used_idx_d[i];
+      if (|{queue_q_state_last_avail_we, queue_q_state_used_idx_we}) begin
+        for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) begin
+          if (queue_q_state_last_avail_we[i]) queue_q_state_last_avail[i] <= queue_q_state_last_avail_d[i];
+          if (queue_q_state_used_idx_we[i]) queue_q_state_used_idx[i] <= queue_q_state_used_idx_d[i];
+        end
       end
     end
   end

@@ -388,9 +388,10 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Engines.
-  // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k. Writes: 0 the virtqueue engine,
-  // 1 MSI-X, 2 the punt writer, 3 + k slot k.
-  localparam int NR = 1 + NSLOT;
+  // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k, 1 + NSLOT the virtqueue engine's
+  // interrupt-decision read. Writes: 0 the virtqueue engine, 1 MSI-X, 2 the punt writer, 3 + k
+  // slot k.
+  localparam int NR = 2 + NSLOT;
   localparam int NW = 3 + NSLOT;
   logic [NR-1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
   logic [NR-1:0][63:0]   m_rd_addr;
@@ -410,6 +411,7 @@ module fv_top #(
   logic [NSLOT-1:0][7:0]                 dev_punt_reason;
   logic [NSLOT-1:0][63:0]                dev_punt_arg;
   logic [NSLOT-1:0][QW-1:0]              slot_queue;
+  logic [QW-1:0]                         ir_queue;
   logic                                  irq_valid, irq_ready;
   logic [15:0]                           irq_vector;
   logic                                  q_irq_valid, q_irq_ready, p_irq_valid, p_irq_ready;
@@ -444,6 +446,10 @@ module fv_top #(
     .doorbell_idx(doorbell_db_notify_avail_idx), .notify_data(queue_q_ctrl_notification_data),
     .rd_valid(m_rd_valid[0]), .rd_ready(m_rd_ready[0]), .rd_addr(m_rd_addr[0]), .rd_len(m_rd_len[0]),
     .rc_valid(m_rc_valid[0]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
+    .ir_rd_valid(m_rd_valid[1 + NSLOT]), .ir_rd_ready(m_rd_ready[1 + NSLOT]),
+    .ir_rd_addr(m_rd_addr[1 + NSLOT]), .ir_rd_len(m_rd_len[1 + NSLOT]),
+    .ir_rc_valid(m_rc_valid[1 + NSLOT]), .ir_rc_data(dma_rc_data[15:0]), .ir_rc_error(dma_rc_error),
+    .ir_queue,
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
@@ -746,8 +752,9 @@ module fv_top #(
   logic [63:0] first_fault_addr;
   logic [15:0] first_fault_queue;
   logic        first_fault_write;
-  // The queue a faulting master served: the virtqueue engine's current one, a slot's request's;
-  // MSI-X messages and punt entries (write masters 1 and 2) belong to no queue.
+  // The queue a faulting master served: the virtqueue engine's current one, a slot's request's,
+  // the pending interrupt decision's; MSI-X messages and punt entries (write masters 1 and 2)
+  // belong to no queue.
   logic [15:0] fault_queue;
   always_comb begin
     fault_queue = 16'(cur_queue);
@@ -756,6 +763,7 @@ module fv_top #(
       for (int k = 0; k < NSLOT; k++) begin
         if (fault_tag == 4'(fault_write ? 3 + k : 1 + k)) fault_queue = 16'(slot_queue[k]);
       end
+      if (!fault_write && fault_tag == 4'(1 + NSLOT)) fault_queue = 16'(ir_queue);
     end
   end
   always_ff @(posedge clk) begin

@@ -72,6 +72,16 @@ module fv_virtq_engine #(
   input  logic [DW-1:0] rc_data,
   input  logic          rc_last,
   input  logic          rc_error,
+  // DMA read of the interrupt decision (used_event / avail->flags after a publish): a master of
+  // its own, so the engine walks the next chain while the read is in flight.
+  output logic          ir_rd_valid,
+  input  logic          ir_rd_ready,
+  output logic [63:0]   ir_rd_addr,
+  output logic [15:0]   ir_rd_len,
+  input  logic          ir_rc_valid,
+  input  logic [15:0]   ir_rc_data,          // the 2 bytes read (one beat)
+  input  logic          ir_rc_error,
+  output logic [$clog2(NQ)-1:0] ir_queue,    // the queue of the pending decision
   // DMA write.
   output logic          wr_valid,
   input  logic          wr_ready,
@@ -155,7 +165,7 @@ module fv_virtq_engine #(
     S_TAKE, S_DEV, S_SLOT_LOAD,
     S_ELEM_REQ,
     S_UIDX_REQ,
-    S_EVT_REQ, S_EVT_WAIT,
+    S_HANDOFF, S_DECIDE,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
     S_PUNT,
@@ -297,10 +307,33 @@ module fv_virtq_engine #(
     if (batch_wrap < {12'd0, ring_batch}) ring_batch = batch_wrap[3:0];
   end
 
-  // Used-ring writes in flight (element, used->idx) and whether one was refused; the
-  // used_event / avail->flags read result.
-  logic [1:0] uacks;
-  logic       uerr, evt_got, evt_err, evt_need;
+  // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
+  // order, so an acknowledgement's number is the count of those before it. pub_seq is the
+  // number of the used element being published (used->idx is pub_seq + 1); pub_uerr: one of the
+  // two was refused.
+  logic [15:0] wseq_iss, wseq_ack, pub_seq, aevt_seq;
+  logic        pub_uerr, ack_err_pub, ack_err_pd;
+  assign ack_err_pub = wc_valid && wc_error && (wseq_ack == pub_seq || wseq_ack == pub_seq + 16'd1);
+
+  // The pending interrupt decision of the last publish: its used_event / avail->flags read
+  // (issued on its own master), then, once that read is back and both used-ring writes are
+  // acknowledged (an MSI follows the used->idx write it announces), the decision (S_DECIDE).
+  // One at a time: the next publish waits for it; fetching does not.
+  logic          pd_busy, pd_issued, pd_got, pd_err, pd_uerr, pd_evt, pd_no_irq;
+  logic [15:0]   pd_val, pd_vec, pd_old, pd_seq;
+  logic [QW-1:0] pd_q;
+  logic [63:0]   pd_addr;
+  logic [31:0]   pd_used, pd_avail;
+  logic          pd_ready, evt_need;
+  assign pd_ready = pd_busy && pd_got && $signed(wseq_ack - pd_seq - 16'd2) >= 0;
+  assign ack_err_pd = wc_valid && wc_error && (wseq_ack == pd_seq || wseq_ack == pd_seq + 16'd1);
+  assign ir_rd_valid = pd_busy && !pd_issued;
+  assign ir_rd_addr = pd_addr;
+  assign ir_rd_len = 16'd2;
+  assign ir_queue = pd_q;
+  // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds exactly when
+  // used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
+  assign evt_need = pd_vec != NO_VECTOR && !pd_no_irq && (pd_evt ? pd_val == pd_old : !pd_val[0]);
 
   // Interrupt moderation: an interrupt the guest wants may be deferred until MAX_PENDING used
   // entries were published since the last one, or TIMEOUT cycles passed (a deferral needs a
@@ -426,11 +459,6 @@ module fv_virtq_engine #(
         rd_addr = cpl_base + {28'd0, cpl_cons & cpl_mask, 4'd0};
         rd_len = 16'(fv_regs_pkg::CPL_ENTRY_BYTES);
       end
-      S_EVT_REQ: begin
-        rd_valid = 1'b1;
-        // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
-        rd_addr = c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
-      end
       default: ;
     endcase
   end
@@ -498,7 +526,7 @@ module fv_virtq_engine #(
   assign stopped = ~enable & ~(busy ? NQ'(1) << cq : '0);
   logic mod_scan_fire;
   assign mod_scan_fire = mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
-                         && !(state == S_EVT_WAIT && cq == mscan);
+                         && !(pd_busy && pd_q == mscan);
   // A request of the current queue is being fetched and walked (not counted in held yet).
   assign holds_request = state == S_RING || state == S_RING_REQ || state == S_RING_WAIT
                          || state == S_DESC_REQ || state == S_DESC_WAIT || state == S_DESC_USE
@@ -509,6 +537,7 @@ module fv_virtq_engine #(
     // Enabled until the request in hand and every request held (slots, punts) drained.
     st_enabled = (enable & ~err) | has_held;
     if (busy) st_enabled[cq] = 1'b1;
+    if (pd_busy) st_enabled[pd_q] = 1'b1;
     st_error = err;
     st_cause = cause;
     st_err_info = info;
@@ -616,15 +645,30 @@ module fv_virtq_engine #(
       dc_n <= '0;
       dc_want <= '0;
       dbeat <= '0;
-      uacks <= '0;
-      uerr <= 1'b0;
+      wseq_iss <= '0;
+      wseq_ack <= '0;
+      pub_seq <= '0;
+      aevt_seq <= '0;
+      pub_uerr <= 1'b0;
+      pd_busy <= 1'b0;
+      pd_issued <= 1'b0;
+      pd_got <= 1'b0;
+      pd_err <= 1'b0;
+      pd_uerr <= 1'b0;
+      pd_evt <= 1'b0;
+      pd_no_irq <= 1'b0;
+      pd_val <= '0;
+      pd_vec <= NO_VECTOR;
+      pd_old <= '0;
+      pd_seq <= '0;
+      pd_q <= '0;
+      pd_addr <= '0;
+      pd_used <= '0;
+      pd_avail <= '0;
       hbuf <= '0;
       hcount <= '0;
       hbase <= '0;
       hq <= '0;
-      evt_got <= 1'b0;
-      evt_err <= 1'b0;
-      evt_need <= 1'b0;
     end else begin
       cycle <= cycle + 32'd1;
       // Moderation timer: one queue per cycle, not the one the state machine is deciding on.
@@ -650,11 +694,19 @@ module fv_virtq_engine #(
           end
         end
       end
-      // Count the used-ring writes issued and acknowledged.
-      uacks <= uacks + 2'(wr_valid && wr_ready && (state == S_ELEM_REQ || state == S_UIDX_REQ))
-               - 2'(wc_valid && (state == S_UIDX_REQ || state == S_EVT_REQ || state == S_EVT_WAIT));
-      if (state == S_ELEM_REQ) uerr <= 1'b0;
-      else if (wc_valid && wc_error) uerr <= 1'b1;
+      // Writes issued and acknowledged; refusals of the used-ring writes being published and
+      // of those of the pending decision.
+      if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
+      if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
+      if (ack_err_pub) pub_uerr <= 1'b1;
+      if (ack_err_pd) pd_uerr <= 1'b1;
+      // The pending decision's read.
+      if (ir_rd_valid && ir_rd_ready) pd_issued <= 1'b1;
+      if (ir_rc_valid) begin
+        pd_got <= 1'b1;
+        pd_val <= ir_rc_data;
+        pd_err <= ir_rc_error;
+      end
       save_we <= '0;
       ev_done <= 1'b0;
       ev_error <= 1'b0;
@@ -686,13 +738,18 @@ module fv_virtq_engine #(
       unique case (state)
         S_IDLE: begin
           publishing <= 1'b0;
-          if (|ds_ready) begin
+          if (pd_ready) begin
+            // The last publish's interrupt decision (taken even while !run).
+            cq <= pd_q;
+            c_vec <= pd_vec;
+            state <= S_DECIDE;
+          end else if (|ds_ready && !pd_busy) begin
             // A slot finished (taken even while !run: work in flight drains).
             cs <= ready_dslot;
             cq <= ds_q[ready_dslot];
             publishing <= 1'b1;
             state <= S_SLOT_LOAD;
-          end else if (run && cpl_pending) begin
+          end else if (run && cpl_pending && !pd_busy) begin
             state <= S_CPL_REQ;
           end else if (run && pick_valid) begin
             cq <= pick;
@@ -755,9 +812,15 @@ module fv_virtq_engine #(
           end
         end
 
-        S_AEVT_REQ: if (wr_ready) state <= S_AEVT_WAIT;
+        S_AEVT_REQ: begin
+          if (wr_ready) begin
+            aevt_seq <= wseq_iss;
+            state <= S_AEVT_WAIT;
+          end
+        end
         S_AEVT_WAIT: begin
-          if (wc_valid) begin
+          // Its acknowledgement (earlier writes' come first).
+          if (wc_valid && wseq_ack == aevt_seq) begin
             aevt_written <= 1'b1;
             if (wc_error) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
@@ -974,11 +1037,17 @@ module fv_virtq_engine #(
         end
 
         // The used element and used->idx are written back to back, and the used_event /
-        // avail->flags read follows at once (a read does not pass earlier posted writes); the
-        // acknowledgements are collected before the interrupt decision takes effect, so an MSI
-        // still follows the used->idx write it announces, and a faulted write still fails the
-        // queue.
-        S_ELEM_REQ: if (wr_ready) state <= S_UIDX_REQ;
+        // avail->flags read follows them (a read does not pass earlier posted writes) on the
+        // decision's own master; the acknowledgements are collected before the decision takes
+        // effect (S_DECIDE), so an MSI still follows the used->idx write it announces, and a
+        // faulted write still fails the queue.
+        S_ELEM_REQ: begin
+          if (wr_ready) begin
+            pub_seq <= wseq_iss;
+            pub_uerr <= 1'b0;
+            state <= S_UIDX_REQ;
+          end
+        end
         S_UIDX_REQ: begin
           if (wr_ready) begin
             // Published (visible once acknowledged). The request consumed its avail entry when
@@ -990,44 +1059,52 @@ module fv_virtq_engine #(
             ev_done <= 1'b1;
             ev_bytes <= pub_len;
             ev_cycles <= cycle - start_cycle;
-            evt_got <= 1'b0;
-            state <= S_EVT_REQ;
+            state <= S_HANDOFF;
           end
         end
+        // Hand the interrupt decision over (the publish waited for the previous one) and go on.
+        S_HANDOFF: begin
+          pd_busy <= 1'b1;
+          pd_issued <= 1'b0;
+          pd_got <= 1'b0;
+          pd_uerr <= pub_uerr || ack_err_pub;
+          pd_seq <= pub_seq;
+          pd_q <= cq;
+          pd_vec <= c_vec;
+          pd_old <= used_idx - 16'd1;
+          pd_evt <= c_evt;
+          pd_no_irq <= publishing && pub_no_irq;
+          // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
+          pd_addr <= c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
+          pd_used <= c_used[31:0];
+          pd_avail <= c_avail[31:0];
+          state <= S_IDLE;
+        end
 
-        S_EVT_REQ: if (rd_ready) state <= S_EVT_WAIT;
-        S_EVT_WAIT: begin
-          if (rc_valid && rc_last) begin
-            evt_got <= 1'b1;
-            evt_err <= rc_error;
-            // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds exactly
-            // when used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
-            evt_need <= c_vec != NO_VECTOR && !(publishing && pub_no_irq)
-                        && (c_evt ? rdata[15:0] == used_idx - 16'd1 : !rdata[0]);
-          end
-          if (evt_got && uacks == 2'd0) begin
-            if (uerr || evt_err) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= uerr ? c_used[31:0] : c_avail[31:0];
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else if (mod_now && !mod_defer) begin
-              mwant[cq] <= 1'b0;
-              mcount[cq] <= '0;
-              state <= S_IRQ;
-            end else if (mod_now) begin
-              // Deferred: counted, with a deadline from the first deferral.
-              mwant[cq] <= 1'b1;
-              mcount[cq] <= mcount[cq] + 8'd1;
-              if (!mwant[cq]) mdead[cq] <= cycle + {8'd0, mod_timeout[cq]};
-              state <= S_IDLE;
-              pending[cq] <= 1'b1;
-            end else begin
-              // Look at avail->idx again before the queue may sleep (entries added without a
-              // kick, EVENT_IDX's avail_event): on the next pick, after the other queues.
-              state <= S_IDLE;
-              pending[cq] <= 1'b1;
-            end
+        // The decision (cq and c_vec are the decision's queue and vector).
+        S_DECIDE: begin
+          pd_busy <= 1'b0;
+          if (pd_uerr || pd_err) begin
+            f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+            f_info <= pd_uerr ? pd_used : pd_avail;
+            f_fault <= 1'b1;
+            state <= S_FAIL;
+          end else if (mod_now && !mod_defer) begin
+            mwant[cq] <= 1'b0;
+            mcount[cq] <= '0;
+            state <= S_IRQ;
+          end else if (mod_now) begin
+            // Deferred: counted, with a deadline from the first deferral.
+            mwant[cq] <= 1'b1;
+            mcount[cq] <= mcount[cq] + 8'd1;
+            if (!mwant[cq]) mdead[cq] <= cycle + {8'd0, mod_timeout[cq]};
+            state <= S_IDLE;
+            pending[cq] <= 1'b1;
+          end else begin
+            // Look at avail->idx again before the queue may sleep (entries added without a
+            // kick, EVENT_IDX's avail_event): on the next pick, after the other queues.
+            state <= S_IDLE;
+            pending[cq] <= 1'b1;
           end
         end
 

@@ -9,7 +9,8 @@
 //   - Interrupts leave as MSI-X message writes on the DMA write port, behind the writes they signal.
 //   - Storage port (blk engines): reads return DW-bit beats (byte 0 of beat 0 = the byte at the
 //     store address) and wait on ST_RC_READY; writes carry one beat, are always accepted and are
-//     acknowledged with ST_WC. Tags are {slot, the engine's request tag}; answers come in due order. In hardware it faces remote storage; in the simulator, a
+//     acknowledged with ST_WC. Tags are {slot, the engine's request tag}; answers come in due
+//     order. In hardware it faces remote storage; in the simulator, a
 //     Rust block store with a latency model.
 // The uplink port arrives with the net engine.
 module fv_top #(

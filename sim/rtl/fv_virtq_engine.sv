@@ -10,18 +10,21 @@
 // is published once the slot finished and every earlier chain of the same queue on a slot was
 // published, so the device's own results reach a used ring in avail order (a restarted backend
 // that resumes at used->idx then repeats nothing it completed; only punted requests, which the
-// CPU answers, can complete out of order). Requests it hands to the CPU (chains longer than its segment table,
-// and whatever a device engine declines) go out on the punt ring with a tag, and the CPU's
-// answers come back on the completion ring, which the engine merges into the used rings (slot
-// results first, then completions, then new requests). A completion whose tag, queue and head
-// do not name a punted request in flight is dropped and fails its queue (bad_completion). Everything it reads from guest memory
-// is validated before use: a malformed chain or a DMA fault puts only that queue into its error
-// state (cause + detail), and the others go on. Clearing a queue's enable is a handshake: the
-// requests in flight (walked, on a slot, or punted) complete, then STATUS.enabled drops and the
-// saved state (last_avail, used_idx) is final.
+// CPU answers, can complete out of order). The interrupt decision after a publish runs beside
+// the engine (see S_HANDOFF / S_DECIDE). Requests it hands to the CPU (chains longer than its
+// segment table, and whatever a device engine declines) go out on the punt ring with a tag, and
+// the CPU's answers come back on the completion ring, which the engine merges into the used rings
+// (interrupt decisions first, then slot results, completions, new requests). A completion whose
+// tag, queue and head do not name a punted request in flight is dropped and fails its queue
+// (bad_completion). Everything it reads from guest memory is validated before use: a malformed
+// chain or a DMA fault puts only that queue into its error state (cause + detail), and the
+// others go on. Clearing a queue's enable is a handshake: the requests in flight (walked, on a
+// slot, punted, or waiting for their interrupt decision) complete, then STATUS.enabled drops and
+// the saved state (last_avail, used_idx) is final.
 //
-// DMA: one outstanding read (completion beats of DW bits, byte 0 of beat 0 = the byte at the
-// address) and one outstanding write (a single beat of at most DW/8 bytes, acknowledged).
+// DMA: one outstanding read for the walk (completion beats of DW bits, byte 0 of beat 0 = the
+// byte at the address) and one for the interrupt decision, each on a master of its own; writes
+// of a single beat of at most DW/8 bytes, several in flight, acknowledged in issue order.
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
@@ -671,7 +674,7 @@ module fv_virtq_engine #(
       hq <= '0;
     end else begin
       cycle <= cycle + 32'd1;
-      // Moderation timer: one queue per cycle, not the one the state machine is deciding on.
+      // Moderation timer: one queue per cycle, not the one a decision is pending for.
       mod_fire <= '0;
       mscan <= mscan + QW'(1);
       if (mod_scan_fire) begin

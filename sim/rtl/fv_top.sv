@@ -10,8 +10,8 @@
 //   - Storage port (blk engines): reads return DW-bit beats (byte 0 of beat 0 = the byte at the
 //     store address) and wait on ST_RC_READY; writes carry one beat, are always accepted and are
 //     acknowledged with ST_WC. Tags are {slot, the engine's request tag}; answers come in due
-//     order. In hardware it faces remote storage; in the simulator, a
-//     Rust block store with a latency model.
+//     order. In hardware it faces remote storage; in the simulator, a Rust block store with a
+//     latency model.
 // The uplink port arrives with the net engine.
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512

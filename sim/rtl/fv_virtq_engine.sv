@@ -165,14 +165,14 @@ module fv_virtq_engine #(
     S_AIDX_REQ, S_AIDX_WAIT,
     S_RING, S_RING_REQ, S_RING_WAIT,
     S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
-    S_TAKE, S_DEV, S_SLOT_LOAD,
+    S_TAKE, S_DEV, S_LOAD,
     S_ELEM_REQ,
     S_UIDX_REQ,
     S_HANDOFF, S_DECIDE,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
     S_PUNT,
-    S_CPL_REQ, S_CPL_WAIT, S_CPL_LOAD,
+    S_CPL_REQ, S_CPL_WAIT,
     S_FAIL
   } state_e;
 
@@ -243,6 +243,7 @@ module fv_virtq_engine #(
   logic [NSLOT-1:0][7:0]        ds_reason;
   logic [NSLOT-1:0][63:0]       ds_arg;
   logic [DSW-1:0]               cs;             // slot whose result is being taken
+  logic                         load_slot;      // S_LOAD takes a slot's result (else a CPU's)
   logic                         dslot_free;
   logic [DSW-1:0]               free_dslot;
   logic [NSLOT-1:0]             ds_ready;       // results that can be taken now
@@ -625,6 +626,7 @@ module fv_virtq_engine #(
       ds_reason <= '0;
       ds_arg <= '0;
       cs <= '0;
+      load_slot <= 1'b0;
       take_punt <= 1'b0;
       has_held <= '0;
       slot_q <= '0;
@@ -751,7 +753,8 @@ module fv_virtq_engine #(
             cs <= ready_dslot;
             cq <= ds_q[ready_dslot];
             publishing <= 1'b1;
-            state <= S_SLOT_LOAD;
+            load_slot <= 1'b1;
+            state <= S_LOAD;
           end else if (run && cpl_pending && !pd_busy) begin
             state <= S_CPL_REQ;
           end else if (run && pick_valid) begin
@@ -997,19 +1000,11 @@ module fv_virtq_engine #(
           state <= S_IDLE;
         end
 
-        // A slot's result: the request's queue context as at a pick, then publish, punt or fail.
-        // A broken queue gets no more used entries.
-        S_SLOT_LOAD: begin
-          ds_busy[cs] <= 1'b0;
-          ds_done[cs] <= 1'b0;
-          for (int k = 0; k < NSLOT; k++) ds_older[k][cs] <= 1'b0;
-          head <= ds_head[cs];
-          first_addr <= ds_first_addr[cs];
-          walked_bytes <= ds_walked[cs];
-          in_ind <= ds_ind[cs];
-          start_cycle <= ds_start[cs];
-          pub_len <= ds_written[cs];
-          pub_no_irq <= 1'b0;
+        // A result to publish (a slot's, or a CPU completion read in S_CPL_WAIT): the queue's
+        // context as at a pick; then publish, punt or fail. A broken queue gets no more used
+        // entries.
+        S_LOAD: begin
+          publishing <= 1'b1;
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
           c_size <= size[cq];
@@ -1018,24 +1013,38 @@ module fv_virtq_engine #(
           c_vec <= msix_vector[cq];
           last_avail <= saved_last_avail[cq];
           used_idx <= saved_used_idx[cq];
-          if (err[cq] || ds_err[cs] || !ds_punt[cs]) begin
-            held[cq] <= held[cq] - 16'd1;
-            has_held[cq] <= held[cq] != 16'd1;
-          end
-          if (err[cq]) begin
-            state <= S_IDLE;
-          end else if (ds_err[cs]) begin
-            f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-            f_info <= '0;
-            f_fault <= 1'b1;
-            state <= S_FAIL;
-          end else if (ds_punt[cs]) begin
-            // The device engine hands this request to the CPU (it stays held, now as a punt).
-            p_reason <= ds_reason[cs];
-            p_arg <= ds_arg[cs];
-            state <= S_PUNT;
+          if (!load_slot) begin
+            state <= err[cq] ? S_IDLE : S_ELEM_REQ;
           end else begin
-            state <= S_ELEM_REQ;
+            ds_busy[cs] <= 1'b0;
+            ds_done[cs] <= 1'b0;
+            for (int k = 0; k < NSLOT; k++) ds_older[k][cs] <= 1'b0;
+            head <= ds_head[cs];
+            first_addr <= ds_first_addr[cs];
+            walked_bytes <= ds_walked[cs];
+            in_ind <= ds_ind[cs];
+            start_cycle <= ds_start[cs];
+            pub_len <= ds_written[cs];
+            pub_no_irq <= 1'b0;
+            if (err[cq] || ds_err[cs] || !ds_punt[cs]) begin
+              held[cq] <= held[cq] - 16'd1;
+              has_held[cq] <= held[cq] != 16'd1;
+            end
+            if (err[cq]) begin
+              state <= S_IDLE;
+            end else if (ds_err[cs]) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
+              f_info <= '0;
+              f_fault <= 1'b1;
+              state <= S_FAIL;
+            end else if (ds_punt[cs]) begin
+              // The device engine hands this request to the CPU (it stays held, now as a punt).
+              p_reason <= ds_reason[cs];
+              p_arg <= ds_arg[cs];
+              state <= S_PUNT;
+            end else begin
+              state <= S_ELEM_REQ;
+            end
           end
         end
 
@@ -1157,22 +1166,10 @@ module fv_virtq_engine #(
               pub_len <= cpl.len;
               pub_no_irq <= cpl.flags[0];
               ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it
-              state <= S_CPL_LOAD;
+              load_slot <= 1'b0;
+              state <= S_LOAD;
             end
           end
-        end
-        S_CPL_LOAD: begin
-          // The queue's context, as at a pick; a broken queue gets no more used entries.
-          publishing <= 1'b1;
-          c_avail <= {avail_hi[cq], avail_lo[cq]};
-          c_used <= {used_hi[cq], used_lo[cq]};
-          c_size <= size[cq];
-          c_mask <= size[cq] - 16'd1;
-          c_evt <= event_idx[cq];
-          c_vec <= msix_vector[cq];
-          last_avail <= saved_last_avail[cq];
-          used_idx <= saved_used_idx[cq];
-          state <= err[cq] ? S_IDLE : S_ELEM_REQ;
         end
 
         S_FAIL: begin

@@ -277,9 +277,8 @@ module fv_virtq_engine #(
   assign dev_start = state == S_DEV ? NSLOT'(1) << free_dslot : '0;
   logic take_punt;             // the chain walked goes to the CPU (S_TAKE), not to a slot
 
-  // A result is being published (a slot's or a CPU completion), with its used length and
-  // whether the CPU asked for no interrupt.
-  logic        publishing;
+  // The result being published (a slot's or a CPU completion): its used length and whether the
+  // CPU asked for no interrupt.
   logic [31:0] pub_len;
   logic        pub_no_irq;
   logic [31:0] walked_bytes;
@@ -631,7 +630,6 @@ module fv_virtq_engine #(
       has_held <= '0;
       slot_q <= '0;
       slot_head <= '0;
-      publishing <= 1'b0;
       pub_len <= '0;
       pub_no_irq <= 1'b0;
       cpl_cons <= '0;
@@ -742,7 +740,6 @@ module fv_virtq_engine #(
 
       unique case (state)
         S_IDLE: begin
-          publishing <= 1'b0;
           if (pd_ready) begin
             // The last publish's interrupt decision (taken even while !run).
             cq <= pd_q;
@@ -752,7 +749,6 @@ module fv_virtq_engine #(
             // A slot finished (taken even while !run: work in flight drains).
             cs <= ready_dslot;
             cq <= ds_q[ready_dslot];
-            publishing <= 1'b1;
             load_slot <= 1'b1;
             state <= S_LOAD;
           end else if (run && cpl_pending && !pd_busy) begin
@@ -1004,7 +1000,6 @@ module fv_virtq_engine #(
         // context as at a pick; then publish, punt or fail. A broken queue gets no more used
         // entries.
         S_LOAD: begin
-          publishing <= 1'b1;
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
           c_size <= size[cq];
@@ -1085,7 +1080,7 @@ module fv_virtq_engine #(
           pd_vec <= c_vec;
           pd_old <= used_idx - 16'd1;
           pd_evt <= c_evt;
-          pd_no_irq <= publishing && pub_no_irq;
+          pd_no_irq <= pub_no_irq;
           // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
           pd_addr <= c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
           pd_used <= c_used[31:0];

@@ -1293,6 +1293,24 @@ pub mod queue {
             pub const RAISE: Field = Field::new("raise", 0, 1);
         }
 
+        /// IOVA of the queue's done log, low word (4-byte aligned; 0 with DONE_LOG_HI 0: no log). One 32-bit record per ring entry, what a restarted driver needs to tell completed requests from those in flight when they complete out of order (vhost-user's in-flight tracking): before the used element of the request fetched from avail position P is written, record P mod SIZE becomes P in bits 15:0 and the used->idx that publish writes in bits 31:16. The request is complete iff the record names P and used->idx has reached that value (writes land in issue order). The driver initializes the records before enabling the queue.
+        pub const DONE_LOG_LO: RegArray = RegArray::new("queue.q.done_log_lo", BAR, ARRAY_BASE + 0x38, STRIDE, COUNT, 0x00000000);
+        /// Fields of `done_log_lo`.
+        pub mod done_log_lo {
+            use crate::Field;
+            /// IOVA[31:0]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
+        /// IOVA of the queue's done log, high word.
+        pub const DONE_LOG_HI: RegArray = RegArray::new("queue.q.done_log_hi", BAR, ARRAY_BASE + 0x3c, STRIDE, COUNT, 0x00000000);
+        /// Fields of `done_log_hi`.
+        pub mod done_log_hi {
+            use crate::Field;
+            /// IOVA[63:32]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
     }
 
 }
@@ -2253,6 +2271,8 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "queue.q.err_info", bar: Bar(0), offset: 0x106c, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.irq_moderation", bar: Bar(0), offset: 0x1070, count: 32, stride: 0x40, reset: 0x00000001, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.q.irq", bar: Bar(0), offset: 0x1074, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000001, const_mask: 0x00000000 },
+    RegInfo { name: "queue.q.done_log_lo", bar: Bar(0), offset: 0x1078, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "queue.q.done_log_hi", bar: Bar(0), offset: 0x107c, count: 32, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "punt_ring.block_type", bar: Bar(0), offset: 0x2000, count: 1, stride: 0x0, reset: 0x50554e54, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "punt_ring.block_version", bar: Bar(0), offset: 0x2004, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "punt_ring.block_next", bar: Bar(0), offset: 0x2008, count: 1, stride: 0x0, reset: 0x00002100, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

@@ -222,6 +222,8 @@ module fv_top #(
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_hi_addr;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_lo_addr;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_lo_addr;
+  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_hi_addr;
   logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable;
   logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_we;
@@ -432,6 +434,7 @@ module fv_top #(
     .desc_lo(queue_q_desc_lo_addr), .desc_hi(queue_q_desc_hi_addr),
     .avail_lo(queue_q_avail_lo_addr), .avail_hi(queue_q_avail_hi_addr),
     .used_lo(queue_q_used_lo_addr), .used_hi(queue_q_used_hi_addr),
+    .done_log_lo(queue_q_done_log_lo_addr), .done_log_hi(queue_q_done_log_hi_addr),
     .size(queue_q_size_size),
     .enable(queue_q_ctrl_enable), .owner(queue_q_ctrl_owner),
     .event_idx(queue_q_ctrl_event_idx), .indirect(queue_q_ctrl_indirect),

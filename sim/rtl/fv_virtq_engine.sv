@@ -10,8 +10,10 @@
 // is published once the slot finished and every earlier chain of the same queue on a slot was
 // published, so the device's own results reach a used ring in avail order (a restarted backend
 // that resumes at used->idx then repeats nothing it completed; only punted requests, which the
-// CPU answers, can complete out of order). The interrupt decision after a publish runs beside
-// the engine (see S_HANDOFF / S_DECIDE). Requests it hands to the CPU (chains longer than its
+// CPU answers, can complete out of order). A queue with a done log gets a record of each
+// publish, its avail position and used->idx, written just before the used element, from which
+// a restarted driver tells completed requests from those in flight (S_REC_REQ). The interrupt
+// decision after a publish runs beside the engine (see S_HANDOFF / S_DECIDE). Requests it hands to the CPU (chains longer than its
 // segment table, and whatever a device engine declines) go out on the punt ring with a tag, and
 // the CPU's answers come back on the completion ring, which the engine merges into the used rings
 // (interrupt decisions first, then slot results, completions, new requests). A completion whose
@@ -43,6 +45,8 @@ module fv_virtq_engine #(
   input  logic [NQ-1:0][31:0] avail_hi,
   input  logic [NQ-1:0][31:0] used_lo,
   input  logic [NQ-1:0][31:0] used_hi,
+  input  logic [NQ-1:0][31:0] done_log_lo,       // done log (0: none): see S_REC_REQ
+  input  logic [NQ-1:0][31:0] done_log_hi,
   input  logic [NQ-1:0][15:0] size,
   input  logic [NQ-1:0]       enable,
   input  logic [NQ-1:0]       owner,             // 1: CPU-owned, never touched here
@@ -166,7 +170,7 @@ module fv_virtq_engine #(
     S_RING, S_RING_REQ, S_RING_WAIT,
     S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
     S_TAKE, S_DEV, S_LOAD,
-    S_ELEM_REQ,
+    S_REC_REQ, S_ELEM_REQ,
     S_UIDX_REQ,
     S_HANDOFF, S_DECIDE,
     S_IRQ,
@@ -180,7 +184,7 @@ module fv_virtq_engine #(
 
   // Current queue, latched at pick.
   logic [QW-1:0] cq;
-  logic [63:0] c_desc, c_avail, c_used;
+  logic [63:0] c_desc, c_avail, c_used, c_log;
   logic [15:0] c_size, c_mask;
   logic        c_evt, c_ind;
   logic [15:0] c_vec;
@@ -196,6 +200,7 @@ module fv_virtq_engine #(
   logic [15:0] table_limit;    // descriptors in the current table
   logic        seen_write;
   logic [15:0] head;
+  logic [15:0] req_pos;        // avail position the request in hand was fetched from
   logic [31:0] start_cycle, cycle;
 
   // Per-queue state.
@@ -213,6 +218,7 @@ module fv_virtq_engine #(
   logic [PUNT_SLOTS-1:0]         slot_valid;
   logic [PUNT_SLOTS-1:0][QW-1:0] slot_q;
   logic [PUNT_SLOTS-1:0][15:0]   slot_head;
+  logic [PUNT_SLOTS-1:0][15:0]   slot_pos;
   logic                          slot_free;
   logic [PW-1:0]                 free_slot;
   always_comb begin
@@ -234,6 +240,7 @@ module fv_virtq_engine #(
   logic [NSLOT-1:0]             ds_busy, ds_done;
   logic [NSLOT-1:0][QW-1:0]     ds_q;
   logic [NSLOT-1:0][15:0]       ds_head;
+  logic [NSLOT-1:0][15:0]       ds_pos;
   logic [NSLOT-1:0][63:0]       ds_first_addr;
   logic [NSLOT-1:0][31:0]       ds_walked;
   logic [NSLOT-1:0]             ds_ind;
@@ -275,6 +282,8 @@ module fv_virtq_engine #(
   end
   assign slot_queue = ds_q;
   assign dev_start = state == S_DEV ? NSLOT'(1) << free_dslot : '0;
+  logic has_log;               // queue cq keeps a done log
+  assign has_log = |{done_log_hi[cq], done_log_lo[cq]};
   logic take_punt;             // the chain walked goes to the CPU (S_TAKE), not to a slot
 
   // The result being published (a slot's or a CPU completion): its used length and whether the
@@ -315,21 +324,24 @@ module fv_virtq_engine #(
   // number of the used element being published (used->idx is pub_seq + 1); pub_uerr: one of the
   // two was refused.
   logic [15:0] wseq_iss, wseq_ack, pub_seq, aevt_seq;
-  logic        pub_uerr, ack_err_pub, ack_err_pd;
-  assign ack_err_pub = wc_valid && wc_error && (wseq_ack == pub_seq || wseq_ack == pub_seq + 16'd1);
+  logic        pub_uerr, ack_err_pub, ack_err_pd, pub_rec;
+  // pub_rec: a done-log record (numbered pub_seq - 1) went before the used element.
+  assign ack_err_pub = wc_valid && wc_error && (wseq_ack == pub_seq || wseq_ack == pub_seq + 16'd1
+                                                || (pub_rec && wseq_ack == pub_seq - 16'd1));
 
   // The pending interrupt decision of the last publish: its used_event / avail->flags read
   // (issued on its own master), then, once that read is back and both used-ring writes are
   // acknowledged (an MSI follows the used->idx write it announces), the decision (S_DECIDE).
   // One at a time: the next publish waits for it; fetching does not.
-  logic          pd_busy, pd_issued, pd_got, pd_err, pd_uerr, pd_evt, pd_no_irq;
+  logic          pd_busy, pd_issued, pd_got, pd_err, pd_uerr, pd_evt, pd_no_irq, pd_rec;
   logic [15:0]   pd_val, pd_vec, pd_old, pd_seq;
   logic [QW-1:0] pd_q;
   logic [63:0]   pd_addr;
   logic [31:0]   pd_used, pd_avail;
   logic          pd_ready, evt_need;
   assign pd_ready = pd_busy && pd_got && $signed(wseq_ack - pd_seq - 16'd2) >= 0;
-  assign ack_err_pd = wc_valid && wc_error && (wseq_ack == pd_seq || wseq_ack == pd_seq + 16'd1);
+  assign ack_err_pd = wc_valid && wc_error && (wseq_ack == pd_seq || wseq_ack == pd_seq + 16'd1
+                                               || (pd_rec && wseq_ack == pd_seq - 16'd1));
   assign ir_rd_valid = pd_busy && !pd_issued;
   assign ir_rd_addr = pd_addr;
   assign ir_rd_len = 16'd2;
@@ -472,6 +484,12 @@ module fv_virtq_engine #(
     wr_len = 16'd2;
     wr_data = '0;
     unique case (state)
+      S_REC_REQ: begin
+        wr_valid = 1'b1;
+        wr_addr = c_log + {46'd0, req_pos & c_mask, 2'd0};
+        wr_len = 16'd4;
+        wr_data[31:0] = {used_idx + 16'd1, req_pos};
+      end
       S_ELEM_REQ: begin
         wr_valid = 1'b1;
         wr_addr = c_used + 64'd4 + {45'd0, used_slot, 3'd0};
@@ -574,6 +592,12 @@ module fv_virtq_engine #(
       c_desc <= '0;
       c_avail <= '0;
       c_used <= '0;
+      c_log <= '0;
+      req_pos <= '0;
+      ds_pos <= '0;
+      slot_pos <= '0;
+      pub_rec <= 1'b0;
+      pd_rec <= 1'b0;
       c_size <= '0;
       c_mask <= '0;
       c_evt <= 1'b0;
@@ -973,6 +997,7 @@ module fv_virtq_engine #(
         // block a cycle later, before the next pick reads it (S_DEV and S_PUNT take a cycle at
         // least).
         S_TAKE: begin
+          req_pos <= last_avail;
           held[cq] <= held[cq] + 16'd1;
           has_held[cq] <= 1'b1;
           last_avail <= last_avail + 16'd1;
@@ -989,6 +1014,7 @@ module fv_virtq_engine #(
           ds_older[free_dslot] <= ds_busy;
           ds_q[free_dslot] <= cq;
           ds_head[free_dslot] <= head;
+          ds_pos[free_dslot] <= req_pos;
           ds_first_addr[free_dslot] <= first_addr;
           ds_walked[free_dslot] <= walked_bytes;
           ds_ind[free_dslot] <= in_ind;
@@ -1002,6 +1028,8 @@ module fv_virtq_engine #(
         S_LOAD: begin
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
+          c_log <= {done_log_hi[cq], done_log_lo[cq]};
+          pub_rec <= 1'b0;
           c_size <= size[cq];
           c_mask <= size[cq] - 16'd1;
           c_evt <= event_idx[cq];
@@ -1009,12 +1037,13 @@ module fv_virtq_engine #(
           last_avail <= saved_last_avail[cq];
           used_idx <= saved_used_idx[cq];
           if (!load_slot) begin
-            state <= err[cq] ? S_IDLE : S_ELEM_REQ;
+            state <= err[cq] ? S_IDLE : (has_log ? S_REC_REQ : S_ELEM_REQ);
           end else begin
             ds_busy[cs] <= 1'b0;
             ds_done[cs] <= 1'b0;
             for (int k = 0; k < NSLOT; k++) ds_older[k][cs] <= 1'b0;
             head <= ds_head[cs];
+            req_pos <= ds_pos[cs];
             first_addr <= ds_first_addr[cs];
             walked_bytes <= ds_walked[cs];
             in_ind <= ds_ind[cs];
@@ -1038,8 +1067,21 @@ module fv_virtq_engine #(
               p_arg <= ds_arg[cs];
               state <= S_PUNT;
             end else begin
-              state <= S_ELEM_REQ;
+              state <= has_log ? S_REC_REQ : S_ELEM_REQ;
             end
+          end
+        end
+
+        // A queue with a done log: the request's record first (see the DONE_LOG registers).
+        // Posted writes land in issue order, so the record is in memory before the used element
+        // and used->idx it announces; a refused record fails the queue like a refused used write.
+        S_REC_REQ: begin
+          if (wr_ready) begin
+            // The used element is the engine's next write.
+            pub_rec <= 1'b1;
+            pub_seq <= wseq_iss + 16'd1;
+            pub_uerr <= 1'b0;
+            state <= S_ELEM_REQ;
           end
         end
 
@@ -1050,8 +1092,10 @@ module fv_virtq_engine #(
         // faulted write still fails the queue.
         S_ELEM_REQ: begin
           if (wr_ready) begin
-            pub_seq <= wseq_iss;
-            pub_uerr <= 1'b0;
+            if (!pub_rec) begin
+              pub_seq <= wseq_iss;
+              pub_uerr <= 1'b0;
+            end
             state <= S_UIDX_REQ;
           end
         end
@@ -1081,6 +1125,7 @@ module fv_virtq_engine #(
           pd_old <= used_idx - 16'd1;
           pd_evt <= c_evt;
           pd_no_irq <= pub_no_irq;
+          pd_rec <= pub_rec;
           // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
           pd_addr <= c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
           pd_used <= c_used[31:0];
@@ -1129,6 +1174,7 @@ module fv_virtq_engine #(
             slot_valid[free_slot] <= 1'b1;
             slot_q[free_slot] <= cq;
             slot_head[free_slot] <= head;
+            slot_pos[free_slot] <= req_pos;
             state <= S_IDLE;
           end
         end
@@ -1158,6 +1204,7 @@ module fv_virtq_engine #(
               has_held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] != 16'd1;
               cq <= cpl.qid[QW-1:0];
               head <= cpl.head;
+              req_pos <= slot_pos[cpl.tag[PW-1:0]];
               pub_len <= cpl.len;
               pub_no_irq <= cpl.flags[0];
               ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it

@@ -278,3 +278,141 @@ fn long_chain_is_punted_and_completed_through_the_completion_ring() {
     );
     assert_eq!(ring.used_idx().unwrap(), 2, "nothing published for it");
 }
+
+const LOG: u64 = 0x1d0_0000;
+
+/// The done log's record of ring entry `i`: (avail position, used->idx of its publish).
+fn record(mem: &GuestMemoryMmap, i: u64) -> (u16, u16) {
+    let v: u32 = mem.read_obj(GuestAddress(LOG + 4 * i)).unwrap();
+    (v as u16, (v >> 16) as u16)
+}
+
+/// With a done log, every publish first records its request's avail position and the used->idx
+/// it writes, so a restarted driver can tell completed requests from those in flight even when
+/// a punted request completes after later ones: here position 0 is punted, 1 and 2 are served by
+/// the FPGA and published first, and position 0's record appears only with its own publish.
+#[test]
+fn done_log_records_each_publish_when_a_punt_completes_late() {
+    use fpga_virtio_hw::regs::{queue, QueueError};
+    let (dev, mem) = device();
+    cpl_ring(&dev);
+    let mut ring = SplitRing::new(&mem, 0x10_0000, 32, false).unwrap();
+    // The driver marks every record as naming no position of the ring's first pass.
+    for i in 0..32u64 {
+        mem.write_obj(0x8000u32, GuestAddress(LOG + 4 * i)).unwrap();
+    }
+    setup_queue(
+        &dev,
+        0,
+        &ring,
+        QueueSetup {
+            done_log: LOG,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut bufs: Vec<Buffer> = (0..20u64)
+        .map(|k| Buffer {
+            addr: 0x80_0000 + 8 * k,
+            len: 8,
+            write: false,
+        })
+        .collect();
+    bufs.push(Buffer {
+        addr: 0x90_0000,
+        len: 64,
+        write: true,
+    });
+    let long = ring.add_chain(&bufs).unwrap();
+    let short = |ring: &mut SplitRing, k: u64| {
+        ring.add_chain(&[
+            Buffer {
+                addr: 0x81_0000 + 0x100 * k,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: 0x91_0000 + 0x100 * k,
+                len: 16,
+                write: true,
+            },
+        ])
+        .unwrap()
+    };
+    let s1 = short(&mut ring, 1);
+    let s2 = short(&mut ring, 2);
+    ring.publish().unwrap();
+    kick(&dev, 0, ring.avail_idx()).unwrap();
+    dev.lock().run(3_000).unwrap();
+    assert_eq!(ring.reap().unwrap(), vec![(s1, 16), (s2, 16)]);
+    assert_eq!(record(&mem, 0), (0x8000, 0), "position 0 is in flight");
+    assert_eq!(record(&mem, 1), (1, 1));
+    assert_eq!(record(&mem, 2), (2, 2));
+    assert_eq!(record(&mem, 3), (0x8000, 0), "untouched");
+    let p = entry(&mem, 0);
+    assert_eq!(p.head, long);
+    post_completion(
+        &dev,
+        &mem,
+        0,
+        CplEntry {
+            qid: 0,
+            head: long,
+            len: 0,
+            tag: p.tag,
+            ..Default::default()
+        },
+    );
+    dev.lock().run(2_000).unwrap();
+    assert_eq!(ring.reap().unwrap(), vec![(long, 0)]);
+    assert_eq!(record(&mem, 0), (0, 3));
+    assert_eq!(ring.used_idx().unwrap(), 3);
+
+    // The positions wrap with the ring: position 32 uses record 0.
+    for batch in [3..13, 13..23, 23..33] {
+        let n = (batch.end - batch.start) as usize;
+        for k in batch {
+            short(&mut ring, k);
+        }
+        ring.publish().unwrap();
+        kick(&dev, 0, ring.avail_idx()).unwrap();
+        dev.lock().run(8_000).unwrap();
+        assert_eq!(ring.reap().unwrap().len(), n);
+    }
+    assert_eq!(record(&mem, 0), (32, 33));
+    assert_eq!(record(&mem, 31), (31, 32));
+
+    // A log the device cannot write fails the queue (writes are posted: the used entry behind
+    // the refused record is written all the same, and nothing after it).
+    let mut ring = SplitRing::new(&mem, 0x12_0000, 8, false).unwrap();
+    setup_queue(
+        &dev,
+        1,
+        &ring,
+        QueueSetup {
+            done_log: 0x4000_0000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    short(&mut ring, 20);
+    ring.publish().unwrap();
+    kick(&dev, 1, ring.avail_idx()).unwrap();
+    dev.lock().run(3_000).unwrap();
+    let st = queue::q::STATUS.at(1).unwrap().read(&dev).unwrap();
+    assert!(queue::q::status::ERROR.is_set(st));
+    assert_eq!(
+        QueueError::from_raw(queue::q::status::CAUSE.get(st)),
+        Some(QueueError::DmaFault)
+    );
+    assert_eq!(ring.used_idx().unwrap(), 1);
+    short(&mut ring, 21);
+    ring.publish().unwrap();
+    kick(&dev, 1, ring.avail_idx()).unwrap();
+    dev.lock().run(3_000).unwrap();
+    assert_eq!(
+        ring.used_idx().unwrap(),
+        1,
+        "a broken queue publishes nothing more"
+    );
+}

@@ -44,7 +44,9 @@ module fv_queue_csr (
   input  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending,
   output logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout,
-  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_lo_addr,
+  output logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_hi_addr
 );
 
   logic wr;
@@ -218,6 +220,28 @@ module fv_queue_csr (
     end
   end
 
+  // done_log_lo @ +0x38
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_done_log_lo_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd14) begin
+        queue_q_done_log_lo_addr[q_idx] <= req_wdata[31:0];
+      end
+    end
+  end
+
+  // done_log_hi @ +0x3c
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_QUEUES; i++) queue_q_done_log_hi_addr[i] <= 32'h0;
+    end else begin
+      if (wr && q_hit && q_off == 4'd15) begin
+        queue_q_done_log_hi_addr[q_idx] <= req_wdata[31:0];
+      end
+    end
+  end
+
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
@@ -279,6 +303,12 @@ module fv_queue_csr (
     if (q_hit && q_off == 4'd12) begin
       rdata[7:0] = queue_q_irq_moderation_max_pending[q_idx];
       rdata[31:8] = queue_q_irq_moderation_timeout[q_idx];
+    end
+    if (q_hit && q_off == 4'd14) begin
+      rdata[31:0] = queue_q_done_log_lo_addr[q_idx];
+    end
+    if (q_hit && q_off == 4'd15) begin
+      rdata[31:0] = queue_q_done_log_hi_addr[q_idx];
     end
     end
   end

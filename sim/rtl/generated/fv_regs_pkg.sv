@@ -199,6 +199,8 @@ package fv_regs_pkg;
   localparam int unsigned QUEUE_Q_ERR_INFO_OFFSET = 32'h2c;
   localparam int unsigned QUEUE_Q_IRQ_MODERATION_OFFSET = 32'h30;
   localparam int unsigned QUEUE_Q_IRQ_OFFSET = 32'h34;
+  localparam int unsigned QUEUE_Q_DONE_LOG_LO_OFFSET = 32'h38;
+  localparam int unsigned QUEUE_Q_DONE_LOG_HI_OFFSET = 32'h3c;
 
   // Block punt_ring (BAR0): FPGA -> CPU ring of punt_entry records in DMA memory. An entry is valid when its PHASE flag equals the pass bit of the consumer.
   localparam int unsigned PUNT_RING_BAR = 0;

@@ -22,6 +22,8 @@ pub struct QueueSetup {
     pub func: u32,
     /// VIRTIO_F_NOTIFICATION_DATA: doorbells carry the avail idx.
     pub notification_data: bool,
+    /// IOVA of the queue's done log (0: none; see the DONE_LOG registers).
+    pub done_log: u64,
 }
 
 impl Default for QueueSetup {
@@ -33,6 +35,7 @@ impl Default for QueueSetup {
             vector: regs::NO_VECTOR,
             func: 0,
             notification_data: false,
+            done_log: 0,
         }
     }
 }
@@ -68,6 +71,8 @@ pub fn setup_queue(
     r(queue::q::SIZE)?.write(io, u32::from(ring.size()))?;
     r(queue::q::MSIX)?.write(io, opts.vector)?;
     r(queue::q::STATE)?.write(io, 0)?;
+    r(queue::q::DONE_LOG_LO)?.write(io, opts.done_log as u32)?;
+    r(queue::q::DONE_LOG_HI)?.write(io, (opts.done_log >> 32) as u32)?;
     let ctrl = queue::q::ctrl::ENABLE.mask()
         | (opts.owner.raw() << queue::q::ctrl::OWNER.lsb)
         | (u32::from(opts.event_idx) << queue::q::ctrl::EVENT_IDX.lsb)

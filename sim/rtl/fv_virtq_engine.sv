@@ -4,23 +4,23 @@
 //   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
 //
 // The engine walks one chain at a time, picking queues round-robin among those with work, and
-// hands each walked chain to one of NSLOT device-engine slots; it goes on fetching while the
-// slots work, so up to NSLOT requests (of any queues) move data at once, each slot with its own
-// DMA master. It is the single publisher of used->idx of the FPGA-owned queues: a slot's result
-// is published once the slot finished and every earlier chain of the same queue on a slot was
+// hands each walked chain to one of NSLOT device-engine slots; it goes on fetching while the slots
+// work, so up to NSLOT requests (of any queues) move data at once, each slot with its own DMA
+// master. It is the single publisher of used->idx of the FPGA-owned queues: a slot's result is
+// published once the slot finished and every earlier chain of the same queue on a slot was
 // published, so the device's own results reach a used ring in avail order (a restarted backend
-// that resumes at used->idx then repeats nothing it completed; only punted requests, which the
-// CPU answers, can complete out of order). A queue with a done log gets a record of each
-// publish, its avail position and used->idx, written just before the used element, from which
-// a restarted driver tells completed requests from those in flight (S_REC_REQ). The interrupt
-// decision after a publish runs beside the engine (see S_HANDOFF / S_DECIDE). Requests it hands
-// to the CPU (chains longer than its segment table, and whatever a device engine declines) go
-// out on the punt ring with a tag, and the CPU's answers come back on the completion ring, which
-// the engine merges into the used rings (interrupt decisions first, then slot results,
-// completions, new requests). A completion whose tag, queue and head do not name a punted
-// request in flight is dropped and fails its queue (bad_completion). Everything it reads from guest memory is validated before use: a malformed
-// chain or a DMA fault puts only that queue into its error state (cause + detail), and the
-// others go on. Clearing a queue's enable is a handshake: the requests in flight (walked, on a
+// that resumes at used->idx then repeats nothing it completed; only punted requests, which the CPU
+// answers, can complete out of order). A queue with a done log gets a record of each publish, its
+// avail position and used->idx, written just before the used element, from which a restarted
+// driver tells completed requests from those in flight (S_REC_REQ). The interrupt decision after a
+// publish runs beside the engine (see S_HANDOFF / S_DECIDE). Requests it hands to the CPU (chains
+// longer than its segment table, and whatever a device engine declines) go out on the punt ring
+// with a tag, and the CPU's answers come back on the completion ring, which the engine merges into
+// the used rings (interrupt decisions first, then slot results, completions, new requests). A
+// completion whose tag, queue and head do not name a punted request in flight is dropped and fails
+// its queue (bad_completion). Everything it reads from guest memory is validated before use: a
+// malformed chain or a DMA fault puts only that queue into its error state (cause + detail), and
+// the others go on. Clearing a queue's enable is a handshake: the requests in flight (walked, on a
 // slot, punted, or waiting for their interrupt decision) complete, then STATUS.enabled drops and
 // the saved state (last_avail, used_idx) is final.
 //

@@ -74,6 +74,7 @@ impl Bench {
                     notification_data: false,
                 },
                 vector: regs::NO_VECTOR,
+                done_log: None,
             },
         )
         .unwrap();

@@ -467,6 +467,7 @@ impl Device {
                 vector: u32::from(q),
                 last_avail: resume.map_or(ring.next_avail, |p| p.last_avail),
                 used_idx,
+                done_log: None,
             },
         )?;
         st.started[usize::from(q)] = Some((path, ring));

@@ -402,6 +402,7 @@ fn queue_spec(q: u16, ring: &SplitRing, vector: u32, last_avail: u16, used_idx: 
         vector,
         last_avail,
         used_idx,
+        done_log: None,
     }
 }
 

@@ -7,10 +7,12 @@
 //! thread calls it when the punt ring's MSI-X fires; in the simulator the caller interleaves it
 //! with running simulated time.
 
+pub mod done_log;
 pub mod split;
 pub mod stats;
 pub mod workers;
 
+pub use done_log::DoneLogError;
 pub use split::{Path, PolicyError, SplitPolicy};
 pub use stats::{Histogram, QueueStats, Stats};
 pub use workers::QueueInfo;
@@ -53,6 +55,8 @@ pub enum RuntimeError {
     RingMemory(u64),
     #[error("starting the workers: {0}")]
     Workers(std::io::Error),
+    #[error("queue {0}: {1}")]
+    DoneLog(u16, DoneLogError),
 }
 
 /// Give every punt-ring slot the phase of the pass *before* the one in which index `cons`
@@ -110,6 +114,10 @@ pub struct QueueSpec {
     /// after a reconnect or a migration).
     pub last_avail: u16,
     pub used_idx: u16,
+    /// Address of the queue's done log ([`done_log`]; in the runtime's memory, which is the
+    /// device's IOVA space), or None. Whoever publishes (the FPGA or a CPU worker) records each
+    /// request there before its used element; [`Runtime::resubmit_in_flight`] reads it back.
+    pub done_log: Option<u64>,
 }
 
 /// A stopped queue's position (what [`Runtime::stop_queue`] returns; vhost-user's
@@ -282,6 +290,9 @@ impl Runtime {
             io,
             u32::from(spec.last_avail) | (u32::from(spec.used_idx) << 16),
         )?;
+        let log = spec.done_log.unwrap_or(0);
+        r(queue::q::DONE_LOG_LO)?.write(io, log as u32)?;
+        r(queue::q::DONE_LOG_HI)?.write(io, (log >> 32) as u32)?;
         let owner = match path {
             Path::Fpga => QueueOwner::Fpga,
             Path::Cpu => {
@@ -305,6 +316,7 @@ impl Runtime {
                     queue: vq,
                     func: i.func,
                     broken: false,
+                    done_log: spec.done_log,
                 });
                 QueueOwner::Cpu
             }
@@ -384,6 +396,74 @@ impl Runtime {
         self.queues[q] = None;
         self.paths[q] = None;
         Ok(pos)
+    }
+
+    /// After a runtime died mid-I/O (a vhost-user backend killed and started again): serve, on
+    /// the CPU and in avail order, every request of the ring at `info` that the queue's done log
+    /// (at `log`, started at avail position `base`) does not show complete, publishing each one
+    /// (record first) and counting it in the stats. Returns where the queue goes on: the guest's
+    /// avail->idx as read here and its used->idx after these. Requests completed before the
+    /// death, even out of order, are not served twice; none in flight is lost. The queue must not
+    /// be running. A malformed chain stops the recovery with an error for this queue alone.
+    pub fn resubmit_in_flight(
+        &mut self,
+        qid: u16,
+        info: &QueueInfo,
+        log: u64,
+        base: u16,
+    ) -> Result<QueuePosition, RuntimeError> {
+        let mem = &self.shared.mem;
+        let q_err = |m: String| RuntimeError::Queue(qid, m);
+        let idx = |at: u64| -> Result<u16, RuntimeError> {
+            mem.read_obj::<u16>(GuestAddress(at.wrapping_add(2)))
+                .map_err(|_| RuntimeError::RingMemory(at))
+        };
+        let (avail_idx, used_idx) = (idx(info.avail)?, idx(info.used)?);
+        let todo = done_log::in_flight(mem, log, info.size, base, avail_idx, used_idx)
+            .map_err(|e| RuntimeError::DoneLog(qid, e))?;
+        let mut engine = self
+            .shared
+            .engines
+            .get(usize::from(info.func))
+            .cloned()
+            .flatten()
+            .ok_or(RuntimeError::Function(info.func))?;
+        let bad = |e: virtio_queue::Error| q_err(format!("virtio-queue: {e}"));
+        let mut vq = Queue::new(info.size).map_err(bad)?;
+        vq.try_set_desc_table_address(GuestAddress(info.desc))
+            .map_err(bad)?;
+        vq.try_set_avail_ring_address(GuestAddress(info.avail))
+            .map_err(bad)?;
+        vq.try_set_used_ring_address(GuestAddress(info.used))
+            .map_err(bad)?;
+        vq.set_next_used(used_idx);
+        vq.set_ready(true);
+        let mask = info.size - 1;
+        for pos in todo {
+            let at = Instant::now();
+            let slot = info.avail + 4 + 2 * u64::from(pos & mask);
+            let head: u16 = mem
+                .read_obj(GuestAddress(slot))
+                .map_err(|_| RuntimeError::RingMemory(slot))?;
+            let segs = crate::blk::chain::walk(mem, info.desc, info.size, head, info.indirect)
+                .map_err(|e| q_err(format!("request in flight at avail position {pos}: {e}")))?;
+            let outcome = engine.serve(mem, &segs);
+            done_log::write(mem, log, info.size, pos, vq.next_used().wrapping_add(1))
+                .map_err(|e| RuntimeError::DoneLog(qid, e))?;
+            vq.add_used(mem, head, outcome.used_len)
+                .map_err(|e| q_err(format!("used ring: {e}")))?;
+            let qs = self.stats.queues.entry(qid).or_default();
+            qs.record(
+                outcome.status,
+                outcome.used_len,
+                at.elapsed().as_nanos() as u64,
+            );
+            qs.resubmitted += 1;
+        }
+        Ok(QueuePosition {
+            last_avail: avail_idx,
+            used_idx: vq.next_used(),
+        })
     }
 
     fn kick(&mut self, qid: u16) {

@@ -63,6 +63,9 @@ pub struct QueueStats {
     pub worker_panics: u64,
     /// Interrupts the CPU raised for this queue (CPU-owned queues).
     pub interrupts: u64,
+    /// Requests a runtime that died left in flight, served again after a restart
+    /// (`Runtime::resubmit_in_flight`; also counted in `requests`).
+    pub resubmitted: u64,
     /// The device's error state of an FPGA-owned queue (see `Runtime::refresh_device_state`).
     pub device_error: Option<String>,
     /// Why the queue last stopped on the CPU path.

@@ -38,6 +38,8 @@ pub(crate) struct CpuQueue {
     pub func: u8,
     /// The guest broke the ring protocol: the queue is stopped until it is set up again.
     pub broken: bool,
+    /// The queue's done log (see [`super::done_log`]).
+    pub done_log: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -268,6 +270,14 @@ fn serve_cpu_queue(
                 status: None,
                 used_len: 0,
             });
+            if let Some(log) = cq.done_log {
+                // The record goes before the used element (see done_log).
+                let pos = cq.queue.next_avail().wrapping_sub(1);
+                let after = cq.queue.next_used().wrapping_add(1);
+                if let Err(e) = super::done_log::write(mem, log, cq.queue.size(), pos, after) {
+                    return broken(cq, e.to_string());
+                }
+            }
             if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
                 return broken(cq, "used ring not writable".into());
             }

@@ -1,188 +1,625 @@
 //! The vhost-user side: what the frontend (QEMU) asks of a vhost-user-blk backend, answered by
-//! the device. vhost-user-backend runs the protocol and the vring bookkeeping; the data plane is
-//! the device's: a kick rings the queue's doorbell (starting the queue on the device the first
-//! time), the device's MSI-X vector for the queue signals our eventfd, which joins the
-//! vhost-user worker's epoll and is forwarded to the vring's current call fd (the frontend may
-//! swap call fds, e.g. while the guest masks the vector).
+//! the device. The `vhost` crate parses the protocol; this is our handler of its backend request
+//! trait (vhost-user-backend 0.24 hides its own and answers GET_INFLIGHT_FD "not supported").
+//!
+//! The data plane is the device's: a kick rings the queue's doorbell (starting the queue on the
+//! device the first time), the device's MSI-X vector for the queue signals our eventfd, which
+//! the connection's event thread forwards to the vring's current call fd (the frontend may swap
+//! call fds, e.g. while the guest masks the vector). In-flight tracking
+//! (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD): the shared region the frontend keeps across backend
+//! restarts holds each queue's done log, which the device writes as it publishes (see
+//! `device.rs` and the driver's `runtime::done_log`).
 
 use crate::config::{offered, BlkConfigSpace};
 use crate::device::{Device, VringSetup};
-use std::io;
-use std::ops::Deref;
-use std::sync::{Arc, Mutex};
-use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
-use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
-use virtio_queue::QueueT;
-use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
-use vmm_sys_util::epoll::EventSet;
-use vmm_sys_util::event::{
-    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use vhost::vhost_user::message::{
+    VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
+    VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig,
+    VhostUserSharedMsg, VhostUserSingleMemoryRegion, VhostUserVirtioFeatures,
+    VhostUserVringAddrFlags, VhostUserVringState,
 };
+use vhost::vhost_user::{
+    Error as VhostUserError, GpuBackend, Result as VhostUserResult, VhostUserBackendReqHandlerMut,
+};
+use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-/// The backend handed to `VhostUserDaemon` (cheap to clone: the device is shared).
-#[derive(Clone)]
+/// Protocol features we offer.
+pub fn protocol_features() -> VhostUserProtocolFeatures {
+    VhostUserProtocolFeatures::CONFIG
+        | VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::INFLIGHT_SHMFD
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update of these states completes before the lock is released.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn internal(e: impl std::fmt::Display) -> VhostUserError {
+    VhostUserError::ReqHandlerError(io::Error::other(e.to_string()))
+}
+
+/// Per queue, what the event thread needs: where the rings are (for the device's first kick),
+/// the kick fd it watches and the call fd it signals.
+#[derive(Default)]
+struct QueueEvents {
+    setup: Option<VringSetup>,
+    kick: Option<File>,
+    /// The kick fd is in the epoll set (the ring is started and enabled).
+    watched: bool,
+    call: Option<File>,
+}
+
+/// The connection's event thread: kicks to doorbells, device interrupts to call fds.
+pub(crate) struct Events {
+    device: Arc<Device>,
+    epoll: Epoll,
+    exit: EventFd,
+    queues: Mutex<Vec<QueueEvents>>,
+}
+
+const EXIT: u64 = u64::MAX;
+
+impl Events {
+    /// Event data: q for queue q's kick, IRQ + q for its interrupt eventfd.
+    const IRQ: u64 = 1 << 32;
+
+    pub(crate) fn new(device: Arc<Device>) -> io::Result<Arc<Events>> {
+        let epoll = Epoll::new()?;
+        let exit = EventFd::new(EFD_NONBLOCK)?;
+        epoll.ctl(
+            ControlOperation::Add,
+            exit.as_raw_fd(),
+            EpollEvent::new(EventSet::IN, EXIT),
+        )?;
+        let nq = device.opts.queues;
+        for q in 0..nq {
+            if let Some(fd) = device.irqfd(q) {
+                epoll.ctl(
+                    ControlOperation::Add,
+                    fd.as_raw_fd(),
+                    EpollEvent::new(EventSet::IN, Self::IRQ + u64::from(q)),
+                )?;
+            }
+        }
+        Ok(Arc::new(Events {
+            device,
+            epoll,
+            exit,
+            queues: Mutex::new((0..nq).map(|_| QueueEvents::default()).collect()),
+        }))
+    }
+
+    pub(crate) fn spawn(self: &Arc<Self>) -> io::Result<JoinHandle<()>> {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("fv-vhost-events".into())
+            .spawn(move || me.run())
+    }
+
+    pub(crate) fn stop(&self) {
+        let _ = self.exit.write(1);
+    }
+
+    fn run(&self) {
+        let mut evs = vec![EpollEvent::default(); 64];
+        loop {
+            let n = match self.epoll.wait(-1, &mut evs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("fpga-virtio vhost-user-blk: epoll: {e}");
+                    return;
+                }
+            };
+            for ev in &evs[..n] {
+                match ev.data() {
+                    EXIT => return,
+                    d if d >= Self::IRQ => self.interrupt((d - Self::IRQ) as u16),
+                    d => self.kick(d as u16),
+                }
+            }
+        }
+    }
+
+    fn kick(&self, q: u16) {
+        let setup = {
+            let mut qs = lock(&self.queues);
+            let Some(qe) = qs.get_mut(usize::from(q)) else {
+                return;
+            };
+            let mut b = [0u8; 8];
+            if let Some(k) = qe.kick.as_mut() {
+                // Readable (epoll said so): consumes the count.
+                let _ = k.read(&mut b);
+            }
+            match (qe.watched, qe.setup) {
+                (true, Some(s)) => s,
+                _ => return,
+            }
+        };
+        // A queue the device cannot run fails alone: say why and keep serving the others.
+        if let Err(e) = self.device.kick(q, || setup) {
+            eprintln!("fpga-virtio vhost-user-blk: queue {q}: {e}");
+        }
+    }
+
+    fn interrupt(&self, q: u16) {
+        let Some(fd) = self.device.irqfd(q) else {
+            return;
+        };
+        // Non-blocking: a spurious wakeup reads EAGAIN and signals nothing.
+        if fd.read().is_ok() {
+            let mut qs = lock(&self.queues);
+            if let Some(call) = qs.get_mut(usize::from(q)).and_then(|qe| qe.call.as_mut()) {
+                let _ = call.write(&1u64.to_le_bytes());
+            }
+        }
+    }
+
+    /// Watch queue q's kick fd iff `live`, with `setup` for the device.
+    fn update(&self, q: usize, live: bool, setup: Option<VringSetup>) -> io::Result<()> {
+        let mut qs = lock(&self.queues);
+        let Some(qe) = qs.get_mut(q) else {
+            return Ok(());
+        };
+        qe.setup = setup;
+        let want = live && qe.kick.is_some();
+        if want != qe.watched {
+            if let Some(k) = qe.kick.as_ref() {
+                let op = if want {
+                    ControlOperation::Add
+                } else {
+                    ControlOperation::Delete
+                };
+                self.epoll
+                    .ctl(op, k.as_raw_fd(), EpollEvent::new(EventSet::IN, q as u64))?;
+            }
+            qe.watched = want;
+        }
+        Ok(())
+    }
+
+    fn set_kick(&self, q: usize, kick: Option<File>) -> io::Result<()> {
+        let setup = {
+            let mut qs = lock(&self.queues);
+            let Some(qe) = qs.get_mut(q) else {
+                return Ok(());
+            };
+            if qe.watched {
+                if let Some(k) = qe.kick.as_ref() {
+                    let _ = self.epoll.ctl(
+                        ControlOperation::Delete,
+                        k.as_raw_fd(),
+                        EpollEvent::new(EventSet::IN, q as u64),
+                    );
+                }
+                qe.watched = false;
+            }
+            qe.kick = kick;
+            qe.setup
+        };
+        self.update(q, false, setup)
+    }
+
+    fn set_call(&self, q: usize, call: Option<File>) {
+        if let Some(qe) = lock(&self.queues).get_mut(q) {
+            qe.call = call;
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A frontend's vring, as it set it up.
+#[derive(Clone, Copy, Debug, Default)]
+struct Vring {
+    size: u16,
+    /// Guest physical addresses (translated from the frontend's virtual addresses).
+    addrs: Option<(u64, u64, u64)>,
+    base: u16,
+    /// Started: a kick fd came (and GET_VRING_BASE has not stopped it).
+    started: bool,
+    enabled: bool,
+}
+
+impl Vring {
+    fn setup(&self) -> Option<VringSetup> {
+        self.addrs.map(|(desc, avail, used)| VringSetup {
+            desc,
+            avail,
+            used,
+            size: self.size,
+            next_avail: self.base,
+        })
+    }
+}
+
+/// One region of the frontend's memory table: its virtual addresses map to guest physical ones.
+#[derive(Clone, Copy, Debug)]
+struct Mapping {
+    vmm: u64,
+    size: u64,
+    gpa: u64,
+}
+
+/// The handler of one frontend connection.
 pub struct BlkBackend {
     device: Arc<Device>,
-    /// The current connection's vrings (stop_vring hands the device's position back to them).
-    vrings: Arc<Mutex<Vec<VringRwLock>>>,
+    events: Arc<Events>,
+    owned: bool,
+    acked_features: u64,
+    acked_protocol: u64,
+    mappings: Vec<Mapping>,
+    vrings: Vec<Vring>,
 }
 
 impl std::fmt::Debug for BlkBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlkBackend")
             .field("device", &self.device)
+            .field("vrings", &self.vrings)
             .finish_non_exhaustive()
     }
 }
 
 impl BlkBackend {
-    pub fn new(device: Arc<Device>) -> Self {
+    pub(crate) fn new(device: Arc<Device>, events: Arc<Events>) -> Self {
+        let n = usize::from(device.opts.queues);
         BlkBackend {
             device,
-            vrings: Arc::new(Mutex::new(Vec::new())),
+            events,
+            owned: false,
+            acked_features: 0,
+            acked_protocol: 0,
+            mappings: Vec::new(),
+            vrings: vec![Vring::default(); n],
         }
-    }
-
-    pub fn device(&self) -> &Arc<Device> {
-        &self.device
     }
 
     /// The configuration space the device presents.
     pub fn config_space(&self) -> BlkConfigSpace {
-        let o = &self.device.opts;
-        BlkConfigSpace {
-            capacity: self.device.capacity(),
-            // Linux's and QEMU's rule: a request may use every descriptor but header and status.
-            seg_max: u32::from(o.queue_size).saturating_sub(2).max(1),
-            blk_size: 512,
-            num_queues: o.queues,
-            max_discard_sectors: u32::MAX >> 9,
-            max_discard_seg: 16,
-            max_write_zeroes_sectors: u32::MAX >> 9,
-            max_write_zeroes_seg: 16,
-        }
-    }
-
-    fn remember(&self, vrings: &[VringRwLock]) {
-        let mut v = self.vrings.lock().unwrap_or_else(|p| p.into_inner());
-        if v.len() != vrings.len() {
-            *v = vrings.to_vec();
-        }
-    }
-
-    /// A new connection brings new vrings.
-    pub(crate) fn forget_vrings(&self) {
-        self.vrings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-}
-
-fn ring_of(vring: &VringRwLock) -> VringSetup {
-    let state = vring.get_ref();
-    let q = state.get_queue();
-    VringSetup {
-        desc: q.desc_table(),
-        avail: q.avail_ring(),
-        used: q.used_ring(),
-        size: q.size(),
-        next_avail: q.next_avail(),
-    }
-}
-
-impl VhostUserBackend for BlkBackend {
-    type Bitmap = ();
-    type Vring = VringRwLock;
-
-    fn num_queues(&self) -> usize {
-        usize::from(self.device.opts.queues)
-    }
-
-    fn max_queue_size(&self) -> usize {
-        usize::from(self.device.opts.queue_size)
+        config_space(&self.device)
     }
 
     fn features(&self) -> u64 {
         offered() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
     }
 
-    fn acked_features(&self, features: u64) {
+    fn vring(&mut self, index: u32) -> VhostUserResult<&mut Vring> {
+        self.vrings
+            .get_mut(index as usize)
+            .ok_or(VhostUserError::InvalidParam)
+    }
+
+    fn gpa(&self, vmm: u64) -> VhostUserResult<u64> {
+        self.mappings
+            .iter()
+            .find(|m| vmm >= m.vmm && vmm - m.vmm < m.size)
+            .map(|m| vmm - m.vmm + m.gpa)
+            .ok_or(VhostUserError::InvalidParam)
+    }
+
+    /// Tell the event thread whether queue `q`'s kicks are to be served now.
+    fn update(&self, q: usize) -> VhostUserResult<()> {
+        let v = self.vrings[q];
+        self.events
+            .update(q, v.started && v.enabled, v.setup())
+            .map_err(VhostUserError::ReqHandlerError)
+    }
+}
+
+/// The configuration space of `device`.
+pub fn config_space(device: &Device) -> BlkConfigSpace {
+    let o = &device.opts;
+    BlkConfigSpace {
+        capacity: device.capacity(),
+        // Linux's and QEMU's rule: a request may use every descriptor but header and status.
+        seg_max: u32::from(o.queue_size).saturating_sub(2).max(1),
+        blk_size: 512,
+        num_queues: o.queues,
+        max_discard_sectors: u32::MAX >> 9,
+        max_discard_seg: 16,
+        max_write_zeroes_sectors: u32::MAX >> 9,
+        max_write_zeroes_seg: 16,
+    }
+}
+
+/// A shared-memory file for the in-flight region.
+fn memfd(len: u64) -> io::Result<File> {
+    // SAFETY: the name is a NUL-terminated literal; memfd_create returns a new fd or -1 and
+    // touches no memory of ours.
+    let fd = unsafe { libc::memfd_create(c"fv-inflight".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    let f = unsafe { File::from_raw_fd(fd) };
+    f.set_len(len)?;
+    Ok(f)
+}
+
+const UNSUPPORTED: VhostUserError = VhostUserError::InvalidOperation("not supported");
+
+impl VhostUserBackendReqHandlerMut for BlkBackend {
+    fn set_owner(&mut self) -> VhostUserResult<()> {
+        if self.owned {
+            return Err(VhostUserError::InvalidOperation("already claimed"));
+        }
+        self.owned = true;
+        Ok(())
+    }
+
+    fn reset_owner(&mut self) -> VhostUserResult<()> {
+        self.owned = false;
+        self.acked_features = 0;
+        self.acked_protocol = 0;
+        Ok(())
+    }
+
+    fn reset_device(&mut self) -> VhostUserResult<()> {
+        for q in 0..self.vrings.len() {
+            self.vrings[q].enabled = false;
+            self.update(q)?;
+        }
+        self.acked_features = 0;
+        self.device.reset().map_err(internal)
+    }
+
+    fn get_features(&mut self) -> VhostUserResult<u64> {
+        Ok(self.features())
+    }
+
+    fn set_features(&mut self, features: u64) -> VhostUserResult<()> {
+        if features & !self.features() != 0 {
+            return Err(VhostUserError::InvalidParam);
+        }
+        self.acked_features = features;
         self.device.set_features(features);
-    }
-
-    fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::CONFIG
-            | VhostUserProtocolFeatures::MQ
-            | VhostUserProtocolFeatures::REPLY_ACK
-    }
-
-    fn set_event_idx(&self, _enabled: bool) {
-        // The device reads EVENT_IDX from the acked features when it starts a queue.
-    }
-
-    fn get_config(&self, offset: u32, size: u32) -> Vec<u8> {
-        self.config_space().read(offset, size)
-    }
-
-    fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap>) -> io::Result<()> {
-        let snapshot: GuestMemoryMmap = mem.memory().deref().clone();
-        self.device.set_memory(snapshot).map_err(io::Error::other)
-    }
-
-    fn reset_device(&self) {
-        if let Err(e) = self.device.reset() {
-            eprintln!("fpga-virtio vhost-user-blk: reset: {e}");
-        }
-    }
-
-    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
-        // A fresh pair for every worker: a daemon per connection, and an exit event left
-        // signalled must not stop the next one's worker.
-        new_event_consumer_and_notifier(EventFlag::NONBLOCK).ok()
-    }
-
-    fn stop_vring(&self, queue_index: u32) -> io::Result<()> {
-        let q = u16::try_from(queue_index).map_err(io::Error::other)?;
-        let pos = self.device.stop_queue(q).map_err(io::Error::other)?;
-        if let Some(pos) = pos {
-            // The handler answers GET_VRING_BASE with the vring's next_avail: make it the
-            // device's.
-            let vrings = self.vrings.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(v) = vrings.get(usize::from(q)) {
-                v.set_queue_next_avail(pos.last_avail);
+        // Without VHOST_USER_F_PROTOCOL_FEATURES every ring is enabled at once (the ring-states
+        // rule of the vhost-user spec); with it they wait for SET_VRING_ENABLE.
+        if features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            for q in 0..self.vrings.len() {
+                self.vrings[q].enabled = true;
+                self.update(q)?;
             }
         }
         Ok(())
     }
 
-    fn handle_event(
-        &self,
-        device_event: u16,
-        _evset: EventSet,
-        vrings: &[VringRwLock],
-        _thread_id: usize,
-    ) -> io::Result<()> {
-        self.remember(vrings);
-        let nq = self.device.opts.queues;
-        if device_event < nq {
-            let Some(vring) = vrings.get(usize::from(device_event)) else {
-                return Ok(());
-            };
-            // A queue the device cannot run fails alone: say why and keep serving the others.
-            if let Err(e) = self.device.kick(device_event, || ring_of(vring)) {
-                eprintln!("fpga-virtio vhost-user-blk: queue {device_event}: {e}");
-            }
-            return Ok(());
+    fn set_mem_table(
+        &mut self,
+        ctx: &[VhostUserMemoryRegion],
+        files: Vec<File>,
+        postcopy_listening: Option<bool>,
+    ) -> VhostUserResult<Option<Vec<u64>>> {
+        if postcopy_listening.is_some() {
+            return Err(UNSUPPORTED);
         }
-        // Our interrupt eventfds: data nq + 1 + q.
-        let q = device_event.wrapping_sub(nq + 1);
-        if let (Some(fd), Some(vring)) = (self.device.irqfd(q), vrings.get(usize::from(q))) {
-            // Non-blocking: a spurious wakeup reads EAGAIN and signals nothing.
-            if fd.read().is_ok() {
-                vring.signal_used_queue()?;
-            }
+        let mut regions = Vec::new();
+        let mut mappings = Vec::new();
+        for (region, file) in ctx.iter().zip(files) {
+            let r = GuestRegionMmap::new(
+                region.mmap_region(file)?,
+                GuestAddress(region.guest_phys_addr),
+            )
+            .ok_or(VhostUserError::InvalidParam)?;
+            mappings.push(Mapping {
+                vmm: region.user_addr,
+                size: region.memory_size,
+                gpa: region.guest_phys_addr,
+            });
+            regions.push(r);
         }
+        let mem = GuestMemoryMmap::from_regions(regions).map_err(internal)?;
+        self.device.set_memory(mem).map_err(internal)?;
+        self.mappings = mappings;
+        Ok(None)
+    }
+
+    fn set_vring_num(&mut self, index: u32, num: u32) -> VhostUserResult<()> {
+        let max = u32::from(self.device.opts.queue_size);
+        let v = self.vring(index)?;
+        if num == 0 || num > max {
+            return Err(VhostUserError::InvalidParam);
+        }
+        v.size = num as u16;
         Ok(())
+    }
+
+    fn set_vring_addr(
+        &mut self,
+        index: u32,
+        _flags: VhostUserVringAddrFlags,
+        descriptor: u64,
+        used: u64,
+        available: u64,
+        _log: u64,
+    ) -> VhostUserResult<()> {
+        if self.mappings.is_empty() {
+            return Err(VhostUserError::InvalidParam);
+        }
+        let addrs = (self.gpa(descriptor)?, self.gpa(available)?, self.gpa(used)?);
+        self.vring(index)?.addrs = Some(addrs);
+        self.update(index as usize)
+    }
+
+    fn set_vring_base(&mut self, index: u32, base: u32) -> VhostUserResult<()> {
+        self.vring(index)?.base = base as u16;
+        self.update(index as usize)
+    }
+
+    fn get_vring_base(&mut self, index: u32) -> VhostUserResult<VhostUserVringState> {
+        // The spec: stop the ring on GET_VRING_BASE; the device drains what it holds.
+        self.vring(index)?.started = false;
+        self.update(index as usize)?;
+        let q = u16::try_from(index).map_err(|_| VhostUserError::InvalidParam)?;
+        let pos = self.device.stop_queue(q).map_err(internal)?;
+        let v = self.vring(index)?;
+        if let Some(p) = pos {
+            v.base = p.last_avail;
+        }
+        let base = v.base;
+        self.events
+            .set_kick(index as usize, None)
+            .map_err(VhostUserError::ReqHandlerError)?;
+        self.events.set_call(index as usize, None);
+        Ok(VhostUserVringState::new(index, u32::from(base)))
+    }
+
+    fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> VhostUserResult<()> {
+        let q = usize::from(index);
+        self.vring(u32::from(index))?;
+        self.events
+            .set_kick(q, fd)
+            .map_err(VhostUserError::ReqHandlerError)?;
+        // A ring starts when its kick fd arrives.
+        self.vrings[q].started = true;
+        self.update(q)
+    }
+
+    fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> VhostUserResult<()> {
+        self.vring(u32::from(index))?;
+        self.events.set_call(usize::from(index), fd);
+        Ok(())
+    }
+
+    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> VhostUserResult<()> {
+        self.vring(u32::from(index))?;
+        Ok(())
+    }
+
+    fn get_protocol_features(&mut self) -> VhostUserResult<VhostUserProtocolFeatures> {
+        Ok(protocol_features())
+    }
+
+    fn set_protocol_features(&mut self, features: u64) -> VhostUserResult<()> {
+        self.acked_protocol = features;
+        Ok(())
+    }
+
+    fn get_queue_num(&mut self) -> VhostUserResult<u64> {
+        Ok(u64::from(self.device.opts.queues))
+    }
+
+    fn set_vring_enable(&mut self, index: u32, enable: bool) -> VhostUserResult<()> {
+        if self.acked_features & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            return Err(VhostUserError::InactiveFeature(
+                VhostUserVirtioFeatures::PROTOCOL_FEATURES,
+            ));
+        }
+        self.vring(index)?.enabled = enable;
+        self.update(index as usize)
+    }
+
+    fn get_config(
+        &mut self,
+        offset: u32,
+        size: u32,
+        _flags: VhostUserConfigFlags,
+    ) -> VhostUserResult<Vec<u8>> {
+        Ok(self.config_space().read(offset, size))
+    }
+
+    fn set_config(
+        &mut self,
+        _offset: u32,
+        _buf: &[u8],
+        _flags: VhostUserConfigFlags,
+    ) -> VhostUserResult<()> {
+        // Nothing in our configuration space is writable (no CONFIG_WCE): ignored, as a device
+        // ignores writes to read-only configuration fields.
+        Ok(())
+    }
+
+    fn set_gpu_socket(&mut self, _gpu_backend: GpuBackend) -> VhostUserResult<()> {
+        Err(UNSUPPORTED)
+    }
+
+    fn get_shared_object(&mut self, _uuid: VhostUserSharedMsg) -> VhostUserResult<File> {
+        Err(UNSUPPORTED)
+    }
+
+    /// A new in-flight region, zeroed: the device's done logs for `queue_size`-entry rings.
+    fn get_inflight_fd(
+        &mut self,
+        inflight: &VhostUserInflight,
+    ) -> VhostUserResult<(VhostUserInflight, File)> {
+        let len = crate::device::inflight_len(inflight.num_queues, inflight.queue_size)
+            .ok_or(VhostUserError::InvalidParam)?;
+        let file = memfd(len).map_err(VhostUserError::ReqHandlerError)?;
+        Ok((
+            VhostUserInflight {
+                mmap_size: len,
+                mmap_offset: 0,
+                num_queues: inflight.num_queues,
+                queue_size: inflight.queue_size,
+            },
+            file,
+        ))
+    }
+
+    /// The frontend's in-flight region (ours from GET_INFLIGHT_FD, or the one a previous
+    /// backend handed out before it died): the device keeps its done logs there.
+    fn set_inflight_fd(&mut self, inflight: &VhostUserInflight, file: File) -> VhostUserResult<()> {
+        self.device
+            .set_inflight(
+                file,
+                inflight.mmap_offset,
+                inflight.mmap_size,
+                inflight.num_queues,
+                inflight.queue_size,
+            )
+            .map_err(internal)
+    }
+
+    fn get_max_mem_slots(&mut self) -> VhostUserResult<u64> {
+        Err(UNSUPPORTED)
+    }
+
+    fn add_mem_region(
+        &mut self,
+        _region: &VhostUserSingleMemoryRegion,
+        _fd: File,
+        _postcopy_listening: Option<bool>,
+    ) -> VhostUserResult<Option<u64>> {
+        Err(UNSUPPORTED)
+    }
+
+    fn remove_mem_region(&mut self, _region: &VhostUserSingleMemoryRegion) -> VhostUserResult<()> {
+        Err(UNSUPPORTED)
+    }
+
+    fn set_device_state_fd(
+        &mut self,
+        _direction: VhostTransferStateDirection,
+        _phase: VhostTransferStatePhase,
+        _fd: File,
+    ) -> VhostUserResult<Option<File>> {
+        Err(UNSUPPORTED)
+    }
+
+    fn check_device_state(&mut self) -> VhostUserResult<()> {
+        Err(UNSUPPORTED)
+    }
+
+    fn get_shmem_config(&mut self) -> VhostUserResult<VhostUserShMemConfig> {
+        Err(UNSUPPORTED)
+    }
+
+    fn set_log_base(&mut self, _log: &VhostUserLog, _file: File) -> VhostUserResult<()> {
+        Err(UNSUPPORTED)
     }
 }

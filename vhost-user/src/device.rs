@@ -4,15 +4,23 @@
 //! DMA addresses are guest physical addresses: every region of the frontend's memory table is
 //! mapped in the device's IOMMU at IOVA = GPA. The runtime's punt and completion rings live in a
 //! private region at [`PRIVATE_IOVA`], above anything a guest has, which the guest cannot reach.
+//!
+//! In-flight tracking: the frontend's in-flight region (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD,
+//! memory that outlives this process) is mapped at [`INFLIGHT_IOVA`] and holds, per queue, a
+//! header and the queue's done log (the driver's `runtime::done_log`), which the device (or a CPU
+//! worker) writes before every used element. A queue whose header says it was running when its
+//! backend died is recovered when it starts again: the requests the log does not show complete
+//! are served first, once each, and the queue goes on after them.
 
 use fpga_virtio_driver::blk::{features as blk_features, BlkConfig};
 use fpga_virtio_driver::hw::regs::{self, global, msix_table};
 use fpga_virtio_driver::runtime::{
-    BlkFunction, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime, RuntimeError,
+    done_log, BlkFunction, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime, RuntimeError,
     SplitPolicy,
 };
 use fpga_virtio_sim::{GuestMemory, IommuMap, Perm, SimConfig, SimDevice, Simulator, MSI_WINDOW};
 use fpga_virtio_storage::BlockStore;
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -20,13 +28,55 @@ use std::time::Duration;
 use virtio_bindings::virtio_config as vc;
 use virtio_bindings::virtio_ring as vr;
 use vm_memory::{
-    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    GuestRegionMmap, MmapRegion,
 };
 use vmm_sys_util::eventfd::EventFd;
 
 /// Where the runtime's private rings live in the device's address space.
 pub const PRIVATE_IOVA: u64 = 1 << 46;
 const PRIVATE_SIZE: usize = 1 << 20;
+/// Where the frontend's in-flight region is mapped in the device's address space.
+pub const INFLIGHT_IOVA: u64 = PRIVATE_IOVA + (1 << 32);
+/// Per queue in the in-flight region: this header, then the done log.
+const LOG_HEADER: u64 = 64;
+/// Header: magic, state, ring size, base (the log's first avail position).
+const LOG_MAGIC: u32 = 0x4c44_5646; // "FVDL"
+const LOG_RUNNING: u32 = 1;
+const LOG_STOPPED: u32 = 2;
+
+/// Bytes per queue of an in-flight region for rings of up to `queue_size` entries.
+fn inflight_stride(queue_size: u16) -> u64 {
+    (LOG_HEADER + done_log::len(queue_size)).next_multiple_of(64)
+}
+
+/// Bytes (whole pages) of an in-flight region for `num_queues` rings of up to `queue_size` entries (None:
+/// sizes no frontend may ask for).
+pub fn inflight_len(num_queues: u16, queue_size: u16) -> Option<u64> {
+    if num_queues == 0 || queue_size == 0 || queue_size > 32768 {
+        return None;
+    }
+    // Whole pages: the device's IOMMU maps pages.
+    Some((u64::from(num_queues) * inflight_stride(queue_size)).next_multiple_of(4096))
+}
+
+/// The frontend's in-flight region.
+struct Inflight {
+    region: Arc<GuestRegionMmap>,
+    num_queues: u16,
+    queue_size: u16,
+}
+
+impl Inflight {
+    /// Queue q's header and done log (IOVAs), if the region has room for a ring of `size`.
+    fn log(&self, q: u16, size: u16) -> Option<(u64, u64)> {
+        if q >= self.num_queues || size > self.queue_size {
+            return None;
+        }
+        let hdr = INFLIGHT_IOVA + u64::from(q) * inflight_stride(self.queue_size);
+        Some((hdr, hdr + LOG_HEADER))
+    }
+}
 const PUNT_LOG2: u32 = 8;
 const CPL_LOG2: u32 = 8;
 /// Cycles the clock thread runs per turn (4 µs of device time at 250 MHz); kicks and the
@@ -103,6 +153,8 @@ struct State {
     resume: Vec<Option<QueuePosition>>,
     /// The model stopped (a protocol check failed): nothing runs any more.
     dead: Option<String>,
+    /// The frontend's in-flight region (SET_INFLIGHT_FD).
+    inflight: Option<Inflight>,
     /// Per queue: (requests the CPU served, doorbell events) of runtimes already retired.
     retired: Vec<(u64, u64)>,
 }
@@ -195,6 +247,7 @@ impl Device {
                 ran: vec![None; n],
                 resume: vec![None; n],
                 dead: None,
+                inflight: None,
                 retired: vec![(0, 0); n],
             }),
             private,
@@ -236,23 +289,74 @@ impl Device {
     /// A new memory table: the device's IOMMU maps every region at its guest address. Running
     /// queues are stopped first and started again at once from where they stopped.
     pub fn set_memory(&self, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
+        let mut st = lock(&self.state);
+        self.install(&mut st, guest)
+    }
+
+    /// The frontend's in-flight region (`mmap_size` bytes of `file` from `offset`) for
+    /// `num_queues` rings of up to `queue_size` entries: mapped into the device, where the queues
+    /// keep their done logs from their next start.
+    pub fn set_inflight(
+        &self,
+        file: File,
+        offset: u64,
+        mmap_size: u64,
+        num_queues: u16,
+        queue_size: u16,
+    ) -> Result<(), DeviceError> {
+        let need = inflight_len(num_queues, queue_size).ok_or_else(|| {
+            DeviceError::Memory(format!(
+                "in-flight region for {num_queues} queues of {queue_size} entries"
+            ))
+        })?;
+        if mmap_size < need {
+            return Err(DeviceError::Memory(format!(
+                "in-flight region of {mmap_size} bytes, {need} needed for {num_queues} queues of {queue_size} entries"
+            )));
+        }
+        let map = MmapRegion::from_file(FileOffset::new(file, offset), need as usize)
+            .map_err(|e| DeviceError::Memory(format!("mapping the in-flight region: {e}")))?;
+        let region = GuestRegionMmap::new(map, GuestAddress(INFLIGHT_IOVA))
+            .ok_or_else(|| DeviceError::Memory("in-flight region address".into()))?;
+        let mut st = lock(&self.state);
+        st.inflight = Some(Inflight {
+            region: Arc::new(region),
+            num_queues,
+            queue_size,
+        });
+        match st.guest.clone() {
+            Some(guest) => self.install(&mut st, guest),
+            None => Ok(()),
+        }
+    }
+
+    /// Make `guest` (plus the private and in-flight regions) what the device and the runtime
+    /// address. Running queues are stopped first and started again at once from where they
+    /// stopped.
+    fn install(&self, st: &mut State, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
         // Check the new map before touching anything that runs.
-        let dma = guest.insert_region(self.private.clone()).map_err(|e| {
+        let mut dma = guest.insert_region(self.private.clone()).map_err(|e| {
             DeviceError::Memory(format!(
                 "guest memory overlaps the device's private region: {e}"
             ))
         })?;
+        if let Some(inf) = &st.inflight {
+            dma = dma.insert_region(inf.region.clone()).map_err(|e| {
+                DeviceError::Memory(format!(
+                    "guest memory overlaps the device's in-flight region: {e}"
+                ))
+            })?;
+        }
         let mut iommu = IommuMap::new();
         for r in dma.iter() {
             iommu
                 .map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)
                 .map_err(|e| DeviceError::Memory(e.to_string()))?;
         }
-        let mut st = lock(&self.state);
         let running: Vec<(u16, VringSetup)> = (0..st.started.len())
             .filter_map(|q| st.started[q].map(|(_, ring)| (q as u16, ring)))
             .collect();
-        self.stop_all(&mut st, true)?;
+        self.stop_all(st, true)?;
         st.retire_runtime();
         {
             let mut sim = self.dev.lock();
@@ -264,9 +368,19 @@ impl Device {
         // The queues that ran go on at once, from where they stopped: the guest's last kick may
         // already have been taken, and it will not kick again for requests it already posted.
         for (q, ring) in running {
-            self.start_locked(&mut st, q, ring)?;
+            self.start_locked(st, q, ring)?;
         }
         Ok(())
+    }
+
+    /// Queue q's done log in the in-flight region: (header, log) IOVAs.
+    fn log_of(st: &State, q: u16, size: u16) -> Option<(u64, u64)> {
+        st.inflight.as_ref().and_then(|i| i.log(q, size))
+    }
+
+    fn set_log_state(dma: &GuestMemoryMmap, hdr: u64, state: u32) -> Result<(), DeviceError> {
+        dma.write_obj(state, GuestAddress(hdr + 4))
+            .map_err(|e| DeviceError::Memory(format!("in-flight region: {e}")))
     }
 
     fn stop_all(&self, st: &mut State, remember: bool) -> Result<(), DeviceError> {
@@ -289,6 +403,10 @@ impl Device {
             return Ok(None);
         };
         let pos = rt.stop_queue(&*self.dev, q)?;
+        // Stopped cleanly: everything it took is published; the log need not be read back.
+        if let (Some((hdr, _)), Some(dma)) = (Self::log_of(st, q, ring.size), st.dma.as_ref()) {
+            Self::set_log_state(dma, hdr, LOG_STOPPED)?;
+        }
         if let Some(guest) = st.guest.as_ref() {
             let idx = |at: u64| guest.read_obj::<u16>(GuestAddress(at.wrapping_add(2))).ok();
             if let (Some(avail), Some(used)) = (idx(ring.avail), idx(ring.used)) {
@@ -421,7 +539,7 @@ impl Device {
                 features & blk_features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
             st.runtime = Some(Runtime::start(
                 &*self.dev,
-                dma,
+                dma.clone(),
                 self.opts.policy.clone(),
                 vec![BlkFunction {
                     func: 0,
@@ -438,36 +556,81 @@ impl Device {
             )?);
         }
         let resume = st.resume[usize::from(q)].take();
-        // The used index to publish next is what the used ring says now (a fresh ring: 0;
-        // after a reconnect: what the previous backend published).
-        let used_idx = match resume {
-            Some(p) => p.used_idx,
-            None => guest
-                .read_obj::<u16>(GuestAddress(ring.used.wrapping_add(2)))
-                .map_err(|e| {
-                    DeviceError::Queue(q, format!("used ring at {:#x}: {e}", ring.used))
-                })?,
-        };
-        let rt = st.runtime.as_mut().expect("started above");
         let has = |bit: u32| features & (1 << bit) != 0;
+        let info = QueueInfo {
+            func: 0,
+            desc: ring.desc,
+            avail: ring.avail,
+            used: ring.used,
+            size: ring.size,
+            indirect: has(vr::VIRTIO_RING_F_INDIRECT_DESC),
+            event_idx: has(vr::VIRTIO_RING_F_EVENT_IDX),
+            notification_data: false,
+        };
+        let log = Self::log_of(st, q, ring.size);
+        let rt = st.runtime.as_mut().expect("started above");
+        let mem_err =
+            |e: vm_memory::GuestMemoryError| DeviceError::Memory(format!("in-flight region: {e}"));
+        let pos = match (resume, log) {
+            // Stopped by a new memory table a moment ago: on from there, the log going on.
+            (Some(p), _) => {
+                if let Some((hdr, _)) = log {
+                    Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
+                }
+                p
+            }
+            (None, Some((hdr, records))) => {
+                let magic: u32 = dma.read_obj(GuestAddress(hdr)).map_err(mem_err)?;
+                let state: u32 = dma.read_obj(GuestAddress(hdr + 4)).map_err(mem_err)?;
+                let size: u16 = dma.read_obj(GuestAddress(hdr + 8)).map_err(mem_err)?;
+                let base: u16 = dma.read_obj(GuestAddress(hdr + 10)).map_err(mem_err)?;
+                if magic == LOG_MAGIC && state == LOG_RUNNING && size == ring.size {
+                    // The backend that ran this queue died: serve what it left in flight
+                    // (whatever the frontend's base says: it only counts used entries).
+                    let r = rt.resubmit_in_flight(q, &info, records, base)?;
+                    eprintln!(
+                        "fpga-virtio vhost-user-blk: queue {q}: recovered from the in-flight log: {} requests served again (avail positions {:?}; used->idx was {}{}), going on at avail {} / used {}",
+                        r.served.len(),
+                        r.served,
+                        r.used_before,
+                        if r.out_of_order() { ", completed out of order" } else { "" },
+                        r.resume.last_avail,
+                        r.resume.used_idx
+                    );
+                    r.resume
+                } else {
+                    // A new log from the frontend's base: everything before it is complete.
+                    done_log::init(&dma, records, ring.size, ring.next_avail)
+                        .map_err(|e| DeviceError::Memory(e.to_string()))?;
+                    dma.write_obj(LOG_MAGIC, GuestAddress(hdr))
+                        .map_err(mem_err)?;
+                    dma.write_obj(ring.size, GuestAddress(hdr + 8))
+                        .map_err(mem_err)?;
+                    dma.write_obj(ring.next_avail, GuestAddress(hdr + 10))
+                        .map_err(mem_err)?;
+                    Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
+                    QueuePosition {
+                        last_avail: ring.next_avail,
+                        used_idx: used_idx_of(&guest, q, ring.used)?,
+                    }
+                }
+            }
+            // The used index to publish next is what the used ring says now (a fresh ring: 0;
+            // after a reconnect: what the previous backend published).
+            (None, None) => QueuePosition {
+                last_avail: ring.next_avail,
+                used_idx: used_idx_of(&guest, q, ring.used)?,
+            },
+        };
         let path = rt.add_queue(
             &*self.dev,
             QueueSpec {
                 qid: q,
-                info: QueueInfo {
-                    func: 0,
-                    desc: ring.desc,
-                    avail: ring.avail,
-                    used: ring.used,
-                    size: ring.size,
-                    indirect: has(vr::VIRTIO_RING_F_INDIRECT_DESC),
-                    event_idx: has(vr::VIRTIO_RING_F_EVENT_IDX),
-                    notification_data: false,
-                },
+                info,
                 vector: u32::from(q),
-                last_avail: resume.map_or(ring.next_avail, |p| p.last_avail),
-                used_idx,
-                done_log: None,
+                last_avail: pos.last_avail,
+                used_idx: pos.used_idx,
+                done_log: log.map(|(_, records)| records),
             },
         )?;
         st.started[usize::from(q)] = Some((path, ring));
@@ -542,4 +705,11 @@ impl Device {
             let _ = h.join();
         }
     }
+}
+
+/// The used->idx of the ring whose used ring is at `used`.
+fn used_idx_of(guest: &GuestMemoryMmap, q: u16, used: u64) -> Result<u16, DeviceError> {
+    guest
+        .read_obj::<u16>(GuestAddress(used.wrapping_add(2)))
+        .map_err(|e| DeviceError::Queue(q, format!("used ring at {used:#x}: {e}")))
 }

@@ -4,8 +4,9 @@
 //!
 //! - [`device`]: the simulated FPGA, the disk behind its storage port, the runtime and the
 //!   thread that clocks the model; guest memory mapped at IOVA = GPA.
-//! - [`backend`]: the vhost-user protocol side (vhost-user-backend): features, config space,
-//!   memory table, kicks to doorbells, device interrupts to call fds, stop with saved state.
+//! - [`backend`]: the vhost-user protocol side (our handler of the `vhost` crate's backend
+//!   request trait): features, config space, memory table, kicks to doorbells, device
+//!   interrupts to call fds, stop with saved state, the in-flight region.
 //! - [`config`]: the virtio-blk configuration space.
 //!
 //! `fpga-virtio vhost-user-blk --socket PATH --disk FILE` runs [`serve`]. docs/vhost-user.md.
@@ -17,22 +18,19 @@ pub mod device;
 pub use backend::BlkBackend;
 pub use device::{Device, DeviceError, DeviceOptions};
 
-use std::os::fd::AsRawFd;
+use backend::Events;
 use std::path::Path;
-use std::sync::Arc;
-use vhost::vhost_user::{Error as VhostUserError, Listener};
-use vhost_user_backend::VhostUserDaemon;
-use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
-use vmm_sys_util::epoll::EventSet;
+use std::sync::{Arc, Mutex};
+use vhost::vhost_user::{BackendListener, Error as VhostUserError, Listener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("vhost-user: {0}")]
-    Daemon(vhost_user_backend::Error),
     #[error("listening on the socket: {0}")]
     Listen(vhost::vhost_user::Error),
-    #[error("registering the device's interrupt eventfds: {0}")]
-    Register(std::io::Error),
+    #[error("accepting a frontend: {0}")]
+    Accept(vhost::vhost_user::Error),
+    #[error("the connection's event thread: {0}")]
+    Events(std::io::Error),
 }
 
 /// Serve `device` on the vhost-user socket at `socket`: one frontend connection at a time,
@@ -44,30 +42,30 @@ pub fn serve(
     socket: &Path,
     connections: Option<usize>,
 ) -> Result<(), ServeError> {
-    let backend = BlkBackend::new(device.clone());
-    let nq = u64::from(device.opts.queues);
     let mut served = 0usize;
     // One listening socket for the backend's life: a frontend that connects while the previous
     // connection is being torn down waits in the backlog instead of being reset.
     let mut listener = Listener::new(socket, true).map_err(ServeError::Listen)?;
     loop {
-        backend.forget_vrings();
-        let mut daemon = VhostUserDaemon::new(
-            "fpga-virtio-blk".into(),
-            backend.clone(),
-            GuestMemoryAtomic::new(GuestMemoryMmap::new()),
-        )
-        .map_err(ServeError::Daemon)?;
-        let handlers = daemon.get_epoll_handlers();
-        for q in 0..device.opts.queues {
-            if let (Some(fd), Some(h)) = (device.irqfd(q), handlers.first()) {
-                h.register_listener(fd.as_raw_fd(), EventSet::IN, nq + 1 + u64::from(q))
-                    .map_err(ServeError::Register)?;
+        let events = Events::new(device.clone()).map_err(ServeError::Events)?;
+        let handler = Arc::new(Mutex::new(BlkBackend::new(device.clone(), events.clone())));
+        let mut frontends =
+            BackendListener::new(&mut listener, handler).map_err(ServeError::Accept)?;
+        let mut conn = loop {
+            match frontends.accept() {
+                Ok(Some(c)) => break c,
+                Ok(None) => continue,
+                Err(e) => return Err(ServeError::Accept(e)),
             }
-        }
-        let result = daemon.start(&mut listener).and_then(|()| daemon.wait());
-        // Dropping the daemon stops its vring workers.
-        drop(daemon);
+        };
+        let thread = events.spawn().map_err(ServeError::Events)?;
+        let result = loop {
+            if let Err(e) = conn.handle_request() {
+                break e;
+            }
+        };
+        events.stop();
+        let _ = thread.join();
         // The frontend is gone: stop the device's queues. A frontend that comes back tells us
         // where its rings are again.
         if let Err(e) = device.reset() {
@@ -75,10 +73,8 @@ pub fn serve(
         }
         // A frontend that broke the protocol (or went away mid-message) costs its own
         // connection only: say why and serve the next one.
-        match result {
-            Ok(())
-            | Err(vhost_user_backend::Error::HandleRequest(VhostUserError::Disconnected)) => {}
-            Err(e) => eprintln!("fpga-virtio vhost-user-blk: connection ended: {e}"),
+        if !matches!(result, VhostUserError::Disconnected) {
+            eprintln!("fpga-virtio vhost-user-blk: connection ended: {result}");
         }
         served += 1;
         if connections.is_some_and(|n| served >= n) {

@@ -84,6 +84,37 @@ impl Guest {
 
     /// Connect and negotiate, but send no memory table yet.
     fn connect_without_memory(sock: &std::path::Path, queues: usize, base: u64) -> Guest {
+        let file = Arc::new(memfd(MEM));
+        let mem = GuestMemoryMmap::from_ranges_with_files([(
+            GuestAddress(base),
+            MEM,
+            Some(FileOffset::from_arc(file.clone(), 0)),
+        )])
+        .unwrap();
+        Guest {
+            mem,
+            file,
+            fe: Self::negotiate(sock, queues),
+            kicks: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
+
+    /// The same guest (memory, rings) connecting to the backend at `sock`, as QEMU reconnects
+    /// to a restarted backend; memory table sent.
+    fn reconnect(&self, sock: &std::path::Path, queues: usize) -> Guest {
+        let g = Guest {
+            mem: self.mem.clone(),
+            file: self.file.clone(),
+            fe: Self::negotiate(sock, queues),
+            kicks: Vec::new(),
+            calls: Vec::new(),
+        };
+        g.send_memory_table();
+        g
+    }
+
+    fn negotiate(sock: &std::path::Path, queues: usize) -> Frontend {
         let t = Instant::now();
         let mut fe = loop {
             match Frontend::connect(sock, queues as u64) {
@@ -94,13 +125,6 @@ impl Guest {
                 Err(e) => panic!("connect: {e}"),
             }
         };
-        let file = Arc::new(memfd(MEM));
-        let mem = GuestMemoryMmap::from_ranges_with_files([(
-            GuestAddress(base),
-            MEM,
-            Some(FileOffset::from_arc(file.clone(), 0)),
-        )])
-        .unwrap();
         fe.set_owner().unwrap();
         let features = fe.get_features().unwrap();
         assert_ne!(
@@ -119,18 +143,17 @@ impl Guest {
                 | VhostUserProtocolFeatures::REPLY_ACK),
         )
         .unwrap();
-        Guest {
-            mem,
-            file,
-            fe,
-            kicks: Vec::new(),
-            calls: Vec::new(),
-        }
+        fe
     }
 
     /// Set up queue `q` on `ring` (addresses given as this process's virtual addresses, as a
     /// frontend does) and enable it.
     fn start_queue(&mut self, q: usize, ring: &SplitRing) {
+        self.start_queue_at(q, ring, 0);
+    }
+
+    /// As `start_queue`, with SET_VRING_BASE `base`.
+    fn start_queue_at(&mut self, q: usize, ring: &SplitRing, base: u16) {
         let cfg = ring_config(
             self.hva(ring.desc_addr()),
             self.hva(ring.avail_addr()),
@@ -138,7 +161,7 @@ impl Guest {
         );
         self.fe.set_vring_num(q, QSIZE).unwrap();
         self.fe.set_vring_addr(q, &cfg).unwrap();
-        self.fe.set_vring_base(q, 0).unwrap();
+        self.fe.set_vring_base(q, base).unwrap();
         let kick = EventFd::new(EFD_NONBLOCK).unwrap();
         let call = EventFd::new(EFD_NONBLOCK).unwrap();
         self.fe.set_vring_call(q, &call).unwrap();
@@ -443,6 +466,145 @@ fn a_new_memory_table_under_running_queues_resumes_them_where_they_stopped() {
     );
     assert_eq!(g.fe.get_vring_base(0).unwrap(), 6);
     drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+/// In-flight tracking through the protocol (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD):
+/// GET_INFLIGHT_FD hands out a region of whole pages, SET_INFLIGHT_FD maps it into the device,
+/// and the queue's done log lives there: a header saying the queue runs and a record per publish;
+/// a clean stop says so. A backend that died leaves the header saying "running": the next
+/// backend, given the same region by the frontend, serves what the log does not show complete
+/// before anything else, once each, whatever base the frontend sends.
+#[test]
+fn the_inflight_region_carries_the_done_log_to_the_next_backend() {
+    use std::os::unix::fs::FileExt;
+    use vhost::vhost_user::message::VhostUserInflight;
+    let (device, sock, h, _) = backend("inflight", 1, 1);
+    let mut g = Guest::connect(&sock, 1);
+    let pf = VhostUserProtocolFeatures::CONFIG
+        | VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | VhostUserProtocolFeatures::INFLIGHT_SHMFD;
+    assert!(g.fe.get_protocol_features().unwrap().contains(pf));
+    g.fe.set_protocol_features(pf).unwrap();
+    let ask = VhostUserInflight {
+        mmap_size: 0,
+        mmap_offset: 0,
+        num_queues: 1,
+        queue_size: QSIZE,
+    };
+    let (inf, region) = g.fe.get_inflight_fd(&ask).unwrap();
+    assert_eq!(inf.mmap_size % 4096, 0);
+    assert!(inf.mmap_size >= 64 + 4 * u64::from(QSIZE));
+    g.fe.set_inflight_fd(&inf, region.as_raw_fd()).unwrap();
+    let u32_at = |off: u64| {
+        let mut b = [0u8; 4];
+        region.read_exact_at(&mut b, off).unwrap();
+        u32::from_le_bytes(b)
+    };
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    assert_eq!(
+        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    assert_eq!(u32_at(0), 0x4c44_5646, "header magic");
+    assert_eq!(u32_at(4), 1, "running");
+    assert_eq!(u32_at(8), u32::from(QSIZE), "ring size, base 0");
+    assert_eq!(u32_at(64), 1 << 16, "position 0 published with used->idx 1");
+    assert_eq!(g.fe.get_vring_base(0).unwrap(), 1);
+    assert_eq!(u32_at(4), 2, "stopped cleanly");
+
+    // Pretend the backend died with the queue running, and the guest posted one more read
+    // meanwhile (its kick lost with the backend).
+    region.write_all_at(&1u32.to_le_bytes(), 4).unwrap();
+    let post = |g: &Guest, ring: &mut SplitRing, at: u64| {
+        let mut hdr = [0u8; 16];
+        hdr[8..].copy_from_slice(&8u64.to_le_bytes());
+        g.mem.write_slice(&hdr, GuestAddress(at)).unwrap();
+        g.mem.write_obj(0xffu8, GuestAddress(at + 16)).unwrap();
+        ring.add_chain(&[
+            Buffer {
+                addr: at,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: at + 4096,
+                len: 4096,
+                write: true,
+            },
+            Buffer {
+                addr: at + 16,
+                len: 1,
+                write: true,
+            },
+        ])
+        .unwrap();
+        ring.publish().unwrap();
+    };
+    post(&g, &mut ring, 0x20_0000);
+    // The frontend reconnects to a new backend and hands it the same region; its base is the
+    // used->idx (1), as QEMU's after a lost connection.
+    let (device2, sock2, h2, _) = backend("inflight2", 1, 1);
+    let mut g2 = g.reconnect(&sock2, 1);
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+    g2.fe.set_protocol_features(pf).unwrap();
+    g2.fe.set_inflight_fd(&inf, region.as_raw_fd()).unwrap();
+    g2.start_queue_at(0, &ring, 1);
+    g2.kicks[0].write(1).unwrap();
+    let t = Instant::now();
+    while ring.used_idx().unwrap() != 2 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        ring.used_idx().unwrap(),
+        2,
+        "position 1 served, position 0 not again"
+    );
+    assert_eq!(ring.reap().unwrap().len(), 1);
+    assert_eq!(g2.mem.read_obj::<u8>(GuestAddress(0x20_0010)).unwrap(), 0);
+    assert_eq!(u32_at(64 + 4), 1 | (2 << 16), "position 1's record");
+    // And the queue goes on.
+    assert_eq!(
+        g2.read(0, &mut ring, 0x30_0000, 8, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    assert_eq!(ring.used_idx().unwrap(), 3);
+    assert_eq!(g2.fe.get_vring_base(0).unwrap(), 3);
+    drop(g2);
+    h2.join().unwrap();
+    device2.shutdown();
+}
+
+/// An in-flight region too small for what the frontend says it holds is refused: the
+/// connection ends, the backend serves the next one.
+#[test]
+fn a_short_inflight_region_costs_its_connection() {
+    use vhost::vhost_user::message::VhostUserInflight;
+    let (device, sock, h, _) = backend("inflight-short", 1, 2);
+    let mut g = Guest::connect(&sock, 1);
+    g.fe.set_protocol_features(
+        VhostUserProtocolFeatures::REPLY_ACK | VhostUserProtocolFeatures::INFLIGHT_SHMFD,
+    )
+    .unwrap();
+    let region = memfd(4096);
+    let bad = VhostUserInflight {
+        mmap_size: 4096,
+        mmap_offset: 0,
+        num_queues: 8,
+        queue_size: 1024,
+    };
+    // Sent without a reply asked for; the backend's answer is to end the connection.
+    let _ = g.fe.set_inflight_fd(&bad, region.as_raw_fd());
+    assert!(g.fe.get_features().is_err(), "the connection ended");
+    drop(g);
+    one_good_read(&sock);
     h.join().unwrap();
     device.shutdown();
 }

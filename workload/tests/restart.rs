@@ -211,8 +211,11 @@ fn a_punt_completing_late_is_served_once_after_a_crash() {
     drop(b);
 
     let mut b = backend(&mem, &store, Path::Fpga);
-    let pos = b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0).unwrap();
+    let r = b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0).unwrap();
+    let pos = r.resume;
     assert_eq!((pos.last_avail, pos.used_idx), (5, 5));
+    assert_eq!((r.used_before, r.served.clone()), (4, vec![0]));
+    assert!(r.out_of_order(), "position 0 left behind 1..=4");
     assert_eq!(b.rt.stats().queues[&0].resubmitted, 1);
     g.reap(&mut ring);
     assert!(g.out.is_empty(), "position 0 completed now");
@@ -252,7 +255,8 @@ fn a_punt_completing_late_is_served_once_after_a_crash() {
     drop(b);
     let mut b = backend(&mem, &store, Path::Fpga);
     let again = b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0).unwrap();
-    assert_eq!((again.last_avail, again.used_idx), (9, 9));
+    assert_eq!((again.resume.last_avail, again.resume.used_idx), (9, 9));
+    assert!(again.served.is_empty() && !again.out_of_order());
     assert_eq!(b.rt.stats().queues.get(&0).map_or(0, |q| q.resubmitted), 0);
 }
 
@@ -296,8 +300,10 @@ fn a_cpu_owned_queue_resumes_from_its_log() {
     ring.publish().unwrap();
     drop(b);
     let mut b = backend(&mem, &store, Path::Cpu);
-    let pos = b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0).unwrap();
-    assert_eq!((pos.last_avail, pos.used_idx), (5, 5));
+    let r = b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0).unwrap();
+    assert_eq!((r.resume.last_avail, r.resume.used_idx), (5, 5));
+    assert_eq!(r.served, vec![3, 4]);
+    assert!(!r.out_of_order(), "a CPU-owned queue completes in order");
     assert_eq!(b.rt.stats().queues[&0].resubmitted, 2);
     g.reap(&mut ring);
     assert!(g.out.is_empty());

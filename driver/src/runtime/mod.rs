@@ -128,6 +128,29 @@ pub struct QueuePosition {
     pub used_idx: u16,
 }
 
+/// What [`Runtime::resubmit_in_flight`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the queue goes on.
+    pub resume: QueuePosition,
+    /// The ring's used->idx before.
+    pub used_before: u16,
+    /// Avail positions of the requests served, in order.
+    pub served: Vec<u16>,
+}
+
+impl Recovery {
+    /// Whether the dead runtime had completed requests out of order: one it left in flight is
+    /// older than the count of those it completed (resuming at used->idx would have lost it).
+    pub fn out_of_order(&self) -> bool {
+        let completed_from = self.resume.last_avail.wrapping_sub(self.used_before);
+        self.served.first().is_some_and(|&p| {
+            // Positions before used->idx (counting back from avail->idx).
+            self.resume.last_avail.wrapping_sub(p) > completed_from
+        })
+    }
+}
+
 /// See the module docs.
 pub struct Runtime {
     policy: SplitPolicy,
@@ -401,8 +424,8 @@ impl Runtime {
     /// After a runtime died mid-I/O (a vhost-user backend killed and started again): serve, on
     /// the CPU and in avail order, every request of the ring at `info` that the queue's done log
     /// (at `log`, started at avail position `base`) does not show complete, publishing each one
-    /// (record first) and counting it in the stats. Returns where the queue goes on: the guest's
-    /// avail->idx as read here and its used->idx after these. Requests completed before the
+    /// (record first) and counting it in the stats. Returns where the queue goes on (the guest's
+    /// avail->idx as read here and its used->idx after these) and the positions served. Requests completed before the
     /// death, even out of order, are not served twice; none in flight is lost. The queue must not
     /// be running. A malformed chain stops the recovery with an error for this queue alone.
     pub fn resubmit_in_flight(
@@ -411,7 +434,7 @@ impl Runtime {
         info: &QueueInfo,
         log: u64,
         base: u16,
-    ) -> Result<QueuePosition, RuntimeError> {
+    ) -> Result<Recovery, RuntimeError> {
         let mem = &self.shared.mem;
         let q_err = |m: String| RuntimeError::Queue(qid, m);
         let idx = |at: u64| -> Result<u16, RuntimeError> {
@@ -439,7 +462,7 @@ impl Runtime {
         vq.set_next_used(used_idx);
         vq.set_ready(true);
         let mask = info.size - 1;
-        for pos in todo {
+        for &pos in &todo {
             let at = Instant::now();
             let slot = info.avail + 4 + 2 * u64::from(pos & mask);
             let head: u16 = mem
@@ -460,9 +483,13 @@ impl Runtime {
             );
             qs.resubmitted += 1;
         }
-        Ok(QueuePosition {
-            last_avail: avail_idx,
-            used_idx: vq.next_used(),
+        Ok(Recovery {
+            resume: QueuePosition {
+                last_avail: avail_idx,
+                used_idx: vq.next_used(),
+            },
+            used_before: used_idx,
+            served: todo,
         })
     }
 

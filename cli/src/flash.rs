@@ -2,9 +2,7 @@
 //! loading an image with rollback. The device is the simulated FPGA, whose flash lives in a file
 //! between runs (`--flash-file`), or a card bound to vfio-pci (`info --device BDF`).
 
-use fpga_virtio_driver::hw::{regs, RegisterIo};
-use fpga_virtio_driver::probe::probe;
-use fpga_virtio_driver::vfio::{sysfs::PciAddress, VfioPciDevice};
+use fpga_virtio_driver::vfio::sysfs::PciAddress;
 use fpga_virtio_firmware_loader::{info, load, DeviceInfo, LoadOptions};
 use fpga_virtio_sim::{FlashModel, SimConfig, SimDevice, Simulator};
 use std::path::{Path, PathBuf};
@@ -45,28 +43,8 @@ pub fn run_info(flash_file: &Path, json: bool) -> Result<(), String> {
 /// `fpga-virtio info --device BDF`: the same over the kernel's VFIO. A device that is not an
 /// fpga-virtio card is named by its ids and what its BAR0 starts with.
 pub fn run_info_device(address: PciAddress, json: bool) -> Result<(), String> {
-    let dev = VfioPciDevice::open(address).map_err(|e| e.to_string())?;
+    let dev = crate::card::open(address)?;
     let pci = dev.pci().clone();
-    let not_ours = |why: String| {
-        format!(
-            "{} [{:04x}:{:04x}] is not an fpga-virtio device: {why}",
-            pci.address, pci.vendor, pci.device
-        )
-    };
-    if dev.bar(regs::BAR_MGMT).is_none() {
-        return Err(not_ours(format!("it has no {}", regs::BAR_MGMT)));
-    }
-    let first = dev
-        .read32(regs::BAR_MGMT, 0)
-        .map_err(|e| format!("{address}: {e}"))?;
-    if first != regs::fw_id::TYPE_ID {
-        return Err(not_ours(format!(
-            "{} starts with {first:#010x}, not the firmware-id block ({:#010x})",
-            regs::BAR_MGMT,
-            regs::fw_id::TYPE_ID
-        )));
-    }
-    probe(&dev).map_err(|e| format!("{address}: {e}"))?;
     let i = info(&dev).map_err(|e| format!("{address}: {e}"))?;
     print_info(
         &format!(

@@ -1,5 +1,6 @@
 //! `fpga-virtio`: the command-line tool.
 
+mod card;
 mod demo;
 mod flash;
 mod image;

@@ -1,5 +1,6 @@
 //! `fpga-virtio vhost-user-blk --socket PATH --disk FILE`: serve a disk image to a VM through
-//! vhost-user, with the (simulated) FPGA as the data plane. docs/vhost-user.md.
+//! vhost-user, with the simulated FPGA as the data plane, or a card over VFIO
+//! (`--device BDF`). docs/vhost-user.md.
 
 use fpga_virtio_driver::runtime::{Path as QueuePath, SplitPolicy};
 use fpga_virtio_storage::{BlockStore, FileStore};
@@ -13,9 +14,13 @@ pub struct VhostOptions {
     /// The vhost-user socket to listen on (QEMU: -chardev socket,path=...).
     #[arg(long)]
     pub socket: PathBuf,
-    /// The disk image file.
+    /// The disk image file (with --device: the CPU's view of the volume the card serves).
     #[arg(long)]
     pub disk: PathBuf,
+    /// An fpga-virtio card bound to vfio-pci (PCI address, e.g. 0000:3b:00.0) as the data
+    /// plane instead of the simulated FPGA.
+    #[arg(long)]
+    pub device: Option<fpga_virtio_driver::vfio::sysfs::PciAddress>,
     /// Create or resize the image to this many MiB.
     #[arg(long)]
     pub size_mib: Option<u64>,
@@ -69,24 +74,30 @@ pub fn run(o: VhostOptions) -> Result<(), String> {
     let store = open_disk(&o.disk, o.size_mib)?;
     let policy = policy(&o.policy)?;
     let sectors = store.size() / 512;
-    let device = Device::new(DeviceOptions {
+    let opts = DeviceOptions {
         store,
         queues: o.queues,
         queue_size: o.queue_size,
         policy: policy.clone(),
         id: "fpga-virtio-blk".into(),
-    })
+    };
+    let device = match o.device {
+        // The card is checked before anything is written to it.
+        Some(address) => Device::with_vfio(opts, crate::card::open(address)?),
+        None => Device::new(opts),
+    }
     .map_err(|e| e.to_string())?;
     let paths: Vec<String> = (0..o.queues)
         .map(|q| format!("{q}:{}", policy.path(q).as_str()))
         .collect();
     eprintln!(
-        "fpga-virtio vhost-user-blk: {} ({} sectors) on {}, {} queue(s) [{}]",
+        "fpga-virtio vhost-user-blk: {} ({} sectors) on {}, {} queue(s) [{}], data plane: {}",
         o.disk.display(),
         sectors,
         o.socket.display(),
         o.queues,
-        paths.join(" ")
+        paths.join(" "),
+        device.describe()
     );
     let result = serve(device.clone(), &o.socket, o.connections).map_err(|e| e.to_string());
     device.shutdown();

@@ -64,6 +64,8 @@ checks=$?
 echo "CLI-EXIT $?"
 /bin/fpga-virtio info --device 0000:00:04.0
 echo "CLI-EXIT $?"
+/bin/fpga-virtio vhost-user-blk --device 0000:00:02.0 --socket /tmp/blk.sock --disk /tmp/disk.img --size-mib 1
+echo "VHOST-EXIT $?"
 dmesg | grep -i "DMAR.*fault" | sed 's/^/KMSG /'
 exit $checks
 "#;
@@ -142,6 +144,16 @@ fn vfio_backend_against_a_real_kernel_with_qemu_edu() {
         show()
     );
     assert_eq!(c.matches("CLI-EXIT 1").count(), 2, "{}", show());
+    // The vhost-user backend with a card as its data plane checks the card before it writes
+    // anything to it (the happy path needs an fpga-virtio card: docs/vhost-user.md).
+    assert!(
+        c.contains(
+            "error: vhost-user-blk: 0000:00:02.0 [1234:11e8] is not an fpga-virtio device: BAR0 starts with 0x010000ed"
+        ),
+        "{}",
+        show()
+    );
+    assert!(c.contains("VHOST-EXIT 1"), "{}", show());
     // The IOMMU blocked edu's write to the unmapped IOVA, and the kernel saw the fault.
     assert!(
         c.lines()

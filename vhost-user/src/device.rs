@@ -12,13 +12,16 @@
 //! backend died is recovered when it starts again: the requests the log does not show complete
 //! are served first, once each, and the queue goes on after them.
 
+use crate::hw::{Hw, TURN};
 use fpga_virtio_driver::blk::{features as blk_features, BlkConfig};
-use fpga_virtio_driver::hw::regs::{self, global, msix_table};
+use fpga_virtio_driver::hw::regs::{self, global};
+use fpga_virtio_driver::hw::RegisterIo;
 use fpga_virtio_driver::runtime::{
     done_log, BlkFunction, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime, RuntimeError,
     SplitPolicy,
 };
-use fpga_virtio_sim::{GuestMemory, IommuMap, Perm, SimConfig, SimDevice, Simulator, MSI_WINDOW};
+use fpga_virtio_driver::vfio::VfioPciDevice;
+use fpga_virtio_sim::SimDevice;
 use fpga_virtio_storage::BlockStore;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,10 +30,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use virtio_bindings::virtio_config as vc;
 use virtio_bindings::virtio_ring as vr;
-use vm_memory::{
-    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    GuestRegionMmap, MmapRegion,
-};
+use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Where the runtime's private rings live in the device's address space.
@@ -79,9 +79,6 @@ impl Inflight {
 }
 const PUNT_LOG2: u32 = 8;
 const CPL_LOG2: u32 = 8;
-/// Cycles the clock thread runs per turn (4 µs of device time at 250 MHz); kicks and the
-/// runtime get in between turns.
-const TURN: u64 = 1000;
 /// Cycles without DMA, storage traffic, kicks or outstanding work after which the clock thread
 /// naps (the device has nothing to do; a kick wakes it).
 const IDLE_CYCLES: u64 = 5_000;
@@ -90,6 +87,8 @@ const IDLE_CYCLES: u64 = 5_000;
 pub enum DeviceError {
     #[error("simulator: {0}")]
     Sim(#[from] fpga_virtio_sim::SimError),
+    #[error("VFIO: {0}")]
+    Vfio(String),
     #[error("register access: {0}")]
     Io(#[from] fpga_virtio_driver::hw::IoError),
     #[error(transparent)]
@@ -176,7 +175,7 @@ impl State {
 /// The device. Shared by the vhost-user handler threads and the clock thread.
 pub struct Device {
     pub(crate) opts: DeviceOptions,
-    dev: Arc<SimDevice>,
+    hw: Hw,
     state: Mutex<State>,
     private: Arc<GuestRegionMmap>,
     irqfds: Vec<EventFd>,
@@ -202,34 +201,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Device {
-    /// Build the simulated FPGA with `opts.store` behind it and start its clock thread.
+    /// The simulated FPGA with `opts.store` behind its storage port, its clock thread running.
     pub fn new(opts: DeviceOptions) -> Result<Arc<Self>, DeviceError> {
+        Self::check(&opts)?;
+        let (hw, irqfds) = Hw::simulated(opts.store.clone(), opts.queues)?;
+        Self::start(opts, hw, irqfds)
+    }
+
+    /// An fpga-virtio card opened through VFIO (bound to vfio-pci, its identity checked by
+    /// the caller) as the data plane; `opts.store` is the CPU's view of the volume the card's
+    /// storage port serves (the CPU serves punted requests and CPU-owned queues on it).
+    pub fn with_vfio(opts: DeviceOptions, card: VfioPciDevice) -> Result<Arc<Self>, DeviceError> {
+        Self::check(&opts)?;
+        let (hw, irqfds) = Hw::vfio(card, opts.queues)?;
+        Self::start(opts, hw, irqfds)
+    }
+
+    fn check(opts: &DeviceOptions) -> Result<(), DeviceError> {
         if opts.queues == 0 || u32::from(opts.queues) > regs::NUM_QUEUES {
             return Err(DeviceError::Queue(
                 opts.queues,
                 format!("between 1 and {} queues", regs::NUM_QUEUES),
             ));
         }
-        let mut sim = Simulator::new(SimConfig {
-            // The device's own memory is unused: the guest's replaces it.
-            memory: 1 << 16,
-            ..SimConfig::default()
-        })?;
-        sim.set_log_limit(1024);
-        sim.attach_store(opts.store.clone());
-        let irqfds = (0..opts.queues)
-            .map(|q| sim.irqfd(u32::from(q)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let dev = Arc::new(SimDevice::new(sim));
-        fpga_virtio_driver::probe::probe(&*dev)?;
-        global::CTRL.write(&*dev, global::ctrl::ENABLE.mask())?;
-        for q in 0..u32::from(opts.queues) {
-            let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
-            at(msix_table::vec::ADDR_LO)?.write(&*dev, MSI_WINDOW.start as u32)?;
-            at(msix_table::vec::ADDR_HI)?.write(&*dev, (MSI_WINDOW.start >> 32) as u32)?;
-            at(msix_table::vec::DATA)?.write(&*dev, q)?;
-            at(msix_table::vec::CTRL)?.write(&*dev, 0)?;
-        }
+        Ok(())
+    }
+
+    fn start(opts: DeviceOptions, hw: Hw, irqfds: Vec<EventFd>) -> Result<Arc<Self>, DeviceError> {
+        fpga_virtio_driver::probe::probe(hw.io())?;
+        global::CTRL.write(hw.io(), global::ctrl::ENABLE.mask())?;
         let private = Arc::new(
             GuestRegionMmap::from_range(GuestAddress(PRIVATE_IOVA), PRIVATE_SIZE, None)
                 .map_err(|e| DeviceError::Memory(e.to_string()))?,
@@ -237,7 +237,7 @@ impl Device {
         let n = usize::from(opts.queues);
         let device = Arc::new(Device {
             opts,
-            dev,
+            hw,
             state: Mutex::new(State {
                 guest: None,
                 dma: None,
@@ -277,8 +277,8 @@ impl Device {
     }
 
     /// The simulated device (for statistics).
-    pub fn sim(&self) -> &SimDevice {
-        &self.dev
+    pub fn sim(&self) -> Option<&SimDevice> {
+        self.hw.sim()
     }
 
     /// Features the guest accepted.
@@ -347,22 +347,12 @@ impl Device {
                 ))
             })?;
         }
-        let mut iommu = IommuMap::new();
-        for r in dma.iter() {
-            iommu
-                .map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)
-                .map_err(|e| DeviceError::Memory(e.to_string()))?;
-        }
         let running: Vec<(u16, VringSetup)> = (0..st.started.len())
             .filter_map(|q| st.started[q].map(|(_, ring)| (q as u16, ring)))
             .collect();
         self.stop_all(st, true)?;
         st.retire_runtime();
-        {
-            let mut sim = self.dev.lock();
-            *sim.iommu_mut() = iommu;
-            sim.set_memory(GuestMemory::from_mmap(dma.clone()));
-        }
+        self.hw.map(&dma)?;
         st.guest = Some(guest);
         st.dma = Some(dma);
         // The queues that ran go on at once, from where they stopped: the guest's last kick may
@@ -402,7 +392,7 @@ impl Device {
         let Some(rt) = st.runtime.as_mut() else {
             return Ok(None);
         };
-        let pos = rt.stop_queue(&*self.dev, q)?;
+        let pos = rt.stop_queue(self.hw.io(), q)?;
         // Stopped cleanly: everything it took is published; the log need not be read back.
         if let (Some((hdr, _)), Some(dma)) = (Self::log_of(st, q, ring.size), st.dma.as_ref()) {
             Self::set_log_state(dma, hdr, LOG_STOPPED)?;
@@ -456,7 +446,7 @@ impl Device {
             let rd = |r: fpga_virtio_driver::hw::RegArray| {
                 r.at(q as u32)
                     .ok()
-                    .and_then(|r| r.read(&*self.dev).ok())
+                    .and_then(|r| r.read(self.hw.io()).ok())
                     .unwrap_or(0)
             };
             let device = u64::from(rd(c::REQUESTS_LO)) | (u64::from(rd(c::REQUESTS_HI)) << 32);
@@ -515,7 +505,7 @@ impl Device {
         self.queue_kicks[usize::from(q)].fetch_add(1, Ordering::Relaxed);
         regs::doorbell::db::NOTIFY
             .at(u32::from(q))?
-            .write(&*self.dev, 0)?;
+            .write(self.hw.io(), 0)?;
         if let Some(h) = lock(&self.clock).as_ref() {
             h.thread().unpark();
         }
@@ -538,7 +528,7 @@ impl Device {
             config.features =
                 features & blk_features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
             st.runtime = Some(Runtime::start(
-                &*self.dev,
+                self.hw.io(),
                 dma.clone(),
                 self.opts.policy.clone(),
                 vec![BlkFunction {
@@ -623,7 +613,7 @@ impl Device {
             },
         };
         let path = rt.add_queue(
-            &*self.dev,
+            self.hw.io(),
             QueueSpec {
                 qid: q,
                 info,
@@ -642,14 +632,18 @@ impl Device {
         Ok(())
     }
 
-    fn activity(&self) -> u64 {
-        let sim = self.dev.lock();
-        let d = sim.stats();
-        let s = sim.store_stats();
-        d.reads + d.writes + d.msis + s.reads + s.write_beats
+    /// The register interface of the hardware (for statistics and tests).
+    pub fn io(&self) -> &dyn RegisterIo {
+        self.hw.io()
     }
 
-    /// Clock the model while there is work; nap when there is none.
+    /// What the data plane is ("the simulated FPGA", "BDF over VFIO").
+    pub fn describe(&self) -> String {
+        self.hw.describe()
+    }
+
+    /// Clock the model while there is work and nap when there is none; for a card, which runs by
+    /// itself, poll the runtime (punt and completion rings) and nap briefly when it is idle.
     fn clock_loop(&self) {
         let mut last_activity = u64::MAX;
         let mut last_kicks = u64::MAX;
@@ -662,14 +656,14 @@ impl Device {
                     std::thread::park_timeout(Duration::from_millis(20));
                     continue;
                 }
-                let ran = self.dev.lock().run(TURN);
+                let ran = self.hw.turn();
                 let polled = match ran {
                     Ok(()) => st
                         .runtime
                         .as_mut()
-                        .map_or(Ok(0), |rt| rt.poll(&*self.dev))
+                        .map_or(Ok(0), |rt| rt.poll(self.hw.io()))
                         .map_err(DeviceError::from),
-                    Err(e) => Err(DeviceError::from(e)),
+                    Err(e) => Err(e),
                 };
                 match polled {
                     Ok(moved) => {
@@ -682,7 +676,13 @@ impl Device {
                     }
                 }
             };
-            let activity = self.activity();
+            let Some(activity) = self.hw.activity() else {
+                // A card: 100 µs between polls while nothing is outstanding.
+                if !busy {
+                    std::thread::park_timeout(Duration::from_micros(100));
+                }
+                continue;
+            };
             let kicks = self.kicks.load(Ordering::Relaxed);
             if busy || activity != last_activity || kicks != last_kicks {
                 quiet = 0;

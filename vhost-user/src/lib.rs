@@ -8,12 +8,14 @@
 //!   request trait): features, config space, memory table, kicks to doorbells, device
 //!   interrupts to call fds, stop with saved state, the in-flight region.
 //! - [`config`]: the virtio-blk configuration space.
+//! - `hw`: the hardware behind the device: the simulated FPGA, or a card over VFIO.
 //!
 //! `fpga-virtio vhost-user-blk --socket PATH --disk FILE` runs [`serve`]. docs/vhost-user.md.
 
 pub mod backend;
 pub mod config;
 pub mod device;
+mod hw;
 
 pub use backend::BlkBackend;
 pub use device::{Device, DeviceError, DeviceOptions};

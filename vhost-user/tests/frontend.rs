@@ -276,7 +276,7 @@ fn one_good_read(sock: &std::path::Path) {
 }
 
 fn queue_error(device: &Device, q: u32) -> bool {
-    let st = queue::q::STATUS.at(q).unwrap().read(device.sim()).unwrap();
+    let st = queue::q::STATUS.at(q).unwrap().read(device.io()).unwrap();
     queue::q::status::ERROR.is_set(st)
 }
 

@@ -286,6 +286,15 @@ fn a_cpu_owned_queue_resumes_from_its_log() {
     kick(&b.dev, 0, ring.avail_idx()).unwrap();
     run_until(&mut b, &ring, 3, true);
     g.reap(&mut ring);
+    // The worker finished its pass over the ring (it would take what is posted meanwhile).
+    for _ in 0..10_000 {
+        b.rt.poll(&b.dev).unwrap();
+        if b.rt.outstanding() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(b.rt.outstanding(), 0);
     // Two more posted, and the backend dies before it sees the kick.
     for k in 3..5u64 {
         g.post(post_write(

@@ -15,8 +15,10 @@ use crate::device::{Device, VringSetup};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 use vhost::vhost_user::message::{
     VhostTransferStateDirection, VhostTransferStatePhase, VhostUserConfigFlags, VhostUserInflight,
     VhostUserLog, VhostUserMemoryRegion, VhostUserProtocolFeatures, VhostUserShMemConfig,
@@ -64,6 +66,20 @@ pub(crate) struct Events {
     epoll: Epoll,
     exit: EventFd,
     queues: Mutex<Vec<QueueEvents>>,
+    /// The connection's socket, for the reply watchdog.
+    conn: Mutex<Option<UnixStream>>,
+}
+
+/// Bytes written to a Unix socket that its peer has not read yet.
+fn unread(sock: &UnixStream) -> io::Result<i32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket fd we own writes one int to the pointer we give,
+    // which points at a live c_int.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n)
 }
 
 const EXIT: u64 = u64::MAX;
@@ -95,7 +111,38 @@ impl Events {
             epoll,
             exit,
             queues: Mutex::new((0..nq).map(|_| QueueEvents::default()).collect()),
+            conn: Mutex::new(None),
         }))
+    }
+
+    /// Watch the connection's socket: replies the frontend leaves unread for
+    /// [`crate::REPLY_TIMEOUT`] end the connection (the socket is shut down, which fails the
+    /// handler's blocked send).
+    pub(crate) fn watch(&self, sock: UnixStream) {
+        *lock(&self.conn) = Some(sock);
+    }
+
+    /// The watchdog's check: (unread bytes, since when they have not gone down).
+    fn check_replies(&self, stuck: &mut Option<(i32, Instant)>) {
+        let conn = lock(&self.conn);
+        let Some(sock) = conn.as_ref() else { return };
+        let n = unread(sock).unwrap_or(0);
+        *stuck = match *stuck {
+            _ if n == 0 => None,
+            Some((m, since)) if n >= m => {
+                if since.elapsed() >= crate::REPLY_TIMEOUT {
+                    eprintln!(
+                        "fpga-virtio vhost-user-blk: the frontend left {n} bytes of replies unread for {:?}: ending the connection",
+                        crate::REPLY_TIMEOUT
+                    );
+                    let _ = sock.shutdown(std::net::Shutdown::Both);
+                    None
+                } else {
+                    Some((n, since))
+                }
+            }
+            _ => Some((n, Instant::now())),
+        };
     }
 
     pub(crate) fn spawn(self: &Arc<Self>) -> io::Result<JoinHandle<()>> {
@@ -111,8 +158,14 @@ impl Events {
 
     fn run(&self) {
         let mut evs = vec![EpollEvent::default(); 64];
+        let mut stuck = None;
+        let mut checked = Instant::now();
         loop {
-            let n = match self.epoll.wait(-1, &mut evs) {
+            if checked.elapsed().as_millis() >= 500 {
+                self.check_replies(&mut stuck);
+                checked = Instant::now();
+            }
+            let n = match self.epoll.wait(500, &mut evs) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

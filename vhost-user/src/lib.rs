@@ -33,7 +33,13 @@ pub enum ServeError {
     Accept(vhost::vhost_user::Error),
     #[error("the connection's event thread: {0}")]
     Events(std::io::Error),
+    #[error("setting up the connection: {0}")]
+    Socket(std::io::Error),
 }
+
+/// How long a reply may wait for a frontend to take it: one that stops reading its socket gets
+/// its connection ended instead of holding the backend forever.
+pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serve `device` on the vhost-user socket at `socket`: one frontend connection at a time,
 /// accepting the next one when a frontend goes away (QEMU reconnecting, a new VM) or broke the
@@ -60,6 +66,10 @@ pub fn serve(
                 Err(e) => return Err(ServeError::Accept(e)),
             }
         };
+        // A frontend may stay silent between requests as long as it likes, but one that stops
+        // taking replies gets its socket shut down by the event thread's watchdog (the vhost
+        // crate retries a timed-out send forever, so a socket timeout would not do).
+        events.watch(conn.try_clone_connection().map_err(ServeError::Socket)?);
         let thread = events.spawn().map_err(ServeError::Events)?;
         let result = loop {
             if let Err(e) = conn.handle_request() {

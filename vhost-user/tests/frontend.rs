@@ -608,3 +608,40 @@ fn a_short_inflight_region_costs_its_connection() {
     h.join().unwrap();
     device.shutdown();
 }
+
+/// A frontend that sends requests and never reads the replies: once the socket is full, the
+/// backend's reply waits at most REPLY_TIMEOUT, then the connection ends and the next frontend
+/// is served.
+#[test]
+fn a_frontend_that_never_reads_replies_costs_its_connection() {
+    let (device, sock, h, _) = backend("noread", 1, 2);
+    let t = Instant::now();
+    let mut s = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    };
+    // GET_FEATURES (1), version 1, no payload: 12 bytes each, a 20-byte reply each.
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&1u32.to_le_bytes());
+    msg.extend_from_slice(&1u32.to_le_bytes());
+    msg.extend_from_slice(&0u32.to_le_bytes());
+    let flood: Vec<u8> = msg.iter().copied().cycle().take(12 * 200_000).collect();
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let start = Instant::now();
+    // Blocks once both directions are full, until the backend gives up on its reply and closes.
+    let _ = s.write_all(&flood);
+    let waited = start.elapsed();
+    assert!(
+        waited < fpga_virtio_vhost_user::REPLY_TIMEOUT + Duration::from_secs(20),
+        "the backend held the connection for {waited:?}"
+    );
+    drop(s);
+    one_good_read(&sock);
+    h.join().unwrap();
+    device.shutdown();
+}

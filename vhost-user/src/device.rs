@@ -559,21 +559,21 @@ impl Device {
         };
         let log = Self::log_of(st, q, ring.size);
         let rt = st.runtime.as_mut().expect("started above");
-        let mem_err =
-            |e: vm_memory::GuestMemoryError| DeviceError::Memory(format!("in-flight region: {e}"));
         let pos = match (resume, log) {
-            // Stopped by a new memory table a moment ago: on from there, the log going on.
+            // Stopped by a new memory table (or a new in-flight region) a moment ago, cleanly: on
+            // from there, the log going on (or starting there).
             (Some(p), _) => {
-                if let Some((hdr, _)) = log {
+                if let Some((hdr, records)) = log {
+                    let (magic, _, size, _) = read_log_header(&dma, hdr)?;
+                    if magic != LOG_MAGIC || size != ring.size {
+                        start_log(&dma, hdr, records, ring.size, p.last_avail)?;
+                    }
                     Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
                 }
                 p
             }
             (None, Some((hdr, records))) => {
-                let magic: u32 = dma.read_obj(GuestAddress(hdr)).map_err(mem_err)?;
-                let state: u32 = dma.read_obj(GuestAddress(hdr + 4)).map_err(mem_err)?;
-                let size: u16 = dma.read_obj(GuestAddress(hdr + 8)).map_err(mem_err)?;
-                let base: u16 = dma.read_obj(GuestAddress(hdr + 10)).map_err(mem_err)?;
+                let (magic, state, size, base) = read_log_header(&dma, hdr)?;
                 if magic == LOG_MAGIC && state == LOG_RUNNING && size == ring.size {
                     // The backend that ran this queue died: serve what it left in flight
                     // (whatever the frontend's base says: it only counts used entries).
@@ -590,14 +590,7 @@ impl Device {
                     r.resume
                 } else {
                     // A new log from the frontend's base: everything before it is complete.
-                    done_log::init(&dma, records, ring.size, ring.next_avail)
-                        .map_err(|e| DeviceError::Memory(e.to_string()))?;
-                    dma.write_obj(LOG_MAGIC, GuestAddress(hdr))
-                        .map_err(mem_err)?;
-                    dma.write_obj(ring.size, GuestAddress(hdr + 8))
-                        .map_err(mem_err)?;
-                    dma.write_obj(ring.next_avail, GuestAddress(hdr + 10))
-                        .map_err(mem_err)?;
+                    start_log(&dma, hdr, records, ring.size, ring.next_avail)?;
                     Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
                     QueuePosition {
                         last_avail: ring.next_avail,
@@ -712,4 +705,35 @@ fn used_idx_of(guest: &GuestMemoryMmap, q: u16, used: u64) -> Result<u16, Device
     guest
         .read_obj::<u16>(GuestAddress(used.wrapping_add(2)))
         .map_err(|e| DeviceError::Queue(q, format!("used ring at {used:#x}: {e}")))
+}
+
+fn log_err(e: vm_memory::GuestMemoryError) -> DeviceError {
+    DeviceError::Memory(format!("in-flight region: {e}"))
+}
+
+/// A queue's header in the in-flight region: (magic, state, ring size, base).
+fn read_log_header(dma: &GuestMemoryMmap, hdr: u64) -> Result<(u32, u32, u16, u16), DeviceError> {
+    Ok((
+        dma.read_obj(GuestAddress(hdr)).map_err(log_err)?,
+        dma.read_obj(GuestAddress(hdr + 4)).map_err(log_err)?,
+        dma.read_obj(GuestAddress(hdr + 8)).map_err(log_err)?,
+        dma.read_obj(GuestAddress(hdr + 10)).map_err(log_err)?,
+    ))
+}
+
+/// A new done log for a ring of `size` entries from avail position `base` (every position
+/// before it complete); the header's state is set by the caller.
+fn start_log(
+    dma: &GuestMemoryMmap,
+    hdr: u64,
+    records: u64,
+    size: u16,
+    base: u16,
+) -> Result<(), DeviceError> {
+    done_log::init(dma, records, size, base).map_err(|e| DeviceError::Memory(e.to_string()))?;
+    dma.write_obj(LOG_MAGIC, GuestAddress(hdr))
+        .map_err(log_err)?;
+    dma.write_obj(size, GuestAddress(hdr + 8))
+        .map_err(log_err)?;
+    dma.write_obj(base, GuestAddress(hdr + 10)).map_err(log_err)
 }

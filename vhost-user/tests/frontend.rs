@@ -185,6 +185,25 @@ impl Guest {
         sector: u64,
         wait: Duration,
     ) -> Vec<(u16, u32)> {
+        self.post_read(ring, at, sector);
+        self.kicks[q].write(1).unwrap();
+        // An interrupt means "look at the used ring", not "your request is done": the device
+        // also raises one whenever it starts a queue.
+        let t = Instant::now();
+        while t.elapsed() < wait {
+            if self.calls[q].read().is_ok() {
+                let done = ring.reap().unwrap();
+                if !done.is_empty() {
+                    return done;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ring.reap().unwrap()
+    }
+
+    /// Post (without a kick) a 4 KiB read of `sector` on `ring`, buffers at `at`.
+    fn post_read(&self, ring: &mut SplitRing, at: u64, sector: u64) {
         let mut h = [0u8; 16];
         h[8..].copy_from_slice(&sector.to_le_bytes());
         self.mem.write_slice(&h, GuestAddress(at)).unwrap();
@@ -208,20 +227,6 @@ impl Guest {
         ])
         .unwrap();
         ring.publish().unwrap();
-        self.kicks[q].write(1).unwrap();
-        // An interrupt means "look at the used ring", not "your request is done": the device
-        // also raises one whenever it starts a queue.
-        let t = Instant::now();
-        while t.elapsed() < wait {
-            if self.calls[q].read().is_ok() {
-                let done = ring.reap().unwrap();
-                if !done.is_empty() {
-                    return done;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        ring.reap().unwrap()
     }
 }
 
@@ -520,32 +525,7 @@ fn the_inflight_region_carries_the_done_log_to_the_next_backend() {
     // Pretend the backend died with the queue running, and the guest posted one more read
     // meanwhile (its kick lost with the backend).
     region.write_all_at(&1u32.to_le_bytes(), 4).unwrap();
-    let post = |g: &Guest, ring: &mut SplitRing, at: u64| {
-        let mut hdr = [0u8; 16];
-        hdr[8..].copy_from_slice(&8u64.to_le_bytes());
-        g.mem.write_slice(&hdr, GuestAddress(at)).unwrap();
-        g.mem.write_obj(0xffu8, GuestAddress(at + 16)).unwrap();
-        ring.add_chain(&[
-            Buffer {
-                addr: at,
-                len: 16,
-                write: false,
-            },
-            Buffer {
-                addr: at + 4096,
-                len: 4096,
-                write: true,
-            },
-            Buffer {
-                addr: at + 16,
-                len: 1,
-                write: true,
-            },
-        ])
-        .unwrap();
-        ring.publish().unwrap();
-    };
-    post(&g, &mut ring, 0x20_0000);
+    g.post_read(&mut ring, 0x20_0000, 8);
     // The frontend reconnects to a new backend and hands it the same region; its base is the
     // used->idx (1), as QEMU's after a lost connection.
     let (device2, sock2, h2, _) = backend("inflight2", 1, 1);

@@ -126,6 +126,25 @@ fn post_write(
     ring.add_chain(&bufs).unwrap()
 }
 
+/// 4 KiB writes of request slots `slots` (slot k: sector k * 64, pattern k), posted by `g`.
+fn post_writes(
+    mem: &GuestMemoryMmap,
+    ring: &mut SplitRing,
+    g: &mut Guest,
+    slots: std::ops::Range<u64>,
+) {
+    for k in slots {
+        g.post(post_write(
+            mem,
+            ring,
+            k,
+            k * 64,
+            &pattern(4096, k as u8),
+            4096,
+        ));
+    }
+}
+
 fn status(mem: &GuestMemoryMmap, slot: u64) -> u8 {
     mem.read_obj(GuestAddress(REQS + slot * 0x1_0000 + 0x80))
         .unwrap()
@@ -190,16 +209,7 @@ fn a_punt_completing_late_is_served_once_after_a_crash() {
     let long = pattern(20 * 512, 1);
     let mut g = Guest::default();
     let first = g.post(post_write(&mem, &mut ring, 0, 0, &long, 512));
-    for k in 1..5u64 {
-        g.post(post_write(
-            &mem,
-            &mut ring,
-            k,
-            k * 64,
-            &pattern(4096, k as u8),
-            4096,
-        ));
-    }
+    post_writes(&mem, &mut ring, &mut g, 1..5);
     ring.publish().unwrap();
     kick(&b.dev, 0, ring.avail_idx()).unwrap();
     // No runtime polls: the punt is never served.
@@ -227,16 +237,7 @@ fn a_punt_completing_late_is_served_once_after_a_crash() {
     // The queue goes on from there on the new device, the log kept.
     b.rt.add_queue(&b.dev, spec(&ring, pos.last_avail, pos.used_idx))
         .unwrap();
-    for k in 5..9u64 {
-        g.post(post_write(
-            &mem,
-            &mut ring,
-            k,
-            k * 64,
-            &pattern(4096, k as u8),
-            4096,
-        ));
-    }
+    post_writes(&mem, &mut ring, &mut g, 5..9);
     ring.publish().unwrap();
     kick(&b.dev, 0, ring.avail_idx()).unwrap();
     run_until(&mut b, &ring, 9, true);
@@ -272,16 +273,7 @@ fn a_cpu_owned_queue_resumes_from_its_log() {
     let mut b = backend(&mem, &store, Path::Cpu);
     b.rt.add_queue(&b.dev, spec(&ring, 0, 0)).unwrap();
     let mut g = Guest::default();
-    for k in 0..3u64 {
-        g.post(post_write(
-            &mem,
-            &mut ring,
-            k,
-            k * 64,
-            &pattern(4096, k as u8),
-            4096,
-        ));
-    }
+    post_writes(&mem, &mut ring, &mut g, 0..3);
     ring.publish().unwrap();
     kick(&b.dev, 0, ring.avail_idx()).unwrap();
     run_until(&mut b, &ring, 3, true);
@@ -296,16 +288,7 @@ fn a_cpu_owned_queue_resumes_from_its_log() {
     }
     assert_eq!(b.rt.outstanding(), 0);
     // Two more posted, and the backend dies before it sees the kick.
-    for k in 3..5u64 {
-        g.post(post_write(
-            &mem,
-            &mut ring,
-            k,
-            k * 64,
-            &pattern(4096, k as u8),
-            4096,
-        ));
-    }
+    post_writes(&mem, &mut ring, &mut g, 3..5);
     ring.publish().unwrap();
     drop(b);
     let mut b = backend(&mem, &store, Path::Cpu);

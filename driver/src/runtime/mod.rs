@@ -59,6 +59,29 @@ pub enum RuntimeError {
     DoneLog(u16, DoneLogError),
 }
 
+/// virtio-queue's state of the split ring `info`, ready, at (`next_avail`, `next_used`).
+fn split_queue(
+    q: u16,
+    info: &QueueInfo,
+    next_avail: u16,
+    next_used: u16,
+) -> Result<Queue, RuntimeError> {
+    let bad = |e: virtio_queue::Error| RuntimeError::Queue(q, format!("virtio-queue: {e}"));
+    let mut vq = Queue::new(info.size).map_err(bad)?;
+    vq.try_set_size(info.size).map_err(bad)?;
+    vq.try_set_desc_table_address(GuestAddress(info.desc))
+        .map_err(bad)?;
+    vq.try_set_avail_ring_address(GuestAddress(info.avail))
+        .map_err(bad)?;
+    vq.try_set_used_ring_address(GuestAddress(info.used))
+        .map_err(bad)?;
+    vq.set_event_idx(info.event_idx);
+    vq.set_next_avail(next_avail);
+    vq.set_next_used(next_used);
+    vq.set_ready(true);
+    Ok(vq)
+}
+
 /// Give every punt-ring slot the phase of the pass *before* the one in which index `cons`
 /// and its successors will fill it: slot `s` is next written at the first index `i >= cons`
 /// with `i % size == s`, whose phase is `(i >> log2) & 1 == 0`.
@@ -319,20 +342,7 @@ impl Runtime {
         let owner = match path {
             Path::Fpga => QueueOwner::Fpga,
             Path::Cpu => {
-                let mut vq = Queue::new(i.size)
-                    .map_err(|e| RuntimeError::Queue(q, format!("virtio-queue: {e}")))?;
-                let bad = |e: virtio_queue::Error| RuntimeError::Queue(q, e.to_string());
-                vq.try_set_size(i.size).map_err(bad)?;
-                vq.try_set_desc_table_address(GuestAddress(i.desc))
-                    .map_err(bad)?;
-                vq.try_set_avail_ring_address(GuestAddress(i.avail))
-                    .map_err(bad)?;
-                vq.try_set_used_ring_address(GuestAddress(i.used))
-                    .map_err(bad)?;
-                vq.set_event_idx(i.event_idx);
-                vq.set_next_avail(spec.last_avail);
-                vq.set_next_used(spec.used_idx);
-                vq.set_ready(true);
+                let vq = split_queue(q, &i, spec.last_avail, spec.used_idx)?;
                 *self.shared.cpu_queues[usize::from(q)]
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(CpuQueue {
@@ -451,16 +461,7 @@ impl Runtime {
             .cloned()
             .flatten()
             .ok_or(RuntimeError::Function(info.func))?;
-        let bad = |e: virtio_queue::Error| q_err(format!("virtio-queue: {e}"));
-        let mut vq = Queue::new(info.size).map_err(bad)?;
-        vq.try_set_desc_table_address(GuestAddress(info.desc))
-            .map_err(bad)?;
-        vq.try_set_avail_ring_address(GuestAddress(info.avail))
-            .map_err(bad)?;
-        vq.try_set_used_ring_address(GuestAddress(info.used))
-            .map_err(bad)?;
-        vq.set_next_used(used_idx);
-        vq.set_ready(true);
+        let mut vq = split_queue(qid, info, avail_idx, used_idx)?;
         let mask = info.size - 1;
         for &pos in &todo {
             let at = Instant::now();

@@ -150,6 +150,40 @@ fn post_completion(dev: &SimDevice, mem: &GuestMemoryMmap, idx: u32, c: CplEntry
     cpl_ring::PROD.write(dev, idx + 1).unwrap();
 }
 
+/// The CPU's answer (completion-ring entry `idx`) to the punt of queue 0's `head`.
+fn complete(dev: &SimDevice, mem: &GuestMemoryMmap, idx: u32, head: u16, len: u32, tag: u32) {
+    post_completion(
+        dev,
+        mem,
+        idx,
+        CplEntry {
+            qid: 0,
+            head,
+            len,
+            tag,
+            ..Default::default()
+        },
+    );
+}
+
+/// 20 readable descriptors of 8 bytes at 0x80_0000 and one writable of `out` bytes at
+/// 0x90_0000: too long for the engine's segment table (16), so punted.
+fn long_chain(ring: &mut SplitRing, out: u32) -> u16 {
+    let mut bufs: Vec<Buffer> = (0..20u64)
+        .map(|k| Buffer {
+            addr: 0x80_0000 + 8 * k,
+            len: 8,
+            write: false,
+        })
+        .collect();
+    bufs.push(Buffer {
+        addr: 0x90_0000,
+        len: out,
+        write: true,
+    });
+    ring.add_chain(&bufs).unwrap()
+}
+
 /// A chain longer than the engine's segment table goes to the CPU through the punt ring; the
 /// CPU's completion comes back through the completion ring and the engine publishes it: the FPGA
 /// stays the single publisher of used->idx.
@@ -173,19 +207,7 @@ fn long_chain_is_punted_and_completed_through_the_completion_ring() {
     // 20 readable descriptors of 8 bytes and one writable: too long for the engine (16).
     let src: Vec<u8> = (0..160u32).map(|i| (i * 7 + 3) as u8).collect();
     mem.write_slice(&src, GuestAddress(0x80_0000)).unwrap();
-    let mut bufs: Vec<Buffer> = (0..20u64)
-        .map(|k| Buffer {
-            addr: 0x80_0000 + 8 * k,
-            len: 8,
-            write: false,
-        })
-        .collect();
-    bufs.push(Buffer {
-        addr: 0x90_0000,
-        len: 256,
-        write: true,
-    });
-    let long = ring.add_chain(&bufs).unwrap();
+    let long = long_chain(&mut ring, 256);
     // And a short one after it, which the FPGA serves itself.
     mem.write_slice(&[0xab; 16], GuestAddress(0x81_0000))
         .unwrap();
@@ -232,18 +254,7 @@ fn long_chain_is_punted_and_completed_through_the_completion_ring() {
     // The CPU serves it (echo in software) and completes it.
     let n = src.len().min(256);
     mem.write_slice(&src[..n], GuestAddress(0x90_0000)).unwrap();
-    post_completion(
-        &dev,
-        &mem,
-        0,
-        CplEntry {
-            qid: 0,
-            head: long,
-            len: n as u32,
-            tag: p.tag,
-            ..Default::default()
-        },
-    );
+    complete(&dev, &mem, 0, long, n as u32, p.tag);
     dev.lock().run(2_000).unwrap();
     assert_eq!(cpl_ring::CONS.read(&dev).unwrap(), 1);
     assert_eq!(ring.reap().unwrap(), vec![(long, n as u32)]);
@@ -257,18 +268,7 @@ fn long_chain_is_punted_and_completed_through_the_completion_ring() {
 
     // A completion naming nothing in flight: dropped, flagged, and it fails its queue.
     ctrl.write(&dev, on).unwrap();
-    post_completion(
-        &dev,
-        &mem,
-        1,
-        CplEntry {
-            qid: 0,
-            head: long,
-            len: 1,
-            tag: p.tag,
-            ..Default::default()
-        },
-    );
+    complete(&dev, &mem, 1, long, 1, p.tag);
     dev.lock().run(2_000).unwrap();
     assert_eq!(cpl_ring::STATUS.read(&dev).unwrap() & 1, 1);
     let st = queue::q::STATUS.at(0).unwrap().read(&dev).unwrap();
@@ -311,19 +311,7 @@ fn done_log_records_each_publish_when_a_punt_completes_late() {
         },
     )
     .unwrap();
-    let mut bufs: Vec<Buffer> = (0..20u64)
-        .map(|k| Buffer {
-            addr: 0x80_0000 + 8 * k,
-            len: 8,
-            write: false,
-        })
-        .collect();
-    bufs.push(Buffer {
-        addr: 0x90_0000,
-        len: 64,
-        write: true,
-    });
-    let long = ring.add_chain(&bufs).unwrap();
+    let long = long_chain(&mut ring, 64);
     let short = |ring: &mut SplitRing, k: u64| {
         ring.add_chain(&[
             Buffer {
@@ -351,18 +339,7 @@ fn done_log_records_each_publish_when_a_punt_completes_late() {
     assert_eq!(record(&mem, 3), (0x8000, 0), "untouched");
     let p = entry(&mem, 0);
     assert_eq!(p.head, long);
-    post_completion(
-        &dev,
-        &mem,
-        0,
-        CplEntry {
-            qid: 0,
-            head: long,
-            len: 0,
-            tag: p.tag,
-            ..Default::default()
-        },
-    );
+    complete(&dev, &mem, 0, long, 0, p.tag);
     dev.lock().run(2_000).unwrap();
     assert_eq!(ring.reap().unwrap(), vec![(long, 0)]);
     assert_eq!(record(&mem, 0), (0, 3));

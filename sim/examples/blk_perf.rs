@@ -2,7 +2,7 @@
 //! runtime, the test plays the guest), at queue depth 1 and 32, with the default DMA timing
 //! (1 µs reads, 16 B/cycle) and storage timing (2 µs reads, 32 B/cycle).
 //!
-//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES]`
+//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY]`
 //!
 //! Reads and writes alternate over a 4 MiB RAM store; every request must complete with status OK.
 //! With QUEUES > 1 the depth is spread over that many queues (the device publishes each queue's
@@ -11,7 +11,7 @@
 use fpga_virtio_hw::regs::{functions, VirtioDevice};
 use fpga_virtio_hw::RegArray;
 use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
-use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
+use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
 use fpga_virtio_storage::RamStore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,8 +26,17 @@ fn main() {
         .collect();
     let total = args.first().copied().unwrap_or(4000);
     let queues = args.get(1).copied().unwrap_or(1).clamp(1, 8);
+    // Optional: the DMA read latency in cycles (default 250, 1 µs at 250 MHz).
+    let mut timing = DmaTiming::default();
+    if let Some(&l) = args.get(2) {
+        timing.read_latency = l as u64;
+    }
     for depth in [1usize, 32] {
-        let mut sim = Simulator::new(SimConfig::default()).unwrap();
+        let mut sim = Simulator::new(SimConfig {
+            timing,
+            ..SimConfig::default()
+        })
+        .unwrap();
         sim.iommu_mut().map(0, 0, 64 << 20, Perm::RW).unwrap();
         sim.attach_store(Arc::new(RamStore::new(SECTORS * 512)));
         let mem = sim.memory().mem().clone();

@@ -31,7 +31,7 @@ module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
   parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
-  parameter int PUNT_SLOTS = 16, // punted requests in flight (a power of two)
+  parameter int PUNT_TAGS = 16,  // punted requests in flight (a power of two)
   parameter int NSLOT = 2        // device-engine slots (requests moving data at once)
 ) (
   input  logic clk,
@@ -213,20 +213,20 @@ module fv_virtq_engine #(
   logic [NQ-1:0][15:0] hint;             // NOTIFICATION_DATA: the last doorbell's avail idx
   logic [NQ-1:0]       hint_valid;
 
-  // Punted requests in flight: tag = slot.
-  localparam int PW = $clog2(PUNT_SLOTS);
-  logic [PUNT_SLOTS-1:0]         slot_valid;
-  logic [PUNT_SLOTS-1:0][QW-1:0] slot_q;
-  logic [PUNT_SLOTS-1:0][15:0]   slot_head;
-  logic [PUNT_SLOTS-1:0][15:0]   slot_pos;
-  logic                          slot_free;
-  logic [PW-1:0]                 free_slot;
+  // Punted requests in flight, by punt tag (the device slots are ds_*).
+  localparam int PW = $clog2(PUNT_TAGS);
+  logic [PUNT_TAGS-1:0]         tag_valid;
+  logic [PUNT_TAGS-1:0][QW-1:0] tag_q;
+  logic [PUNT_TAGS-1:0][15:0]   tag_head;
+  logic [PUNT_TAGS-1:0][15:0]   tag_pos;
+  logic                          tag_free;
+  logic [PW-1:0]                 free_tag;
   always_comb begin
-    slot_free = !(&slot_valid);
-    free_slot = '0;
-    if (slot_free) begin
-      for (int i = PUNT_SLOTS - 1; i >= 0; i--) begin
-        if (!slot_valid[i]) free_slot = PW'(i);
+    tag_free = !(&tag_valid);
+    free_tag = '0;
+    if (tag_free) begin
+      for (int i = PUNT_TAGS - 1; i >= 0; i--) begin
+        if (!tag_valid[i]) free_tag = PW'(i);
       end
     end
   end
@@ -270,7 +270,7 @@ module fv_virtq_engine #(
   end
   // A result to punt needs a punt tag; while none is free the others go first (completions free
   // tags).
-  assign ds_ready = ds_done & ~ds_waits & ~(ds_punt & {NSLOT{!slot_free}});
+  assign ds_ready = ds_done & ~ds_waits & ~(ds_punt & {NSLOT{!tag_free}});
   always_comb begin
     dslot_free = !(&ds_busy);
     free_dslot = '0;
@@ -429,7 +429,7 @@ module fv_virtq_engine #(
   logic [NQ-1:0] runnable;
   logic          pick_valid;
   logic [QW-1:0] pick, rr;
-  assign runnable = (slot_free && dslot_free ? pending & enable & ~owner & ~err : '0);
+  assign runnable = (tag_free && dslot_free ? pending & enable & ~owner & ~err : '0);
   always_comb begin
     pick_valid = 1'b0;
     pick = '0;
@@ -519,7 +519,7 @@ module fv_virtq_engine #(
     punt_entry.reason = p_reason;
     punt_entry.func = {5'd0, func[cq]};
     punt_entry.flags = {6'd0, in_ind, 1'b0};
-    punt_entry.tag = 32'(free_slot);
+    punt_entry.tag = 32'(free_tag);
     punt_entry.len = walked_bytes;
     punt_entry.addr = first_addr;
     punt_entry.arg = p_arg;
@@ -529,9 +529,9 @@ module fv_virtq_engine #(
   fv_regs_pkg::cpl_entry_t cpl;
   assign cpl = rdata[fv_regs_pkg::CPL_ENTRY_BYTES*8-1:0];
   logic cpl_ok;
-  assign cpl_ok = cpl.tag < 32'(PUNT_SLOTS) && slot_valid[cpl.tag[PW-1:0]]
-                  && cpl.qid < 16'(NQ) && slot_q[cpl.tag[PW-1:0]] == cpl.qid[QW-1:0]
-                  && slot_head[cpl.tag[PW-1:0]] == cpl.head;
+  assign cpl_ok = cpl.tag < 32'(PUNT_TAGS) && tag_valid[cpl.tag[PW-1:0]]
+                  && cpl.qid < 16'(NQ) && tag_q[cpl.tag[PW-1:0]] == cpl.qid[QW-1:0]
+                  && tag_head[cpl.tag[PW-1:0]] == cpl.head;
 
   assign irq_valid = state == S_IRQ;
   assign irq_vector = c_vec;
@@ -595,7 +595,7 @@ module fv_virtq_engine #(
       c_log <= '0;
       req_pos <= '0;
       ds_pos <= '0;
-      slot_pos <= '0;
+      tag_pos <= '0;
       pub_rec <= 1'b0;
       pd_rec <= 1'b0;
       c_size <= '0;
@@ -632,7 +632,7 @@ module fv_virtq_engine #(
       ev_error <= 1'b0;
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
-      slot_valid <= '0;
+      tag_valid <= '0;
       held <= '0;
       ds_busy <= '0;
       ds_done <= '0;
@@ -652,8 +652,8 @@ module fv_virtq_engine #(
       load_slot <= 1'b0;
       take_punt <= 1'b0;
       has_held <= '0;
-      slot_q <= '0;
-      slot_head <= '0;
+      tag_q <= '0;
+      tag_head <= '0;
       pub_len <= '0;
       pub_no_irq <= 1'b0;
       cpl_cons <= '0;
@@ -1171,10 +1171,10 @@ module fv_virtq_engine #(
         // The request (consumed and held already) goes out on the punt ring with a tag.
         S_PUNT: begin
           if (punt_ready) begin
-            slot_valid[free_slot] <= 1'b1;
-            slot_q[free_slot] <= cq;
-            slot_head[free_slot] <= head;
-            slot_pos[free_slot] <= req_pos;
+            tag_valid[free_tag] <= 1'b1;
+            tag_q[free_tag] <= cq;
+            tag_head[free_tag] <= head;
+            tag_pos[free_tag] <= req_pos;
             state <= S_IDLE;
           end
         end
@@ -1199,12 +1199,12 @@ module fv_virtq_engine #(
                 state <= S_IDLE;
               end
             end else begin
-              slot_valid[cpl.tag[PW-1:0]] <= 1'b0;
+              tag_valid[cpl.tag[PW-1:0]] <= 1'b0;
               held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] - 16'd1;
               has_held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] != 16'd1;
               cq <= cpl.qid[QW-1:0];
               head <= cpl.head;
-              req_pos <= slot_pos[cpl.tag[PW-1:0]];
+              req_pos <= tag_pos[cpl.tag[PW-1:0]];
               pub_len <= cpl.len;
               pub_no_irq <= cpl.flags[0];
               ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it

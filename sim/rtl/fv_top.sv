@@ -392,9 +392,10 @@ module fv_top #(
   // ---------------------------------------------------------------------------------------------
   // Engines.
   // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k, 1 + NSLOT the virtqueue engine's
-  // interrupt-decision read. Writes: 0 the virtqueue engine, 1 MSI-X, 2 the punt writer, 3 + k
-  // slot k.
-  localparam int NR = 2 + NSLOT;
+  // interrupt-decision read, 2 + NSLOT + e its descriptor prefetch e. Writes: 0 the virtqueue
+  // engine, 1 MSI-X, 2 the punt writer, 3 + k slot k.
+  localparam int NPF = 2;
+  localparam int NR = 2 + NSLOT + NPF;
   localparam int NW = 3 + NSLOT;
   logic [NR-1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
   logic [NR-1:0][63:0]   m_rd_addr;
@@ -428,7 +429,7 @@ module fv_top #(
   logic                                  e_punt_valid, e_punt_ready;
   fv_regs_pkg::punt_entry_t              e_punt_entry;
 
-  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT)) u_virtq_engine (
+  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT), .NPF(NPF)) u_virtq_engine (
     .clk, .rst(srst),
     .run(global_ctrl_enable),
     .desc_lo(queue_q_desc_lo_addr), .desc_hi(queue_q_desc_hi_addr),
@@ -454,6 +455,9 @@ module fv_top #(
     .ir_rd_addr(m_rd_addr[1 + NSLOT]), .ir_rd_len(m_rd_len[1 + NSLOT]),
     .ir_rc_valid(m_rc_valid[1 + NSLOT]), .ir_rc_data(dma_rc_data[15:0]), .ir_rc_error(dma_rc_error),
     .ir_queue,
+    .pf_rd_valid(m_rd_valid[2 + NSLOT +: NPF]), .pf_rd_ready(m_rd_ready[2 + NSLOT +: NPF]),
+    .pf_rd_addr(m_rd_addr[2 + NSLOT +: NPF]), .pf_rd_len(m_rd_len[2 + NSLOT +: NPF]),
+    .pf_rc_valid(m_rc_valid[2 + NSLOT +: NPF]),
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
@@ -750,6 +754,10 @@ module fv_top #(
     .dma_wc_valid, .dma_wc_tag, .dma_wc_error,
     .fault_valid, .fault_addr, .fault_write, .fault_tag
   );
+  // A refused descriptor prefetch is speculative: not reported (the walk's own read of the same
+  // descriptors is, if the walk gets there).
+  logic fault_seen;
+  assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 4'(2 + NSLOT));
 
   // DMA faults: the first one since STATUS.dma_fault was cleared is kept; all are counted.
   logic [31:0] fault_count;
@@ -776,7 +784,7 @@ module fv_top #(
       first_fault_addr <= '0;
       first_fault_queue <= '0;
       first_fault_write <= 1'b0;
-    end else if (fault_valid) begin
+    end else if (fault_seen) begin
       if (fault_count != 32'hffff_ffff) fault_count <= fault_count + 32'd1;
       if (!global_status_dma_fault) begin
         first_fault_addr <= fault_addr;
@@ -785,7 +793,7 @@ module fv_top #(
       end
     end
   end
-  assign global_status_dma_fault_set = fault_valid;
+  assign global_status_dma_fault_set = fault_seen;
   assign global_dma_fault_addr_lo_addr_i = first_fault_addr[31:0];
   assign global_dma_fault_addr_hi_addr_i = first_fault_addr[63:32];
   assign global_dma_fault_info_queue_i = first_fault_queue;

@@ -32,7 +32,8 @@ module fv_virtq_engine #(
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
   parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
   parameter int PUNT_TAGS = 16,  // punted requests in flight (a power of two)
-  parameter int NSLOT = 2        // device-engine slots (requests moving data at once)
+  parameter int NSLOT = 2,       // device-engine slots (requests moving data at once)
+  parameter int NPF = 2          // descriptor prefetches in flight (read masters of their own)
 ) (
   input  logic clk,
   input  logic rst,
@@ -89,6 +90,13 @@ module fv_virtq_engine #(
   input  logic [15:0]   ir_rc_data,          // the 2 bytes read (one beat)
   input  logic          ir_rc_error,
   output logic [$clog2(NQ)-1:0] ir_queue,    // the queue of the pending decision
+  // Descriptor prefetch: NPF read masters (see "Descriptor prefetch"); completion data, last and
+  // error are those of the walk's master (rc_data, rc_last, rc_error).
+  output logic [NPF-1:0]       pf_rd_valid,
+  input  logic [NPF-1:0]       pf_rd_ready,
+  output logic [NPF-1:0][63:0] pf_rd_addr,
+  output logic [NPF-1:0][15:0] pf_rd_len,
+  input  logic [NPF-1:0]       pf_rc_valid,
   // DMA write.
   output logic          wr_valid,
   input  logic          wr_ready,
@@ -156,6 +164,9 @@ module fv_virtq_engine #(
   end
   if (NSLOT < 1 || NSLOT > 16) begin : g_bad_slots
     $error("fv_virtq_engine: NSLOT must be in 1..16");
+  end
+  if (NPF < 1 || NPF > 4) begin : g_bad_npf
+    $error("fv_virtq_engine: NPF must be in 1..4");
   end
 
   // Virtio descriptor flags.
@@ -424,6 +435,74 @@ module fv_virtq_engine #(
   assign d_flags = cur_desc[111:96];
   assign d_next = cur_desc[127:112];
 
+  // Descriptor prefetch. The walk's reads are dependent and one at a time, so at depth the walk
+  // bounds the engine (one DMA latency per chain for its descriptors). While it walks, the
+  // heads after the current one in the batch (hbuf) have their first DPF descriptors read ahead,
+  // up to NPF at once, each on a read master of its own; the walk of such a chain starts from the
+  // prefetched copy. A copy is valid: the head was available before the read was issued (hbuf
+  // was read after avail->idx), so its chain was final and stays so until the chain is taken
+  // and completed. An entry names its queue, avail position and head, and is used only by the
+  // walk of exactly that; entries are dropped when the batch is refilled or the queue stops
+  // (one still in flight is marked stale and dropped when it lands), and when their position is
+  // taken without them. A prefetch the IOMMU refuses is not reported: the walk's own read of the
+  // same descriptors reports it, if the walk gets there.
+  localparam int PFW = NPF > 1 ? $clog2(NPF) : 1;
+  logic [NPF-1:0]              pf_busy, pf_ok, pf_stale, pf_err;
+  logic [NPF-1:0][QW-1:0]      pf_q;
+  logic [NPF-1:0][15:0]        pf_pos, pf_head;
+  logic [NPF-1:0][2:0]         pf_n;
+  logic [NPF-1:0][3:0]         pf_beat;
+  logic [NPF-1:0][DPF*128-1:0] pf_data;
+  logic [15:0]                 pf_from;           // next avail position of hbuf to prefetch
+  logic [15:0]                 pf_off, pf_hd, pf_room;
+  logic [2:0]                  pf_len;
+  logic                        pf_can, pf_any;
+  logic [PFW-1:0]              pf_sel;
+  assign pf_off = pf_from - hbase;
+  assign pf_hd = hbuf[pf_off[2:0]];
+  assign pf_room = size[hq] - pf_hd;
+  assign pf_len = pf_room >= 16'(DPF) ? 3'(DPF) : pf_room[2:0];
+  // A head of the batch not yet prefetched, in the table, of a queue that runs (not while the
+  // batch is being replaced).
+  assign pf_can = hcount != 4'd0 && pf_off < {12'd0, hcount} && pf_hd < size[hq]
+                  && enable[hq] && !owner[hq] && !err[hq] && !stopped[hq]
+                  && state != S_RING_WAIT;
+  always_comb begin
+    pf_any = 1'b0;
+    pf_sel = '0;
+    for (int e = NPF - 1; e >= 0; e--) begin
+      if (!pf_busy[e] && !pf_ok[e]) begin
+        pf_any = 1'b1;
+        pf_sel = PFW'(e);
+      end
+    end
+    pf_rd_valid = '0;
+    if (pf_can && pf_any) pf_rd_valid[pf_sel] = 1'b1;
+    for (int e = 0; e < NPF; e++) begin
+      pf_rd_addr[e] = {desc_hi[hq], desc_lo[hq]} + {44'd0, pf_hd, 4'd0};
+      pf_rd_len[e] = {9'd0, pf_len, 4'd0};
+    end
+  end
+  // The walk's first descriptor of the chain at last_avail: a prefetched copy (pf_hit), or one
+  // still on its way (pf_wait: the walk waits for it instead of reading the same again).
+  logic           pf_first, pf_hit, pf_wait;
+  logic [PFW-1:0] pf_use;
+  assign pf_first = !in_ind && walked == 16'd0 && idx == head;
+  always_comb begin
+    pf_hit = 1'b0;
+    pf_wait = 1'b0;
+    pf_use = '0;
+    for (int e = 0; e < NPF; e++) begin
+      if (pf_first && pf_q[e] == cq && pf_pos[e] == last_avail && pf_head[e] == head) begin
+        if (pf_ok[e] && !pf_err[e]) begin
+          pf_hit = 1'b1;
+          pf_use = PFW'(e);
+        end
+        if (pf_busy[e] && !pf_stale[e]) pf_wait = 1'b1;
+      end
+    end
+  end
+
   // ---------------------------------------------------------------------------------------------
   // Round-robin pick among queues with work.
   logic [NQ-1:0] runnable;
@@ -465,7 +544,7 @@ module fv_virtq_engine #(
         rd_len = {11'd0, ring_batch, 1'b0};
       end
       S_DESC_REQ: begin
-        rd_valid = !dc_hit;
+        rd_valid = !dc_hit && !pf_hit && !pf_wait;
         rd_addr = (in_ind ? ind_base : c_desc) + {44'd0, idx, 4'd0};
         rd_len = {9'd0, dpf_n, 4'd0};
       end
@@ -696,6 +775,17 @@ module fv_virtq_engine #(
       hcount <= '0;
       hbase <= '0;
       hq <= '0;
+      pf_busy <= '0;
+      pf_ok <= '0;
+      pf_stale <= '0;
+      pf_err <= '0;
+      pf_q <= '0;
+      pf_pos <= '0;
+      pf_head <= '0;
+      pf_n <= '0;
+      pf_beat <= '0;
+      pf_data <= '0;
+      pf_from <= '0;
     end else begin
       cycle <= cycle + 32'd1;
       // Moderation timer: one queue per cycle, not the one a decision is pending for.
@@ -760,7 +850,37 @@ module fv_virtq_engine #(
         for (int q = 0; q < NQ; q++) if (enable_rise[q]) shadow_avail[q] <= saved_last_avail[q];
       end
       // ... and the heads fetched.
-      if (stopped[hq]) hcount <= '0;
+      if (stopped[hq]) begin
+        hcount <= '0;
+        pf_ok <= '0;
+        pf_stale <= pf_stale | pf_busy;
+      end
+      // Prefetches issued and landed.
+      if (|(pf_rd_valid & pf_rd_ready)) begin
+        pf_busy[pf_sel] <= 1'b1;
+        pf_stale[pf_sel] <= 1'b0;
+        pf_q[pf_sel] <= hq;
+        pf_pos[pf_sel] <= pf_from;
+        pf_head[pf_sel] <= pf_hd;
+        pf_n[pf_sel] <= pf_len;
+        pf_beat[pf_sel] <= '0;
+        pf_from <= pf_from + 16'd1;
+      end
+      if (|pf_rc_valid) begin
+        for (int e = 0; e < NPF; e++) begin
+          if (pf_rc_valid[e]) begin
+            for (int k = 0; k < DBEATS; k++) begin
+              if (pf_beat[e] == 4'(k)) pf_data[e][k*DW +: DW] <= rc_data;
+            end
+            pf_beat[e] <= pf_beat[e] + 4'd1;
+            if (rc_last) begin
+              pf_busy[e] <= 1'b0;
+              pf_ok[e] <= !pf_stale[e];
+              pf_err[e] <= rc_error;
+            end
+          end
+        end
+      end
 
       unique case (state)
         S_IDLE: begin
@@ -869,6 +989,7 @@ module fv_virtq_engine #(
               f_fault <= 1'b0;
               state <= S_FAIL;
             end else begin
+              if ($signed(pf_from - last_avail) <= 0) pf_from <= last_avail + 16'd1;
               head <= hbuf[hoff[2:0]];
               idx <= hbuf[hoff[2:0]];
               dc_n <= 3'd0;
@@ -896,6 +1017,10 @@ module fv_virtq_engine #(
               hcount <= ring_batch;
               hbase <= last_avail;
               hq <= cq;
+              // The walk reads this chain's descriptors; the ones after it are prefetched.
+              pf_ok <= '0;
+              pf_stale <= pf_stale | pf_busy;
+              pf_from <= last_avail + 16'd1;
               state <= S_RING;
             end
           end
@@ -904,6 +1029,14 @@ module fv_virtq_engine #(
         S_DESC_REQ: begin
           if (dc_hit) begin
             state <= S_DESC_USE;
+          end else if (pf_hit) begin
+            dcache <= pf_data[pf_use];
+            dc_base <= idx;
+            dc_n <= pf_n[pf_use];
+            pf_ok[pf_use] <= 1'b0;
+            state <= S_DESC_USE;
+          end else if (pf_wait) begin
+            // The prefetch of these descriptors is on its way.
           end else if (rd_ready) begin
             dc_base <= idx;
             dc_n <= 3'd0;
@@ -998,6 +1131,12 @@ module fv_virtq_engine #(
         // least).
         S_TAKE: begin
           req_pos <= last_avail;
+          for (int e = 0; e < NPF; e++) begin
+            if (pf_q[e] == cq && pf_pos[e] == last_avail) begin
+              pf_ok[e] <= 1'b0;
+              if (pf_busy[e]) pf_stale[e] <= 1'b1;
+            end
+          end
           held[cq] <= held[cq] + 16'd1;
           has_held[cq] <= 1'b1;
           last_avail <= last_avail + 16'd1;

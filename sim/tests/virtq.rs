@@ -959,3 +959,49 @@ fn slots_overlap_requests_and_publish_each_queue_in_order() {
         assert_eq!(&read(&mem, DATA + i as u64 * 0x1_0000 + 0x8000, w.len()), w);
     }
 }
+
+/// The engine reads the descriptors of the heads after the one it walks ahead of the walk
+/// (descriptor prefetch). Such a read is speculative: when the IOMMU refuses it, nothing is
+/// reported; the walk's own read of the same descriptors reports the fault, once, and breaks the
+/// queue. Here chain 1's head sits in a page of the descriptor table that is not mapped.
+#[test]
+fn a_refused_descriptor_prefetch_is_reported_once_by_the_walk() {
+    let (dev, mem) = device(fast());
+    // 512 entries: the descriptor table spans two pages; the second is unmapped.
+    let mut ring = SplitRing::new(&mem, RINGS, 512, false).unwrap();
+    let hole = ring.desc_addr() + 0x1000;
+    {
+        let mut sim = dev.lock();
+        let iommu = sim.iommu_mut();
+        iommu.unmap(0, MAPPED).unwrap();
+        iommu.map(0, 0, hole, Perm::RW).unwrap();
+        iommu
+            .map(
+                hole + 0x1000,
+                hole + 0x1000,
+                MAPPED - hole - 0x1000,
+                Perm::RW,
+            )
+            .unwrap();
+    }
+    setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
+    ring.add_chain(&pair(DATA, 64, DATA + 0x1000, 64)).unwrap();
+    ring.publish().unwrap();
+    // Position 1 names head 300 (in the hole).
+    mem.write_obj(300u16, GuestAddress(ring.avail_addr() + 4 + 2))
+        .unwrap();
+    ring.publish_idx(2).unwrap();
+    kick(&dev, 0, 2).unwrap();
+    dev.lock().run(20_000).unwrap();
+    assert_eq!(cause(&dev, 0), Some(QueueError::DmaFault));
+    let iova = hole + (300 - 256) * 16;
+    // The IOMMU saw the prefetch and the walk's read; the device reports one fault.
+    let faults = dev.lock().faults().to_vec();
+    assert!(
+        faults.iter().all(|f| f.iova == iova && !f.write),
+        "{faults:?}"
+    );
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
+    assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), iova as u32);
+}

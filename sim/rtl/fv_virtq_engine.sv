@@ -25,8 +25,9 @@
 // the saved state (last_avail, used_idx) is final.
 //
 // DMA: one outstanding read for the walk (completion beats of DW bits, byte 0 of beat 0 = the
-// byte at the address) and one for the interrupt decision, each on a master of its own; writes
-// of a single beat of at most DW/8 bytes, several in flight, acknowledged in issue order.
+// byte at the address), one for the interrupt decision and one per descriptor prefetch (NPF),
+// each on a master of its own; writes of a single beat of at most DW/8 bytes, several in
+// flight, acknowledged in issue order.
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
@@ -90,7 +91,7 @@ module fv_virtq_engine #(
   input  logic [15:0]   ir_rc_data,          // the 2 bytes read (one beat)
   input  logic          ir_rc_error,
   output logic [$clog2(NQ)-1:0] ir_queue,    // the queue of the pending decision
-  // Descriptor prefetch: NPF read masters (see "Descriptor prefetch"); completion data, last and
+  // Look-ahead descriptor prefetch: NPF read masters (see there); completion data, last and
   // error are those of the walk's master (rc_data, rc_last, rc_error).
   output logic [NPF-1:0]       pf_rd_valid,
   input  logic [NPF-1:0]       pf_rd_ready,
@@ -435,7 +436,7 @@ module fv_virtq_engine #(
   assign d_flags = cur_desc[111:96];
   assign d_next = cur_desc[127:112];
 
-  // Descriptor prefetch. The walk's reads are dependent and one at a time, so at depth the walk
+  // Look-ahead descriptor prefetch. The walk's reads are dependent and one at a time, so at depth the walk
   // bounds the engine (one DMA latency per chain for its descriptors). While it walks, the
   // heads after the current one in the batch (hbuf) have their first DPF descriptors read ahead,
   // up to NPF at once, each on a read master of its own; the walk of such a chain starts from the

@@ -196,7 +196,7 @@ module fv_virtq_engine #(
 
   // Current queue, latched at pick.
   logic [QW-1:0] cq;
-  logic [63:0] c_desc, c_avail, c_used, c_log;
+  logic [63:0] c_desc, c_avail, c_used;
   logic [15:0] c_size, c_mask;
   logic        c_evt, c_ind;
   logic [15:0] c_vec;
@@ -294,8 +294,10 @@ module fv_virtq_engine #(
   end
   assign slot_queue = ds_q;
   assign dev_start = state == S_DEV ? NSLOT'(1) << free_dslot : '0;
-  logic has_log;               // queue cq keeps a done log
-  assign has_log = |{done_log_hi[cq], done_log_lo[cq]};
+  logic [63:0] log_base;       // queue cq's done log (0: none)
+  logic        has_log;
+  assign log_base = {done_log_hi[cq], done_log_lo[cq]};
+  assign has_log = |log_base;
   logic take_punt;             // the chain walked goes to the CPU (S_TAKE), not to a slot
 
   // The result being published (a slot's or a CPU completion): its used length and whether the
@@ -566,7 +568,7 @@ module fv_virtq_engine #(
     unique case (state)
       S_REC_REQ: begin
         wr_valid = 1'b1;
-        wr_addr = c_log + {46'd0, req_pos & c_mask, 2'd0};
+        wr_addr = log_base + {46'd0, req_pos & c_mask, 2'd0};
         wr_len = 16'd4;
         wr_data[31:0] = {used_idx + 16'd1, req_pos};
       end
@@ -672,7 +674,6 @@ module fv_virtq_engine #(
       c_desc <= '0;
       c_avail <= '0;
       c_used <= '0;
-      c_log <= '0;
       req_pos <= '0;
       ds_pos <= '0;
       tag_pos <= '0;
@@ -1168,7 +1169,6 @@ module fv_virtq_engine #(
         S_LOAD: begin
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
-          c_log <= {done_log_hi[cq], done_log_lo[cq]};
           pub_rec <= 1'b0;
           c_size <= size[cq];
           c_mask <= size[cq] - 16'd1;

@@ -242,25 +242,13 @@ impl Events {
     }
 
     fn set_kick(&self, q: usize, kick: Option<File>) -> io::Result<()> {
-        let setup = {
-            let mut qs = lock(&self.queues);
-            let Some(qe) = qs.get_mut(q) else {
-                return Ok(());
-            };
-            if qe.watched {
-                if let Some(k) = qe.kick.as_ref() {
-                    let _ = self.epoll.ctl(
-                        ControlOperation::Delete,
-                        k.as_raw_fd(),
-                        EpollEvent::new(EventSet::IN, q as u64),
-                    );
-                }
-                qe.watched = false;
-            }
+        // Stop watching the old fd first (the caller watches the new one when the ring is live).
+        let setup = lock(&self.queues).get(q).and_then(|qe| qe.setup);
+        self.update(q, false, setup)?;
+        if let Some(qe) = lock(&self.queues).get_mut(q) {
             qe.kick = kick;
-            qe.setup
-        };
-        self.update(q, false, setup)
+        }
+        Ok(())
     }
 
     fn set_call(&self, q: usize, call: Option<File>) {

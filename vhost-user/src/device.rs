@@ -21,7 +21,6 @@ use fpga_virtio_driver::runtime::{
     SplitPolicy,
 };
 use fpga_virtio_driver::vfio::VfioPciDevice;
-use fpga_virtio_sim::SimDevice;
 use fpga_virtio_storage::BlockStore;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -276,11 +275,6 @@ impl Device {
         self.irqfds.get(usize::from(q))
     }
 
-    /// The simulated device (for statistics).
-    pub fn sim(&self) -> Option<&SimDevice> {
-        self.hw.sim()
-    }
-
     /// Features the guest accepted.
     pub fn set_features(&self, features: u64) {
         lock(&self.state).features = features;
@@ -368,11 +362,6 @@ impl Device {
         st.inflight.as_ref().and_then(|i| i.log(q, size))
     }
 
-    fn set_log_state(dma: &GuestMemoryMmap, hdr: u64, state: u32) -> Result<(), DeviceError> {
-        dma.write_obj(state, GuestAddress(hdr + 4))
-            .map_err(|e| DeviceError::Memory(format!("in-flight region: {e}")))
-    }
-
     fn stop_all(&self, st: &mut State, remember: bool) -> Result<(), DeviceError> {
         for q in 0..st.started.len() {
             if st.started[q].is_some() {
@@ -395,7 +384,7 @@ impl Device {
         let pos = rt.stop_queue(self.hw.io(), q)?;
         // Stopped cleanly: everything it took is published; the log need not be read back.
         if let (Some((hdr, _)), Some(dma)) = (Self::log_of(st, q, ring.size), st.dma.as_ref()) {
-            Self::set_log_state(dma, hdr, LOG_STOPPED)?;
+            set_log_state(dma, hdr, LOG_STOPPED)?;
         }
         if let Some(guest) = st.guest.as_ref() {
             let idx = |at: u64| guest.read_obj::<u16>(GuestAddress(at.wrapping_add(2))).ok();
@@ -564,20 +553,19 @@ impl Device {
             // from there, the log going on (or starting there).
             (Some(p), _) => {
                 if let Some((hdr, records)) = log {
-                    let (magic, _, size, _) = read_log_header(&dma, hdr)?;
-                    if magic != LOG_MAGIC || size != ring.size {
+                    if !LogHeader::read(&dma, hdr)?.is_for(ring.size) {
                         start_log(&dma, hdr, records, ring.size, p.last_avail)?;
                     }
-                    Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
+                    set_log_state(&dma, hdr, LOG_RUNNING)?;
                 }
                 p
             }
             (None, Some((hdr, records))) => {
-                let (magic, state, size, base) = read_log_header(&dma, hdr)?;
-                if magic == LOG_MAGIC && state == LOG_RUNNING && size == ring.size {
+                let h = LogHeader::read(&dma, hdr)?;
+                if h.is_for(ring.size) && h.state == LOG_RUNNING {
                     // The backend that ran this queue died: serve what it left in flight
                     // (whatever the frontend's base says: it only counts used entries).
-                    let r = rt.resubmit_in_flight(q, &info, records, base)?;
+                    let r = rt.resubmit_in_flight(q, &info, records, h.base)?;
                     eprintln!(
                         "fpga-virtio vhost-user-blk: queue {q}: recovered from the in-flight log: {} requests served again (avail positions {:?}; used->idx was {}{}), going on at avail {} / used {}",
                         r.served.len(),
@@ -591,7 +579,7 @@ impl Device {
                 } else {
                     // A new log from the frontend's base: everything before it is complete.
                     start_log(&dma, hdr, records, ring.size, ring.next_avail)?;
-                    Self::set_log_state(&dma, hdr, LOG_RUNNING)?;
+                    set_log_state(&dma, hdr, LOG_RUNNING)?;
                     QueuePosition {
                         last_avail: ring.next_avail,
                         used_idx: used_idx_of(&guest, q, ring.used)?,
@@ -711,14 +699,33 @@ fn log_err(e: vm_memory::GuestMemoryError) -> DeviceError {
     DeviceError::Memory(format!("in-flight region: {e}"))
 }
 
-/// A queue's header in the in-flight region: (magic, state, ring size, base).
-fn read_log_header(dma: &GuestMemoryMmap, hdr: u64) -> Result<(u32, u32, u16, u16), DeviceError> {
-    Ok((
-        dma.read_obj(GuestAddress(hdr)).map_err(log_err)?,
-        dma.read_obj(GuestAddress(hdr + 4)).map_err(log_err)?,
-        dma.read_obj(GuestAddress(hdr + 8)).map_err(log_err)?,
-        dma.read_obj(GuestAddress(hdr + 10)).map_err(log_err)?,
-    ))
+/// A queue's header in the in-flight region (magic at +0, state +4, ring size +8, base +10).
+struct LogHeader {
+    magic: u32,
+    state: u32,
+    size: u16,
+    /// The log's first avail position: everything before it is complete.
+    base: u16,
+}
+
+impl LogHeader {
+    fn read(dma: &GuestMemoryMmap, hdr: u64) -> Result<Self, DeviceError> {
+        Ok(LogHeader {
+            magic: dma.read_obj(GuestAddress(hdr)).map_err(log_err)?,
+            state: dma.read_obj(GuestAddress(hdr + 4)).map_err(log_err)?,
+            size: dma.read_obj(GuestAddress(hdr + 8)).map_err(log_err)?,
+            base: dma.read_obj(GuestAddress(hdr + 10)).map_err(log_err)?,
+        })
+    }
+
+    /// Whether it heads a done log of a ring of `size` entries.
+    fn is_for(&self, size: u16) -> bool {
+        self.magic == LOG_MAGIC && self.size == size
+    }
+}
+
+fn set_log_state(dma: &GuestMemoryMmap, hdr: u64, state: u32) -> Result<(), DeviceError> {
+    dma.write_obj(state, GuestAddress(hdr + 4)).map_err(log_err)
 }
 
 /// A new done log for a ring of `size` entries from avail position `base` (every position

@@ -78,14 +78,6 @@ impl Hw {
         }
     }
 
-    /// The simulator, if that is what this is.
-    pub(crate) fn sim(&self) -> Option<&SimDevice> {
-        match self {
-            Hw::Sim(d) => Some(d),
-            Hw::Vfio { .. } => None,
-        }
-    }
-
     /// Make `dma` (every region at IOVA = its address) what the device may DMA, and nothing
     /// else. Call with the device's queues stopped.
     pub(crate) fn map(&self, dma: &GuestMemoryMmap) -> Result<(), DeviceError> {

@@ -391,11 +391,15 @@ module fv_top #(
 
   // ---------------------------------------------------------------------------------------------
   // Engines.
-  // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k, 1 + NSLOT the virtqueue engine's
-  // interrupt-decision read, 2 + NSLOT + e its descriptor prefetch e. Writes: 0 the virtqueue
-  // engine, 1 MSI-X, 2 the punt writer, 3 + k slot k.
+  // DMA masters. Reads: 0 the virtqueue engine, 1 + k slot k, 1 + NSLOT + d the virtqueue
+  // engine's interrupt decision d, 1 + NSLOT + NDEC + e its descriptor prefetch e, then its
+  // avail-ring read-ahead. Writes: 0 the
+  // virtqueue engine, 1 MSI-X, 2 the punt writer, 3 + k slot k.
   localparam int NPF = 2;
-  localparam int NR = 2 + NSLOT + NPF;
+  localparam int NDEC = 4;
+  localparam int PF0 = 1 + NSLOT + NDEC;     // the first prefetch master
+  localparam int RA = PF0 + NPF;             // the avail-ring read-ahead master
+  localparam int NR = RA + 1;
   localparam int NW = 3 + NSLOT;
   logic [NR-1:0]         m_rd_valid, m_rd_ready, m_rc_valid;
   logic [NR-1:0][63:0]   m_rd_addr;
@@ -415,7 +419,7 @@ module fv_top #(
   logic [NSLOT-1:0][7:0]                 dev_punt_reason;
   logic [NSLOT-1:0][63:0]                dev_punt_arg;
   logic [NSLOT-1:0][QW-1:0]              slot_queue;
-  logic [QW-1:0]                         ir_queue;
+  logic [NDEC-1:0][QW-1:0]               ir_queue;
   logic                                  irq_valid, irq_ready;
   logic [15:0]                           irq_vector;
   logic                                  q_irq_valid, q_irq_ready, p_irq_valid, p_irq_ready;
@@ -429,7 +433,7 @@ module fv_top #(
   logic                                  e_punt_valid, e_punt_ready;
   fv_regs_pkg::punt_entry_t              e_punt_entry;
 
-  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT), .NPF(NPF)) u_virtq_engine (
+  fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT), .NPF(NPF), .NDEC(NDEC)) u_virtq_engine (
     .clk, .rst(srst),
     .run(global_ctrl_enable),
     .desc_lo(queue_q_desc_lo_addr), .desc_hi(queue_q_desc_hi_addr),
@@ -451,13 +455,15 @@ module fv_top #(
     .doorbell_idx(doorbell_db_notify_avail_idx), .notify_data(queue_q_ctrl_notification_data),
     .rd_valid(m_rd_valid[0]), .rd_ready(m_rd_ready[0]), .rd_addr(m_rd_addr[0]), .rd_len(m_rd_len[0]),
     .rc_valid(m_rc_valid[0]), .rc_data(dma_rc_data), .rc_last(dma_rc_last), .rc_error(dma_rc_error),
-    .ir_rd_valid(m_rd_valid[1 + NSLOT]), .ir_rd_ready(m_rd_ready[1 + NSLOT]),
-    .ir_rd_addr(m_rd_addr[1 + NSLOT]), .ir_rd_len(m_rd_len[1 + NSLOT]),
-    .ir_rc_valid(m_rc_valid[1 + NSLOT]), .ir_rc_data(dma_rc_data[15:0]), .ir_rc_error(dma_rc_error),
-    .ir_queue,
-    .pf_rd_valid(m_rd_valid[2 + NSLOT +: NPF]), .pf_rd_ready(m_rd_ready[2 + NSLOT +: NPF]),
-    .pf_rd_addr(m_rd_addr[2 + NSLOT +: NPF]), .pf_rd_len(m_rd_len[2 + NSLOT +: NPF]),
-    .pf_rc_valid(m_rc_valid[2 + NSLOT +: NPF]),
+    .ir_rd_valid(m_rd_valid[1 + NSLOT +: NDEC]), .ir_rd_ready(m_rd_ready[1 + NSLOT +: NDEC]),
+    .ir_rd_addr(m_rd_addr[1 + NSLOT +: NDEC]), .ir_rd_len(m_rd_len[1 + NSLOT +: NDEC]),
+    .ir_rc_valid(m_rc_valid[1 + NSLOT +: NDEC]), .ir_rc_data(dma_rc_data[15:0]),
+    .ir_rc_error(dma_rc_error), .ir_queue,
+    .pf_rd_valid(m_rd_valid[PF0 +: NPF]), .pf_rd_ready(m_rd_ready[PF0 +: NPF]),
+    .pf_rd_addr(m_rd_addr[PF0 +: NPF]), .pf_rd_len(m_rd_len[PF0 +: NPF]),
+    .pf_rc_valid(m_rc_valid[PF0 +: NPF]),
+    .ra_rd_valid(m_rd_valid[RA]), .ra_rd_ready(m_rd_ready[RA]), .ra_rd_addr(m_rd_addr[RA]),
+    .ra_rd_len(m_rd_len[RA]), .ra_rc_valid(m_rc_valid[RA]),
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
@@ -757,7 +763,7 @@ module fv_top #(
   // A refused descriptor prefetch is speculative: not reported (the walk's own read of the same
   // descriptors is, if the walk gets there).
   logic fault_seen;
-  assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 4'(2 + NSLOT));
+  assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 4'(PF0));
 
   // DMA faults: the first one since STATUS.dma_fault was cleared is kept; all are counted.
   logic [31:0] fault_count;
@@ -775,7 +781,9 @@ module fv_top #(
       for (int k = 0; k < NSLOT; k++) begin
         if (fault_tag == 4'(fault_write ? 3 + k : 1 + k)) fault_queue = 16'(slot_queue[k]);
       end
-      if (!fault_write && fault_tag == 4'(1 + NSLOT)) fault_queue = 16'(ir_queue);
+      for (int d = 0; d < NDEC; d++) begin
+        if (!fault_write && fault_tag == 4'(1 + NSLOT + d)) fault_queue = 16'(ir_queue[d]);
+      end
     end
   end
   always_ff @(posedge clk) begin

@@ -25,16 +25,17 @@
 // the saved state (last_avail, used_idx) is final.
 //
 // DMA: one outstanding read for the walk (completion beats of DW bits, byte 0 of beat 0 = the
-// byte at the address), one for the interrupt decision and one per descriptor prefetch (NPF),
-// each on a master of its own; writes of a single beat of at most DW/8 bytes, several in
-// flight, acknowledged in issue order.
+// byte at the address), one per pending interrupt decision (NDEC) and one per descriptor
+// prefetch (NPF), each on a master of its own; writes of a single beat of at most DW/8 bytes,
+// several in flight, acknowledged in issue order.
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
   parameter int MAX_SEGS = 16,   // descriptors per chain handed to the device engine
   parameter int PUNT_TAGS = 16,  // punted requests in flight (a power of two)
   parameter int NSLOT = 2,       // device-engine slots (requests moving data at once)
-  parameter int NPF = 2          // descriptor prefetches in flight (read masters of their own)
+  parameter int NPF = 2,         // descriptor prefetches in flight (read masters of their own)
+  parameter int NDEC = 4         // interrupt decisions in flight (read masters of their own)
 ) (
   input  logic clk,
   input  logic rst,
@@ -81,16 +82,16 @@ module fv_virtq_engine #(
   input  logic [DW-1:0] rc_data,
   input  logic          rc_last,
   input  logic          rc_error,
-  // DMA read of the interrupt decision (used_event / avail->flags after a publish): a master of
-  // its own, so the engine walks the next chain while the read is in flight.
-  output logic          ir_rd_valid,
-  input  logic          ir_rd_ready,
-  output logic [63:0]   ir_rd_addr,
-  output logic [15:0]   ir_rd_len,
-  input  logic          ir_rc_valid,
-  input  logic [15:0]   ir_rc_data,          // the 2 bytes read (one beat)
-  input  logic          ir_rc_error,
-  output logic [$clog2(NQ)-1:0] ir_queue,    // the queue of the pending decision
+  // DMA reads of the interrupt decisions (used_event / avail->flags after a publish): NDEC
+  // masters of their own, so the engine walks and publishes on while the reads are in flight.
+  output logic [NDEC-1:0]        ir_rd_valid,
+  input  logic [NDEC-1:0]        ir_rd_ready,
+  output logic [NDEC-1:0][63:0]  ir_rd_addr,
+  output logic [NDEC-1:0][15:0]  ir_rd_len,
+  input  logic [NDEC-1:0]        ir_rc_valid,
+  input  logic [15:0]            ir_rc_data,          // the 2 bytes read (one beat)
+  input  logic                   ir_rc_error,
+  output logic [NDEC-1:0][$clog2(NQ)-1:0] ir_queue,   // the queue of each pending decision
   // Look-ahead descriptor prefetch: NPF read masters (see there); completion data, last and
   // error are those of the walk's master (rc_data, rc_last, rc_error).
   output logic [NPF-1:0]       pf_rd_valid,
@@ -98,6 +99,13 @@ module fv_virtq_engine #(
   output logic [NPF-1:0][63:0] pf_rd_addr,
   output logic [NPF-1:0][15:0] pf_rd_len,
   input  logic [NPF-1:0]       pf_rc_valid,
+  // Avail-ring read-ahead (see there): a read master of its own; completion data, last and error
+  // are those of the walk's master.
+  output logic                 ra_rd_valid,
+  input  logic                 ra_rd_ready,
+  output logic [63:0]          ra_rd_addr,
+  output logic [15:0]          ra_rd_len,
+  input  logic                 ra_rc_valid,
   // DMA write.
   output logic          wr_valid,
   input  logic          wr_ready,
@@ -168,6 +176,9 @@ module fv_virtq_engine #(
   end
   if (NPF < 1 || NPF > 4) begin : g_bad_npf
     $error("fv_virtq_engine: NPF must be in 1..4");
+  end
+  if (NDEC < 1 || NDEC > 8 || (NDEC & (NDEC - 1)) != 0) begin : g_bad_ndec
+    $error("fv_virtq_engine: NDEC must be 1, 2, 4 or 8");
   end
 
   // Virtio descriptor flags.
@@ -314,17 +325,19 @@ module fv_virtq_engine #(
   assign cpl_pending = cpl_enable && cpl_prod != cpl_cons;
 
   // Batched avail-ring fetch: up to 8 heads per read (16 bytes), kept across picks of the same
-  // queue. hbase is the avail index of hbuf[0].
-  logic [7:0][15:0] hbuf;
-  logic [3:0]       hcount;
-  logic [15:0]      hbase;
-  logic [QW-1:0]    hq;
-  logic [15:0]      hoff;
-  logic             hhit;
+  // queue hq in a window of up to 16 ring entries: avail positions hbase .. hbase + hlen - 1,
+  // position p in hbuf[p mod 16]. The walk reads a batch when the window misses (S_RING_REQ);
+  // the read-ahead extends it while the walk consumes it (see there).
+  logic [15:0][15:0] hbuf;
+  logic [4:0]        hlen;
+  logic [15:0]       hbase;
+  logic [QW-1:0]     hq;
+  logic [15:0]       hoff;
+  logic              hhit;
   logic [3:0]       ring_batch;
   logic [15:0]      batch_avail, batch_wrap;
   assign hoff = last_avail - hbase;
-  assign hhit = hq == cq && hcount != 4'd0 && hoff < {12'd0, hcount};
+  assign hhit = hq == cq && hlen != 5'd0 && hoff < {11'd0, hlen};
   assign batch_avail = avail_idx - last_avail;
   assign batch_wrap = c_size - ring_slot;
   always_comb begin
@@ -338,31 +351,59 @@ module fv_virtq_engine #(
   // number of the used element being published (used->idx is pub_seq + 1); pub_uerr: one of the
   // two was refused.
   logic [15:0] wseq_iss, wseq_ack, pub_seq, aevt_seq;
-  logic        pub_uerr, ack_err_pub, ack_err_pd, pub_rec;
+  logic        pub_uerr, ack_err_pub, pub_rec;
   // pub_rec: a done-log record (numbered pub_seq - 1) went before the used element.
   assign ack_err_pub = wc_valid && wc_error && (wseq_ack == pub_seq || wseq_ack == pub_seq + 16'd1
                                                 || (pub_rec && wseq_ack == pub_seq - 16'd1));
 
-  // The pending interrupt decision of the last publish: its used_event / avail->flags read
-  // (issued on its own master), then, once that read is back and both used-ring writes are
-  // acknowledged (an MSI follows the used->idx write it announces), the decision (S_DECIDE).
-  // One at a time: the next publish waits for it; fetching does not.
-  logic          pd_busy, pd_issued, pd_got, pd_err, pd_uerr, pd_evt, pd_no_irq, pd_rec;
-  logic [15:0]   pd_val, pd_vec, pd_old, pd_seq;
-  logic [QW-1:0] pd_q;
-  logic [63:0]   pd_addr;
-  logic [31:0]   pd_used, pd_avail;
-  logic          pd_ready, evt_need;
-  assign pd_ready = pd_busy && pd_got && $signed(wseq_ack - pd_seq - 16'd2) >= 0;
-  assign ack_err_pd = wc_valid && wc_error && (wseq_ack == pd_seq || wseq_ack == pd_seq + 16'd1
-                                               || (pd_rec && wseq_ack == pd_seq - 16'd1));
-  assign ir_rd_valid = pd_busy && !pd_issued;
+  // The pending interrupt decisions of the last publishes, in publish order (a ring of NDEC
+  // entries; pd_tail is the next free one, pd_head the oldest): each entry's used_event /
+  // avail->flags read is issued on a master of its own right after the publish, and once that
+  // read is back and both used-ring writes are acknowledged (an MSI follows the used->idx write
+  // it announces), the oldest entry's decision is taken (S_DECIDE). Each publish is decided on
+  // its own (used_event against its own old used->idx), so decisions in flight need not wait
+  // for each other; a publish waits only when all NDEC entries are taken.
+  localparam int DCW = NDEC > 1 ? $clog2(NDEC) : 1;
+  logic [NDEC-1:0]              pd_busy, pd_issued, pd_got, pd_err, pd_uerr, pd_evt, pd_no_irq, pd_rec;
+  logic [NDEC-1:0][15:0]        pd_val, pd_vec, pd_old, pd_seq;
+  logic [NDEC-1:0][QW-1:0]      pd_q;
+  logic [NDEC-1:0][63:0]        pd_addr;
+  logic [NDEC-1:0][31:0]        pd_used, pd_avail;
+  logic [DCW-1:0]               pd_head, pd_tail;
+  logic                         pd_ready, pd_full, evt_need;
+  logic [NDEC-1:0]              ack_err_pd;
+  // The oldest decision (S_DECIDE takes it; it stays the oldest until then).
+  logic          dh_evt, dh_no_irq, dh_err, dh_uerr;
+  logic [15:0]   dh_val, dh_vec, dh_old;
+  logic [31:0]   dh_used, dh_avail;
+  assign dh_evt = pd_evt[pd_head];
+  assign dh_no_irq = pd_no_irq[pd_head];
+  assign dh_err = pd_err[pd_head];
+  assign dh_uerr = pd_uerr[pd_head];
+  assign dh_val = pd_val[pd_head];
+  assign dh_vec = pd_vec[pd_head];
+  assign dh_old = pd_old[pd_head];
+  assign dh_used = pd_used[pd_head];
+  assign dh_avail = pd_avail[pd_head];
+  assign pd_ready = pd_busy[pd_head] && pd_got[pd_head]
+                    && $signed(wseq_ack - pd_seq[pd_head] - 16'd2) >= 0;
+  assign pd_full = pd_busy[pd_tail];
+  always_comb begin
+    ack_err_pd = '0;
+    if (wc_valid && wc_error) begin
+      for (int e = 0; e < NDEC; e++) begin
+        ack_err_pd[e] = pd_busy[e] && (wseq_ack == pd_seq[e] || wseq_ack == pd_seq[e] + 16'd1
+                                       || (pd_rec[e] && wseq_ack == pd_seq[e] - 16'd1));
+      end
+    end
+  end
+  assign ir_rd_valid = pd_busy & ~pd_issued;
   assign ir_rd_addr = pd_addr;
-  assign ir_rd_len = 16'd2;
+  assign ir_rd_len = {NDEC{16'd2}};
   assign ir_queue = pd_q;
   // EVENT_IDX: vring_need_event(used_event, new, old) with new = old + 1 holds exactly when
   // used_event == old. Otherwise: no VRING_AVAIL_F_NO_INTERRUPT.
-  assign evt_need = pd_vec != NO_VECTOR && !pd_no_irq && (pd_evt ? pd_val == pd_old : !pd_val[0]);
+  assign evt_need = dh_vec != NO_VECTOR && !dh_no_irq && (dh_evt ? dh_val == dh_old : !dh_val[0]);
 
   // Interrupt moderation: an interrupt the guest wants may be deferred until MAX_PENDING used
   // entries were published since the last one, or TIMEOUT cycles passed (a deferral needs a
@@ -438,6 +479,55 @@ module fv_virtq_engine #(
   assign d_flags = cur_desc[111:96];
   assign d_next = cur_desc[127:112];
 
+  // Avail-ring read-ahead. The walk's own batch read (S_RING_REQ) costs it a DMA latency every
+  // 8 requests at best, during which slots that finish find no new chain. While the walk consumes
+  // the window of queue hq, the next entries are read on a master of their own: up to 8 more
+  // once at most 8 entries are left unconsumed (so the 16-entry window never overwrites an entry
+  // not yet taken), only up to the avail index known for hq (ra_known: read from avail->idx, or
+  // the doorbell's under NOTIFICATION_DATA), which the driver wrote before it, so the entries
+  // are final. One read at a time; it is stale (dropped when it lands) if the window was
+  // replaced or the queue stopped meanwhile. A refused read-ahead is not reported and not
+  // repeated (ra_refused, until the window is replaced): the walk's own read of the same entries
+  // reports it, if the walk gets there.
+  logic          ra_busy, ra_stale, ra_refused;
+  logic [15:0]   ra_pos;            // avail position of the first entry read
+  logic [3:0]    ra_n;              // entries read
+  logic [1:0]    ra_beat;
+  logic [127:0]  ra_data;
+  logic [15:0]   hcons;             // hq's next position to take (the window below it is consumed)
+  logic [15:0]   hq_avail;           // avail index known for hq
+  logic [15:0]   hend, ra_known, ra_avail, ra_wrap, ra_ahead;
+  logic [3:0]    ra_want;
+  logic          ra_can;
+  assign hend = hbase + {11'd0, hlen};
+  assign ra_known = hint_valid[hq] ? hint[hq] : hq_avail;
+  assign ra_avail = ra_known - hend;
+  assign ra_wrap = size[hq] - (hend & (size[hq] - 16'd1));
+  assign ra_ahead = hend - hcons;
+  always_comb begin
+    ra_want = 4'd8;
+    if (ra_avail < 16'd8) ra_want = ra_avail[3:0];
+    if (ra_wrap < {12'd0, ra_want}) ra_want = ra_wrap[3:0];
+  end
+  assign ra_can = hlen != 5'd0 && !ra_busy && !ra_refused && ra_avail != 16'd0 && ra_avail <= size[hq]
+                  && ra_ahead <= 16'd8 && enable[hq] && !owner[hq] && !err[hq] && !stopped[hq]
+                  && state != S_RING_WAIT;
+  assign ra_rd_valid = ra_can;
+  assign ra_rd_addr = {avail_hi[hq], avail_lo[hq]} + 64'd4
+                      + {47'd0, hend & (size[hq] - 16'd1), 1'b0};
+  assign ra_rd_len = {11'd0, ra_want, 1'b0};
+  logic [127:0] ra_rdata;           // the read-ahead's data so far, with this beat
+  if (DW >= 128) begin : g_ra_wide
+    assign ra_rdata = rc_data[127:0];
+    logic unused_ra;
+    assign unused_ra = &{1'b0, ra_data, ra_beat};
+  end else begin : g_ra_narrow
+    always_comb begin
+      ra_rdata = ra_data;
+      if (ra_beat < 2'(128 / DW)) ra_rdata[ra_beat * DW +: DW] = rc_data;
+    end
+  end
+
   // Look-ahead descriptor prefetch. The walk's reads are dependent and one at a time, so at depth the walk
   // bounds the engine (one DMA latency per chain for its descriptors). While it walks, the
   // heads after the current one in the batch (hbuf) have their first DPF descriptors read ahead,
@@ -462,12 +552,12 @@ module fv_virtq_engine #(
   logic                        pf_can, pf_any;
   logic [PFW-1:0]              pf_sel;
   assign pf_off = pf_from - hbase;
-  assign pf_hd = hbuf[pf_off[2:0]];
+  assign pf_hd = hbuf[pf_from[3:0]];
   assign pf_room = size[hq] - pf_hd;
   assign pf_len = pf_room >= 16'(DPF) ? 3'(DPF) : pf_room[2:0];
   // A head of the batch not yet prefetched, in the table, of a queue that runs (not while the
   // batch is being replaced).
-  assign pf_can = hcount != 4'd0 && pf_off < {12'd0, hcount} && pf_hd < size[hq]
+  assign pf_can = hlen != 5'd0 && pf_off < {11'd0, hlen} && pf_hd < size[hq]
                   && enable[hq] && !owner[hq] && !err[hq] && !stopped[hq]
                   && state != S_RING_WAIT;
   always_comb begin
@@ -628,8 +718,12 @@ module fv_virtq_engine #(
   assign enable_rise = enable & ~enable_q;
   assign stopped = ~enable & ~(busy ? NQ'(1) << cq : '0);
   logic mod_scan_fire;
-  assign mod_scan_fire = mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0
-                         && !(pd_busy && pd_q == mscan);
+  logic pd_of_mscan;            // a decision of queue mscan is pending
+  always_comb begin
+    pd_of_mscan = 1'b0;
+    for (int e = 0; e < NDEC; e++) if (pd_busy[e] && pd_q[e] == mscan) pd_of_mscan = 1'b1;
+  end
+  assign mod_scan_fire = mwant[mscan] && $signed(cycle - mdead[mscan]) >= 0 && !pd_of_mscan;
   // A request of the current queue is being fetched and walked (not counted in held yet).
   assign holds_request = state == S_RING || state == S_RING_REQ || state == S_RING_WAIT
                          || state == S_DESC_REQ || state == S_DESC_WAIT || state == S_DESC_USE
@@ -640,7 +734,9 @@ module fv_virtq_engine #(
     // Enabled until the request in hand and every request held (slots, punts) drained.
     st_enabled = (enable & ~err) | has_held;
     if (busy) st_enabled[cq] = 1'b1;
-    if (pd_busy) st_enabled[pd_q] = 1'b1;
+    if (|pd_busy) begin
+      for (int e = 0; e < NDEC; e++) if (pd_busy[e]) st_enabled[pd_q[e]] = 1'b1;
+    end
     st_error = err;
     st_cause = cause;
     st_err_info = info;
@@ -678,7 +774,6 @@ module fv_virtq_engine #(
       ds_pos <= '0;
       tag_pos <= '0;
       pub_rec <= 1'b0;
-      pd_rec <= 1'b0;
       c_size <= '0;
       c_mask <= '0;
       c_evt <= 1'b0;
@@ -758,25 +853,37 @@ module fv_virtq_engine #(
       pub_seq <= '0;
       aevt_seq <= '0;
       pub_uerr <= 1'b0;
-      pd_busy <= 1'b0;
-      pd_issued <= 1'b0;
-      pd_got <= 1'b0;
-      pd_err <= 1'b0;
-      pd_uerr <= 1'b0;
-      pd_evt <= 1'b0;
-      pd_no_irq <= 1'b0;
+      pd_busy <= '0;
+      pd_issued <= '0;
+      pd_got <= '0;
+      pd_err <= '0;
+      pd_uerr <= '0;
+      pd_evt <= '0;
+      pd_no_irq <= '0;
+      pd_rec <= '0;
       pd_val <= '0;
-      pd_vec <= NO_VECTOR;
+      pd_vec <= {NDEC{NO_VECTOR}};
       pd_old <= '0;
+      pd_head <= '0;
+      pd_tail <= '0;
       pd_seq <= '0;
       pd_q <= '0;
       pd_addr <= '0;
       pd_used <= '0;
       pd_avail <= '0;
       hbuf <= '0;
-      hcount <= '0;
+      hlen <= '0;
       hbase <= '0;
       hq <= '0;
+      hcons <= '0;
+      hq_avail <= '0;
+      ra_busy <= 1'b0;
+      ra_stale <= 1'b0;
+      ra_refused <= 1'b0;
+      ra_pos <= '0;
+      ra_n <= '0;
+      ra_beat <= '0;
+      ra_data <= '0;
       pf_busy <= '0;
       pf_ok <= '0;
       pf_stale <= '0;
@@ -818,13 +925,17 @@ module fv_virtq_engine #(
       if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
       if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
       if (ack_err_pub) pub_uerr <= 1'b1;
-      if (ack_err_pd) pd_uerr <= 1'b1;
-      // The pending decision's read.
-      if (ir_rd_valid && ir_rd_ready) pd_issued <= 1'b1;
-      if (ir_rc_valid) begin
-        pd_got <= 1'b1;
-        pd_val <= ir_rc_data;
-        pd_err <= ir_rc_error;
+      pd_uerr <= pd_uerr | ack_err_pd;
+      // The pending decisions' reads.
+      pd_issued <= pd_issued | (ir_rd_valid & ir_rd_ready);
+      if (|ir_rc_valid) begin
+        for (int e = 0; e < NDEC; e++) begin
+          if (ir_rc_valid[e]) begin
+            pd_got[e] <= 1'b1;
+            pd_val[e] <= ir_rc_data;
+            pd_err[e] <= ir_rc_error;
+          end
+        end
       end
       save_we <= '0;
       ev_done <= 1'b0;
@@ -852,8 +963,38 @@ module fv_virtq_engine #(
         for (int q = 0; q < NQ; q++) if (enable_rise[q]) shadow_avail[q] <= saved_last_avail[q];
       end
       // ... and the heads fetched.
+      // The read-ahead issued and landed (before the state machine, whose window replacement
+      // in S_RING_WAIT wins).
+      if (ra_rd_valid && ra_rd_ready) begin
+        ra_busy <= 1'b1;
+        ra_stale <= 1'b0;
+        ra_pos <= hend;
+        ra_n <= ra_want;
+        ra_beat <= '0;
+      end
+      if (ra_rc_valid) begin
+        ra_data <= ra_rdata;
+        ra_beat <= ra_beat + 2'd1;
+        if (rc_last) begin
+          ra_busy <= 1'b0;
+          if (!ra_stale && rc_error) ra_refused <= 1'b1;
+          if (!ra_stale && !rc_error && ra_pos == hend) begin
+            for (int i = 0; i < 8; i++) begin
+              if (4'(i) < ra_n) hbuf[4'(ra_pos[3:0] + 4'(i))] <= ra_rdata[i*16 +: 16];
+            end
+            // The window keeps its last 16 entries (those dropped were taken).
+            if ({1'b0, hlen} + {2'd0, ra_n} > 6'd16) begin
+              hbase <= hend + {12'd0, ra_n} - 16'd16;
+              hlen <= 5'd16;
+            end else begin
+              hlen <= hlen + {1'b0, ra_n};
+            end
+          end
+        end
+      end
       if (stopped[hq]) begin
-        hcount <= '0;
+        hlen <= '0;
+        ra_stale <= ra_stale | ra_busy;
         pf_ok <= '0;
         pf_stale <= pf_stale | pf_busy;
       end
@@ -887,17 +1028,17 @@ module fv_virtq_engine #(
       unique case (state)
         S_IDLE: begin
           if (pd_ready) begin
-            // The last publish's interrupt decision (taken even while !run).
-            cq <= pd_q;
-            c_vec <= pd_vec;
+            // The oldest publish's interrupt decision (taken even while !run).
+            cq <= pd_q[pd_head];
+            c_vec <= dh_vec;
             state <= S_DECIDE;
-          end else if (|ds_ready && !pd_busy) begin
+          end else if (|ds_ready && !pd_full) begin
             // A slot finished (taken even while !run: work in flight drains).
             cs <= ready_dslot;
             cq <= ds_q[ready_dslot];
             load_slot <= 1'b1;
             state <= S_LOAD;
-          end else if (run && cpl_pending && !pd_busy) begin
+          end else if (run && cpl_pending && !pd_full) begin
             state <= S_CPL_REQ;
           end else if (run && pick_valid) begin
             cq <= pick;
@@ -915,6 +1056,7 @@ module fv_virtq_engine #(
             used_idx <= saved_used_idx[pick];
             avail_idx <= hint_valid[pick] ? hint[pick] : shadow_avail[pick];
             hint_valid[pick] <= 1'b0;
+            if (pick == hq && hint_valid[pick]) hq_avail <= hint[pick];
             aevt_written <= 1'b0;
             state <= S_CHECK;
           end
@@ -949,6 +1091,7 @@ module fv_virtq_engine #(
             end else begin
               avail_idx <= rdata[15:0];
               shadow_avail[cq] <= rdata[15:0];
+              if (cq == hq) hq_avail <= rdata[15:0];
               if (avail_diff != 16'd0) begin
                 state <= S_RING;
               end else if (c_evt && !aevt_written) begin
@@ -985,15 +1128,15 @@ module fv_virtq_engine #(
           start_cycle <= cycle;
           if (hhit) begin
             // The head was fetched with an earlier batch.
-            if (hbuf[hoff[2:0]] >= c_size) begin
+            if (hbuf[last_avail[3:0]] >= c_size) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
-              f_info <= {16'd0, hbuf[hoff[2:0]]};
+              f_info <= {16'd0, hbuf[last_avail[3:0]]};
               f_fault <= 1'b0;
               state <= S_FAIL;
             end else begin
               if ($signed(pf_from - last_avail) <= 0) pf_from <= last_avail + 16'd1;
-              head <= hbuf[hoff[2:0]];
-              idx <= hbuf[hoff[2:0]];
+              head <= hbuf[last_avail[3:0]];
+              idx <= hbuf[last_avail[3:0]];
               dc_n <= 3'd0;
               in_ind <= 1'b0;
               walked <= '0;
@@ -1002,6 +1145,8 @@ module fv_virtq_engine #(
               walked_bytes <= '0;
               state <= S_DESC_REQ;
             end
+          end else if (ra_busy && !ra_stale && hq == cq && ra_pos == last_avail) begin
+            // The read-ahead of this entry is on its way.
           end else begin
             state <= S_RING_REQ;
           end
@@ -1015,10 +1160,16 @@ module fv_virtq_engine #(
               f_fault <= 1'b1;
               state <= S_FAIL;
             end else begin
-              hbuf <= rdata;
-              hcount <= ring_batch;
+              for (int i = 0; i < 8; i++) begin
+                if (4'(i) < ring_batch) hbuf[4'(last_avail[3:0] + 4'(i))] <= rdata[i*16 +: 16];
+              end
+              hlen <= {1'b0, ring_batch};
               hbase <= last_avail;
               hq <= cq;
+              hcons <= last_avail;
+              hq_avail <= avail_idx;
+              ra_stale <= ra_stale | ra_busy;
+              ra_refused <= 1'b0;
               // The walk reads this chain's descriptors; the ones after it are prefetched.
               pf_ok <= '0;
               pf_stale <= pf_stale | pf_busy;
@@ -1142,6 +1293,7 @@ module fv_virtq_engine #(
           held[cq] <= held[cq] + 16'd1;
           has_held[cq] <= 1'b1;
           last_avail <= last_avail + 16'd1;
+          if (cq == hq) hcons <= last_avail + 16'd1;
           save_we[cq] <= 1'b1;
           save_last_avail <= last_avail + 16'd1;
           save_used_idx <= used_idx;
@@ -1253,32 +1405,35 @@ module fv_virtq_engine #(
             state <= S_HANDOFF;
           end
         end
-        // Hand the interrupt decision over (the publish waited for the previous one) and go on.
+        // Hand the interrupt decision over to a free entry (the publish started only with one
+        // free) and go on.
         S_HANDOFF: begin
-          pd_busy <= 1'b1;
-          pd_issued <= 1'b0;
-          pd_got <= 1'b0;
-          pd_uerr <= pub_uerr || ack_err_pub;
-          pd_seq <= pub_seq;
-          pd_q <= cq;
-          pd_vec <= c_vec;
-          pd_old <= used_idx - 16'd1;
-          pd_evt <= c_evt;
-          pd_no_irq <= pub_no_irq;
-          pd_rec <= pub_rec;
+          pd_busy[pd_tail] <= 1'b1;
+          pd_issued[pd_tail] <= 1'b0;
+          pd_got[pd_tail] <= 1'b0;
+          pd_uerr[pd_tail] <= pub_uerr || ack_err_pub;
+          pd_seq[pd_tail] <= pub_seq;
+          pd_q[pd_tail] <= cq;
+          pd_vec[pd_tail] <= c_vec;
+          pd_old[pd_tail] <= used_idx - 16'd1;
+          pd_evt[pd_tail] <= c_evt;
+          pd_no_irq[pd_tail] <= pub_no_irq;
+          pd_rec[pd_tail] <= pub_rec;
           // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
-          pd_addr <= c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
-          pd_used <= c_used[31:0];
-          pd_avail <= c_avail[31:0];
+          pd_addr[pd_tail] <= c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail;
+          pd_used[pd_tail] <= c_used[31:0];
+          pd_avail[pd_tail] <= c_avail[31:0];
+          pd_tail <= pd_tail + DCW'(1);
           state <= S_IDLE;
         end
 
         // The decision (cq and c_vec are the decision's queue and vector).
         S_DECIDE: begin
-          pd_busy <= 1'b0;
-          if (pd_uerr || pd_err) begin
+          pd_busy[pd_head] <= 1'b0;
+          pd_head <= pd_head + DCW'(1);
+          if (dh_uerr || dh_err) begin
             f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-            f_info <= pd_uerr ? pd_used : pd_avail;
+            f_info <= dh_uerr ? dh_used : dh_avail;
             f_fault <= 1'b1;
             state <= S_FAIL;
           end else if (mod_now && !mod_defer) begin

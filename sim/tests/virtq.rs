@@ -437,11 +437,18 @@ fn zero_length_and_bad_direction_and_bad_index() {
 }
 
 /// Interrupts: one per used entry without EVENT_IDX unless NO_INTERRUPT; with EVENT_IDX only
-/// when used_event says so. And never before the used entry is visible in memory.
+/// when used_event says so. And never before the used entry is visible in memory. With slow DMA
+/// reads (the default timing) several publishes' decisions are in flight at once, each decided
+/// on its own used->idx.
 #[test]
 fn interrupts_follow_event_idx_and_no_interrupt() {
-    for event_idx in [false, true] {
-        let (dev, mem) = device(fast());
+    for (timing, event_idx) in [
+        (fast(), false),
+        (fast(), true),
+        (DmaTiming::default(), false),
+        (DmaTiming::default(), true),
+    ] {
+        let (dev, mem) = device(timing);
         let mut ring = SplitRing::new(&mem, RINGS, 16, event_idx).unwrap();
         setup_vector(&dev, 3).unwrap();
         setup_queue(
@@ -473,29 +480,27 @@ fn interrupts_follow_event_idx_and_no_interrupt() {
                 kick(&dev, 0, ring.avail_idx()).unwrap();
             }
         };
-        // Interrupts wanted: without EVENT_IDX one per entry; with it, used_event = 0 asks for
-        // exactly the interrupt after the first entry.
-        ring.set_interrupt(true, 0).unwrap();
-        post(&mut ring, 4);
-        wait_used(&dev, &ring, 4, 100_000);
-        dev.lock().run(200).unwrap();
+        // Interrupts wanted: without EVENT_IDX one per entry; with it, used_event = 3 asks for
+        // exactly the interrupt after the fourth entry.
+        ring.set_interrupt(true, 3).unwrap();
+        post(&mut ring, 8);
+        wait_used(&dev, &ring, 8, 100_000);
+        dev.lock().run(2_000).unwrap();
         let msis = dev.lock().msis().len();
-        assert_eq!(msis, if event_idx { 1 } else { 4 }, "event_idx={event_idx}");
+        assert_eq!(msis, if event_idx { 1 } else { 8 }, "event_idx={event_idx}");
         assert_eq!(irq.read().unwrap(), msis as u64);
         for (i, idx) in seen.lock().unwrap().iter().enumerate() {
-            // The k-th interrupt (without EVENT_IDX) announces entry k: used->idx >= k + 1.
-            assert!(
-                *idx as usize > i.min(3) || event_idx,
-                "MSI {i} saw used->idx {idx}"
-            );
-            assert!(*idx >= 1, "MSI before any used entry was visible");
+            // The k-th interrupt announces entry k (without EVENT_IDX: used->idx >= k + 1), or
+            // the fourth (with it: used->idx >= 4).
+            let want = if event_idx { 4 } else { i + 1 };
+            assert!(*idx as usize >= want, "MSI {i} saw used->idx {idx}");
         }
         ring.reap().unwrap();
         // Suppressed: NO_INTERRUPT, or a used_event far ahead.
         ring.set_interrupt(false, 1000).unwrap();
-        post(&mut ring, 4);
-        wait_used(&dev, &ring, 8, 100_000);
-        dev.lock().run(200).unwrap();
+        post(&mut ring, 8);
+        wait_used(&dev, &ring, 16, 100_000);
+        dev.lock().run(2_000).unwrap();
         assert_eq!(
             dev.lock().msis().len(),
             msis,
@@ -1004,4 +1009,70 @@ fn a_refused_descriptor_prefetch_is_reported_once_by_the_walk() {
     assert_eq!(faults.len(), 2, "{faults:?}");
     assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
     assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), iova as u32);
+}
+
+/// The engine reads the next avail-ring entries ahead of the walk (avail-ring read-ahead). Such
+/// a read is speculative: when the IOMMU refuses it, nothing is reported; the walk's own read of
+/// the same entries reports the fault, once, and breaks the queue. Here the avail ring of a
+/// 4096-entry queue spans two pages and the second (entries 2046 ..) is not mapped: the first
+/// 2038 requests complete, then twelve more are posted at once: positions 2038 .. 2045 are read
+/// and walked, the read-ahead of 2046 .. is refused (and not repeated).
+#[test]
+fn a_refused_ring_read_ahead_is_reported_once_by_the_walk() {
+    let (dev, mem) = device(fast());
+    let mut ring = SplitRing::new(&mem, RINGS, 4096, false).unwrap();
+    let hole = ring.avail_addr() + 0x1000;
+    assert_eq!(hole % 0x1000, 0);
+    setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
+    let post = |ring: &mut SplitRing, n: usize| {
+        for k in 0..n {
+            let a = DATA + (k as u64 % 64) * 0x100;
+            ring.add_chain(&pair(a, 16, a + 0x80, 16)).unwrap();
+        }
+        ring.publish().unwrap();
+        kick(&dev, 0, ring.avail_idx()).unwrap();
+    };
+    let mut done = 0u16;
+    while done < 2038 {
+        let n = (2038 - done).min(256);
+        post(&mut ring, n as usize);
+        done += n;
+        wait_used(&dev, &ring, done, 1_000_000);
+        ring.reap().unwrap();
+    }
+    assert_eq!(cause(&dev, 0), None);
+    assert!(dev.lock().faults().is_empty());
+    {
+        let mut sim = dev.lock();
+        let iommu = sim.iommu_mut();
+        iommu.unmap(0, MAPPED).unwrap();
+        iommu.map(0, 0, hole, Perm::RW).unwrap();
+        iommu
+            .map(
+                hole + 0x1000,
+                hole + 0x1000,
+                MAPPED - hole - 0x1000,
+                Perm::RW,
+            )
+            .unwrap();
+    }
+    post(&mut ring, 12);
+    dev.lock().run(20_000).unwrap();
+    // The walk got to position 2046 (requests still on a slot then are not published: the
+    // queue is broken).
+    assert_eq!(cause(&dev, 0), Some(QueueError::DmaFault));
+    assert_eq!(
+        queue::q::ERR_INFO.at(0).unwrap().read(&dev).unwrap(),
+        hole as u32
+    );
+    assert!(ring.used_idx().unwrap() >= 2040);
+    // The IOMMU saw the read-ahead and the walk's read; the device reports one fault.
+    let faults = dev.lock().faults().to_vec();
+    assert!(
+        faults.iter().all(|f| f.iova == hole && !f.write),
+        "{faults:?}"
+    );
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
+    assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), hole as u32);
 }

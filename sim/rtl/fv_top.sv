@@ -541,12 +541,11 @@ module fv_top #(
   logic [3:0]                sb_st_rc_tag, sb_st_wc_tag;
   logic [NSLOT-1:0]          st_timed_out;
 
-  // Each slot's copy of its chain's segment table, one register per field of each segment
-  // (assembled into the engines' packed ports by continuous assignment).
+  // Each slot keeps a copy of its chain's segment table (sa, sn, sw in g_slot: whole packed
+  // registers wired straight to the engines' ports; built from one register per segment, the
+  // ports were reassembled by concatenation on every cycle, O(NSLOT x MAX_SEGS) wide copies, which
+  // took over half the simulator's time with 8 slots), and its count, function and engine.
   localparam int SCW = $clog2(MAX_SEGS + 1);
-  logic [NSLOT-1:0][MAX_SEGS-1:0][63:0] sl_addr;
-  logic [NSLOT-1:0][MAX_SEGS-1:0][31:0] sl_len;
-  logic [NSLOT-1:0][MAX_SEGS-1:0]       sl_write;
   logic [NSLOT-1:0][SCW-1:0]            sl_count;
   logic [NSLOT-1:0][2:0]                sl_func;
   logic [NSLOT-1:0]                     sl_blk, sl_go;
@@ -571,20 +570,15 @@ module fv_top #(
   end
 
   for (genvar k = 0; k < NSLOT; k++) begin : g_slot
-    for (genvar i = 0; i < MAX_SEGS; i++) begin : g_seg
-      logic [63:0] a;
-      logic [31:0] l;
-      logic        w;
-      always_ff @(posedge clk) begin
-        if (dev_start[k]) begin
-          a <= seg_addr[i];
-          l <= seg_len[i];
-          w <= seg_write[i];
-        end
+    logic [MAX_SEGS-1:0][63:0] sa;
+    logic [MAX_SEGS-1:0][31:0] sn;
+    logic [MAX_SEGS-1:0]       sw;
+    always_ff @(posedge clk) begin
+      if (dev_start[k]) begin
+        sa <= seg_addr;
+        sn <= seg_len;
+        sw <= seg_write;
       end
-      assign sl_addr[k][i] = a;
-      assign sl_len[k][i] = l;
-      assign sl_write[k][i] = w;
     end
 
     logic          e_done, e_error, b_done, b_error, b_punt;
@@ -607,8 +601,8 @@ module fv_top #(
 
     fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
       .clk, .rst(srst),
-      .start(sl_go[k] && !sl_blk[k]), .seg_addr(sl_addr[k]), .seg_len(sl_len[k]),
-      .seg_write(sl_write[k]), .seg_count(sl_count[k]),
+      .start(sl_go[k] && !sl_blk[k]), .seg_addr(sa), .seg_len(sn),
+      .seg_write(sw), .seg_count(sl_count[k]),
       .done(e_done), .error(e_error), .written(e_written),
       .rd_valid(e_rd_valid), .rd_ready(m_rd_ready[1 + k]), .rd_addr(e_rd_addr), .rd_len(e_rd_len),
       .rc_valid(m_rc_valid[1 + k]), .rc_data(dma_rc_data), .rc_last(dma_rc_last),
@@ -619,8 +613,8 @@ module fv_top #(
 
     fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
       .clk, .rst(srst),
-      .start(sl_go[k] && sl_blk[k]), .seg_addr(sl_addr[k]), .seg_len(sl_len[k]),
-      .seg_write(sl_write[k]), .seg_count(sl_count[k]),
+      .start(sl_go[k] && sl_blk[k]), .seg_addr(sa), .seg_len(sn),
+      .seg_write(sw), .seg_count(sl_count[k]),
       .capacity({functions_func_blk_capacity_hi_sectors[sl_func[k]],
                  functions_func_blk_capacity_lo_sectors[sl_func[k]]}),
       .max_sectors(functions_func_blk_max_sectors_sectors[sl_func[k]]),

@@ -2,7 +2,7 @@
 //! which is compiled with the C ABI shim (csrc/fv_shim.cpp) into a static library.
 //!
 //! Environment: `FV_SIM_DW` sets the DMA datapath width (64, 128, 256 or 512; default 128),
-//! `FV_SIM_NSLOT` the device-engine slots (1 to 8; default 2, the RTL's default).
+//! `FV_SIM_NSLOT` the device-engine slots (1 to 16; default 2, the RTL's default).
 //! Rebuilds only when an RTL file, the shim or one of those variables changes.
 
 use std::path::{Path, PathBuf};
@@ -82,8 +82,10 @@ fn main() {
                 .unwrap_or_else(|_| fail("FV_SIM_NSLOT must be a number"))
         })
         .unwrap_or(2);
-    if !(1..=8).contains(&nslot) {
-        fail(&format!("FV_SIM_NSLOT={nslot}: must be 1 to 8 (DMA tags)"));
+    if !(1..=16).contains(&nslot) {
+        fail(&format!(
+            "FV_SIM_NSLOT={nslot}: must be 1 to 16 (the storage tag's slot field)"
+        ));
     }
 
     // X handling: `fast` (default, for speed) or `unique` (every X a distinct value, flops start

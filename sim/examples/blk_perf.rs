@@ -2,7 +2,9 @@
 //! runtime, the test plays the guest), at queue depth 1 and 32, with the default DMA timing
 //! (1 µs reads, 16 B/cycle) and storage timing (2 µs reads, 32 B/cycle).
 //!
-//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY]`
+//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH]`
+//!
+//! DEPTH (default 32, at most 128) replaces the second run's queue depth.
 //!
 //! Reads and writes alternate over a 4 MiB RAM store; every request must complete with status OK.
 //! With QUEUES > 1 the depth is spread over that many queues (the device publishes each queue's
@@ -31,7 +33,10 @@ fn main() {
     if let Some(&l) = args.get(2) {
         timing.read_latency = l as u64;
     }
-    for depth in [1usize, 32] {
+    // Optional: the queue depth of the second run (the rings hold 512 entries, 3 per request,
+    // and request n uses buffers n mod 256).
+    let deep = args.get(3).copied().unwrap_or(32).clamp(1, 128);
+    for depth in [1usize, deep] {
         let mut sim = Simulator::new(SimConfig {
             timing,
             ..SimConfig::default()
@@ -52,7 +57,7 @@ fn main() {
         let mut rings: Vec<SplitRing> = (0..queues)
             .map(|q| {
                 let ring =
-                    SplitRing::new(&mem, 0x10_0000 + q as u64 * 0x2_0000, 256, false).unwrap();
+                    SplitRing::new(&mem, 0x10_0000 + q as u64 * 0x2_0000, 512, false).unwrap();
                 setup_queue(&dev, q as u32, &ring, QueueSetup::default()).unwrap();
                 ring
             })

@@ -41,9 +41,9 @@ module fv_top #(
   input  logic          dma_rd_ready,
   output logic [63:0]   dma_rd_addr,
   output logic [15:0]   dma_rd_len,
-  output logic [3:0]    dma_rd_tag,
+  output logic [4:0]    dma_rd_tag,
   input  logic          dma_rc_valid,
-  input  logic [3:0]    dma_rc_tag,
+  input  logic [4:0]    dma_rc_tag,
   input  logic [DW-1:0] dma_rc_data,
   input  logic          dma_rc_last,
   input  logic          dma_rc_error,
@@ -53,9 +53,9 @@ module fv_top #(
   output logic [63:0]   dma_wr_addr,
   output logic [15:0]   dma_wr_len,
   output logic [DW-1:0] dma_wr_data,
-  output logic [3:0]    dma_wr_tag,
+  output logic [4:0]    dma_wr_tag,
   input  logic          dma_wc_valid,
-  input  logic [3:0]    dma_wc_tag,
+  input  logic [4:0]    dma_wc_tag,
   input  logic          dma_wc_error,
 
   output logic          st_rd_valid,
@@ -395,7 +395,7 @@ module fv_top #(
   // engine's interrupt decision d, 1 + NSLOT + NDEC + e its descriptor prefetch e, then its
   // avail-ring read-ahead. Writes: 0 the
   // virtqueue engine, 1 MSI-X, 2 the punt writer, 3 + k slot k.
-  localparam int NPF = 2;
+  localparam int NPF = 4;
   localparam int NDEC = 4;
   localparam int PF0 = 1 + NSLOT + NDEC;     // the first prefetch master
   localparam int RA = PF0 + NPF;             // the avail-ring read-ahead master
@@ -527,6 +527,11 @@ module fv_top #(
   // engine a cycle later from those copies (the virtqueue engine walks the next chain meanwhile).
   // Only the started engine drives the slot's DMA master, so the two share it by OR.
   localparam int SLW = NSLOT > 1 ? $clog2(NSLOT) : 1;
+  // Storage tags carry the slot in 4 bits; DMA tags (5 bits) name 1 + NSLOT + NDEC + NPF + 1
+  // read masters.
+  if (NSLOT < 1 || NSLOT > 16) begin : g_bad_nslot
+    $error("fv_top: NSLOT must be in 1..16");
+  end
   logic [2:0] cur_func;
   logic       is_blk;
   assign cur_func = queue_q_ctrl_func[cur_queue];
@@ -743,8 +748,8 @@ module fv_top #(
 
   logic        fault_valid, fault_write;
   logic [63:0] fault_addr;
-  logic [3:0]  fault_tag;
-  fv_dma_mux #(.NR(NR), .NW(NW), .DW(DW), .TAGW(4)) u_dma_mux (
+  logic [4:0]  fault_tag;
+  fv_dma_mux #(.NR(NR), .NW(NW), .DW(DW), .TAGW(5)) u_dma_mux (
     .clk, .rst(srst),
     .m_rd_valid, .m_rd_ready, .m_rd_addr, .m_rd_len, .m_rc_valid,
     .m_wr_valid, .m_wr_ready, .m_wr_addr, .m_wr_len, .m_wr_data, .m_wc_valid,
@@ -757,7 +762,7 @@ module fv_top #(
   // A refused descriptor prefetch is speculative: not reported (the walk's own read of the same
   // descriptors is, if the walk gets there).
   logic fault_seen;
-  assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 4'(PF0));
+  assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 5'(PF0));
 
   // DMA faults: the first one since STATUS.dma_fault was cleared is kept; all are counted.
   logic [31:0] fault_count;
@@ -770,13 +775,13 @@ module fv_top #(
   logic [15:0] fault_queue;
   always_comb begin
     fault_queue = 16'(cur_queue);
-    if (fault_write && (fault_tag == 4'd1 || fault_tag == 4'd2)) fault_queue = 16'hffff;
+    if (fault_write && (fault_tag == 5'd1 || fault_tag == 5'd2)) fault_queue = 16'hffff;
     if (fault_valid) begin
       for (int k = 0; k < NSLOT; k++) begin
-        if (fault_tag == 4'(fault_write ? 3 + k : 1 + k)) fault_queue = 16'(slot_queue[k]);
+        if (fault_tag == 5'(fault_write ? 3 + k : 1 + k)) fault_queue = 16'(slot_queue[k]);
       end
       for (int d = 0; d < NDEC; d++) begin
-        if (!fault_write && fault_tag == 4'(1 + NSLOT + d)) fault_queue = 16'(ir_queue[d]);
+        if (!fault_write && fault_tag == 5'(1 + NSLOT + d)) fault_queue = 16'(ir_queue[d]);
       end
     end
   end

@@ -174,8 +174,8 @@ module fv_virtq_engine #(
   if (NSLOT < 1 || NSLOT > 16) begin : g_bad_slots
     $error("fv_virtq_engine: NSLOT must be in 1..16");
   end
-  if (NPF < 1 || NPF > 4) begin : g_bad_npf
-    $error("fv_virtq_engine: NPF must be in 1..4");
+  if (NPF < 1 || NPF > 8) begin : g_bad_npf
+    $error("fv_virtq_engine: NPF must be in 1..8");
   end
   if (NDEC < 1 || NDEC > 8 || (NDEC & (NDEC - 1)) != 0) begin : g_bad_ndec
     $error("fv_virtq_engine: NDEC must be 1, 2, 4 or 8");
@@ -1145,8 +1145,9 @@ module fv_virtq_engine #(
               walked_bytes <= '0;
               state <= S_DESC_REQ;
             end
-          end else if (ra_busy && !ra_stale && hq == cq && ra_pos == last_avail) begin
-            // The read-ahead of this entry is on its way.
+          end else if (hq == cq && ((ra_busy && !ra_stale && ra_pos == last_avail)
+                                    || (ra_rd_valid && hend == last_avail))) begin
+            // The read-ahead of this entry is on its way (or leaves now).
           end else begin
             state <= S_RING_REQ;
           end

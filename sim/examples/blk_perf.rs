@@ -2,9 +2,11 @@
 //! runtime, the test plays the guest), at queue depth 1 and 32, with the default DMA timing
 //! (1 µs reads, 16 B/cycle) and storage timing (2 µs reads, 32 B/cycle).
 //!
-//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH]`
+//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH] [LINK]`
 //!
-//! DEPTH (default 32, at most 128) replaces the second run's queue depth.
+//! DEPTH (default 32, at most 128) replaces the second run's queue depth; LINK (default 16) is
+//! the DMA link's bandwidth in bytes per cycle, each direction (16: PCIe Gen3 x4, roughly; 64:
+//! Gen4 x16 or Gen5 x8).
 //!
 //! Reads and writes alternate over a 4 MiB RAM store; every request must complete with status OK.
 //! With QUEUES > 1 the depth is spread over that many queues (the device publishes each queue's
@@ -32,6 +34,9 @@ fn main() {
     let mut timing = DmaTiming::default();
     if let Some(&l) = args.get(2) {
         timing.read_latency = l as u64;
+    }
+    if let Some(&b) = args.get(4) {
+        timing.bytes_per_cycle = b as u64;
     }
     // Optional: the queue depth of the second run (the rings hold 512 entries, 3 per request,
     // and request n uses buffers n mod 256).
@@ -126,10 +131,12 @@ fn main() {
         let secs = wall.elapsed().as_secs_f64();
         let per = cycles as f64 / total as f64;
         println!(
-            "blk: {total} x 4 KiB (reads and writes), {} in flight over {queues} queue(s), DW {} bits: \
+            "blk: {total} x 4 KiB (reads and writes), {} in flight over {queues} queue(s), DW {} bits, \
+             link {} B/cycle: \
              {per:.0} cycles/request ({:.2} us at 250 MHz, {:.0} k IOPS), {:.2} M simulated cycles/s",
             per_queue * queues,
             fpga_virtio_sim::dma_bytes() * 8,
+            timing.bytes_per_cycle,
             per / 250.0,
             250e3 / per,
             cycles as f64 / secs / 1e6,

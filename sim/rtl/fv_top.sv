@@ -396,7 +396,7 @@ module fv_top #(
   // avail-ring read-ahead. Writes: 0 the
   // virtqueue engine, 1 MSI-X, 2 the punt writer, 3 + k slot k.
   localparam int NPF = 4;
-  localparam int NDEC = 4;
+  localparam int NDEC = NSLOT > 8 ? 8 : 4;   // more slots publish faster
   localparam int PF0 = 1 + NSLOT + NDEC;     // the first prefetch master
   localparam int RA = PF0 + NPF;             // the avail-ring read-ahead master
   localparam int NR = RA + 1;

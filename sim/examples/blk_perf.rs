@@ -2,11 +2,13 @@
 //! runtime, the test plays the guest), at queue depth 1 and 32, with the default DMA timing
 //! (1 µs reads, 16 B/cycle) and storage timing (2 µs reads, 32 B/cycle).
 //!
-//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH] [LINK]`
+//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH] [LINK] [NOTIFY] [STORE_LATENCY]`
 //!
 //! DEPTH (default 32, at most 128) replaces the second run's queue depth; LINK (default 16) is
 //! the DMA link's bandwidth in bytes per cycle, each direction (16: PCIe Gen3 x4, roughly; 64:
-//! Gen4 x16 or Gen5 x8).
+//! Gen4 x16 or Gen5 x8); NOTIFY 1 negotiates VIRTIO_F_NOTIFICATION_DATA (doorbells carry the
+//! avail index, as Linux's virtio-pci sends them when offered); STORE_LATENCY (default 500) is
+//! the storage port's read latency in cycles.
 //!
 //! Reads and writes alternate over a 4 MiB RAM store; every request must complete with status OK.
 //! With QUEUES > 1 the depth is spread over that many queues (the device publishes each queue's
@@ -15,7 +17,7 @@
 use fpga_virtio_hw::regs::{functions, VirtioDevice};
 use fpga_virtio_hw::RegArray;
 use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
-use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
+use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator, StoreTiming};
 use fpga_virtio_storage::RamStore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,12 +40,18 @@ fn main() {
     if let Some(&b) = args.get(4) {
         timing.bytes_per_cycle = b as u64;
     }
+    let notification_data = args.get(5).is_some_and(|&n| n != 0);
+    let mut store_timing = StoreTiming::default();
+    if let Some(&l) = args.get(6) {
+        store_timing.read_latency = l as u64;
+    }
     // Optional: the queue depth of the second run (the rings hold 512 entries, 3 per request,
     // and request n uses buffers n mod 256).
     let deep = args.get(3).copied().unwrap_or(32).clamp(1, 128);
     for depth in [1usize, deep] {
         let mut sim = Simulator::new(SimConfig {
             timing,
+            store_timing,
             ..SimConfig::default()
         })
         .unwrap();
@@ -63,11 +71,18 @@ fn main() {
             .map(|q| {
                 let ring =
                     SplitRing::new(&mem, 0x10_0000 + q as u64 * 0x2_0000, 512, false).unwrap();
-                setup_queue(&dev, q as u32, &ring, QueueSetup::default()).unwrap();
+                let setup = QueueSetup {
+                    notification_data,
+                    ..QueueSetup::default()
+                };
+                setup_queue(&dev, q as u32, &ring, setup).unwrap();
                 ring
             })
             .collect();
         let per_queue = depth.div_ceil(queues);
+        // The guest looks at the used rings every `poll` cycles: often at depth 1, where the
+        // figure is a latency; every 256 at depth, where a real driver batches behind interrupts.
+        let poll = if depth == 1 { 8 } else { 256 };
         let start_cycle = dev.lock().cycle();
         let wall = Instant::now();
         let (mut posted, mut done) = (0usize, 0usize);
@@ -111,7 +126,7 @@ fn main() {
             }
             let before = done;
             dev.lock()
-                .run_until(10_000_000, 256, |_| {
+                .run_until(10_000_000, poll, |_| {
                     rings.iter().any(|r| r.has_used().unwrap())
                 })
                 .unwrap();
@@ -132,11 +147,12 @@ fn main() {
         let per = cycles as f64 / total as f64;
         println!(
             "blk: {total} x 4 KiB (reads and writes), {} in flight over {queues} queue(s), DW {} bits, \
-             link {} B/cycle: \
+             link {} B/cycle, notification data {notification_data}, storage reads {} cycles: \
              {per:.0} cycles/request ({:.2} us at 250 MHz, {:.0} k IOPS), {:.2} M simulated cycles/s",
             per_queue * queues,
             fpga_virtio_sim::dma_bytes() * 8,
             timing.bytes_per_cycle,
+            store_timing.read_latency,
             per / 250.0,
             250e3 / per,
             cycles as f64 / secs / 1e6,

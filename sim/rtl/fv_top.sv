@@ -575,9 +575,10 @@ module fv_top #(
   end
 
   for (genvar k = 0; k < NSLOT; k++) begin : g_slot
-    logic [MAX_SEGS-1:0][63:0] sa;
-    logic [MAX_SEGS-1:0][31:0] sn;
-    logic [MAX_SEGS-1:0]       sw;
+    // (Flat vectors: Yosys does not take packed arrays declared in a generate block.)
+    logic [MAX_SEGS*64-1:0] sa;
+    logic [MAX_SEGS*32-1:0] sn;
+    logic [MAX_SEGS-1:0]    sw;
     always_ff @(posedge clk) begin
       if (dev_start[k]) begin
         sa <= seg_addr;

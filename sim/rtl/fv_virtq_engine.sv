@@ -560,6 +560,37 @@ module fv_virtq_engine #(
   assign pf_can = hlen != 5'd0 && pf_off < {11'd0, hlen} && pf_hd < size[hq]
                   && enable[hq] && !owner[hq] && !err[hq] && !stopped[hq]
                   && state != S_RING_WAIT;
+
+  // Head prediction. A driver whose free list is LIFO (Linux's split ring puts a freed chain at
+  // its head) hands out the chain it got back last, so at queue depth 1 the next head is the
+  // head last published on the queue (pred_head). While the walk waits for the ring entry at
+  // last_avail, the descriptors at the predicted head are read on a free prefetch entry keyed
+  // {cq, last_avail, predicted head}, which the walk uses only if the ring entry names that
+  // head: the ring entry and the descriptors then cost one DMA latency, not two. Such a copy is
+  // valid for the same reason as any prefetch (the walk is in S_RING* only for a position that
+  // avail->idx, or the doorbell's under NOTIFICATION_DATA, showed available before the read
+  // left, so the chain there was final); a wrong guess costs a read and is dropped when the
+  // position is taken.
+  logic [NQ-1:0][15:0] pred_head;
+  logic [NQ-1:0]       pred_ok;
+  logic                spec_sent;          // the guess for this pick was read
+  logic                spec_can;
+  logic [15:0]         spec_room;
+  logic [2:0]          spec_len;
+  assign spec_room = c_size - pred_head[cq];
+  assign spec_len = spec_room >= 16'(DPF) ? 3'(DPF) : spec_room[2:0];
+  assign spec_can = !spec_sent && pred_ok[cq] && pred_head[cq] < c_size && pf_any
+                    && (state == S_RING_REQ || state == S_RING_WAIT || (state == S_RING && !hhit));
+
+  // The head of the batch to prefetch next was guessed right already (the guess's entry has it).
+  logic pf_dup;
+  always_comb begin
+    pf_dup = 1'b0;
+    for (int e = 0; e < NPF; e++) begin
+      if ((pf_busy[e] && !pf_stale[e] || pf_ok[e]) && pf_q[e] == hq && pf_pos[e] == pf_from
+          && pf_head[e] == pf_hd) pf_dup = 1'b1;
+    end
+  end
   always_comb begin
     pf_any = 1'b0;
     pf_sel = '0;
@@ -569,11 +600,14 @@ module fv_virtq_engine #(
         pf_sel = PFW'(e);
       end
     end
+  end
+  always_comb begin
     pf_rd_valid = '0;
-    if (pf_can && pf_any) pf_rd_valid[pf_sel] = 1'b1;
+    if (spec_can || (pf_can && !pf_dup && pf_any)) pf_rd_valid[pf_sel] = 1'b1;
     for (int e = 0; e < NPF; e++) begin
-      pf_rd_addr[e] = {desc_hi[hq], desc_lo[hq]} + {44'd0, pf_hd, 4'd0};
-      pf_rd_len[e] = {9'd0, pf_len, 4'd0};
+      pf_rd_addr[e] = spec_can ? c_desc + {44'd0, pred_head[cq], 4'd0}
+                               : {desc_hi[hq], desc_lo[hq]} + {44'd0, pf_hd, 4'd0};
+      pf_rd_len[e] = {9'd0, spec_can ? spec_len : pf_len, 4'd0};
     end
   end
   // The walk's first descriptor of the chain at last_avail: a prefetched copy (pf_hit), or one
@@ -895,6 +929,9 @@ module fv_virtq_engine #(
       pf_beat <= '0;
       pf_data <= '0;
       pf_from <= '0;
+      pred_head <= '0;
+      pred_ok <= '0;
+      spec_sent <= 1'b0;
     end else begin
       cycle <= cycle + 32'd1;
       // Moderation timer: one queue per cycle, not the one a decision is pending for.
@@ -995,19 +1032,34 @@ module fv_virtq_engine #(
       if (stopped[hq]) begin
         hlen <= '0;
         ra_stale <= ra_stale | ra_busy;
-        pf_ok <= '0;
-        pf_stale <= pf_stale | pf_busy;
       end
-      // Prefetches issued and landed.
+      // ... and the descriptors prefetched for it, and the head guessed.
+      for (int e = 0; e < NPF; e++) begin
+        if (stopped[pf_q[e]]) begin
+          pf_ok[e] <= 1'b0;
+          if (pf_busy[e]) pf_stale[e] <= 1'b1;
+        end
+      end
+      pred_ok <= pred_ok & ~stopped;
+      // Prefetches issued and landed; a head guessed right is not read again.
+      if (pf_can && pf_dup && !spec_can) pf_from <= pf_from + 16'd1;
       if (|(pf_rd_valid & pf_rd_ready)) begin
         pf_busy[pf_sel] <= 1'b1;
         pf_stale[pf_sel] <= 1'b0;
-        pf_q[pf_sel] <= hq;
-        pf_pos[pf_sel] <= pf_from;
-        pf_head[pf_sel] <= pf_hd;
-        pf_n[pf_sel] <= pf_len;
         pf_beat[pf_sel] <= '0;
-        pf_from <= pf_from + 16'd1;
+        if (spec_can) begin
+          pf_q[pf_sel] <= cq;
+          pf_pos[pf_sel] <= last_avail;
+          pf_head[pf_sel] <= pred_head[cq];
+          pf_n[pf_sel] <= spec_len;
+          spec_sent <= 1'b1;
+        end else begin
+          pf_q[pf_sel] <= hq;
+          pf_pos[pf_sel] <= pf_from;
+          pf_head[pf_sel] <= pf_hd;
+          pf_n[pf_sel] <= pf_len;
+          pf_from <= pf_from + 16'd1;
+        end
       end
       if (|pf_rc_valid) begin
         for (int e = 0; e < NPF; e++) begin
@@ -1056,6 +1108,7 @@ module fv_virtq_engine #(
             used_idx <= saved_used_idx[pick];
             avail_idx <= hint_valid[pick] ? hint[pick] : shadow_avail[pick];
             hint_valid[pick] <= 1'b0;
+            spec_sent <= 1'b0;
             if (pick == hq && hint_valid[pick]) hq_avail <= hint[pick];
             aevt_written <= 1'b0;
             state <= S_CHECK;
@@ -1171,9 +1224,14 @@ module fv_virtq_engine #(
               hq_avail <= avail_idx;
               ra_stale <= ra_stale | ra_busy;
               ra_refused <= 1'b0;
-              // The walk reads this chain's descriptors; the ones after it are prefetched.
-              pf_ok <= '0;
-              pf_stale <= pf_stale | pf_busy;
+              // The walk reads this chain's descriptors, unless the guess for it was right; the
+              // ones after it are prefetched.
+              for (int e = 0; e < NPF; e++) begin
+                if (pf_q[e] != cq || pf_pos[e] != last_avail) begin
+                  pf_ok[e] <= 1'b0;
+                  if (pf_busy[e]) pf_stale[e] <= 1'b1;
+                end
+              end
               pf_from <= last_avail + 16'd1;
               state <= S_RING;
             end
@@ -1385,6 +1443,8 @@ module fv_virtq_engine #(
         // faulted write still fails the queue.
         S_ELEM_REQ: begin
           if (wr_ready) begin
+            pred_head[cq] <= head;
+            pred_ok[cq] <= 1'b1;
             if (!pub_rec) begin
               pub_seq <= wseq_iss;
               pub_uerr <= 1'b0;

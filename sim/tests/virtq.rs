@@ -1076,3 +1076,65 @@ fn a_refused_ring_read_ahead_is_reported_once_by_the_walk() {
     assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
     assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), hole as u32);
 }
+
+/// Head prediction: while the engine waits for the ring entry of a request, it reads the
+/// descriptors at the head it published last on the queue (a driver with a LIFO free list, like
+/// Linux's split ring, reuses it at queue depth 1). A right guess spares the walk's own
+/// descriptor read; a wrong one is never used, even though the descriptors at the guessed head
+/// still describe the previous request.
+#[test]
+fn a_guessed_head_is_used_only_when_the_ring_names_it() {
+    let (dev, mem) = device(DmaTiming::default());
+    let mut ring = SplitRing::new(&mem, RINGS, 16, false).unwrap();
+    let setup = QueueSetup {
+        notification_data: true,
+        ..QueueSetup::default()
+    };
+    setup_queue(&dev, 0, &ring, setup).unwrap();
+    // Reads the device makes for one request, counted once everything it set off is over.
+    let serve = |ring: &mut SplitRing, target: u16| -> u64 {
+        let before = dev.lock().stats().reads;
+        ring.publish().unwrap();
+        kick(&dev, 0, ring.avail_idx()).unwrap();
+        wait_used(&dev, ring, target, 100_000);
+        dev.lock().run(5_000).unwrap();
+        dev.lock().stats().reads - before
+    };
+    // A: no guess yet.
+    pattern(&mem, DATA, 64, 1);
+    let a = ring.add_chain(&pair(DATA, 64, DATA + 0x1000, 64)).unwrap();
+    serve(&mut ring, 1);
+    ring.reap().unwrap();
+    // B: the free list hands out A's head again; the guess is right.
+    let want_b = pattern(&mem, DATA + 0x2000, 64, 2);
+    let b = ring
+        .add_chain(&pair(DATA + 0x2000, 64, DATA + 0x3000, 64))
+        .unwrap();
+    assert_eq!(a, b);
+    let reads_hit = serve(&mut ring, 2);
+    assert_eq!(read(&mem, DATA + 0x3000, 64), want_b);
+    // C: a chain at other descriptors (6, 7) while those at the guessed head still describe B.
+    mem.write_slice(&[0u8; 64], GuestAddress(DATA + 0x3000))
+        .unwrap();
+    let want_c = pattern(&mem, DATA + 0x4000, 64, 3);
+    let d = ring.desc_addr();
+    ring.write_desc(d, 6, DATA + 0x4000, 64, VRING_DESC_F_NEXT, 7)
+        .unwrap();
+    ring.write_desc(d, 7, DATA + 0x5000, 64, VRING_DESC_F_WRITE, 0)
+        .unwrap();
+    ring.push_raw_head(6).unwrap();
+    let reads_miss = serve(&mut ring, 3);
+    assert_eq!(read(&mem, DATA + 0x5000, 64), want_c);
+    assert_eq!(
+        read(&mem, DATA + 0x3000, 64),
+        vec![0u8; 64],
+        "B's chain was served again"
+    );
+    assert_eq!(cause(&dev, 0), None);
+    // The wrong guess cost the walk's own descriptor read; the right one spared it.
+    assert_eq!(
+        reads_miss,
+        reads_hit + 1,
+        "hit {reads_hit}, miss {reads_miss}"
+    );
+}

@@ -14,10 +14,13 @@
 // Data moves in bursts of at most BURST bytes, one burst in flight: IN reads the storage port and
 // streams each beat into a guest write (the storage port waits on st_rc_ready); OUT reads guest
 // memory and streams each beat into a storage write (the storage port always accepts writes and
-// acknowledges each). All acknowledgements are collected before the status byte is written, so
-// the status (and the used entry after it) never overtakes the data. A storage error makes the
-// status VIRTIO_BLK_S_IOERR; a DMA fault on guest memory is reported as `error` (the virtqueue
-// engine puts the queue into its error state).
+// acknowledges each). The status byte waits for the storage's acknowledgements (an OUT is on the
+// store before it says OK) but not for those of the guest writes: the DMA port makes a master's
+// writes visible in issue order, so the status never overtakes the IN data. The engine answers
+// only once every acknowledgement, the status byte's too, is in, so the used entry after it
+// is written only when every write landed. A storage error makes the status VIRTIO_BLK_S_IOERR;
+// a DMA fault on guest memory is reported as `error` (the virtqueue engine puts the queue into its
+// error state and publishes nothing for the request, whose status byte may have been written).
 //
 // A storage port that stops answering must not hang the device: every storage access carries the
 // request's 4-bit tag, and when no answer has come for `timeout` cycles the engine gives up on the
@@ -219,10 +222,11 @@ module fv_blk_engine #(
   assign done = state == S_DONE;
   assign error = dma_fail;
 
-  // Acknowledgements of the guest and storage writes.
+  // Acknowledgements of the guest and storage writes (in S_STATUS_WAIT, acknowledgements come in
+  // issue order: the data's first, then the status byte's).
   logic g_issue, g_ack;
   assign g_issue = wr_valid && wr_ready && state != S_STATUS_REQ;
-  assign g_ack = wc_valid && state != S_STATUS_WAIT;
+  assign g_ack = wc_valid && (state != S_STATUS_WAIT || gacks != 16'd0);
 
   // Waiting on the storage port (a read burst, or write acknowledgements) for too long.
   logic st_waiting, st_progress, st_expired;
@@ -357,13 +361,16 @@ module fv_blk_engine #(
           end
         end
         S_DRAIN: begin
-          if (gacks == 16'd0 && (sacks == 16'd0 || st_expired) && !g_issue && !st_wr_valid) begin
-            state <= dma_fail ? S_DONE : S_STATUS_REQ;
+          // The storage settled (a faulted request also waits for its guest writes' answers, so
+          // that none arrives after it ended).
+          if ((sacks == 16'd0 || st_expired) && !st_wr_valid && !g_issue) begin
+            if (!dma_fail) state <= S_STATUS_REQ;
+            else if (gacks == 16'd0) state <= S_DONE;
           end
         end
         S_STATUS_REQ: if (wr_ready) state <= S_STATUS_WAIT;
         S_STATUS_WAIT: begin
-          if (wc_valid) state <= S_DONE;
+          if (wc_valid && gacks == 16'd0) state <= S_DONE;
         end
         S_DONE: state <= S_IDLE;
         default: state <= S_IDLE;

@@ -25,9 +25,9 @@
 // the saved state (last_avail, used_idx) is final.
 //
 // DMA: one outstanding read for the walk (completion beats of DW bits, byte 0 of beat 0 = the
-// byte at the address), one per pending interrupt decision (NDEC) and one per descriptor
-// prefetch (NPF), each on a master of its own; writes of a single beat of at most DW/8 bytes,
-// several in flight, acknowledged in issue order.
+// byte at the address), one per pending interrupt decision (NDEC), one per descriptor prefetch
+// (NPF) and one for the avail-ring read-ahead, each on a master of its own; writes of a single
+// beat of at most DW/8 bytes, several in flight, acknowledged in issue order.
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
@@ -535,9 +535,10 @@ module fv_virtq_engine #(
   // prefetched copy. A copy is valid: the head was available before the read was issued (hbuf
   // was read after avail->idx), so its chain was final and stays so until the chain is taken
   // and completed. An entry names its queue, avail position and head, and is used only by the
-  // walk of exactly that; entries are dropped when the batch is refilled or the queue stops
-  // (one still in flight is marked stale and dropped when it lands), and when their position is
-  // taken without them. A prefetch the IOMMU refuses is not reported: the walk's own read of the
+  // walk of exactly that; entries are dropped when the walk replaces the window (but a guessed
+  // head for the position it walks, see head prediction) or their queue stops (one still in
+  // flight is marked stale and dropped when it lands), and when their position is taken without
+  // them. A prefetch the IOMMU refuses is not reported: the walk's own read of the
   // same descriptors reports it, if the walk gets there.
   localparam int PFW = NPF > 1 ? $clog2(NPF) : 1;
   logic [NPF-1:0]              pf_busy, pf_ok, pf_stale, pf_err;

@@ -2,13 +2,14 @@
 //! runtime, the test plays the guest), at queue depth 1 and 32, with the default DMA timing
 //! (1 µs reads, 16 B/cycle) and storage timing (2 µs reads, 32 B/cycle).
 //!
-//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH] [LINK] [NOTIFY] [STORE_LATENCY]`
+//! `cargo run --release -p fpga-virtio-sim --features test-utils --example blk_perf -- [REQUESTS] [QUEUES] [READ_LATENCY] [DEPTH] [LINK] [NOTIFY] [STORE_LATENCY] [WRITES]`
 //!
 //! DEPTH (default 32, at most 128) replaces the second run's queue depth; LINK (default 16) is
 //! the DMA link's bandwidth in bytes per cycle, each direction (16: PCIe Gen3 x4, roughly; 64:
 //! Gen4 x16 or Gen5 x8); NOTIFY 1 negotiates VIRTIO_F_NOTIFICATION_DATA (doorbells carry the
 //! avail index, as Linux's virtio-pci sends them when offered); STORE_LATENCY (default 500) is
-//! the storage port's read latency in cycles.
+//! the storage port's read latency in cycles; WRITES (default 50) the percentage of writes,
+//! spread evenly (50: reads and writes alternate; 0: reads only).
 //!
 //! Reads and writes alternate over a 4 MiB RAM store; every request must complete with status OK.
 //! With QUEUES > 1 the depth is spread over that many queues (the device publishes each queue's
@@ -45,6 +46,7 @@ fn main() {
     if let Some(&l) = args.get(6) {
         store_timing.read_latency = l as u64;
     }
+    let writes = args.get(7).copied().unwrap_or(50).min(100);
     // Optional: the queue depth of the second run (the rings hold 512 entries, 3 per request,
     // and request n uses buffers n mod 256).
     let deep = args.get(3).copied().unwrap_or(32).clamp(1, 128);
@@ -93,7 +95,8 @@ fn main() {
                     let n = (posted % 256) as u64;
                     let (hdr, data, status) =
                         (0x40_0000 + n * 16, 0x80_0000 + n * 0x1000, 0x48_0000 + n);
-                    let write = posted % 2 == 1;
+                    // Request n is a write when n * WRITES / 100 steps up at n + 1.
+                    let write = (posted + 1) * writes / 100 > posted * writes / 100;
                     let sector = (posted as u64 * 8) % SECTORS;
                     let mut h = [0u8; 16];
                     h[..4].copy_from_slice(&u32::from(write).to_le_bytes());
@@ -146,7 +149,7 @@ fn main() {
         let secs = wall.elapsed().as_secs_f64();
         let per = cycles as f64 / total as f64;
         println!(
-            "blk: {total} x 4 KiB (reads and writes), {} in flight over {queues} queue(s), DW {} bits, \
+            "blk: {total} x 4 KiB ({writes} % writes), {} in flight over {queues} queue(s), DW {} bits, \
              link {} B/cycle, notification data {notification_data}, storage reads {} cycles: \
              {per:.0} cycles/request ({:.2} us at 250 MHz, {:.0} k IOPS), {:.2} M simulated cycles/s",
             per_queue * queues,

@@ -760,8 +760,8 @@ module fv_top #(
     .dma_wc_valid, .dma_wc_tag, .dma_wc_error,
     .fault_valid, .fault_addr, .fault_write, .fault_tag
   );
-  // A refused descriptor prefetch is speculative: not reported (the walk's own read of the same
-  // descriptors is, if the walk gets there).
+  // A refused descriptor prefetch or ring read-ahead (the masters from PF0 on) is speculative: not
+  // reported (the walk's own read of the same memory is, if the walk gets there).
   logic fault_seen;
   assign fault_seen = fault_valid && !(!fault_write && fault_tag >= 5'(PF0));
 

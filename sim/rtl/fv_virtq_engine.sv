@@ -338,13 +338,15 @@ module fv_virtq_engine #(
   logic [15:0]      batch_avail, batch_wrap;
   assign hoff = last_avail - hbase;
   assign hhit = hq == cq && hlen != 5'd0 && hoff < {11'd0, hlen};
+  // Entries one avail-ring read fetches: at most 8, those known available, none past the ring's
+  // end (the walk's batch and the read-ahead alike).
+  function automatic logic [3:0] ring_read_len(input logic [15:0] avail, input logic [15:0] wrap);
+    ring_read_len = avail < 16'd8 ? avail[3:0] : 4'd8;
+    if (wrap < {12'd0, ring_read_len}) ring_read_len = wrap[3:0];
+  endfunction
   assign batch_avail = avail_idx - last_avail;
   assign batch_wrap = c_size - ring_slot;
-  always_comb begin
-    ring_batch = 4'd8;
-    if (batch_avail < 16'd8) ring_batch = batch_avail[3:0];
-    if (batch_wrap < {12'd0, ring_batch}) ring_batch = batch_wrap[3:0];
-  end
+  assign ring_batch = ring_read_len(batch_avail, batch_wrap);
 
   // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
   // order, so an acknowledgement's number is the count of those before it. pub_seq is the
@@ -504,11 +506,7 @@ module fv_virtq_engine #(
   assign ra_avail = ra_known - hend;
   assign ra_wrap = size[hq] - (hend & (size[hq] - 16'd1));
   assign ra_ahead = hend - hcons;
-  always_comb begin
-    ra_want = 4'd8;
-    if (ra_avail < 16'd8) ra_want = ra_avail[3:0];
-    if (ra_wrap < {12'd0, ra_want}) ra_want = ra_wrap[3:0];
-  end
+  assign ra_want = ring_read_len(ra_avail, ra_wrap);
   assign ra_can = hlen != 5'd0 && !ra_busy && !ra_refused && ra_avail != 16'd0 && ra_avail <= size[hq]
                   && ra_ahead <= 16'd8 && enable[hq] && !owner[hq] && !err[hq] && !stopped[hq]
                   && state != S_RING_WAIT;

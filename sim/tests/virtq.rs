@@ -965,6 +965,29 @@ fn slots_overlap_requests_and_publish_each_queue_in_order() {
     }
 }
 
+/// Take the page at `page` out of the IOMMU map (the rest of the test memory stays mapped).
+fn unmap_page(dev: &SimDevice, page: u64) {
+    let mut sim = dev.lock();
+    let iommu = sim.iommu_mut();
+    iommu.unmap(0, MAPPED).unwrap();
+    iommu.map(0, 0, page, Perm::RW).unwrap();
+    let after = page + 0x1000;
+    iommu.map(after, after, MAPPED - after, Perm::RW).unwrap();
+}
+
+/// The IOMMU refused two reads at `iova` (a speculative read and the walk's own), and the
+/// device reported the fault once.
+fn seen_twice_reported_once(dev: &SimDevice, iova: u64) {
+    let faults = dev.lock().faults().to_vec();
+    assert!(
+        faults.iter().all(|f| f.iova == iova && !f.write),
+        "{faults:?}"
+    );
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(global::DMA_FAULT_COUNT.read(dev).unwrap(), 1);
+    assert_eq!(global::DMA_FAULT_ADDR_LO.read(dev).unwrap(), iova as u32);
+}
+
 /// The engine reads the descriptors of the heads after the one it walks ahead of the walk
 /// (descriptor prefetch). Such a read is speculative: when the IOMMU refuses it, nothing is
 /// reported; the walk's own read of the same descriptors reports the fault, once, and breaks the
@@ -975,20 +998,7 @@ fn a_refused_descriptor_prefetch_is_reported_once_by_the_walk() {
     // 512 entries: the descriptor table spans two pages; the second is unmapped.
     let mut ring = SplitRing::new(&mem, RINGS, 512, false).unwrap();
     let hole = ring.desc_addr() + 0x1000;
-    {
-        let mut sim = dev.lock();
-        let iommu = sim.iommu_mut();
-        iommu.unmap(0, MAPPED).unwrap();
-        iommu.map(0, 0, hole, Perm::RW).unwrap();
-        iommu
-            .map(
-                hole + 0x1000,
-                hole + 0x1000,
-                MAPPED - hole - 0x1000,
-                Perm::RW,
-            )
-            .unwrap();
-    }
+    unmap_page(&dev, hole);
     setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
     ring.add_chain(&pair(DATA, 64, DATA + 0x1000, 64)).unwrap();
     ring.publish().unwrap();
@@ -1001,14 +1011,7 @@ fn a_refused_descriptor_prefetch_is_reported_once_by_the_walk() {
     assert_eq!(cause(&dev, 0), Some(QueueError::DmaFault));
     let iova = hole + (300 - 256) * 16;
     // The IOMMU saw the prefetch and the walk's read; the device reports one fault.
-    let faults = dev.lock().faults().to_vec();
-    assert!(
-        faults.iter().all(|f| f.iova == iova && !f.write),
-        "{faults:?}"
-    );
-    assert_eq!(faults.len(), 2, "{faults:?}");
-    assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
-    assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), iova as u32);
+    seen_twice_reported_once(&dev, iova);
 }
 
 /// The engine reads the next avail-ring entries ahead of the walk (avail-ring read-ahead). Such
@@ -1042,20 +1045,7 @@ fn a_refused_ring_read_ahead_is_reported_once_by_the_walk() {
     }
     assert_eq!(cause(&dev, 0), None);
     assert!(dev.lock().faults().is_empty());
-    {
-        let mut sim = dev.lock();
-        let iommu = sim.iommu_mut();
-        iommu.unmap(0, MAPPED).unwrap();
-        iommu.map(0, 0, hole, Perm::RW).unwrap();
-        iommu
-            .map(
-                hole + 0x1000,
-                hole + 0x1000,
-                MAPPED - hole - 0x1000,
-                Perm::RW,
-            )
-            .unwrap();
-    }
+    unmap_page(&dev, hole);
     post(&mut ring, 12);
     dev.lock().run(20_000).unwrap();
     // The walk got to position 2046 (requests still on a slot then are not published: the
@@ -1067,14 +1057,7 @@ fn a_refused_ring_read_ahead_is_reported_once_by_the_walk() {
     );
     assert!(ring.used_idx().unwrap() >= 2040);
     // The IOMMU saw the read-ahead and the walk's read; the device reports one fault.
-    let faults = dev.lock().faults().to_vec();
-    assert!(
-        faults.iter().all(|f| f.iova == hole && !f.write),
-        "{faults:?}"
-    );
-    assert_eq!(faults.len(), 2, "{faults:?}");
-    assert_eq!(global::DMA_FAULT_COUNT.read(&dev).unwrap(), 1);
-    assert_eq!(global::DMA_FAULT_ADDR_LO.read(&dev).unwrap(), hole as u32);
+    seen_twice_reported_once(&dev, hole);
 }
 
 /// Head prediction: while the engine waits for the ring entry of a request, it reads the

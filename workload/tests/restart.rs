@@ -23,6 +23,15 @@ const LOG: u64 = 0x12_0000;
 const REQS: u64 = 0x20_0000; // request slots, 64 KiB apart
 const SIZE: u16 = 64;
 
+/// What outlives a backend: guest memory with one queue's ring and empty done log, and the disk.
+fn world() -> (GuestMemoryMmap, Arc<dyn BlockStore>, SplitRing) {
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
+    let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(4 << 20));
+    let ring = SplitRing::new(&mem, RING, u32::from(SIZE), false).unwrap();
+    done_log::init(&mem, LOG, SIZE, 0).unwrap();
+    (mem, store, ring)
+}
+
 /// One incarnation of the backend: a device (the simulated FPGA) and a runtime.
 struct Backend {
     dev: SimDevice,
@@ -199,10 +208,7 @@ impl Guest {
 /// says exactly which one is left.
 #[test]
 fn a_punt_completing_late_is_served_once_after_a_crash() {
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
-    let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(4 << 20));
-    let mut ring = SplitRing::new(&mem, RING, u32::from(SIZE), false).unwrap();
-    done_log::init(&mem, LOG, SIZE, 0).unwrap();
+    let (mem, store, mut ring) = world();
 
     let mut b = backend(&mem, &store, Path::Fpga);
     b.rt.add_queue(&b.dev, spec(&ring, 0, 0)).unwrap();
@@ -266,10 +272,7 @@ fn a_punt_completing_late_is_served_once_after_a_crash() {
 /// are not served again.
 #[test]
 fn a_cpu_owned_queue_resumes_from_its_log() {
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
-    let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(4 << 20));
-    let mut ring = SplitRing::new(&mem, RING, u32::from(SIZE), false).unwrap();
-    done_log::init(&mem, LOG, SIZE, 0).unwrap();
+    let (mem, store, mut ring) = world();
     let mut b = backend(&mem, &store, Path::Cpu);
     b.rt.add_queue(&b.dev, spec(&ring, 0, 0)).unwrap();
     let mut g = Guest::default();
@@ -311,10 +314,7 @@ fn a_cpu_owned_queue_resumes_from_its_log() {
 /// A malformed chain left in flight fails the recovery of its queue with an error, no panic.
 #[test]
 fn a_malformed_chain_in_flight_is_an_error() {
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM as usize)]).unwrap();
-    let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(4 << 20));
-    let mut ring = SplitRing::new(&mem, RING, u32::from(SIZE), false).unwrap();
-    done_log::init(&mem, LOG, SIZE, 0).unwrap();
+    let (mem, store, mut ring) = world();
     post_write(&mem, &mut ring, 0, 0, &pattern(512, 0), 512);
     ring.publish().unwrap();
     // The avail entry names a descriptor beyond the table.

@@ -11,6 +11,7 @@ use fpga_virtio_driver::blk::BlkConfig;
 use fpga_virtio_driver::runtime::{
     BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, SplitPolicy,
 };
+use fpga_virtio_driver::virtq::DmaWindows;
 use fpga_virtio_hw::formats::PuntEntry;
 use fpga_virtio_hw::mock::MockRegisters;
 use fpga_virtio_hw::regs::{self, PuntReason};
@@ -47,6 +48,8 @@ impl Bench {
                 func: 0,
                 store: Arc::new(RamStore::new(1 << 20)),
                 config: BlkConfig::new(2048, "bench"),
+                // The guest's memory: above the runtime's rings.
+                windows: DmaWindows::new(&[(DESC, 1 << 20)]).unwrap(),
             }],
             Rings {
                 punt: PUNT,

@@ -12,5 +12,6 @@ pub mod mmio;
 pub mod probe;
 pub mod runtime;
 pub mod vfio;
+pub mod virtq;
 
 pub use fpga_virtio_hw as hw;

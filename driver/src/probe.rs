@@ -42,6 +42,13 @@ pub const KNOWN_BLOCKS: &[(&str, u32, u32, bool)] = &[
         true,
     ),
     (
+        // Tenant isolation rests on it: a device without DMA windows is refused.
+        "dma_window",
+        regs::dma_window::TYPE_ID,
+        regs::dma_window::VERSION_ID,
+        true,
+    ),
+    (
         "flow_table",
         regs::flow_table::TYPE_ID,
         regs::flow_table::VERSION_ID,
@@ -190,6 +197,7 @@ mod tests {
                 "queue",
                 "punt_ring",
                 "cpl_ring",
+                "dma_window",
                 "flow_table",
                 "counters",
                 "flash"

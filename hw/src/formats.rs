@@ -158,9 +158,9 @@ pub struct CplEntry {
     pub len: u32,
     /// Tag from the punt entry. (offset 8)
     pub tag: u32,
-    /// Bit 0: NO_IRQ (do not count toward an interrupt). (offset 12)
+    /// Bit 0: NO_IRQ (do not count toward an interrupt). Bit 1: QUEUE_ERROR: the CPU found the chain malformed (the guest broke the ring protocol): nothing is published, and the queue enters its error state with STATUS as the cause (a queue_error code) and LEN as the detail, as if the FPGA's walk had found it. (offset 12)
     pub flags: u8,
-    /// 0 ok, else the request failed (counted in errors). (offset 13)
+    /// 0 ok, else the request failed (counted in errors); with QUEUE_ERROR, the queue_error cause. (offset 13)
     pub status: u8,
     /// Zero. (offset 14)
     pub rsvd: u16,

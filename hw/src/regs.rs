@@ -13,6 +13,15 @@ pub const NUM_QUEUES: u32 = 0x20;
 /// Number of virtio functions (tenants' devices).
 pub const NUM_FUNCTIONS: u32 = 0x8;
 
+/// DMA windows per function: the address ranges its guest's buffers may use.
+pub const DMA_WINDOWS_PER_FUNCTION: u32 = 0x4;
+
+/// DMA window contexts (NUM_FUNCTIONS x DMA_WINDOWS_PER_FUNCTION): window w of function f is entry f * DMA_WINDOWS_PER_FUNCTION + w.
+pub const NUM_DMA_WINDOWS: u32 = 0x20;
+
+/// Most bytes one descriptor chain may describe (all its buffers together, 16 MiB): a longer chain puts its queue in its error state (chain_too_long) on both paths. A device advertises limits (virtio-blk size_max x seg_max) inside it.
+pub const MAX_CHAIN_BYTES: u32 = 0x1000000;
+
 /// Number of MSI-X vectors.
 pub const NUM_MSIX: u32 = 0x40;
 
@@ -139,6 +148,8 @@ pub enum QueueError {
     BadCompletion = 10,
     /// Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
     BadConfig = 11,
+    /// A buffer or an indirect table lay outside its function's DMA windows (not the tenant's memory); nothing was moved.
+    DmaWindow = 12,
 }
 
 impl QueueError {
@@ -156,6 +167,7 @@ impl QueueError {
         QueueError::EngineTimeout,
         QueueError::BadCompletion,
         QueueError::BadConfig,
+        QueueError::DmaWindow,
     ];
 
     /// The value with this encoding, if any.
@@ -173,6 +185,7 @@ impl QueueError {
             9 => Some(QueueError::EngineTimeout),
             10 => Some(QueueError::BadCompletion),
             11 => Some(QueueError::BadConfig),
+            12 => Some(QueueError::DmaWindow),
             _ => None,
         }
     }
@@ -197,6 +210,7 @@ impl QueueError {
             QueueError::EngineTimeout => "engine_timeout",
             QueueError::BadCompletion => "bad_completion",
             QueueError::BadConfig => "bad_config",
+            QueueError::DmaWindow => "dma_window",
         }
     }
 }
@@ -1461,7 +1475,7 @@ pub mod cpl_ring {
     /// Value of the VERSION register (major << 16 | minor).
     pub const VERSION_ID: u32 = 0x00010000;
     /// Value of the NEXT register.
-    pub const NEXT_OFFSET: u64 = 0x3000;
+    pub const NEXT_OFFSET: u64 = 0x2400;
 
     /// TYPE: block type id.
     pub const BLOCK_TYPE: Reg = Reg::new("cpl_ring.block_type", BAR, BASE, 0x43504c52);
@@ -1482,7 +1496,7 @@ pub mod cpl_ring {
     }
 
     /// NEXT: BAR offset of the next block; 0 ends the list.
-    pub const BLOCK_NEXT: Reg = Reg::new("cpl_ring.block_next", BAR, BASE + 0x8, 0x00003000);
+    pub const BLOCK_NEXT: Reg = Reg::new("cpl_ring.block_next", BAR, BASE + 0x8, 0x00002400);
     /// Fields of `block_next`.
     pub mod block_next {
         use crate::Field;
@@ -1551,6 +1565,103 @@ pub mod cpl_ring {
         use crate::Field;
         /// Sticky: an entry named a queue or tag not in flight; it was dropped and the queue failed. (bits 0:0, w1c/set)
         pub const BAD_ENTRY: Field = Field::new("bad_entry", 0, 1);
+    }
+
+}
+
+/// Per-function DMA windows (the PASID / per-function IOMMU domain analogue): the address ranges a function's guest buffers and indirect tables may use. The engines check every descriptor against its queue's function's windows before any DMA; a buffer outside them is a queue error (dma_window). A window is [BASE, END): END = 0 (the reset value) disables it, so a function with no window may reach nothing. The rings, done logs and the runtime's own rings are programmed by the driver, not the guest, and are not checked here.
+pub mod dma_window {
+    #[allow(unused_imports)]
+    use crate::{Bar, Reg, RegArray};
+
+    /// BAR holding the block.
+    pub const BAR: Bar = super::BAR_MGMT;
+    /// Offset of the block in its BAR.
+    pub const BASE: u64 = 0x2400;
+    /// Bytes the block spans.
+    pub const SIZE: u64 = 0x400;
+    /// Value of the TYPE register.
+    pub const TYPE_ID: u32 = 0x444d4157;
+    /// Value of the VERSION register (major << 16 | minor).
+    pub const VERSION_ID: u32 = 0x00010000;
+    /// Value of the NEXT register.
+    pub const NEXT_OFFSET: u64 = 0x3000;
+
+    /// TYPE: block type id.
+    pub const BLOCK_TYPE: Reg = Reg::new("dma_window.block_type", BAR, BASE, 0x444d4157);
+    /// Fields of `block_type`.
+    pub mod block_type {
+        use crate::Field;
+        /// TYPE: block type id. (bits 31:0, ro/const)
+        pub const ID: Field = Field::new("id", 0, 32);
+    }
+
+    /// VERSION: block version (major << 16 | minor).
+    pub const BLOCK_VERSION: Reg = Reg::new("dma_window.block_version", BAR, BASE + 0x4, 0x00010000);
+    /// Fields of `block_version`.
+    pub mod block_version {
+        use crate::Field;
+        /// VERSION: block version (major << 16 | minor). (bits 31:0, ro/const)
+        pub const VERSION: Field = Field::new("version", 0, 32);
+    }
+
+    /// NEXT: BAR offset of the next block; 0 ends the list.
+    pub const BLOCK_NEXT: Reg = Reg::new("dma_window.block_next", BAR, BASE + 0x8, 0x00003000);
+    /// Fields of `block_next`.
+    pub mod block_next {
+        use crate::Field;
+        /// NEXT: BAR offset of the next block; 0 ends the list. (bits 31:0, ro/const)
+        pub const OFFSET: Field = Field::new("offset", 0, 32);
+    }
+
+    /// DMA windows: entry f * DMA_WINDOWS_PER_FUNCTION + w is window w of function f.
+    pub mod win {
+        use super::{BAR, BASE};
+        use crate::RegArray;
+
+        /// Offset of element 0 in its BAR.
+        pub const ARRAY_BASE: u64 = BASE + 0x40;
+        /// Elements.
+        pub const COUNT: u32 = crate::regs::NUM_DMA_WINDOWS;
+        /// Bytes between elements.
+        pub const STRIDE: u64 = 0x10;
+
+        /// First IOVA of the window, low word.
+        pub const BASE_LO: RegArray = RegArray::new("dma_window.win.base_lo", BAR, ARRAY_BASE, STRIDE, COUNT, 0x00000000);
+        /// Fields of `base_lo`.
+        pub mod base_lo {
+            use crate::Field;
+            /// IOVA[31:0]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
+        /// First IOVA of the window, high word.
+        pub const BASE_HI: RegArray = RegArray::new("dma_window.win.base_hi", BAR, ARRAY_BASE + 0x4, STRIDE, COUNT, 0x00000000);
+        /// Fields of `base_hi`.
+        pub mod base_hi {
+            use crate::Field;
+            /// IOVA[63:32]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
+        /// IOVA just past the window, low word (0 with END_HI 0: window disabled).
+        pub const END_LO: RegArray = RegArray::new("dma_window.win.end_lo", BAR, ARRAY_BASE + 0x8, STRIDE, COUNT, 0x00000000);
+        /// Fields of `end_lo`.
+        pub mod end_lo {
+            use crate::Field;
+            /// IOVA[31:0]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
+        /// IOVA just past the window, high word.
+        pub const END_HI: RegArray = RegArray::new("dma_window.win.end_hi", BAR, ARRAY_BASE + 0xc, STRIDE, COUNT, 0x00000000);
+        /// Fields of `end_hi`.
+        pub mod end_hi {
+            use crate::Field;
+            /// IOVA[63:32]. (bits 31:0, rw/r)
+            pub const ADDR: Field = Field::new("addr", 0, 32);
+        }
+
     }
 
 }
@@ -2287,7 +2398,7 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "punt_ring.stalls", bar: Bar(0), offset: 0x202c, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "cpl_ring.block_type", bar: Bar(0), offset: 0x2100, count: 1, stride: 0x0, reset: 0x43504c52, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "cpl_ring.block_version", bar: Bar(0), offset: 0x2104, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
-    RegInfo { name: "cpl_ring.block_next", bar: Bar(0), offset: 0x2108, count: 1, stride: 0x0, reset: 0x00003000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
+    RegInfo { name: "cpl_ring.block_next", bar: Bar(0), offset: 0x2108, count: 1, stride: 0x0, reset: 0x00002400, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "cpl_ring.base_lo", bar: Bar(0), offset: 0x210c, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "cpl_ring.base_hi", bar: Bar(0), offset: 0x2110, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "cpl_ring.size_log2", bar: Bar(0), offset: 0x2114, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x0000001f, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
@@ -2295,6 +2406,13 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "cpl_ring.prod", bar: Bar(0), offset: 0x211c, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "cpl_ring.cons", bar: Bar(0), offset: 0x2120, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "cpl_ring.status", bar: Bar(0), offset: 0x2124, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000001, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "dma_window.block_type", bar: Bar(0), offset: 0x2400, count: 1, stride: 0x0, reset: 0x444d4157, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
+    RegInfo { name: "dma_window.block_version", bar: Bar(0), offset: 0x2404, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
+    RegInfo { name: "dma_window.block_next", bar: Bar(0), offset: 0x2408, count: 1, stride: 0x0, reset: 0x00003000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
+    RegInfo { name: "dma_window.win.base_lo", bar: Bar(0), offset: 0x2440, count: 32, stride: 0x10, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "dma_window.win.base_hi", bar: Bar(0), offset: 0x2444, count: 32, stride: 0x10, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "dma_window.win.end_lo", bar: Bar(0), offset: 0x2448, count: 32, stride: 0x10, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "dma_window.win.end_hi", bar: Bar(0), offset: 0x244c, count: 32, stride: 0x10, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "flow_table.block_type", bar: Bar(0), offset: 0x3000, count: 1, stride: 0x0, reset: 0x464c4f57, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "flow_table.block_version", bar: Bar(0), offset: 0x3004, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "flow_table.block_next", bar: Bar(0), offset: 0x3008, count: 1, stride: 0x0, reset: 0x00004000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

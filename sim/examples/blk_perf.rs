@@ -17,7 +17,9 @@
 
 use fpga_virtio_hw::regs::{functions, VirtioDevice};
 use fpga_virtio_hw::RegArray;
-use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
+use fpga_virtio_sim::testing::{
+    enable_device, kick, open_dma_windows, setup_queue, Buffer, QueueSetup, SplitRing,
+};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator, StoreTiming};
 use fpga_virtio_storage::RamStore;
 use std::sync::Arc;
@@ -62,6 +64,7 @@ fn main() {
         let mem = sim.memory().mem().clone();
         let dev = SimDevice::new(sim);
         enable_device(&dev).unwrap();
+        open_dma_windows(&dev, 0, 64 << 20).unwrap();
         let f = |a: RegArray| a.at(0).unwrap();
         f(functions::func::DEVICE_TYPE)
             .write(&dev, VirtioDevice::Blk as u32)

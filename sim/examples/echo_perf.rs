@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release -p fpga-virtio-sim --features test-utils --example echo_perf -- [REQUESTS] [PAYLOAD] [READ_LATENCY]`
 
-use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
+use fpga_virtio_sim::testing::{
+    enable_device, kick, open_dma_windows, setup_queue, Buffer, QueueSetup, SplitRing,
+};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
 use std::time::Instant;
 
@@ -30,6 +32,7 @@ fn main() {
         let mem = sim.memory().mem().clone();
         let dev = SimDevice::new(sim);
         enable_device(&dev).unwrap();
+        open_dma_windows(&dev, 0, 32 << 20).unwrap();
         let mut ring = SplitRing::new(&mem, 0x10_0000, 256, false).unwrap();
         setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
         let start_cycle = dev.lock().cycle();

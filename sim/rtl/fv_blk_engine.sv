@@ -126,7 +126,8 @@ module fv_blk_engine #(
   logic [IW-1:0] last_seg;
   logic          shape_ok, data_all_write, data_all_read;
   logic [31:0]   data_len;
-  logic          data_len_ovf;
+  logic          data_len_ovf;     // sticky: the sum passed 32 bits at some step
+  logic          data_len_carry;
   always_comb begin
     last_seg = IW'(seg_count - SW'(1));
     shape_ok = 1'b0;
@@ -138,13 +139,15 @@ module fv_blk_engine #(
     data_all_read = 1'b1;
     data_len = '0;
     data_len_ovf = 1'b0;
+    data_len_carry = 1'b0;
     // Looked at only while classifying (a loop evaluated every cycle costs simulation time).
     if (state == S_CLASSIFY) begin
       for (int i = 1; i < MAX_SEGS; i++) begin
         if (SW'(i) < seg_count - SW'(1)) begin
           if (seg_write[i]) data_all_read = 1'b0;
           else data_all_write = 1'b0;
-          {data_len_ovf, data_len} = {1'b0, data_len} + {data_len_ovf, seg_len[i]};
+          {data_len_carry, data_len} = {1'b0, data_len} + {1'b0, seg_len[i]};
+          data_len_ovf = data_len_ovf | data_len_carry;
         end
       end
     end

@@ -147,6 +147,10 @@ module fv_top #(
   logic [31:0] flow_table_key1_value;
   logic [31:0] flow_table_key2_value;
   logic [31:0] flow_table_key3_value;
+  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_base_lo_addr;
+  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_base_hi_addr;
+  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_end_lo_addr;
+  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_end_hi_addr;
   logic [3:0] flow_table_action_op;
   logic flow_table_action_op_we;
   logic [3:0] flow_table_action_op_d;
@@ -251,6 +255,7 @@ module fv_top #(
 
   // MMIO decode: each block sees requests inside its window.
   logic sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring, sel_flow_table;
+  logic sel_dma_window;
   logic sel_counters, sel_flash, sel_doorbell, sel_msix_table, sel_msix_pba;
   assign sel_fw_id = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FW_ID_BAR)
       && (mmio_addr & ~16'(fv_regs_pkg::FW_ID_SIZE - 1)) == 16'(fv_regs_pkg::FW_ID_BASE);
@@ -264,6 +269,8 @@ module fv_top #(
       && (mmio_addr & ~16'(fv_regs_pkg::PUNT_RING_SIZE - 1)) == 16'(fv_regs_pkg::PUNT_RING_BASE);
   assign sel_cpl_ring = mmio_valid && mmio_bar == 3'(fv_regs_pkg::CPL_RING_BAR)
       && (mmio_addr & ~16'(fv_regs_pkg::CPL_RING_SIZE - 1)) == 16'(fv_regs_pkg::CPL_RING_BASE);
+  assign sel_dma_window = mmio_valid && mmio_bar == 3'(fv_regs_pkg::DMA_WINDOW_BAR)
+      && (mmio_addr & ~16'(fv_regs_pkg::DMA_WINDOW_SIZE - 1)) == 16'(fv_regs_pkg::DMA_WINDOW_BASE);
   assign sel_flow_table = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FLOW_TABLE_BAR)
       && (mmio_addr & ~16'(fv_regs_pkg::FLOW_TABLE_SIZE - 1)) == 16'(fv_regs_pkg::FLOW_TABLE_BASE);
   assign sel_counters = mmio_valid && mmio_bar == 3'(fv_regs_pkg::COUNTERS_BAR)
@@ -279,6 +286,7 @@ module fv_top #(
 
   logic [31:0] rsp_fw_id, rsp_global, rsp_functions, rsp_queue, rsp_punt_ring, rsp_cpl_ring;
   logic [31:0] rsp_flow_table, rsp_counters, rsp_flash, rsp_doorbell, rsp_msix_table, rsp_msix_pba;
+  logic [31:0] rsp_dma_window;
 
   fv_fw_id_csr u_fw_id_csr (.clk, .rst(srst), .req_valid(sel_fw_id), .req_write(mmio_write),
     .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_fw_id), .*);
@@ -292,6 +300,8 @@ module fv_top #(
     .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_punt_ring), .*);
   fv_cpl_ring_csr u_cpl_ring_csr (.clk, .rst(srst), .req_valid(sel_cpl_ring), .req_write(mmio_write),
     .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_cpl_ring), .*);
+  fv_dma_window_csr u_dma_window_csr (.clk, .rst(srst), .req_valid(sel_dma_window), .req_write(mmio_write),
+    .req_word(mmio_addr[9:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_dma_window), .*);
   fv_flow_table_csr u_flow_table_csr (.clk, .rst(srst), .req_valid(sel_flow_table), .req_write(mmio_write),
     .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_flow_table), .*);
   fv_counters_csr u_counters_csr (.clk, .rst(srst), .req_valid(sel_counters), .req_write(mmio_write),
@@ -306,19 +316,21 @@ module fv_top #(
     .req_word(mmio_addr[10:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_msix_pba), .*);
 
   // Read response: the block selected by the request, one cycle later. Unmapped reads return 0.
-  logic [11:0] rsel;
+  logic [12:0] rsel;
   always_ff @(posedge clk) begin
     if (rst) begin
       rsel <= '0;
       mmio_rvalid <= 1'b0;
     end else begin
       mmio_rvalid <= mmio_valid && !mmio_write;
-      rsel <= {sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring,
-               sel_flow_table, sel_counters, sel_flash, sel_doorbell, sel_msix_table, sel_msix_pba};
+      rsel <= {sel_dma_window, sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring,
+               sel_cpl_ring, sel_flow_table, sel_counters, sel_flash, sel_doorbell, sel_msix_table,
+               sel_msix_pba};
     end
   end
   always_comb begin
     mmio_rdata = '0;
+    if (rsel[12]) mmio_rdata = rsp_dma_window;
     if (rsel[11]) mmio_rdata = rsp_fw_id;
     if (rsel[10]) mmio_rdata = rsp_global;
     if (rsel[9]) mmio_rdata = rsp_functions;
@@ -433,6 +445,15 @@ module fv_top #(
   logic                                  e_punt_valid, e_punt_ready;
   fv_regs_pkg::punt_entry_t              e_punt_entry;
 
+  // The functions' DMA windows as 64-bit bounds.
+  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][63:0] win_base, win_end;
+  always_comb begin
+    for (int w = 0; w < fv_regs_pkg::NUM_DMA_WINDOWS; w++) begin
+      win_base[w] = {dma_window_win_base_hi_addr[w], dma_window_win_base_lo_addr[w]};
+      win_end[w] = {dma_window_win_end_hi_addr[w], dma_window_win_end_lo_addr[w]};
+    end
+  end
+
   fv_virtq_engine #(.NQ(NQ), .DW(DW), .MAX_SEGS(MAX_SEGS), .NSLOT(NSLOT), .NPF(NPF), .NDEC(NDEC)) u_virtq_engine (
     .clk, .rst(srst),
     .run(global_ctrl_enable),
@@ -473,6 +494,7 @@ module fv_top #(
     .cpl_size_log2(cpl_ring_size_log2_log2), .cpl_enable(cpl_ring_ctrl_enable),
     .cpl_prod(cpl_ring_prod_idx), .cpl_cons(cpl_ring_cons_idx_i),
     .cpl_bad(cpl_ring_status_bad_entry_set), .func(queue_q_ctrl_func),
+    .win_base(win_base), .win_end(win_end),
     .irq_valid(q_irq_valid), .irq_ready(q_irq_ready), .irq_vector(q_irq_vector),
     .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
   );

@@ -143,6 +143,9 @@ module fv_virtq_engine #(
   output logic [31:0] cpl_cons,
   output logic        cpl_bad,                   // pulse: a completion named nothing in flight
   input  logic [NQ-1:0][2:0] func,
+  // Per-function DMA windows (DMA_WINDOW block): window w of function f at f * WPF + w.
+  input  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][63:0] win_base,
+  input  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][63:0] win_end,
 
   // Interrupt request to the MSI-X block.
   output logic        irq_valid,
@@ -161,6 +164,13 @@ module fv_virtq_engine #(
   localparam int QW = $clog2(NQ);
   localparam int SW = $clog2(MAX_SEGS + 1);
   localparam logic [15:0] NO_VECTOR = 16'(fv_regs_pkg::NO_VECTOR);
+  localparam int WPF = fv_regs_pkg::DMA_WINDOWS_PER_FUNCTION;
+  localparam int WW = $clog2(WPF);
+  localparam logic [33:0] MAX_CHAIN = 34'(fv_regs_pkg::MAX_CHAIN_BYTES);
+
+  if (WPF < 1 || (WPF & (WPF - 1)) != 0 || fv_regs_pkg::NUM_DMA_WINDOWS != 8 * WPF) begin : g_bad_win
+    $error("fv_virtq_engine: DMA_WINDOWS_PER_FUNCTION must be a power of two, 8 per function");
+  end
 
   if (NQ < 2 || (NQ & (NQ - 1)) != 0) begin : g_bad_nq
     $error("fv_virtq_engine: NQ must be a power of two >= 2");
@@ -480,6 +490,25 @@ module fv_virtq_engine #(
   assign d_len = cur_desc[95:64];
   assign d_flags = cur_desc[111:96];
   assign d_next = cur_desc[127:112];
+
+  // Tenant isolation: the buffer (or indirect table) [d_addr, d_addr + d_len) must lie inside one
+  // of the DMA windows of the queue's function, or nothing of the chain is moved (dma_window).
+  // The end is computed on 65 bits: a wrapping buffer is in no window.
+  logic [64:0]    d_end;
+  logic [WPF-1:0] d_win_hit;
+  logic           d_in_window;
+  assign d_end = {1'b0, d_addr} + {33'd0, d_len};
+  always_comb begin
+    for (int w = 0; w < WPF; w++) begin
+      d_win_hit[w] = win_end[{func[cq], WW'(w)}] != 64'd0
+                     && d_addr >= win_base[{func[cq], WW'(w)}]
+                     && d_end <= {1'b0, win_end[{func[cq], WW'(w)}]};
+    end
+  end
+  assign d_in_window = |d_win_hit;
+  // Bytes of the chain so far and with this descriptor (at most MAX_CHAIN + 2^32: 34 bits).
+  logic [33:0] chain_bytes, chain_next;
+  assign chain_next = chain_bytes + {2'd0, d_len};
 
   // Avail-ring read-ahead. The walk's own batch read (S_RING_REQ) costs it a DMA latency every
   // 8 requests at best, during which slots that finish find no new chain. While the walk consumes
@@ -868,6 +897,7 @@ module fv_virtq_engine #(
       cpl_cons <= '0;
       cpl_bad <= 1'b0;
       walked_bytes <= '0;
+      chain_bytes <= '0;
       first_addr <= '0;
       p_reason <= '0;
       p_arg <= '0;
@@ -1195,6 +1225,7 @@ module fv_virtq_engine #(
               seen_write <= 1'b0;
               seg_count <= '0;
               walked_bytes <= '0;
+              chain_bytes <= '0;
               state <= S_DESC_REQ;
             end
           end else if (hq == cq && ((ra_busy && !ra_stale && ra_pos == last_avail)
@@ -1290,6 +1321,10 @@ module fv_virtq_engine #(
                 f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDIRECT;
                 f_info <= {16'd0, idx};
                 state <= S_FAIL;
+              end else if (!d_in_window) begin
+                f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_WINDOW;
+                f_info <= {16'd0, idx};
+                state <= S_FAIL;
               end else begin
                 in_ind <= 1'b1;
                 dc_n <= 3'd0;
@@ -1317,11 +1352,20 @@ module fv_virtq_engine #(
               f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
               f_info <= {16'd0, d_next};
               state <= S_FAIL;
+            end else if (!d_in_window) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_WINDOW;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
+            end else if (chain_next > MAX_CHAIN) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_CHAIN_TOO_LONG;
+              f_info <= {16'd0, idx};
+              state <= S_FAIL;
             end else begin
               seg_addr[seg_count[SW-2:0]] <= d_addr;
               seg_len[seg_count[SW-2:0]] <= d_len;
               seg_write[seg_count[SW-2:0]] <= d_flags[F_WRITE];
               seg_count <= seg_count + SW'(1);
+              chain_bytes <= chain_next;
               if (seg_count == '0) first_addr <= d_addr;
               if (!d_flags[F_WRITE]) walked_bytes <= walked_bytes + d_len;
               seen_write <= seen_write | d_flags[F_WRITE];
@@ -1553,6 +1597,17 @@ module fv_virtq_engine #(
               end else begin
                 state <= S_IDLE;
               end
+            end else if (cpl.flags[1]) begin
+              // QUEUE_ERROR: the CPU's walk found the chain malformed; the queue fails as if
+              // this walk had found it, and nothing is published.
+              tag_valid[cpl.tag[PW-1:0]] <= 1'b0;
+              held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] - 16'd1;
+              has_held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] != 16'd1;
+              cq <= cpl.qid[QW-1:0];
+              f_cause <= cpl.status[3:0];
+              f_info <= cpl.len;
+              f_fault <= 1'b0;
+              state <= S_FAIL;
             end else begin
               tag_valid[cpl.tag[PW-1:0]] <= 1'b0;
               held[cpl.qid[QW-1:0]] <= held[cpl.qid[QW-1:0]] - 16'd1;
@@ -1584,5 +1639,5 @@ module fv_virtq_engine #(
     end
   end
   logic unused_ok;
-  assign unused_ok = &{1'b0, cpl.flags[7:1], cpl.rsvd};
+  assign unused_ok = &{1'b0, cpl.flags[7:2], cpl.rsvd};
 endmodule

@@ -3,9 +3,12 @@
 
 use fpga_virtio_hw::formats::PuntEntry;
 use fpga_virtio_hw::regs::{
-    functions, global, punt_ring, queue, PuntReason, QueueError, VirtioDevice,
+    self as regs, functions, global, punt_ring, queue, PuntReason, QueueError, VirtioDevice,
 };
-use fpga_virtio_sim::testing::{enable_device, kick, setup_queue, Buffer, QueueSetup, SplitRing};
+use fpga_virtio_sim::testing::{
+    enable_device, kick, open_dma_windows, set_dma_window, setup_queue, Buffer, QueueSetup,
+    SplitRing,
+};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator, StoreFault, StoreTiming};
 use fpga_virtio_storage::{BlockStore, RamStore};
 use std::sync::Arc;
@@ -52,6 +55,8 @@ fn rig(store_bytes: u64, max_sectors: u32) -> Rig {
     let mem = sim.memory().mem().clone();
     let dev = SimDevice::new(sim);
     enable_device(&dev).unwrap();
+    // The tenant's memory ends below the punt ring.
+    open_dma_windows(&dev, 0, PUNT_RING).unwrap();
     let f = |a: fpga_virtio_hw::RegArray| a.at(0).unwrap();
     f(functions::func::DEVICE_TYPE)
         .write(&dev, VirtioDevice::Blk as u32)
@@ -412,4 +417,55 @@ fn a_storage_port_that_stops_answering_fails_the_request_not_the_device() {
     assert_eq!(global::STORAGE_TIMEOUTS.read(&r.dev).unwrap(), 3);
     let stats = r.dev.lock().store_stats();
     assert_eq!((stats.dropped > 0, stats.delayed), (true, 1));
+}
+
+/// Issue 15: data segments of 0xFFFFFE00, 0x400, 0xFFFFFFFF and 0x201 bytes summed to 1 KiB in
+/// 32 bits (the overflow bit was cleared by the second carry), and the engine then moved ~8 GiB
+/// from sector 0. A chain describing more than MAX_CHAIN_BYTES now fails its queue
+/// (chain_too_long) in the walk, before the blk engine or the store sees anything; one just
+/// under the limit but over the function's BLK_MAX_SECTORS is punted as too large.
+#[test]
+fn wrapping_length_sums_fail_the_queue_before_any_data_moves() {
+    let mut r = rig(CAPACITY * 512, 256);
+    // The window allows it all: the byte limit is what stops it (the IOMMU maps 32 MiB only).
+    set_dma_window(&r.dev, 0, 0, 0, 1 << 40).unwrap();
+    let lens = [0xFFFF_FE00u32, 0x400, 0xFFFF_FFFF, 0x201];
+    let bufs: Vec<(u32, bool)> = lens.iter().map(|&l| (l, true)).collect();
+    r.post(0, T_IN, 0, &bufs);
+    assert!(r.run(1).is_empty(), "nothing published");
+    let st = queue::q::STATUS.at(0).unwrap().read(&r.dev).unwrap();
+    assert!(queue::q::status::ERROR.is_set(st));
+    assert_eq!(
+        queue::q::status::CAUSE.get(st),
+        QueueError::ChainTooLong as u32
+    );
+    let stats = r.dev.lock().store_stats();
+    assert_eq!(
+        (stats.reads, stats.write_beats),
+        (0, 0),
+        "the store saw nothing"
+    );
+    assert!(r.dev.lock().faults().is_empty(), "no DMA was attempted");
+
+    // Just inside the limit (16 MiB of data on a 1 MiB disk): a request, refused as too large.
+    let mut r = rig(CAPACITY * 512, 256);
+    set_dma_window(&r.dev, 0, 0, 0, 1 << 40).unwrap();
+    let limit = regs::MAX_CHAIN_BYTES;
+    r.post(0, T_IN, 0, &[(limit - 1024, true), (512, true)]);
+    r.ring.publish().unwrap();
+    kick(&r.dev, 0, r.ring.avail_idx()).unwrap();
+    r.dev.lock().run(20_000).unwrap();
+    let punts = r.punts();
+    assert_eq!(punts.len(), 1);
+    assert_eq!(punts[0].reason, PuntReason::BlkTooLarge as u8);
+    // One byte more: a queue error.
+    let mut r = rig(CAPACITY * 512, 256);
+    set_dma_window(&r.dev, 0, 0, 0, 1 << 40).unwrap();
+    r.post(0, T_IN, 0, &[(limit - 17 - 511, true), (512, true)]);
+    assert!(r.run(1).is_empty());
+    let st = queue::q::STATUS.at(0).unwrap().read(&r.dev).unwrap();
+    assert_eq!(
+        queue::q::status::CAUSE.get(st),
+        QueueError::ChainTooLong as u32
+    );
 }

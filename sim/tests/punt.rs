@@ -4,7 +4,7 @@
 use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
 use fpga_virtio_hw::regs::{self, punt_ring, PuntReason, QueueOwner};
 use fpga_virtio_sim::testing::{
-    enable_device, kick, setup_queue, setup_vector, Buffer, QueueSetup, SplitRing,
+    enable_device, kick, open_dma_windows, setup_queue, setup_vector, Buffer, QueueSetup, SplitRing,
 };
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -26,6 +26,8 @@ fn device() -> (SimDevice, GuestMemoryMmap) {
     let mem = sim.memory().mem().clone();
     let dev = SimDevice::new(sim);
     enable_device(&dev).unwrap();
+    // The tenant's memory ends below the backend's rings and logs (LOG, CPL, RING).
+    open_dma_windows(&dev, 0, LOG).unwrap();
     punt_ring::BASE_LO.write(&dev, RING as u32).unwrap();
     punt_ring::BASE_HI.write(&dev, 0).unwrap();
     punt_ring::SIZE_LOG2.write(&dev, LOG2).unwrap();

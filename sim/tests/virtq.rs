@@ -5,8 +5,8 @@
 use fpga_virtio_hw::regs::{self, global, queue, QueueError};
 use fpga_virtio_hw::RegisterIo;
 use fpga_virtio_sim::testing::{
-    enable_device, kick, setup_queue, setup_vector, Buffer, QueueSetup, SplitRing,
-    VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
+    enable_device, kick, open_dma_windows, set_dma_window, setup_queue, setup_vector, Buffer,
+    QueueSetup, SplitRing, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
 };
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, Simulator};
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,7 @@ fn device(timing: DmaTiming) -> (SimDevice, GuestMemoryMmap) {
     let mem = sim.memory().mem().clone();
     let dev = SimDevice::new(sim);
     enable_device(&dev).unwrap();
+    open_dma_windows(&dev, 0, MAPPED).unwrap();
     (dev, mem)
 }
 
@@ -353,6 +354,9 @@ fn descriptor_loop_breaks_only_its_queue() {
 #[test]
 fn buffer_outside_the_iommu_map_breaks_only_its_queue() {
     let (dev, mem) = device(fast());
+    // The function's window reaches past the IOMMU map (memory the tenant was given and then
+    // lost, say): the walk lets the buffer through and the IOMMU refuses the DMA.
+    set_dma_window(&dev, 0, 0, 0, 1 << 40).unwrap();
     let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
     setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();
     ring.add_chain(&pair(MAPPED + 0x1000, 64, DATA, 64))
@@ -386,6 +390,134 @@ fn buffer_outside_the_iommu_map_breaks_only_its_queue() {
         .write(&dev, global::status::DMA_FAULT.mask())
         .unwrap();
     assert!(!global::status::DMA_FAULT.is_set(global::STATUS.read(&dev).unwrap()));
+}
+
+/// Tenant isolation (issue 15): the device's IOMMU map holds the backend's memory too, so what
+/// keeps a guest out of it is its function's DMA windows. A buffer or an indirect table outside
+/// them fails the queue (dma_window) before any DMA of the chain: nothing read from there
+/// reaches the guest, nothing is written there. Another function goes on.
+#[test]
+fn a_buffer_outside_its_functions_windows_fails_the_queue_before_any_dma() {
+    let (dev, mem) = device(fast());
+    // Function 0 owns [DATA, DATA + 1 MiB); PRIVATE is mapped for the device, not function 0's.
+    const PRIVATE: u64 = 0x40_0000;
+    set_dma_window(&dev, 0, 0, DATA, DATA + 0x10_0000).unwrap();
+    let secret = pattern(&mem, PRIVATE, 0x1000, 7);
+    let ring_at = |q: u64| RINGS + q * 0x1_0000;
+    let mut rings: Vec<SplitRing> = (0..5)
+        .map(|q| SplitRing::new(&mem, ring_at(q), 8, false).unwrap())
+        .collect();
+    for (q, ring) in rings.iter().enumerate() {
+        let func = u32::from(q == 4);
+        setup_queue(
+            &dev,
+            q as u32,
+            ring,
+            QueueSetup {
+                func,
+                ..QueueSetup::default()
+            },
+        )
+        .unwrap();
+    }
+    // Inside the window: served.
+    let data = pattern(&mem, DATA, 64, 1);
+    rings[0]
+        .add_chain(&pair(DATA, 64, DATA + 0x1000, 64))
+        .unwrap();
+    // Queue 1: the data to read is the backend's (it would come back in the guest's buffer).
+    let head1 = rings[1]
+        .add_chain(&pair(PRIVATE, 64, DATA + 0x2000, 64))
+        .unwrap();
+    // Queue 2: the buffer to write is the backend's (a forged punt entry, say).
+    rings[2]
+        .add_chain(&pair(DATA, 64, PRIVATE + 0x100, 64))
+        .unwrap();
+    // Queue 3: an indirect table there, and a buffer running off the window's end.
+    rings[3]
+        .add_indirect(PRIVATE + 0x200, &pair(DATA, 64, DATA + 0x3000, 64))
+        .unwrap();
+    for (q, ring) in rings.iter_mut().enumerate().take(4) {
+        ring.publish().unwrap();
+        kick(&dev, q as u32, ring.avail_idx()).unwrap();
+    }
+    wait_used(&dev, &rings[0], 1, 50_000);
+    dev.lock().run(20_000).unwrap();
+    assert_eq!(read(&mem, DATA + 0x1000, 64), data);
+    for q in 1..4 {
+        assert_eq!(cause(&dev, q), Some(QueueError::DmaWindow), "queue {q}");
+        assert_eq!(rings[q as usize].used_idx().unwrap(), 0, "queue {q}");
+    }
+    assert_ne!(read(&mem, DATA + 0x2000, 64), secret[..64]);
+    // (The indirect table at PRIVATE + 0x200 was put there by the test.)
+    assert_eq!(
+        read(&mem, PRIVATE, 0x200),
+        secret[..0x200],
+        "the backend's memory is untouched"
+    );
+    assert!(
+        dev.lock().faults().is_empty(),
+        "refused before the IOMMU saw anything"
+    );
+    assert_eq!(
+        queue::q::ERR_INFO.at(1).unwrap().read(&dev).unwrap(),
+        u32::from(head1),
+        "the detail names the descriptor"
+    );
+    // A buffer that starts inside and ends outside, and one whose end wraps.
+    for (k, (addr, len)) in [(DATA + 0x10_0000 - 32, 64u32), (u64::MAX - 31, 64)]
+        .into_iter()
+        .enumerate()
+    {
+        let q = 5 + k as u32;
+        let mut ring = SplitRing::new(&mem, ring_at(u64::from(q)), 8, false).unwrap();
+        setup_queue(&dev, q, &ring, QueueSetup::default()).unwrap();
+        ring.add_chain(&pair(DATA, 64, addr, len)).unwrap();
+        ring.publish().unwrap();
+        kick(&dev, q, ring.avail_idx()).unwrap();
+        dev.lock().run(20_000).unwrap();
+        assert_eq!(cause(&dev, q), Some(QueueError::DmaWindow), "queue {q}");
+    }
+    // Function 1, whose window holds PRIVATE, goes on; so does queue 0.
+    rings[4]
+        .add_chain(&pair(PRIVATE, 64, DATA + 0x4000, 64))
+        .unwrap();
+    rings[4].publish().unwrap();
+    kick(&dev, 4, rings[4].avail_idx()).unwrap();
+    wait_used(&dev, &rings[4], 1, 50_000);
+    assert_eq!(read(&mem, DATA + 0x4000, 64), secret[..64]);
+    rings[0]
+        .add_chain(&pair(DATA, 64, DATA + 0x5000, 64))
+        .unwrap();
+    rings[0].publish().unwrap();
+    kick(&dev, 0, rings[0].avail_idx()).unwrap();
+    wait_used(&dev, &rings[0], 2, 50_000);
+    assert_eq!(cause(&dev, 0), None);
+}
+
+/// A function whose windows were never set reaches nothing (the reset value disables them).
+#[test]
+fn a_function_without_windows_reaches_nothing() {
+    let (dev, mem) = device(fast());
+    for w in 0..regs::DMA_WINDOWS_PER_FUNCTION {
+        set_dma_window(&dev, 2, w, 0, 0).unwrap();
+    }
+    let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
+    setup_queue(
+        &dev,
+        0,
+        &ring,
+        QueueSetup {
+            func: 2,
+            ..QueueSetup::default()
+        },
+    )
+    .unwrap();
+    ring.add_chain(&pair(DATA, 64, DATA + 0x1000, 64)).unwrap();
+    ring.publish().unwrap();
+    kick(&dev, 0, ring.avail_idx()).unwrap();
+    dev.lock().run(20_000).unwrap();
+    assert_eq!(cause(&dev, 0), Some(QueueError::DmaWindow));
 }
 
 #[test]
@@ -614,6 +746,7 @@ fn probe_and_registers_through_the_rtl() {
             "queue",
             "punt_ring",
             "cpl_ring",
+            "dma_window",
             "flow_table",
             "counters",
             "flash"
@@ -692,6 +825,7 @@ fn used_ring_write_fault_fails_the_queue_without_an_interrupt() {
     let mem = sim.memory().mem().clone();
     let dev = SimDevice::new(sim);
     enable_device(&dev).unwrap();
+    open_dma_windows(&dev, 0, MAPPED).unwrap();
     setup_vector(&dev, 1).unwrap();
     let mut ring = SplitRing::new(&mem, RINGS, 8, false).unwrap();
     setup_queue(

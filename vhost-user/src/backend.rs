@@ -12,6 +12,7 @@
 
 use crate::config::{offered, BlkConfigSpace};
 use crate::device::{Device, VringSetup};
+use fpga_virtio_driver::blk::{self, BlkConfig};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -365,16 +366,21 @@ impl BlkBackend {
 /// The configuration space of `device`.
 pub fn config_space(device: &Device) -> BlkConfigSpace {
     let o = &device.opts;
+    let limits = BlkConfig::new(0, "");
     BlkConfigSpace {
         capacity: device.capacity(),
+        // What the engines take: a request inside the chain byte limit (MAX_CHAIN_BYTES).
+        size_max: blk::engine::SIZE_MAX,
         // Linux's and QEMU's rule: a request may use every descriptor but header and status.
-        seg_max: u32::from(o.queue_size).saturating_sub(2).max(1),
+        seg_max: u32::from(o.queue_size)
+            .saturating_sub(2)
+            .clamp(1, blk::engine::SEG_MAX),
         blk_size: 512,
         num_queues: o.queues,
-        max_discard_sectors: u32::MAX >> 9,
-        max_discard_seg: 16,
-        max_write_zeroes_sectors: u32::MAX >> 9,
-        max_write_zeroes_seg: 16,
+        max_discard_sectors: limits.max_discard_sectors,
+        max_discard_seg: limits.max_discard_seg,
+        max_write_zeroes_sectors: limits.max_write_zeroes_sectors,
+        max_write_zeroes_seg: limits.max_discard_seg,
     }
 }
 

@@ -11,6 +11,8 @@ pub const CONFIG_SIZE: usize = 60;
 pub struct BlkConfigSpace {
     /// Capacity in 512-byte sectors.
     pub capacity: u64,
+    /// Largest data segment (bytes).
+    pub size_max: u32,
     /// Most segments (descriptors) in one request's data.
     pub seg_max: u32,
     pub blk_size: u32,
@@ -27,7 +29,7 @@ impl BlkConfigSpace {
         let mut b = [0u8; CONFIG_SIZE];
         let mut put = |off: usize, bytes: &[u8]| b[off..off + bytes.len()].copy_from_slice(bytes);
         put(0, &self.capacity.to_le_bytes());
-        // size_max (8) is left 0: VIRTIO_BLK_F_SIZE_MAX is not offered.
+        put(8, &self.size_max.to_le_bytes());
         put(12, &self.seg_max.to_le_bytes());
         // geometry (16..20) unused: no VIRTIO_BLK_F_GEOMETRY.
         put(20, &self.blk_size.to_le_bytes());
@@ -80,6 +82,7 @@ mod tests {
     fn fields_sit_where_the_spec_puts_them() {
         let c = BlkConfigSpace {
             capacity: 0x1122_3344_5566,
+            size_max: 0x1_0000,
             seg_max: 254,
             blk_size: 512,
             num_queues: 4,
@@ -93,6 +96,7 @@ mod tests {
             u64::from_le_bytes(b[0..8].try_into().unwrap()),
             0x1122_3344_5566
         );
+        assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), 0x1_0000);
         assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), 254);
         assert_eq!(u32::from_le_bytes(b[20..24].try_into().unwrap()), 512);
         assert_eq!(u16::from_le_bytes(b[34..36].try_into().unwrap()), 4);

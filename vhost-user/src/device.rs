@@ -21,6 +21,7 @@ use fpga_virtio_driver::runtime::{
     SplitPolicy,
 };
 use fpga_virtio_driver::vfio::VfioPciDevice;
+use fpga_virtio_driver::virtq::DmaWindows;
 use fpga_virtio_storage::BlockStore;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +30,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use virtio_bindings::virtio_config as vc;
 use virtio_bindings::virtio_ring as vr;
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vm_memory::{
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    GuestRegionMmap, MmapRegion,
+};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Where the runtime's private rings live in the device's address space.
@@ -516,6 +520,19 @@ impl Device {
             // frontend's guest does not negotiate it (it has no vIOMMU for this device).
             config.features =
                 features & blk_features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
+            // The tenant reaches its own memory and nothing else: not the runtime's rings, not
+            // the in-flight region (both in the device's IOMMU map too).
+            let mut private = vec![(PRIVATE_IOVA, PRIVATE_IOVA + PRIVATE_SIZE as u64)];
+            if let Some(inf) = &st.inflight {
+                let r = &inf.region;
+                private.push((r.start_addr().0, r.start_addr().0 + r.len()));
+            }
+            let pieces: Vec<(u64, u64)> = guest
+                .iter()
+                .map(|r| (r.start_addr().0, r.start_addr().0 + r.len()))
+                .collect();
+            let windows = DmaWindows::covering(&pieces, &private)
+                .map_err(|e| DeviceError::Memory(format!("guest memory: {e}")))?;
             st.runtime = Some(Runtime::start(
                 self.hw.io(),
                 dma.clone(),
@@ -524,6 +541,7 @@ impl Device {
                     func: 0,
                     store: self.opts.store.clone(),
                     config,
+                    windows,
                 }],
                 Rings {
                     punt: PRIVATE_IOVA,

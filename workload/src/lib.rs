@@ -13,13 +13,14 @@ use fpga_virtio_driver::blk::BlkConfig;
 use fpga_virtio_driver::runtime::{
     BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy, Stats,
 };
+use fpga_virtio_driver::virtq::DmaWindows;
 use fpga_virtio_hw::regs::{self, counters};
 use fpga_virtio_sim::testing::{enable_device, kick, setup_vector, Buffer, RingError, SplitRing};
 use fpga_virtio_sim::{DmaTiming, Perm, SimConfig, SimDevice, SimError, Simulator, StoreTiming};
 use fpga_virtio_storage::{BlockStore, FileStore, RamStore, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 const RINGS: u64 = 0x10_0000; // guest rings, 64 KiB apart
 const PUNT_RING: u64 = 0x0f_0000;
@@ -359,6 +360,13 @@ fn build(
     Ok((bufs, posted))
 }
 
+/// The guest's memory as its function's DMA windows: everything from its rings up, never
+/// the runtime's punt and completion rings below them.
+pub fn tenant_windows(mem: &GuestMemoryMmap) -> DmaWindows {
+    let end = mem.last_addr().0 + 1;
+    DmaWindows::new(&[(RINGS, end)]).expect("one window")
+}
+
 /// The runtime of a rig: one virtio-blk function over `store`, rings in the rig's memory.
 fn start_runtime(
     dev: &SimDevice,
@@ -374,6 +382,7 @@ fn start_runtime(
             func: 0,
             store: store.clone(),
             config: BlkConfig::new(store.size() / 512, "fpga-virtio-blk0"),
+            windows: tenant_windows(mem),
         }],
         Rings {
             punt: PUNT_RING,

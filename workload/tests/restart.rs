@@ -57,6 +57,7 @@ fn backend(mem: &GuestMemoryMmap, store: &Arc<dyn BlockStore>, path: Path) -> Ba
             func: 0,
             store: store.clone(),
             config: BlkConfig::new(store.size() / 512, "restart"),
+            windows: fpga_virtio_workload::tenant_windows(mem),
         }],
         Rings {
             punt: PUNT,

@@ -6,15 +6,19 @@
 //! - IN / OUT: data length a multiple of 512 and inside the capacity, else IOERR. Used length:
 //!   IN data + 1, OUT 1.
 //! - FLUSH: the store's flush. GET_ID: up to 20 bytes of the device ID (used length n + 1).
+//!   Data moves in pieces of at most [`PIECE`] bytes through one reused buffer, whatever
+//!   length the guest claims: a request costs no more memory than that.
 //! - DISCARD / WRITE_ZEROES: a list of 16-byte ranges (sector u64, sectors u32, flags u32), at
-//!   most `max_discard_seg` of them, all checked before any is applied; the ranges read back as
-//!   zeroes. DISCARD takes no flags, WRITE_ZEROES only UNMAP; other flags are UNSUPP.
+//!   most `max_discard_seg` of them, each of at most `max_discard_sectors` /
+//!   `max_write_zeroes_sectors` (IOERR past it), all checked before any is applied; the ranges
+//!   read back as zeroes. DISCARD takes no flags, WRITE_ZEROES only UNMAP; other flags are
+//!   UNSUPP.
 //! - A type whose feature was not negotiated, or unknown: UNSUPP.
 //! - A header shorter than 16 bytes: IOERR. No writable byte at all: used length 0, no status.
 //!   Guest memory that cannot be read or written: IOERR (and counted by the caller).
 
-use super::chain::Segment;
 use super::request::{self, disk_range, ParseError, Request, RequestType, Status, RANGE, SECTOR};
+use crate::virtq::Segment;
 use fpga_virtio_storage::BlockStore;
 use std::sync::Arc;
 use virtio_bindings::virtio_blk as vb;
@@ -31,7 +35,24 @@ pub struct BlkConfig {
     pub id: [u8; vb::VIRTIO_BLK_ID_BYTES as usize],
     /// Ranges per DISCARD / WRITE_ZEROES request.
     pub max_discard_seg: u32,
+    /// Sectors per DISCARD range (the config space's `max_discard_sectors`).
+    pub max_discard_sectors: u32,
+    /// Sectors per WRITE_ZEROES range (`max_write_zeroes_sectors`).
+    pub max_write_zeroes_sectors: u32,
 }
+
+/// Most bytes the engine holds for one request at a time (reads and writes move in pieces).
+pub const PIECE: usize = 128 << 10;
+
+/// Largest data segment the device advertises (virtio-blk `size_max`) and most data segments
+/// per request (`seg_max`): a request the guest may send is inside
+/// [`crate::virtq::MAX_CHAIN_BYTES`] with its header and status.
+pub const SIZE_MAX: u32 = 64 << 10;
+pub const SEG_MAX: u32 = 254;
+const _: () = assert!(
+    SIZE_MAX as u64 * SEG_MAX as u64 + 17 <= crate::virtq::MAX_CHAIN_BYTES,
+    "the advertised request limits must fit the chain byte limit"
+);
 
 impl BlkConfig {
     pub fn new(capacity: u64, id: &str) -> Self {
@@ -44,6 +65,9 @@ impl BlkConfig {
             features: super::features::OFFERED,
             id: idb,
             max_discard_seg: 16,
+            // 32 MiB per range: long zeroing runs in the store, not in the engine's memory.
+            max_discard_sectors: 1 << 16,
+            max_write_zeroes_sectors: 1 << 16,
         }
     }
 
@@ -166,16 +190,27 @@ impl SoftwareEngine {
     /// Run a parsed request; returns the status and the data bytes written into the chain.
     fn execute(&mut self, mem: &GuestMemoryMmap, segs: &[Segment], req: &Request) -> (Status, u32) {
         let p = req.payload;
+        if matches!(req.rtype, RequestType::In | RequestType::Out)
+            && p.len > crate::virtq::MAX_CHAIN_BYTES
+        {
+            // Longer than any chain the walkers let through: refuse before touching the disk.
+            return (Status::IoErr, 0);
+        }
         match req.rtype {
             RequestType::In => {
                 let Some((off, len)) = disk_range(req.sector, p.len, self.cfg.capacity) else {
                     return (Status::IoErr, 0);
                 };
-                self.buf.resize(len as usize, 0);
-                if self.store.read_at(off, &mut self.buf).is_err()
-                    || stream_io(mem, segs, true, 0, StreamBuf::From(&self.buf)).is_err()
-                {
-                    return (Status::IoErr, 0);
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(PIECE as u64) as usize;
+                    self.buf.resize(n, 0);
+                    if self.store.read_at(off + done, &mut self.buf).is_err()
+                        || stream_io(mem, segs, true, done, StreamBuf::From(&self.buf)).is_err()
+                    {
+                        return (Status::IoErr, 0);
+                    }
+                    done += n as u64;
                 }
                 (Status::Ok, len as u32)
             }
@@ -183,11 +218,17 @@ impl SoftwareEngine {
                 let Some((off, len)) = disk_range(req.sector, p.len, self.cfg.capacity) else {
                     return (Status::IoErr, 0);
                 };
-                self.buf.resize(len as usize, 0);
-                if stream_io(mem, segs, false, p.offset, StreamBuf::Into(&mut self.buf)).is_err()
-                    || self.store.write_at(off, &self.buf).is_err()
-                {
-                    return (Status::IoErr, 0);
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(PIECE as u64) as usize;
+                    self.buf.resize(n, 0);
+                    let from = p.offset + done;
+                    if stream_io(mem, segs, false, from, StreamBuf::Into(&mut self.buf)).is_err()
+                        || self.store.write_at(off + done, &self.buf).is_err()
+                    {
+                        return (Status::IoErr, 0);
+                    }
+                    done += n as u64;
                 }
                 (Status::Ok, 0)
             }
@@ -247,6 +288,14 @@ impl SoftwareEngine {
             };
             if flags & !allowed != 0 {
                 return Status::Unsupp;
+            }
+            let max = if write_zeroes {
+                self.cfg.max_write_zeroes_sectors
+            } else {
+                self.cfg.max_discard_sectors
+            };
+            if sectors > max {
+                return Status::IoErr;
             }
             match disk_range(sector, u64::from(sectors) * SECTOR, self.cfg.capacity) {
                 Some(r) => ranges.push(r),
@@ -459,5 +508,88 @@ mod tests {
             run(&mut eng, vb::VIRTIO_BLK_T_DISCARD, 8),
             Some(Status::IoErr)
         );
+    }
+
+    #[test]
+    fn huge_lengths_cost_one_piece_of_memory() {
+        // A guest claims a 4 GiB read and a 4 GiB write on a disk that large (sparse file):
+        // the engine fails them without ever holding more than a piece.
+        let dir = std::env::temp_dir().join(format!("fv-engine-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("disk");
+        let store = Arc::new(fpga_virtio_storage::FileStore::open(&path, Some(16 << 30)).unwrap());
+        let mut eng = SoftwareEngine::new(store, BlkConfig::new(32 << 20, "huge"));
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        for t in [vb::VIRTIO_BLK_T_IN, vb::VIRTIO_BLK_T_OUT] {
+            hdr(&mem, t, 0);
+            let data = s(DATA, 0xFFFF_FE00, t == vb::VIRTIO_BLK_T_IN);
+            let o = eng.serve(&mem, &[s(HDR, 16, false), data, s(ST, 1, true)]);
+            assert_eq!(o.status, Some(Status::IoErr));
+            assert!(eng.buf.capacity() <= PIECE, "{}", eng.buf.capacity());
+        }
+        // Below the chain limit but beyond guest memory: the first piece fails.
+        hdr(&mem, vb::VIRTIO_BLK_T_IN, 0);
+        let o = eng.serve(
+            &mem,
+            &[s(HDR, 16, false), s(DATA, 8 << 20, true), s(ST, 1, true)],
+        );
+        assert_eq!(o.status, Some(Status::IoErr));
+        assert!(eng.buf.capacity() <= PIECE);
+        // A large read inside memory moves in pieces and is right.
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap();
+        let pattern: Vec<u8> = (0..(1usize << 20))
+            .map(|i| (i * 7 + i / 4096) as u8)
+            .collect();
+        mem.write_slice(&pattern, GuestAddress(0x10_0000)).unwrap();
+        hdr(&mem, vb::VIRTIO_BLK_T_OUT, 8);
+        let o = eng.serve(
+            &mem,
+            &[
+                s(HDR, 16, false),
+                s(0x10_0000, 1 << 20, false),
+                s(ST, 1, true),
+            ],
+        );
+        assert_eq!(o.status, Some(Status::Ok));
+        hdr(&mem, vb::VIRTIO_BLK_T_IN, 8);
+        let o = eng.serve(
+            &mem,
+            &[
+                s(HDR, 16, false),
+                s(0x20_0000, 1 << 20, true),
+                s(ST, 1, true),
+            ],
+        );
+        assert_eq!(o.status, Some(Status::Ok));
+        let mut back = vec![0u8; 1 << 20];
+        mem.read_slice(&mut back, GuestAddress(0x20_0000)).unwrap();
+        assert!(back == pattern);
+        assert!(eng.buf.capacity() <= PIECE);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn discard_and_write_zeroes_ranges_are_bounded() {
+        let (mem, _store, _) = setup();
+        let mut cfg = BlkConfig::new(64, "disk-0");
+        cfg.max_discard_sectors = 4;
+        cfg.max_write_zeroes_sectors = 8;
+        let mut eng = SoftwareEngine::new(Arc::new(RamStore::new(64 * 512)), cfg);
+        for (t, ok, too_many) in [
+            (vb::VIRTIO_BLK_T_DISCARD, 4u32, 5u32),
+            (vb::VIRTIO_BLK_T_WRITE_ZEROES, 8, 9),
+        ] {
+            for (n, want) in [(ok, Status::Ok), (too_many, Status::IoErr)] {
+                let mut b = [0u8; 16];
+                b[8..12].copy_from_slice(&n.to_le_bytes());
+                mem.write_slice(&b, GuestAddress(DATA)).unwrap();
+                hdr(&mem, t, 0);
+                let o = eng.serve(
+                    &mem,
+                    &[s(HDR, 16, false), s(DATA, 16, false), s(ST, 1, true)],
+                );
+                assert_eq!(o.status, Some(want), "type {t}, {n} sectors");
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! the virtio spec allows is accepted; the FPGA's fast path takes only the common one and punts
 //! the rest here.
 
-use super::chain::Segment;
+use crate::virtq::Segment;
 use virtio_bindings::virtio_blk as vb;
 
 pub const SECTOR: u64 = 512;

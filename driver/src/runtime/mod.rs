@@ -17,7 +17,8 @@ pub use split::{Path, PolicyError, SplitPolicy};
 pub use stats::{Histogram, QueueStats, Stats};
 pub use workers::QueueInfo;
 
-use crate::blk::{features, BlkConfig, Outcome, SoftwareEngine, Status};
+use crate::blk::{features, BlkConfig, SoftwareEngine, Status};
+use crate::virtq::{chain, DmaWindows};
 use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
 use fpga_virtio_hw::regs::{
     self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueOwner, VirtioDevice,
@@ -33,6 +34,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use workers::{CpuQueue, Done, Job, Pool, Shared};
 
 const NQ: usize = regs::NUM_QUEUES as usize;
+/// `cpl_entry.flags` bit 1: the chain was malformed; fail the queue with `status` as the cause.
+const CPL_QUEUE_ERROR: u8 = 2;
 const NF: usize = regs::NUM_FUNCTIONS as usize;
 /// How long a queue's disable handshake may take (in-flight and punted requests drain first).
 const DISABLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -53,6 +56,15 @@ pub enum RuntimeError {
     Function(u8),
     #[error("ring memory at {0:#x} is not in guest memory")]
     RingMemory(u64),
+    #[error(
+        "queue {qid}: its {ring} at {addr:#x} (+{len:#x}) is outside its function's DMA windows"
+    )]
+    RingOutsideWindows {
+        qid: u16,
+        ring: &'static str,
+        addr: u64,
+        len: u64,
+    },
     #[error("starting the workers: {0}")]
     Workers(std::io::Error),
     #[error("queue {0}: {1}")]
@@ -123,6 +135,10 @@ pub struct BlkFunction {
     pub func: u8,
     pub store: Arc<dyn BlockStore>,
     pub config: BlkConfig,
+    /// The tenant's memory: every buffer and indirect table of the function's chains must lie
+    /// in these (the device and the CPU workers check; see [`crate::virtq::window`]). Never the
+    /// runtime's rings or anything else of the backend's.
+    pub windows: DmaWindows,
 }
 
 /// A queue the guest driver set up.
@@ -224,6 +240,7 @@ impl Runtime {
                 .map_err(|_| RuntimeError::RingMemory(base))?;
         }
         let mut engines: Vec<Option<SoftwareEngine>> = vec![None; NF];
+        let mut windows: Vec<DmaWindows> = vec![DmaWindows::none(); NF];
         for f in &functions_ {
             let slot = engines
                 .get_mut(usize::from(f.func))
@@ -236,8 +253,10 @@ impl Runtime {
             fr(functions::func::BLK_CAPACITY_LO)?.write(io, f.config.capacity as u32)?;
             fr(functions::func::BLK_CAPACITY_HI)?.write(io, (f.config.capacity >> 32) as u32)?;
             fr(functions::func::BLK_MAX_SECTORS)?.write(io, policy.max_hw_sectors)?;
+            f.windows.program(io, f.func)?;
             fr(functions::func::CTRL)?.write(io, functions::func::ctrl::ENABLE.mask())?;
             *slot = Some(SoftwareEngine::new(f.store.clone(), f.config.clone()));
+            windows[usize::from(f.func)] = f.windows.clone();
         }
         punt_ring::CTRL.write(io, 0)?;
         punt_ring::BASE_LO.write(io, rings.punt as u32)?;
@@ -275,6 +294,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             mem,
             engines,
+            windows,
             cpu_queues: (0..NQ).map(|_| Mutex::new(None)).collect(),
             kick_pending: (0..NQ).map(|_| AtomicBool::new(false)).collect(),
             panic_on_queue: AtomicU32::new(u32::MAX),
@@ -320,6 +340,23 @@ impl Runtime {
         {
             return Err(RuntimeError::Function(i.func));
         }
+        // The rings come from the guest (through a VMM): they must be the tenant's memory too.
+        let n = u64::from(i.size);
+        let win = &self.shared.windows[usize::from(i.func)];
+        for (ring, addr, len) in [
+            ("descriptor table", i.desc, 16 * n),
+            ("available ring", i.avail, 6 + 2 * n),
+            ("used ring", i.used, 6 + 8 * n),
+        ] {
+            if !win.contains(addr, len) {
+                return Err(RuntimeError::RingOutsideWindows {
+                    qid: q,
+                    ring,
+                    addr,
+                    len,
+                });
+            }
+        }
         let path = self.policy.path(q);
         let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(q));
         // Disable, wait for the handshake, then program.
@@ -348,6 +385,7 @@ impl Runtime {
                     .unwrap_or_else(|p| p.into_inner()) = Some(CpuQueue {
                     queue: vq,
                     func: i.func,
+                    indirect: i.indirect,
                     broken: false,
                     done_log: spec.done_log,
                 });
@@ -469,7 +507,8 @@ impl Runtime {
             let head: u16 = mem
                 .read_obj(GuestAddress(slot))
                 .map_err(|_| RuntimeError::RingMemory(slot))?;
-            let segs = crate::blk::chain::walk(mem, info.desc, info.size, head, info.indirect)
+            let windows = &self.shared.windows[usize::from(info.func)];
+            let segs = chain::walk(mem, windows, info.desc, info.size, head, info.indirect)
                 .map_err(|e| q_err(format!("request in flight at avail position {pos}: {e}")))?;
             let outcome = engine.serve(mem, &segs);
             done_log::write(mem, log, info.size, pos, vq.next_used().wrapping_add(1))
@@ -601,12 +640,21 @@ impl Runtime {
                 let qs = self.stats.queues.entry(entry.qid).or_default();
                 let outcome = match result {
                     Ok(o) => o,
-                    Err(_) => {
+                    Err(e) => {
+                        // The guest broke the ring protocol: the queue fails as it would had
+                        // the FPGA's walk found it (QUEUE_ERROR, with the same cause).
                         qs.broken += 1;
-                        Outcome {
-                            status: None,
-                            used_len: 0,
-                        }
+                        qs.last_error = Some(e.to_string());
+                        self.backlog.push_back(CplEntry {
+                            qid: entry.qid,
+                            head: entry.head,
+                            len: u32::from(entry.head),
+                            tag: entry.tag,
+                            flags: CPL_QUEUE_ERROR,
+                            status: e.cause().raw() as u8,
+                            rsvd: 0,
+                        });
+                        return;
                     }
                 };
                 if panicked {

@@ -6,7 +6,8 @@
 //! A panic while serving a request is caught: the request still completes (as failed), the
 //! worker goes on, and only that request (or, on a CPU-owned queue, that queue) is affected.
 
-use crate::blk::{chain, ChainError, Outcome, SoftwareEngine};
+use crate::blk::{Outcome, SoftwareEngine};
+use crate::virtq::{chain, ChainError, DmaWindows};
 use crossbeam_channel::{Receiver, Sender};
 use fpga_virtio_hw::formats::PuntEntry;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
 /// Where a queue's rings are (IOVA = address in the runtime's view of guest memory).
@@ -36,6 +37,8 @@ pub struct QueueInfo {
 pub(crate) struct CpuQueue {
     pub queue: Queue,
     pub func: u8,
+    /// VIRTIO_F_INDIRECT_DESC negotiated.
+    pub indirect: bool,
     /// The guest broke the ring protocol: the queue is stopped until it is set up again.
     pub broken: bool,
     /// The queue's done log (see [`super::done_log`]).
@@ -46,6 +49,8 @@ pub(crate) struct Shared {
     pub mem: GuestMemoryMmap,
     /// Per function: the software engine (cloned into each worker).
     pub engines: Vec<Option<SoftwareEngine>>,
+    /// Per function: its DMA windows (the tenant's memory).
+    pub windows: Vec<DmaWindows>,
     /// Per queue: CPU-owned state.
     pub cpu_queues: Vec<Mutex<Option<CpuQueue>>>,
     /// Per queue: a doorbell job is queued and not yet started.
@@ -200,7 +205,8 @@ fn serve_punted(
     entry: &PuntEntry,
     q: &QueueInfo,
 ) -> Result<Outcome, ChainError> {
-    let segs = chain::walk(&shared.mem, q.desc, q.size, entry.head, q.indirect)?;
+    let windows = &shared.windows[usize::from(q.func)];
+    let segs = chain::walk(&shared.mem, windows, q.desc, q.size, entry.head, q.indirect)?;
     maybe_panic(shared, entry.qid);
     match engines
         .get_mut(usize::from(q.func))
@@ -246,9 +252,26 @@ fn serve_cpu_queue(
         if cq.queue.disable_notification(mem).is_err() {
             return broken(cq, "used ring not writable".into());
         }
-        while let Some(chain) = cq.queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let segs = match chain::from_descriptor_chain(chain) {
+        loop {
+            // virtio-queue keeps the avail and used rings; the chain is walked here, with the
+            // limits and DMA windows of the FPGA's walk, so a chain fails the same way on both
+            // paths (virtio-queue's own iterator just ends on a broken chain).
+            let head = match cq.queue.iter(mem) {
+                Ok(mut it) => match it.next() {
+                    Some(c) => c.head_index(),
+                    None => break,
+                },
+                Err(e) => return broken(cq, format!("avail ring: {e}")),
+            };
+            let windows = &shared.windows[usize::from(cq.func)];
+            let segs = match chain::walk(
+                mem,
+                windows,
+                cq.queue.desc_table(),
+                cq.queue.size(),
+                head,
+                cq.indirect,
+            ) {
                 Ok(s) => s,
                 Err(e) => return broken(cq, e.to_string()),
             };

@@ -103,7 +103,7 @@ module fv_cpl_ring_csr (
       rdata[31:0] = 32'h10000;
     end
     if (req_word == 6'd2) begin
-      rdata[31:0] = 32'h3000;
+      rdata[31:0] = 32'h2400;
     end
     if (req_word == 6'd3) begin
       rdata[31:0] = cpl_ring_base_lo_addr;

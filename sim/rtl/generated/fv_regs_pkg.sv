@@ -12,6 +12,12 @@ package fv_regs_pkg;
   localparam int unsigned NUM_QUEUES = 32'h20;
   // Number of virtio functions (tenants' devices).
   localparam int unsigned NUM_FUNCTIONS = 32'h8;
+  // DMA windows per function: the address ranges its guest's buffers may use.
+  localparam int unsigned DMA_WINDOWS_PER_FUNCTION = 32'h4;
+  // DMA window contexts (NUM_FUNCTIONS x DMA_WINDOWS_PER_FUNCTION): window w of function f is entry f * DMA_WINDOWS_PER_FUNCTION + w.
+  localparam int unsigned NUM_DMA_WINDOWS = 32'h20;
+  // Most bytes one descriptor chain may describe (all its buffers together, 16 MiB): a longer chain puts its queue in its error state (chain_too_long) on both paths. A device advertises limits (virtio-blk size_max x seg_max) inside it.
+  localparam int unsigned MAX_CHAIN_BYTES = 32'h1000000;
   // Number of MSI-X vectors.
   localparam int unsigned NUM_MSIX = 32'h40;
   // 32-bit words of the MSI-X pending-bit array (NUM_MSIX / 32).
@@ -52,7 +58,8 @@ package fv_regs_pkg;
     QUEUE_ERROR_BAD_INDIRECT = 4'h8,  // A nested indirect table, or a table length not a multiple of 16.
     QUEUE_ERROR_ENGINE_TIMEOUT = 4'h9,  // A device engine stopped answering.
     QUEUE_ERROR_BAD_COMPLETION = 4'ha,  // The CPU completed a request the queue did not have in flight.
-    QUEUE_ERROR_BAD_CONFIG = 4'hb  // Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
+    QUEUE_ERROR_BAD_CONFIG = 4'hb,  // Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
+    QUEUE_ERROR_DMA_WINDOW = 4'hc  // A buffer or an indirect table lay outside its function's DMA windows (not the tenant's memory); nothing was moved.
   } queue_error_e;
 
   // Why a request went to the CPU through the punt ring.
@@ -238,6 +245,22 @@ package fv_regs_pkg;
   localparam int unsigned CPL_RING_CONS_OFFSET = 32'h20;
   localparam int unsigned CPL_RING_STATUS_OFFSET = 32'h24;
 
+  // Block dma_window (BAR0): Per-function DMA windows (the PASID / per-function IOMMU domain analogue): the address ranges a function's guest buffers and indirect tables may use. The engines check every descriptor against its queue's function's windows before any DMA; a buffer outside them is a queue error (dma_window). A window is [BASE, END): END = 0 (the reset value) disables it, so a function with no window may reach nothing. The rings, done logs and the runtime's own rings are programmed by the driver, not the guest, and are not checked here.
+  localparam int unsigned DMA_WINDOW_BAR = 0;
+  localparam int unsigned DMA_WINDOW_BASE = 32'h2400;
+  localparam int unsigned DMA_WINDOW_SIZE = 32'h400;
+  localparam logic [31:0] DMA_WINDOW_TYPE_ID = 32'h444d4157;
+  localparam logic [31:0] DMA_WINDOW_VERSION = 32'h10000;
+  localparam int unsigned DMA_WINDOW_BLOCK_TYPE_OFFSET = 32'h0;
+  localparam int unsigned DMA_WINDOW_BLOCK_VERSION_OFFSET = 32'h4;
+  localparam int unsigned DMA_WINDOW_BLOCK_NEXT_OFFSET = 32'h8;
+  localparam int unsigned DMA_WINDOW_WIN_BASE = 32'h40;
+  localparam int unsigned DMA_WINDOW_WIN_STRIDE = 32'h10;
+  localparam int unsigned DMA_WINDOW_WIN_BASE_LO_OFFSET = 32'h0;
+  localparam int unsigned DMA_WINDOW_WIN_BASE_HI_OFFSET = 32'h4;
+  localparam int unsigned DMA_WINDOW_WIN_END_LO_OFFSET = 32'h8;
+  localparam int unsigned DMA_WINDOW_WIN_END_HI_OFFSET = 32'hc;
+
   // Block flow_table (BAR0): Window onto the net engine's exact-match flow table: write KEY and ACTION, then CMD; poll STATUS.busy.
   localparam int unsigned FLOW_TABLE_BAR = 0;
   localparam int unsigned FLOW_TABLE_BASE = 32'h3000;
@@ -356,8 +379,8 @@ package fv_regs_pkg;
   localparam int unsigned CPL_ENTRY_BYTES = 16;
   typedef struct packed {
     logic [15:0] rsvd;  // byte 14: Zero.
-    logic [7:0] status;  // byte 13: 0 ok, else the request failed (counted in errors).
-    logic [7:0] flags;  // byte 12: Bit 0: NO_IRQ (do not count toward an interrupt).
+    logic [7:0] status;  // byte 13: 0 ok, else the request failed (counted in errors); with QUEUE_ERROR, the queue_error cause.
+    logic [7:0] flags;  // byte 12: Bit 0: NO_IRQ (do not count toward an interrupt). Bit 1: QUEUE_ERROR: the CPU found the chain malformed (the guest broke the ring protocol): nothing is published, and the queue enters its error state with STATUS as the cause (a queue_error code) and LEN as the detail, as if the FPGA's walk had found it.
     logic [31:0] tag;  // byte 8: Tag from the punt entry.
     logic [31:0] len;  // byte 4: Bytes written into device-writable buffers (used element len).
     logic [15:0] head;  // byte 2: Head descriptor index (used element id).

@@ -7,7 +7,7 @@ pub use split_ring::{
     Buffer, RingError, SplitRing, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
 };
 
-use fpga_virtio_hw::regs::{self, global, msix_table, queue, QueueOwner};
+use fpga_virtio_hw::regs::{self, dma_window, global, msix_table, queue, QueueOwner};
 use fpga_virtio_hw::{IoError, RegisterIo};
 
 /// Options of one queue's context.
@@ -89,6 +89,38 @@ pub fn setup_vector(io: &(impl RegisterIo + ?Sized), v: u32) -> Result<(), IoErr
     at(msix_table::vec::ADDR_HI)?.write(io, 0)?;
     at(msix_table::vec::DATA)?.write(io, v)?;
     at(msix_table::vec::CTRL)?.write(io, 0)
+}
+
+/// Window `w` of function `func`'s DMA windows: `[base, end)` (`end` 0: disabled). The engines
+/// refuse any buffer or indirect table outside its function's windows (queue error
+/// `dma_window`); a function with none reaches nothing.
+pub fn set_dma_window(
+    io: &(impl RegisterIo + ?Sized),
+    func: u32,
+    w: u32,
+    base: u64,
+    end: u64,
+) -> Result<(), IoError> {
+    let at = |a: fpga_virtio_hw::RegArray| a.at(func * regs::DMA_WINDOWS_PER_FUNCTION + w);
+    at(dma_window::win::END_LO)?.write(io, 0)?;
+    at(dma_window::win::END_HI)?.write(io, 0)?;
+    at(dma_window::win::BASE_LO)?.write(io, base as u32)?;
+    at(dma_window::win::BASE_HI)?.write(io, (base >> 32) as u32)?;
+    at(dma_window::win::END_HI)?.write(io, (end >> 32) as u32)?;
+    at(dma_window::win::END_LO)?.write(io, end as u32)
+}
+
+/// Give every function one DMA window, `[base, end)`: for tests in which all of that memory
+/// is the tenants'.
+pub fn open_dma_windows(
+    io: &(impl RegisterIo + ?Sized),
+    base: u64,
+    end: u64,
+) -> Result<(), IoError> {
+    for f in 0..regs::NUM_FUNCTIONS {
+        set_dma_window(io, f, 0, base, end)?;
+    }
+    Ok(())
 }
 
 /// Let the engines run.

@@ -1,0 +1,20 @@
+//! What every device type's CPU path shares: descriptor chains walked and validated once
+//! ([`chain`]) and the tenant's DMA windows they must stay inside ([`window`]).
+
+pub mod chain;
+pub mod window;
+
+pub use chain::{ChainError, Segment};
+pub use window::{DmaWindows, WindowError};
+
+/// Virtio descriptor flags (the one definition the CPU path uses; the RTL's are in
+/// `fv_virtq_engine.sv`, the test driver's in `fpga-virtio-sim`'s `testing`).
+pub const VRING_DESC_F_NEXT: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_NEXT as u16;
+pub const VRING_DESC_F_WRITE: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
+pub const VRING_DESC_F_INDIRECT: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+
+/// Most bytes one chain may describe, on both paths (`MAX_CHAIN_BYTES` in the register map).
+pub const MAX_CHAIN_BYTES: u64 = fpga_virtio_hw::regs::MAX_CHAIN_BYTES as u64;
+
+/// Longest indirect table the engines take (bytes): 32768 descriptors, the largest queue.
+pub const MAX_INDIRECT_BYTES: u32 = 0x8_0000;

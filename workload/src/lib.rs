@@ -23,8 +23,10 @@ use std::time::Instant;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 const RINGS: u64 = 0x10_0000; // guest rings, 64 KiB apart
-const PUNT_RING: u64 = 0x0f_0000;
-const CPL_RING: u64 = 0x0f_8000;
+/// The runtime's rings: in the device's IOMMU map, below the tenant's memory (never in its
+/// DMA windows: [`tenant_windows`]).
+pub const PUNT_RING: u64 = 0x0f_0000;
+pub const CPL_RING: u64 = 0x0f_8000;
 const SLOTS: u64 = 0x100_0000; // request slots, SLOT_SIZE apart
 const SLOT_SIZE: u64 = 0x2_0000;
 const DATA_OFF: u64 = 0x1000;

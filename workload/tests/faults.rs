@@ -194,3 +194,84 @@ fn a_new_runtime_on_a_running_device_takes_no_stale_punt_entries() {
         "every request after the restart served exactly once"
     );
 }
+
+/// Issue 15: the device's IOMMU map holds the runtime's punt and completion rings beside the
+/// guest's memory. A guest that points a read's data buffer at the punt ring (to forge punt
+/// entries from disk data it wrote) fails its queue with dma_window on every path: the FPGA's
+/// walk, a chain the FPGA punted for the CPU to walk (more descriptors than its segment table),
+/// and a CPU-owned queue. No disk data lands in the rings and the other queues go on.
+#[test]
+fn a_buffer_on_the_runtimes_rings_fails_its_queue_on_every_path() {
+    use fpga_virtio_hw::regs::cpl_ring;
+    use fpga_virtio_hw::RegisterIo;
+    use fpga_virtio_sim::testing::{kick, Buffer};
+    use fpga_virtio_workload::{Rig, CPL_RING, PUNT_RING};
+    use vm_memory::{Bytes, GuestAddress};
+    let cfg = WorkloadConfig {
+        queues: 4,
+        policy: SplitPolicy::from_toml("cpu_queues = [2]").unwrap(),
+        ..config(None)
+    };
+    let mut rig = Rig::new(&cfg).unwrap();
+    // The disk data the guest would smuggle in: a pattern no ring entry has.
+    rig.store.write_at(0, &[0xa5; 8192]).unwrap();
+    let base = 0x20_0000u64;
+    let mut hdr = [0u8; 16]; // VIRTIO_BLK_T_IN, sector 0
+    hdr[8..].copy_from_slice(&0u64.to_le_bytes());
+    let buf = |addr: u64, len: u32, write: bool| Buffer { addr, len, write };
+    for (q, target) in [(0u16, PUNT_RING), (1, PUNT_RING + 0x40), (2, CPL_RING)] {
+        let h = base + u64::from(q) * 0x1_0000;
+        rig.mem.write_slice(&hdr, GuestAddress(h)).unwrap();
+        let mut chain = vec![buf(h, 16, false)];
+        if q == 1 {
+            // 16 data buffers of the tenant's first: the FPGA walks them, runs out of segment
+            // table and punts; the CPU's walk meets the ring.
+            chain.extend((0..16).map(|i| buf(h + 0x1000 + i * 0x200, 512, true)));
+        }
+        chain.push(buf(target, 512, true));
+        chain.push(buf(h + 0x8000, 1, true));
+        rig.rings[usize::from(q)].add_chain(&chain).unwrap();
+        rig.rings[usize::from(q)].publish().unwrap();
+        kick(
+            &rig.dev,
+            u32::from(q),
+            rig.rings[usize::from(q)].avail_idx(),
+        )
+        .unwrap();
+    }
+    for _ in 0..100 {
+        rig.step(1000).unwrap();
+    }
+    assert_eq!(rig.rt.refresh_device_state(&rig.dev).unwrap(), 2);
+    for q in [0u16, 1] {
+        let err = rig.rt.stats().queues[&q].device_error.clone().unwrap();
+        assert!(err.starts_with("DmaWindow"), "queue {q}: {err}");
+        assert!(
+            rig.rings[usize::from(q)].reap().unwrap().is_empty(),
+            "queue {q}"
+        );
+    }
+    let q2 = &rig.rt.stats().queues[&2];
+    assert_eq!(q2.broken, 1);
+    assert!(
+        q2.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("DMA windows"),
+        "{q2:?}"
+    );
+    assert!(rig.rings[2].reap().unwrap().is_empty());
+    // Nothing of the disk reached the runtime's rings, and the device saw no forged completion.
+    let mut rings = vec![0u8; 0x1_0000];
+    rig.mem
+        .read_slice(&mut rings, GuestAddress(PUNT_RING))
+        .unwrap();
+    assert!(
+        !rings.windows(64).any(|w| w.iter().all(|&b| b == 0xa5)),
+        "disk data in the runtime's rings"
+    );
+    assert!(!cpl_ring::status::BAD_ENTRY.is_set(cpl_ring::STATUS.read(&rig.dev).unwrap()));
+    // Queue 3 (FPGA) goes on.
+    assert_eq!(rig.one(3, false, 8, 4096).unwrap().1, 0);
+    assert_eq!(rig.one(3, true, 16, 4096).unwrap().1, 0);
+}

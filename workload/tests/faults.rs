@@ -203,7 +203,6 @@ fn a_new_runtime_on_a_running_device_takes_no_stale_punt_entries() {
 #[test]
 fn a_buffer_on_the_runtimes_rings_fails_its_queue_on_every_path() {
     use fpga_virtio_hw::regs::cpl_ring;
-    use fpga_virtio_hw::RegisterIo;
     use fpga_virtio_sim::testing::{kick, Buffer};
     use fpga_virtio_workload::{Rig, CPL_RING, PUNT_RING};
     use vm_memory::{Bytes, GuestAddress};

@@ -12,10 +12,11 @@
 
 use crate::config::{offered, BlkConfigSpace};
 use crate::device::{Device, VringSetup};
+use crate::shared_fd;
 use fpga_virtio_driver::blk::{self, BlkConfig};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -384,18 +385,10 @@ pub fn config_space(device: &Device) -> BlkConfigSpace {
     }
 }
 
-/// A shared-memory file for the in-flight region.
+/// A shared-memory file for the in-flight region (sealed: it passes the size checks when a
+/// frontend hands it to the next backend).
 fn memfd(len: u64) -> io::Result<File> {
-    // SAFETY: the name is a NUL-terminated literal; memfd_create returns a new fd or -1 and
-    // touches no memory of ours.
-    let fd = unsafe { libc::memfd_create(c"fv-inflight".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and nothing else owns it.
-    let f = unsafe { File::from_raw_fd(fd) };
-    f.set_len(len)?;
-    Ok(f)
+    shared_fd::sealed_memfd(c"fv-inflight", len)
 }
 
 const UNSUPPORTED: VhostUserError = VhostUserError::InvalidOperation("not supported");
@@ -457,7 +450,19 @@ impl VhostUserBackendReqHandlerMut for BlkBackend {
         }
         let mut regions = Vec::new();
         let mut mappings = Vec::new();
+        if ctx.len() != files.len() {
+            return Err(VhostUserError::InvalidParam);
+        }
         for (region, file) in ctx.iter().zip(files) {
+            // A file shorter than the region, or one the frontend could shrink later, would
+            // raise SIGBUS in the backend when touched.
+            shared_fd::check(
+                &file,
+                region.mmap_offset,
+                region.memory_size,
+                "guest memory region",
+            )
+            .map_err(|e| VhostUserError::ReqHandlerError(io::Error::other(e)))?;
             let r = GuestRegionMmap::new(
                 region.mmap_region(file)?,
                 GuestAddress(region.guest_phys_addr),

@@ -312,6 +312,8 @@ impl Device {
                 "in-flight region of {mmap_size} bytes, {need} needed for {num_queues} queues of {queue_size} entries"
             )));
         }
+        crate::shared_fd::check(&file, offset, need, "in-flight region")
+            .map_err(|e| DeviceError::Memory(e.to_string()))?;
         let map = MmapRegion::from_file(FileOffset::new(file, offset), need as usize)
             .map_err(|e| DeviceError::Memory(format!("mapping the in-flight region: {e}")))?;
         let region = GuestRegionMmap::new(map, GuestAddress(INFLIGHT_IOVA))

@@ -16,6 +16,7 @@ pub mod backend;
 pub mod config;
 pub mod device;
 mod hw;
+pub mod shared_fd;
 
 pub use backend::BlkBackend;
 pub use device::{Device, DeviceError, DeviceOptions};

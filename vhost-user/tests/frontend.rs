@@ -29,7 +29,13 @@ const QSIZE: u16 = 16;
 
 fn memfd(len: usize) -> File {
     // SAFETY: the name is a NUL-terminated literal; memfd_create returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"fv-test-guest".as_ptr(), libc::MFD_CLOEXEC) };
+    // Sealable, as QEMU's memory-backend-memfd is: the backend seals it against shrinking.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"fv-test-guest".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     assert!(fd >= 0, "memfd_create");
     // SAFETY: `fd` is fresh and owned by nothing else.
     let f = unsafe { File::from_raw_fd(fd) };
@@ -585,6 +591,63 @@ fn a_short_inflight_region_costs_its_connection() {
     assert!(g.fe.get_features().is_err(), "the connection ended");
     drop(g);
     one_good_read(&sock);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+/// Issue 15: memory-table files that would let a frontend kill the backend with SIGBUS are
+/// refused: shorter than the region they claim, not sealable against shrinking (it could be
+/// truncated under the mapping later), or not a file at all. The connection ends and the
+/// backend serves the next one, whose memory file can no longer be shrunk under it.
+#[test]
+fn memory_files_that_could_raise_sigbus_cost_their_connection() {
+    let (device, sock, h, _) = backend("sigbus", 1, 4);
+    for case in ["short", "unsealable", "socket"] {
+        let g = Guest::connect_without_memory(&sock, 1, 0);
+        let (_keep, fd) = match case {
+            "short" => {
+                let f = memfd(MEM / 2);
+                let fd = f.as_raw_fd();
+                (Some(f), fd)
+            }
+            "unsealable" => {
+                // SAFETY: literal name; a new fd or -1.
+                let fd =
+                    unsafe { libc::memfd_create(c"fv-unsealable".as_ptr(), libc::MFD_CLOEXEC) };
+                assert!(fd >= 0);
+                // SAFETY: fresh fd, owned by nothing else.
+                let f = unsafe { File::from_raw_fd(fd) };
+                f.set_len(MEM as u64).unwrap();
+                (Some(f), fd)
+            }
+            _ => {
+                let (a, _b) = UnixStream::pair().unwrap();
+                let f = File::from(std::os::fd::OwnedFd::from(a));
+                let fd = f.as_raw_fd();
+                (Some(f), fd)
+            }
+        };
+        let region = VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: g.hva(0),
+            mmap_offset: 0,
+            mmap_handle: fd,
+        };
+        let _ = g.fe.set_mem_table(&[region]);
+        assert!(g.fe.get_features().is_err(), "{case}: the connection ended");
+    }
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    let done = g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20));
+    assert_eq!(done.len(), 1, "the backend lives and serves");
+    // (After a request: the memory table has surely been taken.)
+    assert!(
+        g.file.set_len(4096).is_err(),
+        "the backend sealed the memory file against shrinking"
+    );
+    drop(g);
     h.join().unwrap();
     device.shutdown();
 }

@@ -215,6 +215,8 @@ impl Events {
         if fd.read().is_ok() {
             let mut qs = lock(&self.queues);
             if let Some(call) = qs.get_mut(usize::from(q)).and_then(|qe| qe.call.as_mut()) {
+                // Non-blocking (see shared_fd::notifier): a counter the frontend let run up to
+                // its maximum is already signalled; EAGAIN loses nothing.
                 let _ = call.write(&1u64.to_le_bytes());
             }
         }
@@ -534,6 +536,10 @@ impl VhostUserBackendReqHandlerMut for BlkBackend {
     fn set_vring_kick(&mut self, index: u8, fd: Option<File>) -> VhostUserResult<()> {
         let q = usize::from(index);
         self.vring(u32::from(index))?;
+        let fd = fd
+            .map(|f| shared_fd::notifier(f, "kick fd"))
+            .transpose()
+            .map_err(|e| VhostUserError::ReqHandlerError(io::Error::other(e)))?;
         self.events
             .set_kick(q, fd)
             .map_err(VhostUserError::ReqHandlerError)?;
@@ -544,6 +550,10 @@ impl VhostUserBackendReqHandlerMut for BlkBackend {
 
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> VhostUserResult<()> {
         self.vring(u32::from(index))?;
+        let fd = fd
+            .map(|f| shared_fd::notifier(f, "call fd"))
+            .transpose()
+            .map_err(|e| VhostUserError::ReqHandlerError(io::Error::other(e)))?;
         self.events.set_call(usize::from(index), fd);
         Ok(())
     }

@@ -92,6 +92,43 @@ pub fn check(file: &File, offset: u64, len: u64, what: &'static str) -> Result<(
     Ok(())
 }
 
+/// A kick or call fd from the frontend, made fit for the event thread: it must be an eventfd
+/// (what QEMU and DPDK send; a regular file would read as a kick forever), and it is switched
+/// to non-blocking, so that neither reading a kick nor signalling a call whose counter the
+/// frontend let run up to its maximum ever blocks the thread that serves every queue.
+pub fn notifier(file: File, what: &'static str) -> Result<File, NotifierError> {
+    let fd = file.as_raw_fd();
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map_err(|source| NotifierError::Io { what, source })?;
+    if link.as_os_str() != "anon_inode:[eventfd]" {
+        return Err(NotifierError::NotEventfd {
+            what,
+            kind: link.display().to_string(),
+        });
+    }
+    // SAFETY: F_GETFL / F_SETFL take and return ints and touch no memory; `fd` is open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } != 0 {
+        return Err(NotifierError::Io {
+            what,
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(file)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("{what}: not an eventfd ({kind})")]
+    NotEventfd { what: &'static str, kind: String },
+}
+
 /// A memfd of `len` bytes, sealed against shrinking and growing, for memory we hand a frontend
 /// (the in-flight region): it passes [`check`] when a frontend hands it back.
 pub fn sealed_memfd(name: &std::ffi::CStr, len: u64) -> io::Result<File> {
@@ -160,6 +197,27 @@ mod tests {
         assert!(matches!(
             check(&sock, 0, 1, "region"),
             Err(SharedFdError::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn notifiers_must_be_eventfds_and_never_block() {
+        use vmm_sys_util::eventfd::EventFd;
+        let e = EventFd::new(0).unwrap();
+        // SAFETY: dup returns a new fd we own, or -1.
+        let fd = unsafe { libc::dup(e.as_raw_fd()) };
+        assert!(fd >= 0);
+        // SAFETY: fresh fd.
+        let mut f = notifier(unsafe { File::from_raw_fd(fd) }, "call").unwrap();
+        // One short of the counter's maximum: a blocking write of 1 would never return.
+        use std::io::Write;
+        f.write_all(&(u64::MAX - 1).to_le_bytes()).unwrap();
+        let r = f.write(&1u64.to_le_bytes());
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let memfd = sealed_memfd(c"fv-not-a-notifier", 8).unwrap();
+        assert!(matches!(
+            notifier(memfd, "kick"),
+            Err(NotifierError::NotEventfd { .. })
         ));
     }
 

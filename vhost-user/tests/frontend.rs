@@ -9,7 +9,7 @@ use fpga_virtio_storage::{BlockStore, RamStore};
 use fpga_virtio_vhost_user::{serve, Device, DeviceOptions};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -648,6 +648,47 @@ fn memory_files_that_could_raise_sigbus_cost_their_connection() {
         "the backend sealed the memory file against shrinking"
     );
     drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+/// Issue 15: a call eventfd one short of its counter's maximum made the backend's write block
+/// the connection's event thread forever, and every later connection hung behind it. Call and
+/// kick fds are now non-blocking eventfds: the queue goes on (the interrupt is already pending
+/// in the counter), the next connection is served, and a kick fd that is not an eventfd (a
+/// file reads as a kick forever) costs its connection.
+#[test]
+fn a_full_call_counter_or_a_file_as_kick_fd_wedges_nothing() {
+    let (device, sock, h, _) = backend("wedge", 1, 3);
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    // A blocking eventfd (the flag lives in the shared file description) at u64::MAX - 1.
+    let full = EventFd::new(0).unwrap();
+    full.write(u64::MAX - 1).unwrap();
+    g.fe.set_vring_call(0, &full).unwrap();
+    for i in 0..3u64 {
+        g.post_read(&mut ring, 0x10_0000 + i * 0x2000, 8);
+        g.kicks[0].write(1).unwrap();
+        let t = Instant::now();
+        let mut done = Vec::new();
+        while done.is_empty() && t.elapsed() < Duration::from_secs(20) {
+            done = ring.reap().unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(done.len(), 1, "read {i} completed");
+    }
+    drop(g);
+    // A memfd as kick fd: refused, the connection ends.
+    let g = Guest::connect(&sock, 1);
+    g.fe.set_vring_num(0, QSIZE).unwrap();
+    // The frontend API takes an EventFd; wrap the memfd's fd in one (only its number is sent).
+    // SAFETY: into_raw_fd hands over ownership of an open fd, which the EventFd now owns.
+    let not_eventfd = unsafe { EventFd::from_raw_fd(memfd(8).into_raw_fd()) };
+    let _ = g.fe.set_vring_kick(0, &not_eventfd);
+    assert!(g.fe.get_features().is_err(), "the connection ended");
+    drop(g);
+    one_good_read(&sock);
     h.join().unwrap();
     device.shutdown();
 }

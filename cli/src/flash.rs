@@ -91,6 +91,39 @@ fn print_info(header: &str, i: &DeviceInfo, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The largest image a slot holds (every page but the commit record's).
+const MAX_IMAGE_BYTES: u64 = fpga_virtio_hw::regs::FLASH_PAGE_WORDS as u64
+    * 4
+    * (fpga_virtio_hw::regs::FLASH_SLOT_PAGES as u64 - 1);
+
+/// Read `path`, refusing (before reading) a file larger than `max`: a huge or endless file
+/// (`/dev/zero`) is an error, not a process that fills its memory.
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let too_big = |n: u64| {
+        format!(
+            "{}: {n} bytes or more; a slot holds at most {max}",
+            path.display()
+        )
+    };
+    let len = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len > max {
+        return Err(too_big(len));
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 pub fn run_flash(
     image: &Path,
     trusted_key: Option<&Path>,
@@ -98,7 +131,7 @@ pub fn run_flash(
     flash_file: &Path,
     json: bool,
 ) -> Result<(), String> {
-    let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let bytes = read_bounded(image, MAX_IMAGE_BYTES)?;
     let opts = LoadOptions {
         trusted_key: trusted_key.map(crate::image::verifying_key).transpose()?,
         force,
@@ -142,4 +175,26 @@ pub fn run_flash(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_larger_than_a_slot_is_refused_before_it_is_read() {
+        // /dev/zero reports no size and never ends: read at most one byte past the limit.
+        let e = read_bounded(Path::new("/dev/zero"), 4096).unwrap_err();
+        assert!(e.contains("at most 4096"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.img");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_IMAGE_BYTES + 1)
+            .unwrap();
+        assert!(read_bounded(&big, MAX_IMAGE_BYTES).is_err());
+        let ok = dir.path().join("ok.img");
+        std::fs::write(&ok, [1u8; 100]).unwrap();
+        assert_eq!(read_bounded(&ok, MAX_IMAGE_BYTES).unwrap().len(), 100);
+    }
 }

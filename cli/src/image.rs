@@ -190,9 +190,25 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
                 .map_err(|e| format!("/dev/urandom: {e}"))?;
             let key = SigningKey::from_bytes(&seed);
-            let public = out.with_extension("pub");
+            // OUT.pub beside OUT (appended, so `keygen k.pub` cannot name the secret and the
+            // public key the same file); neither may exist already.
+            let mut public = out.clone().into_os_string();
+            public.push(".pub");
+            let public = PathBuf::from(public);
+            if public.exists() {
+                return Err(format!("{}: exists; not overwriting it", public.display()));
+            }
             write_private(&out, &hex::encode(seed))?;
-            std::fs::write(&public, hex::encode(key.verifying_key().to_bytes()))
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&public)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(
+                        &mut f,
+                        hex::encode(key.verifying_key().to_bytes()).as_bytes(),
+                    )
+                })
                 .map_err(|e| format!("{}: {e}", public.display()))?;
             println!(
                 "wrote {} (secret) and {} (public)",
@@ -215,4 +231,23 @@ fn write_private(p: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", p.display()))?;
     f.write_all(text.as_bytes())
         .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygen_never_writes_the_public_key_over_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        // `keygen --out k.pub` used to write the secret to k.pub, then the public key over it.
+        let out = dir.path().join("k.pub");
+        run(ImageCommand::Keygen { out: out.clone() }).unwrap();
+        let secret = signing_key(&out).unwrap();
+        let public = verifying_key(&dir.path().join("k.pub.pub")).unwrap();
+        assert_eq!(secret.verifying_key(), public);
+        // A second run refuses to overwrite either file.
+        assert!(run(ImageCommand::Keygen { out: out.clone() }).is_err());
+        assert_eq!(signing_key(&out).unwrap().to_bytes(), secret.to_bytes());
+    }
 }

@@ -54,6 +54,18 @@ pub enum LoadError {
         "image of {len} bytes does not fit a slot of {max} bytes (one page is the commit record)"
     )]
     TooLarge { len: usize, max: usize },
+    #[error("the device reports flash pages of {page_bytes} bytes and {pages} per slot: a commit record needs pages of at least {min} bytes, a multiple of 4, and two pages")]
+    Geometry {
+        page_bytes: u32,
+        pages: u32,
+        min: usize,
+    },
+    #[error("the device did not come back from the reboot into the new image ({cause}); rolled back to slot {rolled_back_to}{}", if *.rollback_ok { "" } else { " (the rollback did not confirm either: check the device)" })]
+    RebootFailed {
+        cause: Box<LoadError>,
+        rolled_back_to: &'static str,
+        rollback_ok: bool,
+    },
     #[error("flash {what} failed (STATUS.error)")]
     Flash { what: String },
     #[error("flash {what} did not finish in {polls} polls (device not answering)")]
@@ -224,13 +236,33 @@ fn read_page(
     Ok(out)
 }
 
-/// The commit record for `image`: magic, image length, the header's first 48 bytes.
-pub fn commit_record(image: &[u8], page_bytes: usize) -> Vec<u8> {
+/// Bytes of a commit record (magic, length, the header's first 48 bytes).
+pub const COMMIT_RECORD_BYTES: usize = 60;
+
+/// The commit record for `image` in a page of `page_bytes`: magic, image length, the header's
+/// first 48 bytes, the rest erased. None if the page is too small or the image shorter than a
+/// header.
+pub fn commit_record(image: &[u8], page_bytes: usize) -> Option<Vec<u8>> {
+    if page_bytes < COMMIT_RECORD_BYTES || image.len() < 48 {
+        return None;
+    }
     let mut c = vec![0xffu8; page_bytes];
     c[0..8].copy_from_slice(&COMMIT_MAGIC);
     c[8..12].copy_from_slice(&(image.len() as u32).to_le_bytes());
     c[12..60].copy_from_slice(&image[..48]);
-    c
+    Some(c)
+}
+
+/// Whether the device's flash geometry can hold an image and its commit record.
+fn check_geometry(page_bytes: u32, pages: u32) -> Result<(), LoadError> {
+    if (page_bytes as usize) < COMMIT_RECORD_BYTES || !page_bytes.is_multiple_of(4) || pages < 2 {
+        return Err(LoadError::Geometry {
+            page_bytes,
+            pages,
+            min: COMMIT_RECORD_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Load `bytes` into the device. See the module docs for the order of steps.
@@ -264,10 +296,11 @@ pub fn load(
             running,
         });
     }
+    check_geometry(previous.page_bytes, previous.slot_pages)?;
     let page = previous.page_bytes as usize;
     let pages = previous.slot_pages;
     let max = page * (pages as usize).saturating_sub(1);
-    if page == 0 || bytes.len() > max {
+    if bytes.len() > max {
         return Err(LoadError::TooLarge {
             len: bytes.len(),
             max,
@@ -310,7 +343,11 @@ pub fn load(
         }
         progress("verify", i as u64 + 1, n);
     }
-    let commit = commit_record(bytes, page);
+    let commit = commit_record(bytes, page).ok_or(LoadError::Geometry {
+        page_bytes: previous.page_bytes,
+        pages,
+        min: COMMIT_RECORD_BYTES,
+    })?;
     write_page(io, slot, pages - 1, words, &commit)?;
     if read_page(io, slot, pages - 1, words)? != commit {
         return Err(LoadError::ReadBack {
@@ -320,8 +357,21 @@ pub fn load(
     }
     // 5. Switch, reboot, confirm; roll back if the new image did not come up.
     command(io, FlashCmd::SetActive, slot, "slot switch")?;
-    reboot(io)?;
-    let now = info(io)?;
+    // A device that does not come back from the reboot (or cannot say what it booted) is
+    // rolled back like one that booted the wrong image.
+    let now = match reboot(io).and_then(|()| info(io)) {
+        Ok(now) => now,
+        Err(cause) => {
+            let rollback_ok = command(io, FlashCmd::SetActive, previous_slot, "rollback")
+                .and_then(|()| reboot(io))
+                .is_ok();
+            return Err(LoadError::RebootFailed {
+                cause: Box::new(cause),
+                rolled_back_to: slot_name(previous_slot as u32),
+                rollback_ok,
+            });
+        }
+    };
     if now.booted != name || now.fallback || now.version != img.info.version.to_string() {
         command(io, FlashCmd::SetActive, previous_slot, "rollback")?;
         reboot(io)?;
@@ -352,4 +402,26 @@ pub fn reboot(io: &(impl RegisterIo + ?Sized)) -> Result<(), LoadError> {
         what: "reboot".into(),
         polls: POLLS,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_pages_are_an_error_not_a_panic() {
+        let image = [7u8; 100];
+        for page in [0usize, 4, 32, 59] {
+            assert_eq!(commit_record(&image, page), None, "page of {page} bytes");
+        }
+        assert_eq!(commit_record(&image, 64).unwrap().len(), 64);
+        assert_eq!(commit_record(&image[..40], 64), None);
+        assert!(matches!(
+            check_geometry(32, 4096),
+            Err(LoadError::Geometry { page_bytes: 32, .. })
+        ));
+        assert!(check_geometry(62, 4096).is_err());
+        assert!(check_geometry(256, 1).is_err());
+        check_geometry(256, 4096).unwrap();
+    }
 }

@@ -221,3 +221,80 @@ fn an_image_that_does_not_come_up_is_rolled_back() {
         ("a", "a", "1.0.0")
     );
 }
+
+/// A device whose global STATUS stops saying READY for a while (after the `after`-th reboot
+/// command): a reboot that times out.
+struct NeverReady {
+    dev: SimDevice,
+    reboots: std::sync::atomic::AtomicU32,
+    after: u32,
+}
+
+impl fpga_virtio_hw::RegisterIo for NeverReady {
+    fn read32(
+        &self,
+        bar: fpga_virtio_hw::Bar,
+        offset: u64,
+    ) -> Result<u32, fpga_virtio_hw::IoError> {
+        use fpga_virtio_hw::regs::global;
+        use std::sync::atomic::Ordering;
+        let v = self.dev.read32(bar, offset)?;
+        if bar == global::STATUS.bar
+            && offset == global::STATUS.offset
+            && self.reboots.load(Ordering::Relaxed) == self.after
+        {
+            return Ok(v & !global::status::READY.mask());
+        }
+        Ok(v)
+    }
+    fn write32(
+        &self,
+        bar: fpga_virtio_hw::Bar,
+        offset: u64,
+        value: u32,
+    ) -> Result<(), fpga_virtio_hw::IoError> {
+        use std::sync::atomic::Ordering;
+        if bar == flash::CTRL.bar
+            && offset == flash::CTRL.offset
+            && flash::ctrl::CMD.get(value) == FlashCmd::Reboot as u32
+        {
+            self.reboots.fetch_add(1, Ordering::Relaxed);
+        }
+        self.dev.write32(bar, offset, value)
+    }
+}
+
+/// Issue 15: when the reboot into the new image timed out, the loader returned with the new
+/// slot active and no rollback. Now it switches back to the slot that ran and reboots it.
+#[test]
+fn a_reboot_that_times_out_after_the_switch_is_rolled_back() {
+    let model = FlashModel::new();
+    let dev = device(&model);
+    let opts = LoadOptions::default();
+    load(&dev, &image("1.0.0", 2000, None), &opts, &mut no_progress()).unwrap();
+    let stuck = NeverReady {
+        dev,
+        reboots: std::sync::atomic::AtomicU32::new(0),
+        after: 1,
+    };
+    let e = load(
+        &stuck,
+        &image("1.1.0", 2000, None),
+        &opts,
+        &mut no_progress(),
+    )
+    .unwrap_err();
+    match &e {
+        LoadError::RebootFailed {
+            rolled_back_to,
+            rollback_ok,
+            ..
+        } => assert_eq!((*rolled_back_to, *rollback_ok), ("a", true), "{e}"),
+        other => panic!("{other}"),
+    }
+    let i = info(&stuck).unwrap();
+    assert_eq!(
+        (i.booted, i.active, i.version.as_str()),
+        ("a", "a", "1.0.0")
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`FileStore`]: a file or block device through `pread`/`pwrite`.
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::RwLock;
@@ -22,6 +23,10 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("the store's lock was poisoned by a panicking user")]
     Poisoned,
+    #[error("the disk image is in use by another process (or another store in this one)")]
+    InUse,
+    #[error("the disk image has {size} bytes: resizing it to {asked} would cut off data (make a new image, or grow it)")]
+    WouldShrink { size: u64, asked: u64 },
 }
 
 /// A disk, addressed in bytes. Shared between threads (the simulator and the CPU workers).
@@ -121,7 +126,9 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Open `path` read-write. With `create_size`, create or resize it to that many bytes.
+    /// Open `path` read-write and lock it (an exclusive `flock`, as QEMU locks its images: two
+    /// backends never serve one disk). With `create_size`, create it or grow it to that many
+    /// bytes; an existing image is never shrunk ([`StoreError::WouldShrink`]).
     pub fn open(path: &Path, create_size: Option<u64>) -> Result<Self, StoreError> {
         let file = OpenOptions::new()
             .read(true)
@@ -129,8 +136,26 @@ impl FileStore {
             .create(create_size.is_some())
             .truncate(false)
             .open(path)?;
+        // SAFETY: flock takes the fd of `file`, open for the call, and an int; no memory.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+                StoreError::InUse
+            } else {
+                StoreError::Io(e)
+            });
+        }
         if let Some(size) = create_size {
-            file.set_len(size)?;
+            let now = file.metadata()?.len();
+            if now > size {
+                return Err(StoreError::WouldShrink {
+                    size: now,
+                    asked: size,
+                });
+            }
+            if now < size {
+                file.set_len(size)?;
+            }
         }
         let size = file.metadata()?.len();
         Ok(FileStore { file, size })
@@ -181,6 +206,34 @@ mod tests {
         let mut tail = [0u8; 2];
         store.read_at(8190, &mut tail).unwrap();
         assert_eq!(tail, [0, 0]);
+    }
+
+    #[test]
+    fn a_file_image_is_locked_and_never_shrunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let a = FileStore::open(&path, Some(8192)).unwrap();
+        a.write_at(8000, &[5; 8]).unwrap();
+        // A second user of the same image (another backend) is refused while the first lives.
+        assert!(matches!(
+            FileStore::open(&path, None),
+            Err(StoreError::InUse)
+        ));
+        drop(a);
+        // Asking for less than the image holds: refused, the data stays.
+        assert!(matches!(
+            FileStore::open(&path, Some(4096)),
+            Err(StoreError::WouldShrink {
+                size: 8192,
+                asked: 4096
+            })
+        ));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+        // Growing is fine, and keeps the data.
+        let b = FileStore::open(&path, Some(16384)).unwrap();
+        let mut x = [0u8; 8];
+        b.read_at(8000, &mut x).unwrap();
+        assert_eq!((b.size(), x), (16384, [5; 8]));
     }
 
     #[test]

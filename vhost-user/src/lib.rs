@@ -36,6 +36,26 @@ pub enum ServeError {
     Events(std::io::Error),
     #[error("setting up the connection: {0}")]
     Socket(std::io::Error),
+    #[error("{0}: not a socket; refusing to replace it (give --socket a path that is free or a stale socket)")]
+    NotASocket(std::path::PathBuf),
+    #[error("{0}: another backend is listening there")]
+    SocketInUse(std::path::PathBuf),
+}
+
+/// Make `path` free for our listening socket: nothing there, or a stale socket nobody listens
+/// on (removed). Anything else (a file, a directory, a live backend's socket) is left alone and
+/// is an error.
+pub fn claim_socket_path(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ServeError::Socket(e)),
+        Ok(m) if !m.file_type().is_socket() => Err(ServeError::NotASocket(path.to_owned())),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(ServeError::SocketInUse(path.to_owned())),
+            Err(_) => std::fs::remove_file(path).map_err(ServeError::Socket),
+        },
+    }
 }
 
 /// How long a reply may wait for a frontend to take it: one that stops reading its socket gets
@@ -54,7 +74,8 @@ pub fn serve(
     let mut served = 0usize;
     // One listening socket for the backend's life: a frontend that connects while the previous
     // connection is being torn down waits in the backlog instead of being reset.
-    let mut listener = Listener::new(socket, true).map_err(ServeError::Listen)?;
+    claim_socket_path(socket)?;
+    let mut listener = Listener::new(socket, false).map_err(ServeError::Listen)?;
     loop {
         let events = Events::new(device.clone()).map_err(ServeError::Events)?;
         let handler = Arc::new(Mutex::new(BlkBackend::new(device.clone(), events.clone())));
@@ -93,5 +114,34 @@ pub fn serve(
         if connections.is_some_and(|n| served >= n) {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_path_is_claimed_only_when_free_or_stale() {
+        let dir = std::env::temp_dir().join(format!("fv-claim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("precious");
+        std::fs::write(&file, b"keep me").unwrap();
+        assert!(matches!(
+            claim_socket_path(&file),
+            Err(ServeError::NotASocket(_))
+        ));
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+        let sock = dir.join("live.sock");
+        let live = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(matches!(
+            claim_socket_path(&sock),
+            Err(ServeError::SocketInUse(_))
+        ));
+        drop(live); // the socket file stays, nobody listens: stale
+        claim_socket_path(&sock).unwrap();
+        assert!(!sock.exists());
+        claim_socket_path(&dir.join("free")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -148,6 +148,8 @@ pub enum QueueError {
     BadCompletion = 10,
     /// Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
     BadConfig = 11,
+    /// The engine serving the queue failed (a CPU worker panicked while it held the queue's state): the queue stops rather than go on from a state nobody knows.
+    Internal = 13,
     /// A buffer or an indirect table lay outside its function's DMA windows (not the tenant's memory); nothing was moved.
     DmaWindow = 12,
 }
@@ -167,6 +169,7 @@ impl QueueError {
         QueueError::EngineTimeout,
         QueueError::BadCompletion,
         QueueError::BadConfig,
+        QueueError::Internal,
         QueueError::DmaWindow,
     ];
 
@@ -185,6 +188,7 @@ impl QueueError {
             9 => Some(QueueError::EngineTimeout),
             10 => Some(QueueError::BadCompletion),
             11 => Some(QueueError::BadConfig),
+            13 => Some(QueueError::Internal),
             12 => Some(QueueError::DmaWindow),
             _ => None,
         }
@@ -210,6 +214,7 @@ impl QueueError {
             QueueError::EngineTimeout => "engine_timeout",
             QueueError::BadCompletion => "bad_completion",
             QueueError::BadConfig => "bad_config",
+            QueueError::Internal => "internal",
             QueueError::DmaWindow => "dma_window",
         }
     }

@@ -60,6 +60,9 @@ struct QueueEvents {
     /// The kick fd is in the epoll set (the ring is started and enabled).
     watched: bool,
     call: Option<File>,
+    /// The frontend's vring error fd (SET_VRING_ERR): signalled when the queue stops on an
+    /// error.
+    err: Option<File>,
 }
 
 /// The connection's event thread: kicks to doorbells, device interrupts to call fds.
@@ -87,8 +90,10 @@ fn unread(sock: &UnixStream) -> io::Result<i32> {
 const EXIT: u64 = u64::MAX;
 
 impl Events {
-    /// Event data: q for queue q's kick, IRQ + q for its interrupt eventfd.
+    /// Event data: q for queue q's kick, IRQ + q for its interrupt eventfd, ERR + q for its
+    /// error eventfd.
     const IRQ: u64 = 1 << 32;
+    const ERR: u64 = 2 << 32;
 
     pub(crate) fn new(device: Arc<Device>) -> io::Result<Arc<Events>> {
         let epoll = Epoll::new()?;
@@ -105,6 +110,13 @@ impl Events {
                     ControlOperation::Add,
                     fd.as_raw_fd(),
                     EpollEvent::new(EventSet::IN, Self::IRQ + u64::from(q)),
+                )?;
+            }
+            if let Some(fd) = device.errfd(q) {
+                epoll.ctl(
+                    ControlOperation::Add,
+                    fd.as_raw_fd(),
+                    EpollEvent::new(EventSet::IN, Self::ERR + u64::from(q)),
                 )?;
             }
         }
@@ -178,6 +190,7 @@ impl Events {
             for ev in &evs[..n] {
                 match ev.data() {
                     EXIT => return,
+                    d if d >= Self::ERR => self.error((d - Self::ERR) as u16),
                     d if d >= Self::IRQ => self.interrupt((d - Self::IRQ) as u16),
                     d => self.kick(d as u16),
                 }
@@ -219,6 +232,26 @@ impl Events {
                 // its maximum is already signalled; EAGAIN loses nothing.
                 let _ = call.write(&1u64.to_le_bytes());
             }
+        }
+    }
+
+    /// Queue q stopped on an error: tell the frontend on its vring error fd (non-blocking, like
+    /// the call fd; without one, the log line the device wrote is all).
+    fn error(&self, q: u16) {
+        let Some(fd) = self.device.errfd(q) else {
+            return;
+        };
+        if fd.read().is_ok() {
+            let mut qs = lock(&self.queues);
+            if let Some(err) = qs.get_mut(usize::from(q)).and_then(|qe| qe.err.as_mut()) {
+                let _ = err.write(&1u64.to_le_bytes());
+            }
+        }
+    }
+
+    fn set_err(&self, q: usize, err: Option<File>) {
+        if let Some(qe) = lock(&self.queues).get_mut(q) {
+            qe.err = err;
         }
     }
 
@@ -558,8 +591,13 @@ impl VhostUserBackendReqHandlerMut for BlkBackend {
         Ok(())
     }
 
-    fn set_vring_err(&mut self, index: u8, _fd: Option<File>) -> VhostUserResult<()> {
+    fn set_vring_err(&mut self, index: u8, fd: Option<File>) -> VhostUserResult<()> {
         self.vring(u32::from(index))?;
+        let fd = fd
+            .map(|f| shared_fd::notifier(f, "error fd"))
+            .transpose()
+            .map_err(|e| VhostUserError::ReqHandlerError(io::Error::other(e)))?;
+        self.events.set_err(usize::from(index), fd);
         Ok(())
     }
 

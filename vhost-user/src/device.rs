@@ -85,6 +85,9 @@ const CPL_LOG2: u32 = 8;
 /// Cycles without DMA, storage traffic, kicks or outstanding work after which the clock thread
 /// naps (the device has nothing to do; a kick wakes it).
 const IDLE_CYCLES: u64 = 5_000;
+/// Turns of the clock between two looks at the queues' error state (an MMIO read per running
+/// FPGA-owned queue).
+const ERR_POLL_TURNS: u32 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -159,6 +162,10 @@ struct State {
     inflight: Option<Inflight>,
     /// Per queue: (requests the CPU served, doorbell events) of runtimes already retired.
     retired: Vec<(u64, u64)>,
+    /// Per queue: its error state was signalled on its error eventfd (until it starts again).
+    err_told: Vec<bool>,
+    /// Turns since the last look at the queues' error state.
+    err_poll: u32,
 }
 
 impl State {
@@ -182,6 +189,10 @@ pub struct Device {
     state: Mutex<State>,
     private: Arc<GuestRegionMmap>,
     irqfds: Vec<EventFd>,
+    /// Per queue: signalled once when the queue enters its error state (the guest broke the
+    /// ring protocol), on either path; the connection forwards it to the frontend's vring error
+    /// fd (VHOST_USER_SET_VRING_ERR).
+    errfds: Vec<EventFd>,
     kicks: AtomicU64,
     /// Kicks per queue (the summary shows them).
     queue_kicks: Vec<AtomicU64>,
@@ -252,9 +263,15 @@ impl Device {
                 dead: None,
                 inflight: None,
                 retired: vec![(0, 0); n],
+                err_told: vec![false; n],
+                err_poll: 0,
             }),
             private,
             irqfds,
+            errfds: (0..n)
+                .map(|_| EventFd::new(vmm_sys_util::eventfd::EFD_NONBLOCK))
+                .collect::<Result<_, _>>()
+                .map_err(DeviceError::Thread)?,
             kicks: AtomicU64::new(0),
             queue_kicks: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
@@ -277,6 +294,36 @@ impl Device {
     /// The eventfd the device signals for queue `q`'s interrupts.
     pub fn irqfd(&self, q: u16) -> Option<&EventFd> {
         self.irqfds.get(usize::from(q))
+    }
+
+    /// Queue `q`'s error eventfd (see [`Device`]'s `errfds`).
+    pub fn errfd(&self, q: u16) -> Option<&EventFd> {
+        self.errfds.get(usize::from(q))
+    }
+
+    /// Every few turns: signal the error eventfd of each running queue that entered its error
+    /// state since it started (once), and say so in the log.
+    fn tell_errors(&self, st: &mut State) {
+        st.err_poll += 1;
+        if st.err_poll < ERR_POLL_TURNS {
+            return;
+        }
+        st.err_poll = 0;
+        let Some(rt) = st.runtime.as_ref() else {
+            return;
+        };
+        for q in 0..st.started.len() {
+            if st.started[q].is_none() || st.err_told[q] {
+                continue;
+            }
+            if let Ok(Some(cause)) = rt.queue_error(self.hw.io(), q as u16) {
+                st.err_told[q] = true;
+                eprintln!(
+                    "fpga-virtio vhost-user-blk: queue {q} stopped: the guest broke the ring protocol ({cause:?})"
+                );
+                let _ = self.errfds[q].write(1);
+            }
+        }
     }
 
     /// Features the guest accepted.
@@ -625,6 +672,7 @@ impl Device {
             },
         )?;
         st.started[usize::from(q)] = Some((path, ring));
+        st.err_told[usize::from(q)] = false;
         st.ran[usize::from(q)] = Some(path);
         // One interrupt at every start: a backend that died after publishing a used entry but
         // before its interrupt went out leaves a guest waiting for it forever (seen when the
@@ -666,6 +714,7 @@ impl Device {
                         .map_err(DeviceError::from),
                     Err(e) => Err(e),
                 };
+                self.tell_errors(&mut st);
                 match polled {
                     Ok(moved) => {
                         moved > 0 || st.runtime.as_ref().is_some_and(|rt| rt.outstanding() > 0)

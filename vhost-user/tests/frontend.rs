@@ -236,16 +236,18 @@ impl Guest {
     }
 }
 
-fn backend(
-    tag: &str,
-    queues: u16,
-    connections: usize,
-) -> (
+type Backend = (
     Arc<Device>,
     PathBuf,
     std::thread::JoinHandle<()>,
     Arc<dyn BlockStore>,
-) {
+);
+
+fn backend(tag: &str, queues: u16, connections: usize) -> Backend {
+    backend_with(tag, queues, connections, SplitPolicy::all(Path::Fpga))
+}
+
+fn backend_with(tag: &str, queues: u16, connections: usize, policy: SplitPolicy) -> Backend {
     let store: Arc<dyn BlockStore> = Arc::new(RamStore::new(8 << 20));
     let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 5) as u8).collect();
     store.write_at(8 * 512, &pattern).unwrap();
@@ -253,7 +255,7 @@ fn backend(
         store: store.clone(),
         queues,
         queue_size: 256,
-        policy: SplitPolicy::all(Path::Fpga),
+        policy,
         id: "test".into(),
     })
     .unwrap();
@@ -314,6 +316,69 @@ fn a_read_round_trips_through_the_protocol_and_the_device() {
     // GET_VRING_BASE stops the queue and answers the device's position.
     assert_eq!(g.fe.get_vring_base(0).unwrap(), 1);
     assert_eq!(device.queue_path(0), None);
+    drop(g);
+    h.join().unwrap();
+    device.shutdown();
+}
+
+/// Issue 15: a queue the guest broke stops on either path (the FPGA's walk, the CPU's) and
+/// the frontend is told on the queue's vring error fd (SET_VRING_ERR) instead of waiting
+/// forever; the CPU-owned queue used to stop silently.
+#[test]
+fn a_broken_queue_is_signalled_on_its_error_fd_on_both_paths() {
+    let policy = SplitPolicy::from_toml("cpu_queues = [1]").unwrap();
+    let (device, sock, h, _) = backend_with("errfd", 2, 1, policy);
+    let mut g = Guest::connect(&sock, 2);
+    let mut rings = [
+        SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap(),
+        SplitRing::new(&g.mem, 0x4000, u32::from(QSIZE), false).unwrap(),
+    ];
+    let errs = [
+        EventFd::new(EFD_NONBLOCK).unwrap(),
+        EventFd::new(EFD_NONBLOCK).unwrap(),
+    ];
+    for (q, ring) in rings.iter_mut().enumerate() {
+        g.start_queue(q, ring);
+        g.fe.set_vring_err(q, &errs[q]).unwrap();
+        // The data buffer lies past the end of guest memory: outside the tenant's windows.
+        let at = 0x10_0000 + q as u64 * 0x1000;
+        ring.add_chain(&[
+            Buffer {
+                addr: at,
+                len: 16,
+                write: false,
+            },
+            Buffer {
+                addr: (MEM as u64) + 0x1000,
+                len: 4096,
+                write: true,
+            },
+            Buffer {
+                addr: at + 16,
+                len: 1,
+                write: true,
+            },
+        ])
+        .unwrap();
+        ring.publish().unwrap();
+        g.kicks[q].write(1).unwrap();
+    }
+    for (q, err) in errs.iter().enumerate() {
+        let t = Instant::now();
+        while err.read().is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "queue {q}: no error signalled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            rings[q].reap().unwrap().is_empty(),
+            "queue {q}: nothing published"
+        );
+    }
+    assert!(queue_error(&device, 0));
+    assert_eq!(device.queue_path(1), Some(Path::Cpu));
     drop(g);
     h.join().unwrap();
     device.shutdown();

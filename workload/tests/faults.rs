@@ -274,3 +274,114 @@ fn a_buffer_on_the_runtimes_rings_fails_its_queue_on_every_path() {
     assert_eq!(rig.one(3, false, 8, 4096).unwrap().1, 0);
     assert_eq!(rig.one(3, true, 16, 4096).unwrap().1, 0);
 }
+
+/// Issue 15: a malformed chain gives the same queue error on both paths. The CPU's walker
+/// applies the RTL's limits and windows, and a chain the FPGA punted (past its segment table)
+/// and the CPU then found broken fails the queue with the CPU's cause, as if the FPGA had.
+/// CPU-owned queues used to stop silently (virtio-queue's iterator just ends).
+#[test]
+fn a_malformed_chain_fails_its_queue_with_the_same_cause_on_both_paths() {
+    use fpga_virtio_hw::regs::QueueError;
+    use fpga_virtio_sim::testing::{kick, SplitRing};
+    use fpga_virtio_workload::{Rig, PUNT_RING};
+    const F_NEXT: u16 = 1;
+    const F_WRITE: u16 = 2;
+    const F_INDIRECT: u16 = 4;
+    const A: u64 = 0x20_0000; // tenant memory
+    type Break = fn(&mut SplitRing);
+    let cases: [(&str, QueueError, Break); 9] = [
+        ("loop", QueueError::DescLoop, |r| {
+            let t = r.desc_addr();
+            r.write_desc(t, 100, A, 16, F_NEXT, 101).unwrap();
+            r.write_desc(t, 101, A, 16, F_NEXT, 100).unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        ("next outside the table", QueueError::BadIndex, |r| {
+            r.write_desc(r.desc_addr(), 100, A, 16, F_NEXT, 500)
+                .unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        ("head outside the table", QueueError::BadIndex, |r| {
+            r.push_raw_head(500).unwrap();
+        }),
+        ("zero length", QueueError::ZeroLen, |r| {
+            let t = r.desc_addr();
+            r.write_desc(t, 100, A, 16, F_NEXT, 101).unwrap();
+            r.write_desc(t, 101, A + 0x1000, 0, F_WRITE, 0).unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        ("readable after writable", QueueError::BadDirection, |r| {
+            let t = r.desc_addr();
+            r.write_desc(t, 100, A, 16, F_NEXT | F_WRITE, 101).unwrap();
+            r.write_desc(t, 101, A + 0x1000, 16, 0, 0).unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        ("buffer on the punt ring", QueueError::DmaWindow, |r| {
+            let t = r.desc_addr();
+            r.write_desc(t, 100, A, 16, F_NEXT, 101).unwrap();
+            r.write_desc(t, 101, PUNT_RING, 512, F_WRITE, 0).unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        ("nested indirect", QueueError::BadIndirect, |r| {
+            let t = r.desc_addr();
+            r.write_desc(t, 100, A + 0x2000, 16, F_INDIRECT, 0).unwrap();
+            r.write_desc(A + 0x2000, 0, A + 0x3000, 16, F_INDIRECT, 0)
+                .unwrap();
+            r.push_raw_head(100).unwrap();
+        }),
+        (
+            "more bytes than a chain may hold",
+            QueueError::ChainTooLong,
+            |r| {
+                let t = r.desc_addr();
+                r.write_desc(t, 100, A, 16, F_NEXT, 101).unwrap();
+                r.write_desc(t, 101, A, 0x80_0000, F_NEXT | F_WRITE, 102)
+                    .unwrap();
+                r.write_desc(t, 102, A, 0x80_0000, F_WRITE, 0).unwrap();
+                r.push_raw_head(100).unwrap();
+            },
+        ),
+        ("avail->idx jumps", QueueError::AvailJump, |r| {
+            let idx = r.avail_idx().wrapping_add(300);
+            r.publish_idx(idx).unwrap();
+        }),
+    ];
+    for (name, want, break_it) in cases {
+        let cfg = WorkloadConfig {
+            queues: 3,
+            policy: SplitPolicy::from_toml("cpu_queues = [1]").unwrap(),
+            ..config(None)
+        };
+        let mut rig = Rig::new(&cfg).unwrap();
+        // Queue 0 on the FPGA, queue 1 on the CPU; queue 2 (FPGA) goes on.
+        for q in 0..2u16 {
+            break_it(&mut rig.rings[usize::from(q)]);
+            if want != QueueError::AvailJump {
+                rig.rings[usize::from(q)].publish().unwrap();
+            }
+            kick(
+                &rig.dev,
+                u32::from(q),
+                rig.rings[usize::from(q)].avail_idx(),
+            )
+            .unwrap();
+        }
+        let mut got = [None, None];
+        for _ in 0..200 {
+            rig.step(1000).unwrap();
+            for q in 0..2u16 {
+                got[usize::from(q)] = rig.rt.queue_error(&rig.dev, q).unwrap();
+            }
+            if got.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        assert_eq!(got, [Some(want), Some(want)], "{name}: [FPGA, CPU]");
+        assert_eq!(rig.rt.queue_error(&rig.dev, 2).unwrap(), None, "{name}");
+        assert_eq!(
+            rig.one(2, false, 8, 4096).unwrap().1,
+            0,
+            "{name}: queue 2 goes on"
+        );
+    }
+}

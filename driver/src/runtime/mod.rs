@@ -21,7 +21,7 @@ use crate::blk::{features, BlkConfig, SoftwareEngine, Status};
 use crate::virtq::{chain, DmaWindows};
 use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
 use fpga_virtio_hw::regs::{
-    self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueOwner, VirtioDevice,
+    self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueError, QueueOwner, VirtioDevice,
 };
 use fpga_virtio_hw::{IoError, RegisterIo};
 use fpga_virtio_storage::BlockStore;
@@ -207,6 +207,8 @@ pub struct Runtime {
     notify: Vec<u16>,
     stats: Stats,
     outstanding: usize,
+    /// CPU-owned queues the guest broke (or a worker failed on), with the cause.
+    cpu_errors: [Option<QueueError>; NQ],
 }
 
 impl std::fmt::Debug for Runtime {
@@ -314,6 +316,7 @@ impl Runtime {
             notify: Vec::new(),
             stats: Stats::default(),
             outstanding: 0,
+            cpu_errors: [None; NQ],
         })
     }
 
@@ -386,7 +389,7 @@ impl Runtime {
                     queue: vq,
                     func: i.func,
                     indirect: i.indirect,
-                    broken: false,
+                    broken: None,
                     done_log: spec.done_log,
                 });
                 QueueOwner::Cpu
@@ -401,6 +404,7 @@ impl Runtime {
         r(queue::q::CTRL)?.write(io, ctrl)?;
         self.queues[usize::from(q)] = Some(i);
         self.paths[usize::from(q)] = Some(path);
+        self.cpu_errors[usize::from(q)] = None;
         self.stats.paths.insert(q, path);
         if path == Path::Cpu {
             // Requests the guest posted before the queue was enabled.
@@ -685,9 +689,13 @@ impl Runtime {
             }
             Done::Broken {
                 qid,
+                cause,
                 reason,
                 panicked,
             } => {
+                if let Some(e) = self.cpu_errors.get_mut(usize::from(qid)) {
+                    *e = Some(cause);
+                }
                 let qs = self.stats.queues.entry(qid).or_default();
                 qs.broken += 1;
                 qs.last_error = Some(reason);
@@ -764,6 +772,28 @@ impl Runtime {
             };
         }
         Ok(broken)
+    }
+
+    /// Queue `q`'s error state, whichever path serves it: the device's (cause and detail from
+    /// QUEUE.STATUS / ERR_INFO) for an FPGA-owned queue, the CPU walker's for a CPU-owned one
+    /// (detail 0). The same malformed chain gives the same cause on both paths. None: running
+    /// (or not set up).
+    pub fn queue_error(
+        &self,
+        io: &(impl RegisterIo + ?Sized),
+        q: u16,
+    ) -> Result<Option<QueueError>, RuntimeError> {
+        match self.paths.get(usize::from(q)).copied().flatten() {
+            Some(Path::Fpga) => {
+                let st = queue::q::STATUS.at(u32::from(q))?.read(io)?;
+                Ok(queue::q::status::ERROR
+                    .is_set(st)
+                    .then(|| QueueError::from_raw(queue::q::status::CAUSE.get(st)))
+                    .flatten())
+            }
+            Some(Path::Cpu) => Ok(self.cpu_errors[usize::from(q)]),
+            None => Ok(None),
+        }
     }
 
     /// Test hook: the next request a worker serves for `qid` panics inside the worker.

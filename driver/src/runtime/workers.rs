@@ -10,6 +10,7 @@ use crate::blk::{Outcome, SoftwareEngine};
 use crate::virtq::{chain, ChainError, DmaWindows};
 use crossbeam_channel::{Receiver, Sender};
 use fpga_virtio_hw::formats::PuntEntry;
+use fpga_virtio_hw::regs::QueueError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,8 +40,9 @@ pub(crate) struct CpuQueue {
     pub func: u8,
     /// VIRTIO_F_INDIRECT_DESC negotiated.
     pub indirect: bool,
-    /// The guest broke the ring protocol: the queue is stopped until it is set up again.
-    pub broken: bool,
+    /// The guest broke the ring protocol (or the worker failed): the queue is stopped, with
+    /// this cause, until it is set up again.
+    pub broken: Option<QueueError>,
     /// The queue's done log (see [`super::done_log`]).
     pub done_log: Option<u64>,
 }
@@ -93,6 +95,7 @@ pub(crate) enum Done {
     /// A CPU-owned queue stopped (bad chain, or a panic while serving it).
     Broken {
         qid: u16,
+        cause: QueueError,
         reason: String,
         panicked: bool,
     },
@@ -179,10 +182,11 @@ fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner());
                     if let Some(q) = q.as_mut() {
-                        q.broken = true;
+                        q.broken = Some(QueueError::Internal);
                     }
                     let _ = done.send(Done::Broken {
                         qid,
+                        cause: QueueError::Internal,
                         reason: "worker panicked while serving the queue".into(),
                         panicked: true,
                     });
@@ -231,16 +235,17 @@ fn serve_cpu_queue(
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let Some(cq) = guard.as_mut() else { return };
-    if cq.broken {
+    if cq.broken.is_some() {
         return;
     }
     let mem = &shared.mem;
     let mut published = 0u32;
     // The guest broke the ring protocol: the queue stops until it is set up again.
-    let broken = |cq: &mut CpuQueue, reason: String| {
-        cq.broken = true;
+    let broken = |cq: &mut CpuQueue, cause: QueueError, reason: String| {
+        cq.broken = Some(cause);
         let _ = done.send(Done::Broken {
             qid,
+            cause,
             reason,
             panicked: false,
         });
@@ -250,7 +255,7 @@ fn serve_cpu_queue(
     // requests arrived in between.
     loop {
         if cq.queue.disable_notification(mem).is_err() {
-            return broken(cq, "used ring not writable".into());
+            return broken(cq, QueueError::DmaFault, "used ring not writable".into());
         }
         loop {
             // virtio-queue keeps the avail and used rings; the chain is walked here, with the
@@ -261,7 +266,10 @@ fn serve_cpu_queue(
                     Some(c) => c.head_index(),
                     None => break,
                 },
-                Err(e) => return broken(cq, format!("avail ring: {e}")),
+                Err(e @ virtio_queue::Error::InvalidAvailRingIndex) => {
+                    return broken(cq, QueueError::AvailJump, format!("avail ring: {e}"))
+                }
+                Err(e) => return broken(cq, QueueError::DmaFault, format!("avail ring: {e}")),
             };
             let windows = &shared.windows[usize::from(cq.func)];
             let segs = match chain::walk(
@@ -273,7 +281,7 @@ fn serve_cpu_queue(
                 cq.indirect,
             ) {
                 Ok(s) => s,
-                Err(e) => return broken(cq, e.to_string()),
+                Err(e) => return broken(cq, e.cause(), e.to_string()),
             };
             // A panic while serving fails this request only: it is still published (used length
             // 0, no status), and the queue goes on.
@@ -298,11 +306,11 @@ fn serve_cpu_queue(
                 let pos = cq.queue.next_avail().wrapping_sub(1);
                 let after = cq.queue.next_used().wrapping_add(1);
                 if let Err(e) = super::done_log::write(mem, log, cq.queue.size(), pos, after) {
-                    return broken(cq, e.to_string());
+                    return broken(cq, QueueError::DmaFault, e.to_string());
                 }
             }
             if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
-                return broken(cq, "used ring not writable".into());
+                return broken(cq, QueueError::DmaFault, "used ring not writable".into());
             }
             published += 1;
             let _ = done.send(Done::Served {
@@ -315,7 +323,7 @@ fn serve_cpu_queue(
         match cq.queue.enable_notification(mem) {
             Ok(true) => continue,
             Ok(false) => break,
-            Err(_) => return broken(cq, "used ring not writable".into()),
+            Err(_) => return broken(cq, QueueError::DmaFault, "used ring not writable".into()),
         }
     }
     if published > 0 && wants_interrupt(cq, mem) {

@@ -59,6 +59,7 @@ package fv_regs_pkg;
     QUEUE_ERROR_ENGINE_TIMEOUT = 4'h9,  // A device engine stopped answering.
     QUEUE_ERROR_BAD_COMPLETION = 4'ha,  // The CPU completed a request the queue did not have in flight.
     QUEUE_ERROR_BAD_CONFIG = 4'hb,  // Queue size not a power of two in 1..32768, or a ring address not aligned (desc 16, avail 2, used 4).
+    QUEUE_ERROR_INTERNAL = 4'hd,  // The engine serving the queue failed (a CPU worker panicked while it held the queue's state): the queue stops rather than go on from a state nobody knows.
     QUEUE_ERROR_DMA_WINDOW = 4'hc  // A buffer or an indirect table lay outside its function's DMA windows (not the tenant's memory); nothing was moved.
   } queue_error_e;
 

@@ -156,6 +156,12 @@ impl SoftwareEngine {
         &self.cfg
     }
 
+    /// Bytes of buffer the engine holds between requests (at most [`PIECE`], whatever the
+    /// requests claimed).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Serve one request: move its data, write its status, say what was written.
     pub fn serve(&mut self, mem: &GuestMemoryMmap, segs: &[Segment]) -> Outcome {
         let mut header = [0u8; 16];

@@ -111,9 +111,164 @@ pub fn image_parse(data: &[u8]) {
     }
 }
 
+/// The vhost-user backend from the frontend's side: the input is a sequence of messages sent
+/// on a socketpair to a backend serving a simulated device (one device for every input, as a
+/// backend outlives its connections), each with up to three fds of odd kinds attached.
+///
+/// Input: records of `[request, flags, fds, body length]` and that many body bytes (short
+/// bodies are zero-padded). The header's size is the body's length unless flags bit 7 says
+/// lie (then it is `body length * 257`). `fds` bits 0-1: how many fds; bits 2-7: their kinds
+/// in pairs, among a sealable memfd of 1 MiB, an unsealable memfd of 1 MiB, a 4 KiB memfd, and
+/// an eventfd. Invariants: the backend never panics, never hangs (the connection ends within
+/// 20 s of the frontend closing its side), and serves a well-behaved frontend afterwards.
+pub fn vhost_user(data: &[u8]) {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+    let device = shared_device();
+    let (front, back) = UnixStream::pair().expect("socketpair");
+    let d = device.clone();
+    let server = std::thread::spawn(move || {
+        fpga_virtio_vhost_user::serve_stream(&d, back).expect("the connection is set up")
+    });
+    let mut reader = front.try_clone().expect("dup");
+    let replies = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    let mut rest = data;
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    while rest.len() >= 4 {
+        let (req, flags, fds, len) = (rest[0], rest[1], rest[2], usize::from(rest[3]));
+        rest = &rest[4..];
+        let mut body = rest[..len.min(rest.len())].to_vec();
+        rest = &rest[len.min(rest.len())..];
+        body.resize(len, 0);
+        let size = if flags & 0x80 != 0 {
+            len as u32 * 257
+        } else {
+            len as u32
+        };
+        let mut msg = Vec::with_capacity(12 + len);
+        msg.extend_from_slice(&u32::from(req).to_le_bytes());
+        msg.extend_from_slice(&(1 | u32::from(flags & 0x0c)).to_le_bytes());
+        msg.extend_from_slice(&size.to_le_bytes());
+        msg.extend_from_slice(&body);
+        let mut raw = Vec::new();
+        for k in 0..usize::from(fds & 3) {
+            let fd = match (fds >> (2 + 2 * k)) & 3 {
+                0 => memfd(1 << 20, true),
+                1 => memfd(1 << 20, false),
+                2 => memfd(4096, true),
+                _ => {
+                    // SAFETY: eventfd takes two ints and returns a new fd or -1.
+                    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+                    assert!(fd >= 0, "eventfd");
+                    // SAFETY: a fresh fd that nothing else owns.
+                    unsafe { OwnedFd::from_raw_fd(fd) }
+                }
+            };
+            raw.push(fd.as_raw_fd());
+            keep.push(fd);
+        }
+        if send_with_fds(&front, &msg, &raw).is_err() {
+            break; // the backend ended the connection
+        }
+    }
+    let _ = front.shutdown(std::net::Shutdown::Write);
+    let t = std::time::Instant::now();
+    while !server.is_finished() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "the backend did not end the connection 20 s after the frontend closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    server.join().expect("the backend thread panicked");
+    let _ = front.shutdown(std::net::Shutdown::Both);
+    replies.join().expect("reader");
+    drop(keep);
+}
+
+fn shared_device() -> Arc<fpga_virtio_vhost_user::Device> {
+    use fpga_virtio_driver::runtime::SplitPolicy;
+    static DEVICE: std::sync::OnceLock<Arc<fpga_virtio_vhost_user::Device>> =
+        std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            fpga_virtio_vhost_user::Device::new(fpga_virtio_vhost_user::DeviceOptions {
+                store: Arc::new(RamStore::new(1 << 20)),
+                queues: 2,
+                queue_size: 256,
+                policy: SplitPolicy::from_toml("cpu_queues = [1]").expect("policy"),
+                id: "fuzz".into(),
+            })
+            .expect("the simulated device")
+        })
+        .clone()
+}
+
+fn memfd(len: u64, sealable: bool) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let flags = libc::MFD_CLOEXEC | if sealable { libc::MFD_ALLOW_SEALING } else { 0 };
+    // SAFETY: a literal NUL-terminated name; a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"fv-fuzz".as_ptr(), flags) };
+    assert!(fd >= 0, "memfd_create");
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    std::fs::File::from(fd.try_clone().expect("dup"))
+        .set_len(len)
+        .expect("ftruncate");
+    fd
+}
+
+/// One sendmsg with `fds` as SCM_RIGHTS.
+fn send_with_fds(
+    sock: &std::os::unix::net::UnixStream,
+    buf: &[u8],
+    fds: &[std::os::fd::RawFd],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for three fds' control message, 8-byte aligned.
+    let mut cmsg = [0u64; 8];
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds);
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes as u32) } as usize;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        // SAFETY: msg_control points at `cmsg`, which is at least CMSG_SPACE(3 fds) bytes and
+        // aligned; CMSG_FIRSTHDR returns a pointer inside it, and CMSG_DATA one past its header,
+        // with room for `bytes` (at most three fds).
+        unsafe {
+            let h = libc::CMSG_FIRSTHDR(&msg);
+            (*h).cmsg_level = libc::SOL_SOCKET;
+            (*h).cmsg_type = libc::SCM_RIGHTS;
+            (*h).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(h).cast(), fds.len());
+        }
+    }
+    // SAFETY: `msg` points at `iov` (over `buf`) and `cmsg`, both alive for the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 || n as usize != buf.len() {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A fuzz target: any bytes; a broken invariant panics.
 pub type Target = fn(&[u8]);
 
 /// The targets by name (the corpus directory names).
-pub const TARGETS: &[(&str, Target)] =
-    &[("chain_engine", chain_engine), ("image_parse", image_parse)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("chain_engine", chain_engine),
+    ("image_parse", image_parse),
+    ("vhost_user", vhost_user),
+];

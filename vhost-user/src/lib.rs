@@ -24,7 +24,7 @@ pub use device::{Device, DeviceError, DeviceOptions};
 use backend::Events;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use vhost::vhost_user::{BackendListener, Error as VhostUserError, Listener};
+use vhost::vhost_user::{BackendReqHandler, Error as VhostUserError, Listener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -75,36 +75,16 @@ pub fn serve(
     // One listening socket for the backend's life: a frontend that connects while the previous
     // connection is being torn down waits in the backlog instead of being reset.
     claim_socket_path(socket)?;
-    let mut listener = Listener::new(socket, false).map_err(ServeError::Listen)?;
+    let listener = Listener::new(socket, false).map_err(ServeError::Listen)?;
     loop {
-        let events = Events::new(device.clone()).map_err(ServeError::Events)?;
-        let handler = Arc::new(Mutex::new(BlkBackend::new(device.clone(), events.clone())));
-        let mut frontends =
-            BackendListener::new(&mut listener, handler).map_err(ServeError::Accept)?;
-        let mut conn = loop {
-            match frontends.accept() {
+        let stream = loop {
+            match listener.accept() {
                 Ok(Some(c)) => break c,
                 Ok(None) => continue,
                 Err(e) => return Err(ServeError::Accept(e)),
             }
         };
-        // A frontend may stay silent between requests as long as it likes, but one that stops
-        // taking replies gets its socket shut down by the event thread's watchdog (the vhost
-        // crate retries a timed-out send forever, so a socket timeout would not do).
-        events.watch(conn.try_clone_connection().map_err(ServeError::Socket)?);
-        let thread = events.spawn().map_err(ServeError::Events)?;
-        let result = loop {
-            if let Err(e) = conn.handle_request() {
-                break e;
-            }
-        };
-        events.stop();
-        let _ = thread.join();
-        // The frontend is gone: stop the device's queues. A frontend that comes back tells us
-        // where its rings are again.
-        if let Err(e) = device.reset() {
-            eprintln!("fpga-virtio vhost-user-blk: stopping the queues: {e}");
-        }
+        let result = serve_stream(&device, stream)?;
         // A frontend that broke the protocol (or went away mid-message) costs its own
         // connection only: say why and serve the next one.
         if !matches!(result, VhostUserError::Disconnected) {
@@ -115,6 +95,36 @@ pub fn serve(
             return Ok(());
         }
     }
+}
+
+/// Serve one frontend connection on `stream` until it ends; returns why it ended (Disconnected
+/// for a frontend that went away cleanly). The device's queues are stopped afterwards. What the
+/// frontend sent never makes this an `Err`: that is for failures to set the connection up.
+pub fn serve_stream(
+    device: &Arc<Device>,
+    stream: std::os::unix::net::UnixStream,
+) -> Result<VhostUserError, ServeError> {
+    let events = Events::new(device.clone()).map_err(ServeError::Events)?;
+    let handler = Arc::new(Mutex::new(BlkBackend::new(device.clone(), events.clone())));
+    let mut conn = BackendReqHandler::from_stream(stream, handler);
+    // A frontend may stay silent between requests as long as it likes, but one that stops
+    // taking replies gets its socket shut down by the event thread's watchdog (the vhost crate
+    // retries a timed-out send forever, so a socket timeout would not do).
+    events.watch(conn.try_clone_connection().map_err(ServeError::Socket)?);
+    let thread = events.spawn().map_err(ServeError::Events)?;
+    let result = loop {
+        if let Err(e) = conn.handle_request() {
+            break e;
+        }
+    };
+    events.stop();
+    let _ = thread.join();
+    // The frontend is gone: stop the device's queues. A frontend that comes back tells us where
+    // its rings are again.
+    if let Err(e) = device.reset() {
+        eprintln!("fpga-virtio vhost-user-blk: stopping the queues: {e}");
+    }
+    Ok(result)
 }
 
 #[cfg(test)]

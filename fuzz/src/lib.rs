@@ -245,15 +245,19 @@ fn send_with_fds(
         msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes as u32) } as usize;
         msg.msg_control = cmsg.as_mut_ptr().cast();
         // SAFETY: msg_control points at `cmsg`, which is at least CMSG_SPACE(3 fds) bytes and
-        // aligned; CMSG_FIRSTHDR returns a pointer inside it, and CMSG_DATA one past its header,
-        // with room for `bytes` (at most three fds).
-        unsafe {
-            let h = libc::CMSG_FIRSTHDR(&msg);
-            (*h).cmsg_level = libc::SOL_SOCKET;
-            (*h).cmsg_type = libc::SCM_RIGHTS;
-            (*h).cmsg_len = libc::CMSG_LEN(bytes as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(h).cast(), fds.len());
-        }
+        // 8-byte aligned: CMSG_FIRSTHDR returns a pointer to a header inside it.
+        let h = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        // SAFETY: `h` points at the first control header, inside `cmsg` (above).
+        let hdr = unsafe { &mut *h };
+        hdr.cmsg_level = libc::SOL_SOCKET;
+        hdr.cmsg_type = libc::SCM_RIGHTS;
+        // SAFETY: CMSG_LEN only computes a size.
+        hdr.cmsg_len = unsafe { libc::CMSG_LEN(bytes as u32) } as usize;
+        // SAFETY: CMSG_DATA only computes the address just past the header, inside `cmsg`.
+        let data = unsafe { libc::CMSG_DATA(h) };
+        // SAFETY: `data` has room in `cmsg` for `bytes` (at most three fds), which is what is
+        // copied there from `fds`.
+        unsafe { std::ptr::copy_nonoverlapping(fds.as_ptr(), data.cast(), fds.len()) };
     }
     // SAFETY: `msg` points at `iov` (over `buf`) and `cmsg`, both alive for the call.
     let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };

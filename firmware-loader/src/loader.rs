@@ -66,6 +66,8 @@ pub enum LoadError {
         rolled_back_to: &'static str,
         rollback_ok: bool,
     },
+    #[error("the device stopped answering during the {what} (its registers read all ones: lost power or removed)")]
+    DeviceGone { what: String },
     #[error("flash {what} failed (STATUS.error)")]
     Flash { what: String },
     #[error("flash {what} did not finish in {polls} polls (device not answering)")]
@@ -145,7 +147,12 @@ fn wait_idle_with(
     tick: &mut dyn FnMut(u32) -> Result<(), LoadError>,
 ) -> Result<(), LoadError> {
     for poll in 0..POLLS {
-        if !flash::status::BUSY.is_set(flash::STATUS.read(io)?) {
+        let st = flash::STATUS.read(io)?;
+        if st == u32::MAX {
+            // All ones: a PCIe device that is gone (lost power, surprise removal).
+            return Err(LoadError::DeviceGone { what: what.into() });
+        }
+        if !flash::status::BUSY.is_set(st) {
             return Ok(());
         }
         tick(poll)?;

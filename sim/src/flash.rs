@@ -42,9 +42,13 @@ pub(crate) const OP_SET_ACTIVE: u32 = 4;
 struct State {
     slots: [Vec<u8>; 3],
     active: u8,
-    /// Program/erase operations left before the power goes (None: never).
+    /// Operations left before the power goes (None: never); program and erase operations
+    /// only, or every flash-port request (reads, slot switch) with `cut_any`.
     power_cut_in: Option<u32>,
+    cut_any: bool,
     powered: bool,
+    /// Flash-port requests served so far (every kind).
+    ops: u64,
     /// After this many more program operations, flip a bit at (slot, byte offset).
     decay: Option<(u32, u8, usize)>,
     programs: u64,
@@ -69,12 +73,27 @@ impl FlashModel {
                 ],
                 active: regs::FlashSlot::Golden as u8,
                 power_cut_in: None,
+                cut_any: false,
                 powered: true,
+                ops: 0,
                 decay: None,
                 programs: 0,
                 erases: 0,
             }),
         })
+    }
+
+    /// A new, powered flash with the same contents and active slot (a snapshot to start
+    /// several power-loss runs from).
+    pub fn copy(&self) -> Arc<Self> {
+        let m = Self::new();
+        {
+            let src = self.lock();
+            let mut dst = m.lock();
+            dst.slots = src.slots.clone();
+            dst.active = src.active;
+        }
+        m
     }
 
     /// Flash contents from a file written by [`FlashModel::save`]; blank when it does not exist.
@@ -153,7 +172,28 @@ impl FlashModel {
     /// The power goes after `ops` more program or erase operations: later requests are never
     /// answered. [`FlashModel::power_on`] brings it back.
     pub fn cut_power_after(&self, ops: u32) {
-        self.lock().power_cut_in = Some(ops);
+        let mut s = self.lock();
+        s.power_cut_in = Some(ops);
+        s.cut_any = false;
+    }
+
+    /// The power goes after `ops` more flash-port requests of any kind (reads of a boot, the
+    /// slot switch, programs, erases).
+    pub fn cut_power_after_any(&self, ops: u32) {
+        let mut s = self.lock();
+        s.power_cut_in = Some(ops);
+        s.cut_any = true;
+    }
+
+    /// Whether the card has power (see [`FlashModel::cut_power_after`]): without it, the
+    /// simulator answers MMIO reads with all ones, as a PCIe device that is gone does.
+    pub fn powered(&self) -> bool {
+        self.lock().powered
+    }
+
+    /// Flash-port requests served so far.
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
     }
 
     /// A failing cell: after `programs` more program operations, bit 0 of byte `offset` of
@@ -187,7 +227,7 @@ impl FlashModel {
         if !s.powered {
             return None;
         }
-        if matches!(op, OP_PROGRAM | OP_ERASE) {
+        if s.cut_any || matches!(op, OP_PROGRAM | OP_ERASE) {
             if let Some(n) = s.power_cut_in {
                 if n == 0 {
                     s.powered = false;
@@ -196,6 +236,7 @@ impl FlashModel {
                 s.power_cut_in = Some(n - 1);
             }
         }
+        s.ops += 1;
         let mut out = vec![0u8; PAGE_BYTES];
         let slot_ok = slot < 3;
         let page_ok = (page as usize) < SLOT_PAGES;

@@ -421,12 +421,20 @@ impl Simulator {
 
     /// Queue an MMIO write; it reaches the device on the next cycle.
     pub fn mmio_write(&mut self, bar: Bar, offset: u64, value: u32) -> Result<(), SimError> {
+        if !self.flash.powered() {
+            // The card lost power (its flash with it): a write goes nowhere.
+            return Ok(());
+        }
         self.model.mmio(true, bar.0, offset as u32, value);
         self.step(1)
     }
 
     /// An MMIO read: runs until the device answers.
     pub fn mmio_read(&mut self, bar: Bar, offset: u64) -> Result<u32, SimError> {
+        if !self.flash.powered() {
+            // The card lost power: a PCIe read of it completes with all ones (master abort).
+            return Ok(u32::MAX);
+        }
         self.model.mmio(false, bar.0, offset as u32, 0);
         let deadline = self.cycle() + MMIO_TIMEOUT;
         while self.cycle() < deadline {

@@ -44,6 +44,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Keep every queue of a split virtio-blk function full for a while and watch it: requests
+    /// per second per queue, resident memory, requests in the device, the punt ring. Fails on a
+    /// stall, a queue over its depth, or memory that grows after the warm-up (docs/RELIABILITY.md).
+    Soak {
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Queues (the last one on the CPU, the others on the FPGA).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=16))]
+        queues: u16,
+        /// Requests each queue keeps posted.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=32))]
+        depth: u16,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the report as JSON at the end (one line per second still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the device's identity, firmware version and flash slots.
     Info {
         /// The simulated device's flash file (default: ~/.cache/fpga-virtio/sim-flash.bin).
@@ -203,6 +222,64 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Command::Soak {
+            seconds,
+            queues,
+            depth,
+            seed,
+            json,
+        } => {
+            let cfg = fpga_virtio_workload::WorkloadConfig {
+                seed,
+                queues,
+                depth,
+                capacity_sectors: 16 << 11,
+                policy: match fpga_virtio_driver::runtime::SplitPolicy::from_toml(&format!(
+                    "cpu_queues = [{}]",
+                    queues - 1
+                )) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                ..fpga_virtio_workload::WorkloadConfig::default()
+            };
+            let r = fpga_virtio_workload::soak::soak(&cfg, seconds, 16 << 10, |s| {
+                eprintln!(
+                    "{:>5} s  done/queue {:?}  rss {} KiB  in device {:?}  punt ring {}  outstanding {}  {} cycles",
+                    s.second,
+                    s.done,
+                    s.rss_kib,
+                    s.device_inflight,
+                    s.punt_ring,
+                    s.outstanding,
+                    s.simulated_cycles
+                );
+            });
+            match r {
+                Ok(r) if json => match serde_json::to_string(&r) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Ok(r) => println!(
+                    "soak: {} s, {} requests ({} not OK: the malformed ones), resident memory {} KiB after the warm-up, {} KiB at most after",
+                    r.samples.len(),
+                    r.requests,
+                    r.failed,
+                    r.rss_after_warmup_kib,
+                    r.rss_max_kib
+                ),
+                Err(e) => {
+                    eprintln!("error: soak failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     }
     ExitCode::SUCCESS
 }

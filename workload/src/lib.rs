@@ -13,6 +13,8 @@ use fpga_virtio_driver::blk::BlkConfig;
 use fpga_virtio_driver::runtime::{
     BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy, Stats,
 };
+pub mod soak;
+
 use fpga_virtio_driver::virtq::DmaWindows;
 use fpga_virtio_hw::regs::{self, counters};
 use fpga_virtio_sim::testing::{enable_device, kick, setup_vector, Buffer, RingError, SplitRing};

@@ -1275,7 +1275,7 @@ pub mod queue {
             use crate::Field;
             /// 1: the engine runs the queue. Follows CTRL.enable once in-flight work drained. (bits 0:0, ro/w)
             pub const ENABLED: Field = Field::new("enabled", 0, 1);
-            /// 1: the queue stopped on an error; CAUSE says why. Cleared by disabling the queue. (bits 1:1, ro/w)
+            /// 1: the queue stopped on an error; CAUSE says why. Kept while the queue is disabled (an error of a request that drained after the disable still shows once STATUS.enabled reads 0); cleared when the queue is enabled again. (bits 1:1, ro/w)
             pub const ERROR: Field = Field::new("error", 1, 1);
             /// Error cause. (bits 7:4, ro/w, enum [`crate::regs::QueueError`])
             pub const CAUSE: Field = Field::new("cause", 4, 4);

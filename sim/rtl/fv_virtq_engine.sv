@@ -1009,14 +1009,15 @@ module fv_virtq_engine #(
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
 
-      // Doorbells and newly enabled queues have work to look at. A disabled queue forgets its
-      // error (the driver resets it by disabling it).
+      // Doorbells and newly enabled queues have work to look at. A queue keeps its error while
+      // it is disabled (an error of a request that drained after the disable must still be
+      // seen by the driver once the handshake is done) and forgets it when enabled again.
       // Whole-vector updates; the per-queue loops run only on a doorbell or an enable edge
       // (most queues are idle or disabled, and a loop over all of them every cycle dominated
       // the simulator's time).
       enable_q <= enable;
       pending <= (pending | doorbell | enable_rise) & ~stopped;
-      err <= err & ~stopped;
+      err <= err & ~enable_rise;
       // NOTIFICATION_DATA: the doorbell names the new avail idx; the next pick of the queue
       // starts from it (S_CHECK believes it only within a ring of what was consumed).
       hint_valid <= (hint_valid | (doorbell & notify_data)) & ~stopped;

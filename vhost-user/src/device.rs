@@ -164,6 +164,10 @@ struct State {
     retired: Vec<(u64, u64)>,
     /// Per queue: its error state was signalled on its error eventfd (until it starts again).
     err_told: Vec<bool>,
+    /// Per queue: it was in its error state when the device last stopped it. It is not started
+    /// again from its position (the requests it held when it failed were neither completed nor
+    /// failed) until the frontend stops it itself (GET_VRING_BASE) and sets it up anew.
+    failed: Vec<Option<regs::QueueError>>,
     /// Turns since the last look at the queues' error state.
     err_poll: u32,
 }
@@ -264,6 +268,7 @@ impl Device {
                 inflight: None,
                 retired: vec![(0, 0); n],
                 err_told: vec![false; n],
+                failed: vec![None; n],
                 err_poll: 0,
             }),
             private,
@@ -404,8 +409,11 @@ impl Device {
         st.dma = Some(dma);
         // The queues that ran go on at once, from where they stopped: the guest's last kick may
         // already have been taken, and it will not kick again for requests it already posted.
+        // A queue that had failed stays stopped.
         for (q, ring) in running {
-            self.start_locked(st, q, ring)?;
+            if st.failed[usize::from(q)].is_none() {
+                self.start_locked(st, q, ring)?;
+            }
         }
         Ok(())
     }
@@ -415,16 +423,23 @@ impl Device {
         st.inflight.as_ref().and_then(|i| i.log(q, size))
     }
 
+    /// Stop every running queue; one that will not stop does not keep the others running.
+    /// Returns the first error.
     fn stop_all(&self, st: &mut State, remember: bool) -> Result<(), DeviceError> {
+        let mut first = None;
         for q in 0..st.started.len() {
             if st.started[q].is_some() {
-                let pos = self.stop_locked(st, q as u16)?;
-                if remember {
-                    st.resume[q] = pos;
+                match self.stop_locked(st, q as u16) {
+                    Ok(pos) if remember => st.resume[q] = pos,
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("fpga-virtio vhost-user-blk: queue {q} did not stop: {e}");
+                        first.get_or_insert(e);
+                    }
                 }
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     fn stop_locked(&self, st: &mut State, q: u16) -> Result<Option<QueuePosition>, DeviceError> {
@@ -434,7 +449,10 @@ impl Device {
         let Some(rt) = st.runtime.as_mut() else {
             return Ok(None);
         };
-        let pos = rt.stop_queue(self.hw.io(), q)?;
+        let (pos, error) = rt.stop_queue_and_error(self.hw.io(), q)?;
+        if let Some(cause) = error {
+            st.failed[usize::from(q)] = Some(cause);
+        }
         // Stopped cleanly: everything it took is published; the log need not be read back.
         if let (Some((hdr, _)), Some(dma)) = (Self::log_of(st, q, ring.size), st.dma.as_ref()) {
             set_log_state(dma, hdr, LOG_STOPPED)?;
@@ -458,7 +476,12 @@ impl Device {
     pub fn stop_queue(&self, q: u16) -> Result<Option<QueuePosition>, DeviceError> {
         let mut st = lock(&self.state);
         st.resume[usize::from(q)] = None;
-        self.stop_locked(&mut st, q)
+        let pos = self.stop_locked(&mut st, q);
+        // The frontend resets the queue: a failed one may start again once it is set up anew.
+        if let Some(f) = st.failed.get_mut(usize::from(q)) {
+            *f = None;
+        }
+        pos
     }
 
     /// Stop everything and forget the guest (a reset, or the frontend went away). Prints what
@@ -466,6 +489,19 @@ impl Device {
     pub fn reset(&self) -> Result<(), DeviceError> {
         let mut st = lock(&self.state);
         let r = self.stop_all(&mut st, false);
+        if r.is_err() {
+            // A queue that did not stop may still be running on this guest's rings: take every
+            // mapping away, so that it faults rather than reach the memory of whatever frontend
+            // comes next.
+            if let Err(e) = self.hw.map(&GuestMemoryMmap::new()) {
+                eprintln!("fpga-virtio vhost-user-blk: unmapping after a failed stop: {e}");
+                st.dead = Some(format!(
+                    "a queue did not stop and the device could not be unmapped: {e}"
+                ));
+            }
+            st.guest = None;
+            st.dma = None;
+        }
         st.retire_runtime();
         let n = st.started.len();
         let paths = std::mem::replace(&mut st.ran, vec![None; n]);
@@ -474,6 +510,7 @@ impl Device {
         }
         st.retired.iter_mut().for_each(|t| *t = (0, 0));
         st.resume.iter_mut().for_each(|p| *p = None);
+        st.failed.iter_mut().for_each(|f| *f = None);
         r
     }
 
@@ -538,6 +575,12 @@ impl Device {
             let mut st = lock(&self.state);
             if let Some(why) = &st.dead {
                 return Err(DeviceError::Queue(q, format!("the device stopped: {why}")));
+            }
+            if let Some(cause) = st.failed[usize::from(q)] {
+                return Err(DeviceError::Queue(
+                    q,
+                    format!("the queue failed ({cause:?}); the frontend must reset it"),
+                ));
             }
             if st.started[usize::from(q)].is_none() {
                 self.start_locked(&mut st, q, ring())?;

@@ -522,11 +522,11 @@ impl Rig {
     pub fn restart_runtime(&mut self) -> Result<(), WorkloadError> {
         let mut positions = Vec::new();
         for q in 0..self.rings.len() as u16 {
-            positions.push(self.rt.stop_queue(&self.dev, q)?);
+            positions.push(self.rt.stop_queue_and_error(&self.dev, q)?);
         }
         let policy = self.rt.policy().clone();
         self.rt = start_runtime(&self.dev, &self.mem, &self.store, policy)?;
-        for (q, pos) in positions.into_iter().enumerate() {
+        for (q, (pos, error)) in positions.into_iter().enumerate() {
             let spec = queue_spec(
                 q as u16,
                 &self.rings[q],
@@ -534,7 +534,13 @@ impl Rig {
                 pos.last_avail,
                 pos.used_idx,
             );
-            self.rt.add_queue(&self.dev, spec)?;
+            // A queue the guest broke stays broken (it is not run again from its position).
+            match error {
+                Some(cause) => self.rt.add_failed_queue(spec, cause)?,
+                None => {
+                    self.rt.add_queue(&self.dev, spec)?;
+                }
+            }
         }
         Ok(())
     }

@@ -209,6 +209,8 @@ pub struct Runtime {
     outstanding: usize,
     /// CPU-owned queues the guest broke (or a worker failed on), with the cause.
     cpu_errors: [Option<QueueError>; NQ],
+    /// Queues taken over in their error state ([`Runtime::add_failed_queue`]).
+    failed: [Option<QueueError>; NQ],
 }
 
 impl std::fmt::Debug for Runtime {
@@ -317,6 +319,7 @@ impl Runtime {
             stats: Stats::default(),
             outstanding: 0,
             cpu_errors: [None; NQ],
+            failed: [None; NQ],
         })
     }
 
@@ -405,6 +408,7 @@ impl Runtime {
         self.queues[usize::from(q)] = Some(i);
         self.paths[usize::from(q)] = Some(path);
         self.cpu_errors[usize::from(q)] = None;
+        self.failed[usize::from(q)] = None;
         self.stats.paths.insert(q, path);
         if path == Path::Cpu {
             // Requests the guest posted before the queue was enabled.
@@ -439,11 +443,30 @@ impl Runtime {
         io: &(impl RegisterIo + ?Sized),
         qid: u16,
     ) -> Result<QueuePosition, RuntimeError> {
+        self.stop_queue_and_error(io, qid).map(|(pos, _)| pos)
+    }
+
+    /// [`Runtime::stop_queue`], also saying whether the queue was in its error state (the guest
+    /// broke it): such a queue must not simply be started again from its position, since the
+    /// requests it held when it failed were neither completed nor failed. Give it to
+    /// [`Runtime::add_failed_queue`] instead, and let the guest reset it.
+    pub fn stop_queue_and_error(
+        &mut self,
+        io: &(impl RegisterIo + ?Sized),
+        qid: u16,
+    ) -> Result<(QueuePosition, Option<QueueError>), RuntimeError> {
         let q = usize::from(qid);
         if q >= NQ || self.queues[q].is_none() {
             return Err(RuntimeError::Queue(qid, "not set up".into()));
         }
+        let before = self.queue_error(io, qid)?;
         self.disable(io, qid)?;
+        // A request that drained after the disable may have failed the queue: the device keeps
+        // the error while the queue is disabled.
+        let error = match before {
+            Some(e) => Some(e),
+            None => self.queue_error(io, qid)?,
+        };
         let pos = match self.paths[q] {
             Some(Path::Cpu) => {
                 // A worker holds this lock for the whole of each chain it serves: once we have
@@ -470,7 +493,26 @@ impl Runtime {
         self.poll(io)?;
         self.queues[q] = None;
         self.paths[q] = None;
-        Ok(pos)
+        self.failed[q] = None;
+        Ok((pos, error))
+    }
+
+    /// Take over queue `spec` as failed with `cause` (a queue that was in its error state when
+    /// a previous runtime stopped it): the device does not run it, [`Runtime::queue_error`]
+    /// reports it, and [`Runtime::add_queue`] (the guest reset it) replaces it.
+    pub fn add_failed_queue(
+        &mut self,
+        spec: QueueSpec,
+        cause: QueueError,
+    ) -> Result<(), RuntimeError> {
+        let q = usize::from(spec.qid);
+        if q >= NQ {
+            return Err(RuntimeError::Queue(spec.qid, "no such queue".into()));
+        }
+        self.queues[q] = Some(spec.info);
+        self.paths[q] = Some(self.policy.path(spec.qid));
+        self.failed[q] = Some(cause);
+        Ok(())
     }
 
     /// After a runtime died mid-I/O (a vhost-user backend killed and started again): serve, on
@@ -783,6 +825,9 @@ impl Runtime {
         io: &(impl RegisterIo + ?Sized),
         q: u16,
     ) -> Result<Option<QueueError>, RuntimeError> {
+        if let Some(cause) = self.failed.get(usize::from(q)).copied().flatten() {
+            return Ok(Some(cause));
+        }
         match self.paths.get(usize::from(q)).copied().flatten() {
             Some(Path::Fpga) => {
                 let st = queue::q::STATUS.at(u32::from(q))?.read(io)?;

@@ -970,6 +970,24 @@ pub mod global {
         pub const COUNT: Field = Field::new("count", 0, 32);
     }
 
+    /// Cycles a device engine may hold a request (a slot's watchdog): past it the engine is aborted, the request fails its queue (engine_timeout), and the slot is used again once its DMA reads and writes in flight were answered. More than STORAGE_TIMEOUT times the storage accesses of the largest request (the blk engine fails a silent storage port itself).
+    pub const ENGINE_TIMEOUT: Reg = Reg::new("global.engine_timeout", BAR, BASE + 0x4c, 0x01000000);
+    /// Fields of `engine_timeout`.
+    pub mod engine_timeout {
+        use crate::Field;
+        /// Cycles (0: no watchdog). (bits 31:0, rw/r)
+        pub const CYCLES: Field = Field::new("cycles", 0, 32);
+    }
+
+    /// Requests the slots' watchdogs took from an engine that stopped answering.
+    pub const ENGINE_TIMEOUTS: Reg = Reg::new("global.engine_timeouts", BAR, BASE + 0x50, 0x00000000);
+    /// Fields of `engine_timeouts`.
+    pub mod engine_timeouts {
+        use crate::Field;
+        /// Requests. (bits 31:0, ro/w)
+        pub const COUNT: Field = Field::new("count", 0, 32);
+    }
+
 }
 
 /// Virtio functions: one context per tenant device, reset on its own.
@@ -2359,6 +2377,8 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "global.scratch", bar: Bar(0), offset: 0x140, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "global.storage_timeout", bar: Bar(0), offset: 0x144, count: 1, stride: 0x0, reset: 0x00100000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "global.storage_timeouts", bar: Bar(0), offset: 0x148, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "global.engine_timeout", bar: Bar(0), offset: 0x14c, count: 1, stride: 0x0, reset: 0x01000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "global.engine_timeouts", bar: Bar(0), offset: 0x150, count: 1, stride: 0x0, reset: 0x00000000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "functions.block_type", bar: Bar(0), offset: 0x400, count: 1, stride: 0x0, reset: 0x46554e43, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "functions.block_version", bar: Bar(0), offset: 0x404, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "functions.block_next", bar: Bar(0), offset: 0x408, count: 1, stride: 0x0, reset: 0x00001000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

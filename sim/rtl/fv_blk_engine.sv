@@ -34,6 +34,7 @@ module fv_blk_engine #(
 ) (
   input  logic clk,
   input  logic rst,
+  input  logic kill,             // the slot's watchdog: drop the request, back to idle (no done)
 
   input  logic                                    start,
   input  logic [MAX_SEGS-1:0][63:0]               seg_addr,
@@ -276,6 +277,7 @@ module fv_blk_engine #(
           if (start) begin
             hbeat <= '0;
             epoch <= epoch + 4'd1;
+            sacks <= '0;           // a request the watchdog aborted may leave some unanswered
             io_fail <= 1'b0;
             dma_fail <= 1'b0;
             written <= '0;
@@ -378,6 +380,10 @@ module fv_blk_engine #(
         S_DONE: state <= S_IDLE;
         default: state <= S_IDLE;
       endcase
+      // The watchdog took the request: idle at once; DMA and storage answers still in flight
+      // are ignored (storage ones by their epoch, DMA ones because the slot waits for them
+      // before it takes another request).
+      if (kill) state <= S_IDLE;
       // Advance past the burst once its last beat went by (S_PICK sees the new position).
       if (burst_end) begin
         doff <= doff + {32'd0, chunk};

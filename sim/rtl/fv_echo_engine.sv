@@ -10,6 +10,7 @@ module fv_echo_engine #(
 ) (
   input  logic clk,
   input  logic rst,
+  input  logic kill,             // the slot's watchdog: drop the request, back to idle (no done)
 
   input  logic                                    start,
   input  logic [MAX_SEGS-1:0][63:0]               seg_addr,
@@ -166,6 +167,10 @@ module fv_echo_engine #(
         S_DONE: state <= S_IDLE;
         default: state <= S_IDLE;
       endcase
+      // The watchdog took the request: idle at once; DMA and storage answers still in flight
+      // are ignored (storage ones by their epoch, DMA ones because the slot waits for them
+      // before it takes another request).
+      if (kill) state <= S_IDLE;
     end
   end
 endmodule

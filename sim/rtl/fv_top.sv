@@ -205,6 +205,8 @@ module fv_top #(
   logic [31:0] global_scratch_value;
   logic [31:0] global_storage_timeout_cycles;
   logic [31:0] global_storage_timeouts_count_i;
+  logic [31:0] global_engine_timeout_cycles;
+  logic [31:0] global_engine_timeouts_count_i;
   logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] msix_pba_pba_pending_bits_i;
   logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_lo_addr;
   logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_hi_addr;
@@ -422,6 +424,7 @@ module fv_top #(
   logic [NW-1:0][DW-1:0] m_wr_data;
 
   logic [NSLOT-1:0]                      dev_start, dev_done, dev_error;
+  logic [NSLOT-1:0]                      dev_timeout, slot_blocked, wd_fire;
   logic [MAX_SEGS-1:0][63:0]             seg_addr;
   logic [MAX_SEGS-1:0][31:0]             seg_len;
   logic [MAX_SEGS-1:0]                   seg_write;
@@ -488,6 +491,7 @@ module fv_top #(
     .wr_valid(m_wr_valid[0]), .wr_ready(m_wr_ready[0]), .wr_addr(m_wr_addr[0]), .wr_len(m_wr_len[0]),
     .wr_data(m_wr_data[0]), .wc_valid(m_wc_valid[0]), .wc_error(dma_wc_error),
     .dev_start, .seg_addr, .seg_len, .seg_write, .seg_count, .dev_done, .dev_error, .dev_written,
+    .dev_timeout, .slot_blocked,
     .dev_punt, .dev_punt_reason, .dev_punt_arg, .slot_queue,
     .punt_valid(e_punt_valid), .punt_ready(e_punt_ready), .punt_entry(e_punt_entry),
     .cpl_base({cpl_ring_base_hi_addr, cpl_ring_base_lo_addr}),
@@ -622,13 +626,49 @@ module fv_top #(
     assign m_wr_addr[3 + k] = b_wr_valid ? b_wr_addr : e_wr_addr;
     assign m_wr_len[3 + k] = b_wr_valid ? b_wr_len : e_wr_len;
     assign m_wr_data[3 + k] = b_wr_valid ? b_wr_data : e_wr_data;
-    assign dev_done[k] = e_done || b_done;
+    // The slot's watchdog: an engine that holds a request longer than ENGINE_TIMEOUT cycles
+    // is aborted and the request answered as timed out; the slot then waits until every DMA
+    // read and write it had in flight was answered (a late answer must not reach the engine's
+    // next request) before the virtqueue engine gives it another one.
+    logic        busy, quarantine;
+    logic [31:0] age;
+    logic [15:0] rd_out, wr_out;
+    logic        eng_done;
+    assign eng_done = e_done || b_done;
+    assign wd_fire[k] = busy && !eng_done && global_engine_timeout_cycles != 32'd0
+                        && age >= global_engine_timeout_cycles;
+    always_ff @(posedge clk) begin
+      if (srst) begin
+        busy <= 1'b0;
+        quarantine <= 1'b0;
+        age <= '0;
+        rd_out <= '0;
+        wr_out <= '0;
+      end else begin
+        if (sl_go[k]) begin
+          busy <= 1'b1;
+          age <= '0;
+        end else if (eng_done || wd_fire[k]) begin
+          busy <= 1'b0;
+        end else if (busy) begin
+          age <= age + 32'd1;
+        end
+        rd_out <= rd_out + 16'(m_rd_valid[1 + k] && m_rd_ready[1 + k])
+                  - 16'(m_rc_valid[1 + k] && dma_rc_last);
+        wr_out <= wr_out + 16'(m_wr_valid[3 + k] && m_wr_ready[3 + k]) - 16'(m_wc_valid[3 + k]);
+        if (wd_fire[k]) quarantine <= 1'b1;
+        else if (rd_out == '0 && wr_out == '0) quarantine <= 1'b0;
+      end
+    end
+    assign slot_blocked[k] = quarantine;
+    assign dev_timeout[k] = wd_fire[k];
+    assign dev_done[k] = eng_done || wd_fire[k];
     assign dev_error[k] = sl_blk[k] ? b_error : e_error;
     assign dev_written[k] = sl_blk[k] ? b_written : e_written;
     assign dev_punt[k] = b_done && b_punt;
 
     fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
-      .clk, .rst(srst),
+      .clk, .rst(srst), .kill(wd_fire[k]),
       .start(sl_go[k] && !sl_blk[k]), .seg_addr(sa), .seg_len(sn),
       .seg_write(sw), .seg_count(sl_count[k]),
       .done(e_done), .error(e_error), .written(e_written),
@@ -640,7 +680,7 @@ module fv_top #(
     );
 
     fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
-      .clk, .rst(srst),
+      .clk, .rst(srst), .kill(wd_fire[k]),
       .start(sl_go[k] && sl_blk[k]), .seg_addr(sa), .seg_len(sn),
       .seg_write(sw), .seg_count(sl_count[k]),
       .capacity({functions_func_blk_capacity_hi_sectors[sl_func[k]],
@@ -690,6 +730,19 @@ module fv_top #(
     else if (|st_timed_out) st_timeouts <= st_timeouts + 32'(st_timed_out_n);
   end
   assign global_storage_timeouts_count_i = st_timeouts;
+
+  // Watchdog timeouts, all slots together.
+  logic [31:0] wd_timeouts;
+  logic [SLW:0] wd_fire_n;
+  always_comb begin
+    wd_fire_n = '0;
+    for (int k = 0; k < NSLOT; k++) wd_fire_n = wd_fire_n + (SLW + 1)'(wd_fire[k]);
+  end
+  always_ff @(posedge clk) begin
+    if (srst) wd_timeouts <= '0;
+    else if (|wd_fire) wd_timeouts <= wd_timeouts + 32'(wd_fire_n);
+  end
+  assign global_engine_timeouts_count_i = wd_timeouts;
 
   // Interrupts the runtime raises for CPU-owned queues (QUEUE.IRQ.raise) and the engine's
   // moderated interrupts when their timeout expires: pending per queue, lowest queue first.

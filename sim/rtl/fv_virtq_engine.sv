@@ -126,6 +126,8 @@ module fv_virtq_engine #(
   input  logic [NSLOT-1:0]              dev_error,
   input  logic [NSLOT-1:0][31:0]        dev_written,
   input  logic [NSLOT-1:0]              dev_punt,      // with dev_done: punt the request
+  input  logic [NSLOT-1:0]              dev_timeout,   // with dev_done: the slot's watchdog fired
+  input  logic [NSLOT-1:0]              slot_blocked,  // the slot may not take a request yet
   input  logic [NSLOT-1:0][7:0]         dev_punt_reason,
   input  logic [NSLOT-1:0][63:0]        dev_punt_arg,
   output logic [NSLOT-1:0][$clog2(NQ)-1:0] slot_queue, // queue of each slot's request
@@ -278,7 +280,7 @@ module fv_virtq_engine #(
   logic [NSLOT-1:0][31:0]       ds_walked;
   logic [NSLOT-1:0]             ds_ind;
   logic [NSLOT-1:0][31:0]       ds_start;
-  logic [NSLOT-1:0]             ds_err, ds_punt;
+  logic [NSLOT-1:0]             ds_err, ds_punt, ds_tmo;
   logic [NSLOT-1:0][31:0]       ds_written;
   logic [NSLOT-1:0][7:0]        ds_reason;
   logic [NSLOT-1:0][63:0]       ds_arg;
@@ -305,11 +307,11 @@ module fv_virtq_engine #(
   // tags).
   assign ds_ready = ds_done & ~ds_waits & ~(ds_punt & {NSLOT{!tag_free}});
   always_comb begin
-    dslot_free = !(&ds_busy);
+    dslot_free = !(&(ds_busy | slot_blocked));
     free_dslot = '0;
     ready_dslot = '0;
     for (int k = NSLOT - 1; k >= 0; k--) begin
-      if (!ds_busy[k]) free_dslot = DSW'(k);
+      if (!ds_busy[k] && !slot_blocked[k]) free_dslot = DSW'(k);
       if (ds_ready[k]) ready_dslot = DSW'(k);
     end
   end
@@ -882,6 +884,7 @@ module fv_virtq_engine #(
       ds_ind <= '0;
       ds_start <= '0;
       ds_err <= '0;
+      ds_tmo <= '0;
       ds_punt <= '0;
       ds_written <= '0;
       ds_reason <= '0;
@@ -978,7 +981,8 @@ module fv_virtq_engine #(
         for (int k = 0; k < NSLOT; k++) begin
           if (dev_done[k]) begin
             ds_done[k] <= 1'b1;
-            ds_err[k] <= dev_error[k];
+            ds_err[k] <= dev_error[k] || dev_timeout[k];
+            ds_tmo[k] <= dev_timeout[k];
             ds_punt[k] <= dev_punt[k];
             ds_written[k] <= dev_written[k];
             ds_reason[k] <= dev_punt_reason[k];
@@ -1451,6 +1455,11 @@ module fv_virtq_engine #(
             end
             if (err[cq]) begin
               state <= S_IDLE;
+            end else if (ds_tmo[cs]) begin
+              f_cause <= fv_regs_pkg::QUEUE_ERROR_ENGINE_TIMEOUT;
+              f_info <= {16'd0, ds_head[cs]};
+              f_fault <= 1'b0;
+              state <= S_FAIL;
             end else if (ds_err[cs]) begin
               f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
               f_info <= '0;

@@ -215,6 +215,9 @@ pub struct Simulator {
     st_wr_free: u64,
     store_stats: StoreStats,
     store_fault: Option<StoreFault>,
+    /// Injected: DMA reads touching this range are answered late or never (see
+    /// [`Simulator::dma_read_fault`]).
+    dma_read_fault: Option<Box<(std::ops::Range<u64>, StoreFault)>>,
     flash: Arc<FlashModel>,
     flash_timing: FlashTiming,
 }
@@ -257,6 +260,7 @@ impl Simulator {
             st_wr_free: 0,
             store_stats: StoreStats::default(),
             store_fault: None,
+            dma_read_fault: None,
             flash: cfg.flash.unwrap_or_else(FlashModel::new),
             flash_timing: cfg.flash_timing,
         })
@@ -276,6 +280,35 @@ impl Simulator {
     /// Inject a storage-port fault (see [`StoreFault`]).
     pub fn store_fault(&mut self, fault: StoreFault) {
         self.store_fault = Some(fault);
+    }
+
+    /// Inject a fault of the DMA port: the next reads touching `range` (`Drop(n)`: n reads never
+    /// answered, an engine that waits forever; `Delay(n, cycles)`: answered that much later).
+    pub fn dma_read_fault(&mut self, range: std::ops::Range<u64>, fault: StoreFault) {
+        self.dma_read_fault = Some(Box::new((range, fault)));
+    }
+
+    /// What the injected DMA fault does to a read of `[addr, +len)`: None, or extra cycles
+    /// (`u64::MAX`: never).
+    fn take_dma_read_fault(&mut self, addr: u64, len: u64) -> Option<u64> {
+        let (range, fault) = self.dma_read_fault.as_deref().cloned()?;
+        if addr >= range.end || addr.saturating_add(len) <= range.start {
+            return None;
+        }
+        let (left, delay) = match fault {
+            StoreFault::Drop(n) => (n, u64::MAX),
+            StoreFault::Delay(n, c) => (n, c),
+        };
+        if left <= 1 {
+            self.dma_read_fault = None;
+        } else {
+            let next = match fault {
+                StoreFault::Drop(_) => StoreFault::Drop(left - 1),
+                StoreFault::Delay(_, c) => StoreFault::Delay(left - 1, c),
+            };
+            self.dma_read_fault = Some(Box::new((range, next)));
+        }
+        (left > 0).then_some(delay)
     }
 
     /// What the injected fault does to the next access: None (answer), or extra cycles
@@ -554,6 +587,11 @@ impl Simulator {
             len as u64,
             self.timing.bytes_per_cycle,
         );
+        let due = match self.take_dma_read_fault(e.addr, len as u64) {
+            None => due,
+            Some(u64::MAX) => return Ok(()), // never answered
+            Some(extra) => due + extra,
+        };
         let beats = data.len() / bw;
         for (i, chunk) in data.chunks(bw).enumerate() {
             self.model

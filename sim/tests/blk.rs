@@ -400,7 +400,7 @@ fn a_storage_port_that_stops_answering_fails_the_request_not_the_device() {
 
     // Answers that come after the timeout are dropped by tag: the next requests read the right
     // bytes, and the queue never left its running state.
-    r.dev.lock().store_fault(StoreFault::Delay(1, 20_000));
+    r.dev.lock().store_fault(StoreFault::Delay(1, 200_000));
     let h2 = r.post(2, T_IN, 16, &[(4096, true)]);
     let h3 = r.post(3, T_IN, 16, &[(4096, true)]);
     let used = r.run(2);
@@ -468,4 +468,108 @@ fn wrapping_length_sums_fail_the_queue_before_any_data_moves() {
         queue::q::status::CAUSE.get(st),
         QueueError::ChainTooLong as u32
     );
+}
+
+/// Issue 15 (engine hang): a slot whose engine never finishes was held forever. Request 0's
+/// data read is answered 200 000 cycles late: the slot's watchdog (ENGINE_TIMEOUT, here 20 000)
+/// aborts the engine, fails the queue with engine_timeout and counts it; the slot takes no new
+/// request until that late answer came (it must not reach the next request), then serves
+/// again. Another queue goes on throughout, with the right bytes.
+#[test]
+fn a_hung_engine_is_timed_out_and_its_slot_reused_once_its_dma_is_answered() {
+    let mut r = rig(CAPACITY * 512, 256);
+    global::ENGINE_TIMEOUT.write(&r.dev, 20_000).unwrap();
+    let h0 = r.post(0, T_OUT, 8, &[(4096, false)]);
+    r.mem
+        .write_slice(&pattern(9, 4096), GuestAddress(Rig::data_addr(0, 0)))
+        .unwrap();
+    let data0 = Rig::data_addr(0, 0);
+    r.dev
+        .lock()
+        .dma_read_fault(data0..data0 + 4096, StoreFault::Delay(1, 200_000));
+    let _ = h0;
+    r.ring.publish().unwrap();
+    kick(&r.dev, 0, r.ring.avail_idx()).unwrap();
+    r.dev.lock().run(40_000).unwrap();
+    let st = queue::q::STATUS.at(0).unwrap().read(&r.dev).unwrap();
+    assert!(queue::q::status::ERROR.is_set(st), "status {st:#x}");
+    assert_eq!(
+        queue::q::status::CAUSE.get(st),
+        QueueError::EngineTimeout as u32
+    );
+    assert_eq!(global::ENGINE_TIMEOUTS.read(&r.dev).unwrap(), 1);
+    assert!(r.ring.reap().unwrap().is_empty(), "nothing published");
+    // Queue 1 writes eight patterns and reads them back, across the late answer's arrival:
+    // with slow reads, a slot taken again too early would be waiting for its own read when the
+    // late answer comes, and take it for its data.
+    global::ENGINE_TIMEOUT.write(&r.dev, 10_000_000).unwrap();
+    let mut slow = r.dev.lock().timing();
+    slow.read_latency = 50_000;
+    r.dev.lock().set_timing(slow);
+    let mut q1 = SplitRing::new(&r.mem, 0x18_0000, 64, false).unwrap();
+    setup_queue(&r.dev, 1, &q1, QueueSetup::default()).unwrap();
+    for round in 0..2u64 {
+        for n in 0..8u64 {
+            let at = 0x60_0000 + n * 0x2000;
+            let mut h = [0u8; 16];
+            h[..4].copy_from_slice(&(if round == 0 { T_OUT } else { T_IN }).to_le_bytes());
+            h[8..].copy_from_slice(&(100 + n * 8).to_le_bytes());
+            r.mem.write_slice(&h, GuestAddress(at)).unwrap();
+            if round == 0 {
+                r.mem
+                    .write_slice(&pattern(20 + n, 4096), GuestAddress(at + 0x1000))
+                    .unwrap();
+            } else {
+                r.mem
+                    .write_slice(&[0u8; 4096], GuestAddress(at + 0x1000))
+                    .unwrap();
+            }
+            q1.add_chain(&[
+                Buffer {
+                    addr: at,
+                    len: 16,
+                    write: false,
+                },
+                Buffer {
+                    addr: at + 0x1000,
+                    len: 4096,
+                    write: round == 1,
+                },
+                Buffer {
+                    addr: at + 16,
+                    len: 1,
+                    write: true,
+                },
+            ])
+            .unwrap();
+        }
+        q1.publish().unwrap();
+        kick(&r.dev, 1, q1.avail_idx()).unwrap();
+        let target = q1.avail_idx();
+        let ok = r
+            .dev
+            .lock()
+            .run_until(20_000_000, 1024, |_| q1.used_idx().unwrap() == target)
+            .unwrap();
+        assert!(ok, "round {round}: queue 1 stalled");
+        let done = q1.reap().unwrap();
+        assert_eq!(done.len(), 8, "round {round}");
+        for n in 0..8u64 {
+            let at = 0x60_0000 + n * 0x2000;
+            assert_eq!(r.mem.read_obj::<u8>(GuestAddress(at + 16)).unwrap(), 0);
+            if round == 1 {
+                let mut got = vec![0u8; 4096];
+                r.mem
+                    .read_slice(&mut got, GuestAddress(at + 0x1000))
+                    .unwrap();
+                assert!(
+                    got == pattern(20 + n, 4096),
+                    "request {n} read back wrong data"
+                );
+            }
+        }
+    }
+    // Request 0's bytes never reached the disk (its engine was aborted before its write).
+    let disk = r.store.snapshot().unwrap();
+    assert!(disk[8 * 512..8 * 512 + 4096].iter().all(|&b| b == 0));
 }

@@ -32,7 +32,9 @@ module fv_global_csr (
   output logic [15:0] global_config_msix_vector,
   output logic [31:0] global_scratch_value,
   output logic [31:0] global_storage_timeout_cycles,
-  input  logic [31:0] global_storage_timeouts_count_i
+  input  logic [31:0] global_storage_timeouts_count_i,
+  output logic [31:0] global_engine_timeout_cycles,
+  input  logic [31:0] global_engine_timeouts_count_i
 );
 
   logic wr;
@@ -90,6 +92,17 @@ module fv_global_csr (
     end else begin
       if (wr && req_word == 6'd17) begin
         global_storage_timeout_cycles <= req_wdata[31:0];
+      end
+    end
+  end
+
+  // engine_timeout @ +0x4c
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      global_engine_timeout_cycles <= 32'h1000000;
+    end else begin
+      if (wr && req_word == 6'd19) begin
+        global_engine_timeout_cycles <= req_wdata[31:0];
       end
     end
   end
@@ -160,6 +173,12 @@ module fv_global_csr (
     end
     if (req_word == 6'd18) begin
       rdata[31:0] = global_storage_timeouts_count_i;
+    end
+    if (req_word == 6'd19) begin
+      rdata[31:0] = global_engine_timeout_cycles;
+    end
+    if (req_word == 6'd20) begin
+      rdata[31:0] = global_engine_timeouts_count_i;
     end
     end
   end

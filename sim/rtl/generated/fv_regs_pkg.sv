@@ -161,6 +161,8 @@ package fv_regs_pkg;
   localparam int unsigned GLOBAL_SCRATCH_OFFSET = 32'h40;
   localparam int unsigned GLOBAL_STORAGE_TIMEOUT_OFFSET = 32'h44;
   localparam int unsigned GLOBAL_STORAGE_TIMEOUTS_OFFSET = 32'h48;
+  localparam int unsigned GLOBAL_ENGINE_TIMEOUT_OFFSET = 32'h4c;
+  localparam int unsigned GLOBAL_ENGINE_TIMEOUTS_OFFSET = 32'h50;
 
   // Block functions (BAR0): Virtio functions: one context per tenant device, reset on its own.
   localparam int unsigned FUNCTIONS_BAR = 0;

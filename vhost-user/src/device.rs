@@ -511,6 +511,22 @@ impl Device {
         st.retired.iter_mut().for_each(|t| *t = (0, 0));
         st.resume.iter_mut().for_each(|p| *p = None);
         st.failed.iter_mut().for_each(|f| *f = None);
+        // A device error is not forever: with the frontend gone (its summary printed), reset
+        // the whole device and serve the next one on a clean device (its runtime starts at its
+        // first kick).
+        if let Some(why) = st.dead.clone() {
+            st.guest = None;
+            st.dma = None;
+            match self.hw.reset_device(self.opts.queues) {
+                Ok(()) => {
+                    eprintln!("fpga-virtio vhost-user-blk: the device recovered (device reset) from: {why}");
+                    st.dead = None;
+                }
+                Err(e) => eprintln!(
+                    "fpga-virtio vhost-user-blk: the device stays stopped ({why}); its reset failed: {e}"
+                ),
+            }
+        }
         r
     }
 
@@ -788,6 +804,13 @@ impl Device {
                 std::thread::park_timeout(Duration::from_millis(10));
             }
         }
+    }
+
+    /// Test hook: put the device in its error state, as a failure of the model or the runtime
+    /// would (`why` is the message).
+    #[doc(hidden)]
+    pub fn inject_device_error(&self, why: &str) {
+        lock(&self.state).dead = Some(why.into());
     }
 
     /// Stop the clock thread (the device keeps its state).

@@ -4,7 +4,7 @@
 //! and one interrupt eventfd per queue; the simulator also needs its clock turned.
 
 use crate::device::DeviceError;
-use fpga_virtio_driver::hw::regs::msix_table;
+use fpga_virtio_driver::hw::regs::{global, msix_table};
 use fpga_virtio_driver::hw::RegisterIo;
 use fpga_virtio_driver::vfio::irq::IrqKind;
 use fpga_virtio_driver::vfio::VfioPciDevice;
@@ -27,6 +27,18 @@ pub(crate) enum Hw {
     },
 }
 
+/// The simulator's MSI window stands for the interrupt controller: point vector q there.
+fn sim_vectors(dev: &SimDevice, queues: u16) -> Result<(), DeviceError> {
+    for q in 0..u32::from(queues) {
+        let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
+        at(msix_table::vec::ADDR_LO)?.write(dev, MSI_WINDOW.start as u32)?;
+        at(msix_table::vec::ADDR_HI)?.write(dev, (MSI_WINDOW.start >> 32) as u32)?;
+        at(msix_table::vec::DATA)?.write(dev, q)?;
+        at(msix_table::vec::CTRL)?.write(dev, 0)?;
+    }
+    Ok(())
+}
+
 impl Hw {
     /// The simulated FPGA with `store` behind its storage port; MSI-X vector q of `queues` on
     /// the returned eventfd q.
@@ -45,15 +57,35 @@ impl Hw {
             .map(|q| sim.irqfd(u32::from(q)))
             .collect::<Result<Vec<_>, _>>()?;
         let dev = SimDevice::new(sim);
-        // The simulator's MSI window stands for the interrupt controller: point vector q there.
-        for q in 0..u32::from(queues) {
-            let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
-            at(msix_table::vec::ADDR_LO)?.write(&dev, MSI_WINDOW.start as u32)?;
-            at(msix_table::vec::ADDR_HI)?.write(&dev, (MSI_WINDOW.start >> 32) as u32)?;
-            at(msix_table::vec::DATA)?.write(&dev, q)?;
-            at(msix_table::vec::CTRL)?.write(&dev, 0)?;
-        }
+        sim_vectors(&dev, queues)?;
         Ok((Hw::Sim(dev), irqfds))
+    }
+
+    /// Reset the whole device (GLOBAL.CTRL.reset: every function, queue, ring and table back to
+    /// its reset value) and make it what [`Hw::simulated`] made it: the way out of a device
+    /// error. A card's MSI-X table belongs to the kernel's VFIO driver, which this reset would
+    /// undo: a card is not reset here (restart the backend).
+    pub(crate) fn reset_device(&self, queues: u16) -> Result<(), DeviceError> {
+        let Hw::Sim(dev) = self else {
+            return Err(DeviceError::Memory(
+                "a card over VFIO is not reset in place: restart the backend".into(),
+            ));
+        };
+        global::CTRL.write(dev, global::ctrl::RESET.mask())?;
+        let mut polls = 0u32;
+        while global::status::RESET_BUSY.is_set(global::STATUS.read(dev)?) {
+            dev.lock().run(100)?;
+            polls += 1;
+            if polls > 10_000 {
+                return Err(DeviceError::Memory(
+                    "the device reset did not finish".into(),
+                ));
+            }
+        }
+        sim_vectors(dev, queues)?;
+        fpga_virtio_driver::probe::probe(dev)?;
+        global::CTRL.write(dev, global::ctrl::ENABLE.mask())?;
+        Ok(())
     }
 
     /// A card opened through VFIO: MSI-X vector q of `queues` on the returned eventfd q (the

@@ -758,6 +758,32 @@ fn a_full_call_counter_or_a_file_as_kick_fd_wedges_nothing() {
     device.shutdown();
 }
 
+/// Issue 15: a device error (the model or the runtime failed) was sticky for the life of the
+/// process. Once the frontend that saw it is gone, the device is reset and the next frontend is
+/// served.
+#[test]
+fn a_device_error_is_recovered_for_the_next_frontend() {
+    let (device, sock, h, _) = backend("recover", 1, 2);
+    let mut g = Guest::connect(&sock, 1);
+    let mut ring = SplitRing::new(&g.mem, 0x1000, u32::from(QSIZE), false).unwrap();
+    g.start_queue(0, &ring);
+    assert_eq!(
+        g.read(0, &mut ring, 0x10_0000, 8, Duration::from_secs(20))
+            .len(),
+        1
+    );
+    device.inject_device_error("injected for the test");
+    assert!(
+        g.read(0, &mut ring, 0x11_0000, 8, Duration::from_millis(500))
+            .is_empty(),
+        "a stopped device serves nothing"
+    );
+    drop(g);
+    one_good_read(&sock);
+    h.join().unwrap();
+    device.shutdown();
+}
+
 /// A frontend that sends requests and never reads the replies: once the socket is full, the
 /// backend's reply waits at most REPLY_TIMEOUT, then the connection ends and the next frontend
 /// is served.

@@ -221,30 +221,29 @@ impl Events {
     }
 
     fn interrupt(&self, q: u16) {
-        let Some(fd) = self.device.irqfd(q) else {
-            return;
-        };
-        // Non-blocking: a spurious wakeup reads EAGAIN and signals nothing.
-        if fd.read().is_ok() {
-            let mut qs = lock(&self.queues);
-            if let Some(call) = qs.get_mut(usize::from(q)).and_then(|qe| qe.call.as_mut()) {
-                // Non-blocking (see shared_fd::notifier): a counter the frontend let run up to
-                // its maximum is already signalled; EAGAIN loses nothing.
-                let _ = call.write(&1u64.to_le_bytes());
-            }
-        }
+        self.forward(self.device.irqfd(q), q, |qe| qe.call.as_mut());
     }
 
-    /// Queue q stopped on an error: tell the frontend on its vring error fd (non-blocking, like
-    /// the call fd; without one, the log line the device wrote is all).
+    /// Queue q stopped on an error: tell the frontend on its vring error fd (without one, the
+    /// log line the device wrote is all).
     fn error(&self, q: u16) {
-        let Some(fd) = self.device.errfd(q) else {
-            return;
-        };
-        if fd.read().is_ok() {
+        self.forward(self.device.errfd(q), q, |qe| qe.err.as_mut());
+    }
+
+    /// The device signalled `from` (queue q's interrupt or error eventfd): signal the
+    /// frontend's fd that `to` picks. Both sides are non-blocking: a spurious wakeup reads
+    /// EAGAIN and signals nothing, and a frontend counter left at its maximum is already
+    /// signalled (see shared_fd::notifier), so EAGAIN there loses nothing.
+    fn forward(
+        &self,
+        from: Option<&EventFd>,
+        q: u16,
+        to: impl FnOnce(&mut QueueEvents) -> Option<&mut File>,
+    ) {
+        if from.is_some_and(|fd| fd.read().is_ok()) {
             let mut qs = lock(&self.queues);
-            if let Some(err) = qs.get_mut(usize::from(q)).and_then(|qe| qe.err.as_mut()) {
-                let _ = err.write(&1u64.to_le_bytes());
+            if let Some(f) = qs.get_mut(usize::from(q)).and_then(to) {
+                let _ = f.write(&1u64.to_le_bytes());
             }
         }
     }

@@ -81,12 +81,13 @@ pub fn check(file: &File, offset: u64, len: u64, what: &'static str) -> Result<(
         });
     }
     // The size was read before the seal: a truncation in between is caught here.
-    if file.metadata().map(|m| m.len()).unwrap_or(0) < offset + len {
+    let size = file.metadata().map_or(0, |m| m.len());
+    if size < offset + len {
         return Err(SharedFdError::TooShort {
             what,
             offset,
             len,
-            size: file.metadata().map(|m| m.len()).unwrap_or(0),
+            size,
         });
     }
     Ok(())

@@ -38,21 +38,7 @@ impl DmaWindows {
     /// more than [`PER_FUNCTION`] pieces are refused rather than widened (a hull could take in
     /// memory that is not the tenant's).
     pub fn new(ranges: &[(u64, u64)]) -> Result<Self, WindowError> {
-        let mut r: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-        for &(base, end) in ranges {
-            if end <= base {
-                return Err(WindowError::Empty { base, end });
-            }
-            r.push((base, end));
-        }
-        r.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-        for (b, e) in r {
-            match merged.last_mut() {
-                Some(last) if b <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((b, e)),
-            }
-        }
+        let merged = merge(ranges)?;
         if merged.len() > PER_FUNCTION {
             return Err(WindowError::TooMany(merged.len()));
         }
@@ -64,33 +50,19 @@ impl DmaWindows {
     /// the joined window does not reach into any of `exclude` (the backend's own memory). A
     /// gap taken in this way holds nothing the device can reach (it is not in the IOMMU map).
     pub fn covering(ranges: &[(u64, u64)], exclude: &[(u64, u64)]) -> Result<Self, WindowError> {
-        let mut w = DmaWindows::new(ranges).or_else(|e| match e {
-            WindowError::TooMany(_) => Ok(DmaWindows::default()),
-            e => Err(e),
-        })?;
-        if w.ranges.is_empty() && !ranges.is_empty() {
-            // Too many pieces: merge the overlapping ones by hand, then join gaps below.
-            let mut r = ranges.to_vec();
-            r.sort_unstable();
-            for (b, e) in r {
-                match w.ranges.last_mut() {
-                    Some(last) if b <= last.1 => last.1 = last.1.max(e),
-                    _ => w.ranges.push((b, e)),
-                }
-            }
-        }
+        let mut r = merge(ranges)?;
         let clear = |b: u64, e: u64| exclude.iter().all(|&(xb, xe)| xe <= b || xb >= e);
-        while w.ranges.len() > PER_FUNCTION {
-            let best = (0..w.ranges.len() - 1)
-                .filter(|&i| clear(w.ranges[i].0, w.ranges[i + 1].1))
-                .min_by_key(|&i| w.ranges[i + 1].0 - w.ranges[i].1);
+        while r.len() > PER_FUNCTION {
+            let best = (0..r.len() - 1)
+                .filter(|&i| clear(r[i].0, r[i + 1].1))
+                .min_by_key(|&i| r[i + 1].0 - r[i].1);
             let Some(i) = best else {
-                return Err(WindowError::TooMany(w.ranges.len()));
+                return Err(WindowError::TooMany(r.len()));
             };
-            w.ranges[i].1 = w.ranges[i + 1].1;
-            w.ranges.remove(i + 1);
+            r[i].1 = r[i + 1].1;
+            r.remove(i + 1);
         }
-        Ok(w)
+        Ok(DmaWindows { ranges: r })
     }
 
     /// The windows, sorted.
@@ -137,6 +109,24 @@ impl DmaWindows {
         }
         Ok(())
     }
+}
+
+/// `ranges` sorted, with adjacent and overlapping ones merged; an empty or wrapping one is an
+/// error.
+fn merge(ranges: &[(u64, u64)]) -> Result<Vec<(u64, u64)>, WindowError> {
+    let mut r = ranges.to_vec();
+    if let Some(&(base, end)) = r.iter().find(|(b, e)| e <= b) {
+        return Err(WindowError::Empty { base, end });
+    }
+    r.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+    for (b, e) in r {
+        match merged.last_mut() {
+            Some(last) if b <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((b, e)),
+        }
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ impl Bench {
                 config: BlkConfig::new(2048, "bench"),
                 // The guest's memory: above the runtime's rings.
                 windows: DmaWindows::new(&[(DESC, 1 << 20)]).unwrap(),
-            }],
+            }
+            .into()],
             Rings {
                 punt: PUNT,
                 punt_log2: LOG2,

@@ -6,6 +6,7 @@
 //! RTL (real DMA into guest memory, a RAM block store behind the storage port) and the runtime's
 //! CPU workers; the summary shows each path's share, throughput and latency.
 
+use fpga_virtio_driver::hw::regs::PuntReason;
 use fpga_virtio_driver::runtime::{Path, SplitPolicy};
 use fpga_virtio_workload::{run as run_workload, Report, WorkloadConfig};
 use std::collections::BTreeMap;
@@ -13,6 +14,9 @@ use std::io::Write;
 
 /// The embedded default split policy.
 pub const DEFAULT_POLICY: &str = include_str!("default-policy.toml");
+/// The demo's blk function punts reads and writes larger than this many sectors
+/// (`--max-hw-sectors`), so that the split shows on the default workload.
+pub const DEFAULT_MAX_HW_SECTORS: u32 = 64;
 
 /// Clock the simulated cycles are converted at.
 const MHZ: f64 = 250.0;
@@ -37,7 +41,7 @@ pub struct QueueSummary {
     pub requests: u64,
     /// Requests the CPU completed for this queue (all of them on a CPU queue; punts otherwise).
     pub cpu_requests: u64,
-    pub punts: BTreeMap<String, u64>,
+    pub punts: BTreeMap<&'static str, u64>,
     pub errors: u64,
     /// The queue's error state (the guest broke the ring protocol), if any.
     pub queue_error: Option<String>,
@@ -130,8 +134,12 @@ fn summarize(report: &Report, seed: u64) -> Summary {
                 .get(&(q as u16))
                 .cloned()
                 .unwrap_or_default();
-            let mut punts = st.punts.clone();
-            punts.remove("Doorbell");
+            let punts = st
+                .punts
+                .iter()
+                .filter(|&(r, _)| r != PuntReason::Doorbell)
+                .map(|(r, n)| (r.name(), n))
+                .collect();
             QueueSummary {
                 queue: q as u16,
                 path,
@@ -143,7 +151,7 @@ fn summarize(report: &Report, seed: u64) -> Summary {
                 cpu_requests: st.requests,
                 punts,
                 errors: st.errors,
-                queue_error: st.device_error.clone().or(st.last_error.clone()),
+                queue_error: st.error(),
                 interrupts: report.msis.get(q).copied().unwrap_or(0),
                 dma_faults: report.device.get(q).map_or(0, |d| d.dma_faults),
                 device_latency_buckets: report
@@ -184,6 +192,8 @@ pub struct DemoOptions<'a> {
     pub seed: u64,
     /// Split policy, TOML.
     pub policy: &'a str,
+    /// Reads and writes larger than this many sectors are punted by the FPGA's blk engine.
+    pub max_hw_sectors: u32,
     /// Disk image file (created or resized); RAM when None.
     pub disk: Option<std::path::PathBuf>,
     pub quiet: bool,
@@ -195,6 +205,7 @@ pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
         queues,
         seed,
         policy,
+        max_hw_sectors,
         disk,
         quiet,
     } = o;
@@ -204,6 +215,7 @@ pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
         requests,
         queues,
         policy,
+        max_hw_sectors,
         disk,
         ..WorkloadConfig::default()
     };
@@ -302,6 +314,7 @@ mod tests {
             queues: 4,
             seed: 7,
             policy: DEFAULT_POLICY,
+            max_hw_sectors: DEFAULT_MAX_HW_SECTORS,
             disk: None,
             quiet: true,
         };
@@ -342,6 +355,7 @@ mod tests {
             queues: 4,
             seed: 1,
             policy: "workers = 0",
+            max_hw_sectors: DEFAULT_MAX_HW_SECTORS,
             disk: None,
             quiet: true,
         })

@@ -37,6 +37,10 @@ enum Command {
         /// Split policy (TOML); default: the embedded cli/src/default-policy.toml.
         #[arg(long)]
         policy: Option<std::path::PathBuf>,
+        /// Reads and writes larger than this many 512-byte sectors are punted to the CPU by the
+        /// FPGA's blk engine (blk_too_large).
+        #[arg(long, default_value_t = demo::DEFAULT_MAX_HW_SECTORS)]
+        max_hw_sectors: u32,
         /// Disk image file behind the device (created or resized to 64 MiB); default: RAM.
         #[arg(long)]
         disk: Option<std::path::PathBuf>,
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
             queues,
             seed,
             policy,
+            max_hw_sectors,
             disk,
             json,
         } => match policy
@@ -205,6 +210,7 @@ fn main() -> ExitCode {
                     queues,
                     seed,
                     policy: &policy,
+                    max_hw_sectors,
                     disk,
                     quiet: json,
                 })

@@ -6,8 +6,14 @@
 //!
 //! - [`mmio`]: BARs mapped into the process (memmap2) with volatile 32-bit access.
 //! - [`probe`]: walk the self-describing register blocks and check their versions.
+//! - [`runtime`]: the FPGA/CPU split, punt and completion rings, CPU workers, statistics; it
+//!   knows device types only through [`device::DeviceEngine`].
+//! - [`virtq`]: what every device type shares (chain walker, DMA windows, done log, queues).
+//! - [`blk`], [`echo`]: the device types' CPU engines (the FPGA engines' reference models).
 
 pub mod blk;
+pub mod device;
+pub mod echo;
 pub mod mmio;
 pub mod probe;
 pub mod runtime;

@@ -351,6 +351,8 @@ pub enum VirtioDevice {
     Net = 1,
     /// virtio-blk.
     Blk = 2,
+    /// Test device (fv_echo_engine): copies a chain's device-readable bytes into its device-writable buffers; the used length is the bytes copied.
+    Echo = 255,
 }
 
 impl VirtioDevice {
@@ -359,6 +361,7 @@ impl VirtioDevice {
         VirtioDevice::None,
         VirtioDevice::Net,
         VirtioDevice::Blk,
+        VirtioDevice::Echo,
     ];
 
     /// The value with this encoding, if any.
@@ -367,6 +370,7 @@ impl VirtioDevice {
             0 => Some(VirtioDevice::None),
             1 => Some(VirtioDevice::Net),
             2 => Some(VirtioDevice::Blk),
+            255 => Some(VirtioDevice::Echo),
             _ => None,
         }
     }
@@ -382,6 +386,7 @@ impl VirtioDevice {
             VirtioDevice::None => "none",
             VirtioDevice::Net => "net",
             VirtioDevice::Blk => "blk",
+            VirtioDevice::Echo => "echo",
         }
     }
 }

@@ -230,7 +230,10 @@ module fv_blk_engine #(
   // issue order: the data's first, then the status byte's).
   logic g_issue, g_ack;
   assign g_issue = wr_valid && wr_ready && state != S_STATUS_REQ;
-  assign g_ack = wc_valid && (state != S_STATUS_WAIT || gacks != 16'd0);
+  // Only while serving a request: the slot's DMA master is shared with the other engines of the
+  // slot, whose write answers an idle blk engine must not count (an echo request before a blk
+  // one on the same slot underflowed this count and hung the blk request).
+  assign g_ack = wc_valid && state != S_IDLE && (state != S_STATUS_WAIT || gacks != 16'd0);
 
   // Waiting on the storage port (a read burst, or write acknowledgements) for too long.
   logic st_waiting, st_progress, st_expired;
@@ -278,6 +281,7 @@ module fv_blk_engine #(
             hbeat <= '0;
             epoch <= epoch + 4'd1;
             sacks <= '0;           // a request the watchdog aborted may leave some unanswered
+            gacks <= '0;
             io_fail <= 1'b0;
             dma_fail <= 1'b0;
             written <= '0;

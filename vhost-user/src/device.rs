@@ -181,7 +181,7 @@ impl State {
             for (q, qs) in &rt.stats().queues {
                 if let Some(t) = self.retired.get_mut(usize::from(*q)) {
                     t.0 += qs.requests;
-                    t.1 += qs.punts.get("Doorbell").copied().unwrap_or(0);
+                    t.1 += qs.punts.get(regs::PuntReason::Doorbell);
                 }
             }
         }
@@ -652,7 +652,8 @@ impl Device {
                     store: self.opts.store.clone(),
                     config,
                     windows,
-                }],
+                }
+                .into()],
                 Rings {
                     punt: PRIVATE_IOVA,
                     punt_log2: PUNT_LOG2,

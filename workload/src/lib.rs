@@ -45,6 +45,9 @@ pub struct WorkloadConfig {
     pub depth: u16,
     pub capacity_sectors: u64,
     pub policy: SplitPolicy,
+    /// Reads and writes larger than this many sectors are punted by the FPGA's blk engine
+    /// (`BlkConfig::max_hw_sectors`).
+    pub max_hw_sectors: u32,
     pub dma: DmaTiming,
     pub store: StoreTiming,
     /// Include malformed and unsupported requests.
@@ -69,6 +72,7 @@ impl Default for WorkloadConfig {
             depth: 8,
             capacity_sectors: 64 << 11, // 64 MiB
             policy: SplitPolicy::default(),
+            max_hw_sectors: 256,
             dma: DmaTiming::default(),
             store: StoreTiming::default(),
             malformed: true,
@@ -206,7 +210,7 @@ fn build(
     let status = base + 16;
     let ranges = base + 32;
     let data = base + DATA_OFF;
-    let max_hw = u64::from(cfg.policy.max_hw_sectors).max(1);
+    let max_hw = u64::from(cfg.max_hw_sectors).max(1);
     let roll = rng.below(100);
     let (t, kind): (u32, &'static str) = match roll {
         0..=39 => (0, "read"),
@@ -377,7 +381,10 @@ fn start_runtime(
     mem: &GuestMemoryMmap,
     store: &Arc<dyn BlockStore>,
     policy: SplitPolicy,
+    max_hw_sectors: u32,
 ) -> Result<Runtime, WorkloadError> {
+    let mut config = BlkConfig::new(store.size() / 512, "fpga-virtio-blk0");
+    config.max_hw_sectors = max_hw_sectors;
     Ok(Runtime::start(
         dev,
         mem.clone(),
@@ -385,9 +392,10 @@ fn start_runtime(
         vec![BlkFunction {
             func: 0,
             store: store.clone(),
-            config: BlkConfig::new(store.size() / 512, "fpga-virtio-blk0"),
+            config,
             windows: tenant_windows(mem),
-        }],
+        }
+        .into()],
         Rings {
             punt: PUNT_RING,
             punt_log2: 6,
@@ -430,6 +438,7 @@ pub struct Rig {
     pub paths: Vec<Path>,
     vectors: Vec<u32>,
     span: u64,
+    max_hw_sectors: u32,
 }
 
 impl std::fmt::Debug for Rig {
@@ -482,7 +491,7 @@ impl Rig {
         let dev = SimDevice::new(sim);
         fpga_virtio_driver::probe::probe(&dev).map_err(|e| WorkloadError::Config(e.to_string()))?;
         enable_device(&dev)?;
-        let mut rt = start_runtime(&dev, &mem, &store, cfg.policy.clone())?;
+        let mut rt = start_runtime(&dev, &mem, &store, cfg.policy.clone(), cfg.max_hw_sectors)?;
         rt.inject_worker_panic(cfg.panic_queue);
         let mut rings = Vec::new();
         let mut paths = Vec::new();
@@ -513,6 +522,7 @@ impl Rig {
             paths,
             vectors,
             span,
+            max_hw_sectors: cfg.max_hw_sectors,
         })
     }
 
@@ -525,7 +535,13 @@ impl Rig {
             positions.push(self.rt.stop_queue_and_error(&self.dev, q)?);
         }
         let policy = self.rt.policy().clone();
-        self.rt = start_runtime(&self.dev, &self.mem, &self.store, policy)?;
+        self.rt = start_runtime(
+            &self.dev,
+            &self.mem,
+            &self.store,
+            policy,
+            self.max_hw_sectors,
+        )?;
         for (q, (pos, error)) in positions.into_iter().enumerate() {
             let spec = queue_spec(
                 q as u16,

@@ -13,10 +13,8 @@ fn config(seed: u64, policy: SplitPolicy) -> WorkloadConfig {
         queues: 4,
         depth: 4,
         capacity_sectors: 16 << 11, // 16 MiB
-        policy: SplitPolicy {
-            max_hw_sectors: 32,
-            ..policy
-        },
+        policy,
+        max_hw_sectors: 32,
         ..WorkloadConfig::default()
     }
 }

@@ -3,7 +3,7 @@
 //! requests the dead one left in flight, even when they had completed out of order (a punted
 //! request answered after later ones): none is lost, none is completed twice.
 
-use fpga_virtio_driver::blk::BlkConfig;
+use fpga_virtio_driver::blk::{BlkConfig, ChainError};
 use fpga_virtio_driver::runtime::{
     done_log, BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy,
 };
@@ -58,7 +58,8 @@ fn backend(mem: &GuestMemoryMmap, store: &Arc<dyn BlockStore>, path: Path) -> Ba
             store: store.clone(),
             config: BlkConfig::new(store.size() / 512, "restart"),
             windows: fpga_virtio_workload::tenant_windows(mem),
-        }],
+        }
+        .into()],
         Rings {
             punt: PUNT,
             punt_log2: 6,
@@ -325,6 +326,16 @@ fn a_malformed_chain_in_flight_is_an_error() {
     let e =
         b.rt.resubmit_in_flight(0, &info(&ring), LOG, 0)
             .unwrap_err();
-    assert!(matches!(e, RuntimeError::Queue(0, _)), "{e}");
+    assert!(
+        matches!(
+            e,
+            RuntimeError::InFlightChain {
+                qid: 0,
+                pos: 0,
+                source: ChainError::BadIndex { .. }
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("avail position 0"), "{e}");
 }

@@ -39,6 +39,9 @@ pub struct BlkConfig {
     pub max_discard_sectors: u32,
     /// Sectors per WRITE_ZEROES range (`max_write_zeroes_sectors`).
     pub max_write_zeroes_sectors: u32,
+    /// Largest read or write the FPGA's blk engine serves itself, in sectors (BLK_MAX_SECTORS):
+    /// larger ones are punted to the CPU (`blk_too_large`).
+    pub max_hw_sectors: u32,
 }
 
 /// Most bytes the engine holds for one request at a time (reads and writes move in pieces).
@@ -68,6 +71,7 @@ impl BlkConfig {
             // 32 MiB per range: long zeroing runs in the store, not in the engine's memory.
             max_discard_sectors: 1 << 16,
             max_write_zeroes_sectors: 1 << 16,
+            max_hw_sectors: 256,
         }
     }
 

@@ -1,5 +1,6 @@
 //! virtio-blk feature negotiation for a function.
 
+use crate::device::SetupError;
 use virtio_bindings::virtio_blk as vb;
 use virtio_bindings::virtio_config as vc;
 use virtio_bindings::virtio_ring as vr;
@@ -21,26 +22,10 @@ pub const OFFERED: u64 = (1 << vc::VIRTIO_F_VERSION_1)
     | (1 << vb::VIRTIO_BLK_F_WRITE_ZEROES)
     | (1 << vb::VIRTIO_BLK_F_MQ);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FeatureError {
-    #[error("the driver asked for features the device does not offer: {0:#x}")]
-    NotOffered(u64),
-    #[error("the driver did not accept required feature bit {0}")]
-    Required(u32),
-}
-
-/// Check the driver's accepted features against what the device offers.
-pub fn negotiate(driver: u64) -> Result<u64, FeatureError> {
-    let extra = driver & !OFFERED;
-    if extra != 0 {
-        return Err(FeatureError::NotOffered(extra));
-    }
-    for bit in [vc::VIRTIO_F_VERSION_1, vc::VIRTIO_F_ACCESS_PLATFORM] {
-        if driver & (1 << bit) == 0 {
-            return Err(FeatureError::Required(bit));
-        }
-    }
-    Ok(driver)
+/// Check the driver's accepted features against what the device offers (see
+/// [`crate::device::negotiate`]).
+pub fn negotiate(driver: u64) -> Result<u64, SetupError> {
+    crate::device::negotiate(OFFERED, driver)
 }
 
 /// Whether `features` has `bit`.
@@ -59,11 +44,11 @@ mod tests {
         assert_eq!(negotiate(min), Ok(min));
         assert_eq!(
             negotiate(1 << vc::VIRTIO_F_ACCESS_PLATFORM),
-            Err(FeatureError::Required(vc::VIRTIO_F_VERSION_1))
+            Err(SetupError::FeatureRequired(vc::VIRTIO_F_VERSION_1))
         );
         assert_eq!(
             negotiate(min | 1 << 63),
-            Err(FeatureError::NotOffered(1 << 63))
+            Err(SetupError::FeaturesNotOffered(1 << 63))
         );
     }
 }

@@ -1,35 +1,36 @@
 //! The runtime on the NIC's CPU: it sets up functions and queues, splits the queues between the
 //! FPGA and the CPU ([`split`]), reads the punt ring, hands requests to the CPU workers
 //! ([`workers`]) and writes their answers to the completion ring, and keeps statistics
-//! ([`stats`]).
+//! ([`stats`]). It knows a function's device type only through its
+//! [`DeviceEngine`](crate::device::DeviceEngine).
 //!
 //! The runtime is polled: [`Runtime::poll`] does whatever is ready and returns. On hardware a
 //! thread calls it when the punt ring's MSI-X fires; in the simulator the caller interleaves it
 //! with running simulated time.
 
-pub mod done_log;
 pub mod split;
 pub mod stats;
 pub mod workers;
 
-pub use done_log::DoneLogError;
+pub use crate::blk::BlkFunction;
+pub use crate::device::Function;
+pub use crate::virtq::{done_log, DoneLogError, QueueInfo};
 pub use split::{Path, PolicyError, SplitPolicy};
-pub use stats::{Histogram, QueueStats, Stats};
-pub use workers::QueueInfo;
+pub use stats::{DeviceQueueError, Histogram, PuntCounts, QueueStats, Stats, StatusCounts};
+pub use workers::CpuQueueError;
 
-use crate::blk::{features, BlkConfig, SoftwareEngine, Status};
-use crate::virtq::{chain, DmaWindows};
+use crate::device::{DeviceEngine, SetupError, Status};
+use crate::virtq::{chain, ChainError, DmaWindows};
 use fpga_virtio_hw::formats::{CplEntry, PuntEntry};
 use fpga_virtio_hw::regs::{
-    self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueError, QueueOwner, VirtioDevice,
+    self, cpl_ring, functions, punt_ring, queue, PuntReason, QueueError, QueueOwner,
 };
 use fpga_virtio_hw::{IoError, RegisterIo};
-use fpga_virtio_storage::BlockStore;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use workers::{CpuQueue, Done, Job, Pool, Shared};
 
@@ -48,10 +49,35 @@ pub enum RuntimeError {
     Index(#[from] fpga_virtio_hw::IndexError),
     #[error(transparent)]
     Field(#[from] fpga_virtio_hw::FieldError),
-    #[error(transparent)]
-    Features(#[from] features::FeatureError),
-    #[error("queue {0}: {1}")]
-    Queue(u16, String),
+    #[error("function {func}: {source}")]
+    Setup { func: u8, source: SetupError },
+    #[error("queue {0}: no such queue (the device has {NQ})")]
+    NoSuchQueue(u16),
+    #[error("queue {0}: not set up")]
+    QueueNotSetUp(u16),
+    #[error("queue {qid}: the device did not confirm the disable in {waited:?}")]
+    DisableTimeout {
+        qid: u16,
+        waited: std::time::Duration,
+    },
+    #[error("the punt-ring writer did not go idle after its disable")]
+    PuntRingBusy,
+    #[error("queue {qid}: virtio-queue refused the ring: {source}")]
+    VirtioQueue {
+        qid: u16,
+        source: virtio_queue::Error,
+    },
+    #[error("queue {qid}: request in flight at avail position {pos}: {source}")]
+    InFlightChain {
+        qid: u16,
+        pos: u16,
+        source: ChainError,
+    },
+    #[error("queue {qid}: used ring: {source}")]
+    UsedRing {
+        qid: u16,
+        source: virtio_queue::Error,
+    },
     #[error("function {0} does not exist or is not set up")]
     Function(u8),
     #[error("ring memory at {0:#x} is not in guest memory")]
@@ -71,27 +97,15 @@ pub enum RuntimeError {
     DoneLog(u16, DoneLogError),
 }
 
-/// virtio-queue's state of the split ring `info`, ready, at (`next_avail`, `next_used`).
+/// virtio-queue's state of queue `q`'s split ring at (`next_avail`, `next_used`).
 fn split_queue(
     q: u16,
     info: &QueueInfo,
     next_avail: u16,
     next_used: u16,
-) -> Result<Queue, RuntimeError> {
-    let bad = |e: virtio_queue::Error| RuntimeError::Queue(q, format!("virtio-queue: {e}"));
-    let mut vq = Queue::new(info.size).map_err(bad)?;
-    vq.try_set_size(info.size).map_err(bad)?;
-    vq.try_set_desc_table_address(GuestAddress(info.desc))
-        .map_err(bad)?;
-    vq.try_set_avail_ring_address(GuestAddress(info.avail))
-        .map_err(bad)?;
-    vq.try_set_used_ring_address(GuestAddress(info.used))
-        .map_err(bad)?;
-    vq.set_event_idx(info.event_idx);
-    vq.set_next_avail(next_avail);
-    vq.set_next_used(next_used);
-    vq.set_ready(true);
-    Ok(vq)
+) -> Result<virtio_queue::Queue, RuntimeError> {
+    crate::virtq::queue::split_queue(info, next_avail, next_used)
+        .map_err(|source| RuntimeError::VirtioQueue { qid: q, source })
 }
 
 /// Give every punt-ring slot the phase of the pass *before* the one in which index `cons`
@@ -127,18 +141,6 @@ pub struct Rings {
     pub cpl_log2: u32,
     /// MSI-X vector for the punt ring (regs::NO_VECTOR: poll only).
     pub punt_vector: u32,
-}
-
-/// A virtio-blk function.
-#[derive(Clone, Debug)]
-pub struct BlkFunction {
-    pub func: u8,
-    pub store: Arc<dyn BlockStore>,
-    pub config: BlkConfig,
-    /// The tenant's memory: every buffer and indirect table of the function's chains must lie
-    /// in these (the device and the CPU workers check; see [`crate::virtq::window`]). Never the
-    /// runtime's rings or anything else of the backend's.
-    pub windows: DmaWindows,
 }
 
 /// A queue the guest driver set up.
@@ -224,14 +226,14 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Set up the punt and completion rings and start the workers. Functions are added with
-    /// [`Runtime::add_blk_function`] before their queues; `mem` is the memory the rings and
-    /// the guests' buffers live in, as the CPU sees it.
+    /// Set up the functions (each through its device engine: [`DeviceEngine::registers`], then
+    /// its DMA windows, then its enable), the punt and completion rings, and start the workers.
+    /// `mem` is the memory the rings and the guests' buffers live in, as the CPU sees it.
     pub fn start(
         io: &(impl RegisterIo + ?Sized),
         mem: GuestMemoryMmap,
         policy: SplitPolicy,
-        functions_: Vec<BlkFunction>,
+        functions_: Vec<Function>,
         rings: Rings,
     ) -> Result<Self, RuntimeError> {
         for (base, log2, esz) in [
@@ -243,24 +245,25 @@ impl Runtime {
             mem.write_slice(&zero, GuestAddress(base))
                 .map_err(|_| RuntimeError::RingMemory(base))?;
         }
-        let mut engines: Vec<Option<SoftwareEngine>> = vec![None; NF];
+        let mut engines: Vec<Option<Box<dyn DeviceEngine>>> = (0..NF).map(|_| None).collect();
         let mut windows: Vec<DmaWindows> = vec![DmaWindows::none(); NF];
-        for f in &functions_ {
+        for f in functions_ {
             let slot = engines
                 .get_mut(usize::from(f.func))
                 .ok_or(RuntimeError::Function(f.func))?;
-            let negotiated = features::negotiate(f.config.features)?;
-            let fr = |a: fpga_virtio_hw::RegArray| a.at(u32::from(f.func));
-            fr(functions::func::DEVICE_TYPE)?.write(io, VirtioDevice::Blk as u32)?;
-            fr(functions::func::FEATURES_LO)?.write(io, negotiated as u32)?;
-            fr(functions::func::FEATURES_HI)?.write(io, (negotiated >> 32) as u32)?;
-            fr(functions::func::BLK_CAPACITY_LO)?.write(io, f.config.capacity as u32)?;
-            fr(functions::func::BLK_CAPACITY_HI)?.write(io, (f.config.capacity >> 32) as u32)?;
-            fr(functions::func::BLK_MAX_SECTORS)?.write(io, policy.max_hw_sectors)?;
+            let setup = |source| RuntimeError::Setup {
+                func: f.func,
+                source,
+            };
+            for (reg, value) in f.engine.registers(f.func).map_err(setup)? {
+                reg.write(io, value)?;
+            }
             f.windows.program(io, f.func)?;
-            fr(functions::func::CTRL)?.write(io, functions::func::ctrl::ENABLE.mask())?;
-            *slot = Some(SoftwareEngine::new(f.store.clone(), f.config.clone()));
-            windows[usize::from(f.func)] = f.windows.clone();
+            functions::func::CTRL
+                .at(u32::from(f.func))?
+                .write(io, functions::func::ctrl::ENABLE.mask())?;
+            windows[usize::from(f.func)] = f.windows;
+            *slot = Some(f.engine);
         }
         punt_ring::CTRL.write(io, 0)?;
         punt_ring::BASE_LO.write(io, rings.punt as u32)?;
@@ -273,10 +276,7 @@ impl Runtime {
         while punt_ring::status::BUSY.is_set(punt_ring::STATUS.read(io)?) {
             polls += 1;
             if polls > 100_000 {
-                return Err(RuntimeError::Queue(
-                    u16::MAX,
-                    "the punt-ring writer did not go idle after its disable".into(),
-                ));
+                return Err(RuntimeError::PuntRingBusy);
             }
         }
         let punt_cons = punt_ring::PROD.read(io)?;
@@ -336,7 +336,7 @@ impl Runtime {
         let q = spec.qid;
         let i = spec.info;
         if usize::from(q) >= NQ {
-            return Err(RuntimeError::Queue(q, "no such queue".into()));
+            return Err(RuntimeError::NoSuchQueue(q));
         }
         if self
             .shared
@@ -426,10 +426,10 @@ impl Runtime {
         while queue::q::status::ENABLED.is_set(r(queue::q::STATUS)?.read(io)?) {
             self.poll(io)?;
             if Instant::now() > deadline {
-                return Err(RuntimeError::Queue(
-                    q,
-                    format!("the device did not confirm the disable in {DISABLE_TIMEOUT:?}"),
-                ));
+                return Err(RuntimeError::DisableTimeout {
+                    qid: q,
+                    waited: DISABLE_TIMEOUT,
+                });
             }
         }
         Ok(())
@@ -457,7 +457,7 @@ impl Runtime {
     ) -> Result<(QueuePosition, Option<QueueError>), RuntimeError> {
         let q = usize::from(qid);
         if q >= NQ || self.queues[q].is_none() {
-            return Err(RuntimeError::Queue(qid, "not set up".into()));
+            return Err(RuntimeError::QueueNotSetUp(qid));
         }
         let before = self.queue_error(io, qid)?;
         self.disable(io, qid)?;
@@ -507,7 +507,7 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let q = usize::from(spec.qid);
         if q >= NQ {
-            return Err(RuntimeError::Queue(spec.qid, "no such queue".into()));
+            return Err(RuntimeError::NoSuchQueue(spec.qid));
         }
         self.queues[q] = Some(spec.info);
         self.paths[q] = Some(self.policy.path(spec.qid));
@@ -530,7 +530,6 @@ impl Runtime {
         base: u16,
     ) -> Result<Recovery, RuntimeError> {
         let mem = &self.shared.mem;
-        let q_err = |m: String| RuntimeError::Queue(qid, m);
         let idx = |at: u64| -> Result<u16, RuntimeError> {
             mem.read_obj::<u16>(GuestAddress(at.wrapping_add(2)))
                 .map_err(|_| RuntimeError::RingMemory(at))
@@ -542,8 +541,7 @@ impl Runtime {
             .shared
             .engines
             .get(usize::from(info.func))
-            .cloned()
-            .flatten()
+            .and_then(|e| e.as_ref().map(|e| e.fork()))
             .ok_or(RuntimeError::Function(info.func))?;
         let mut vq = split_queue(qid, info, avail_idx, used_idx)?;
         let mask = info.size - 1;
@@ -555,18 +553,14 @@ impl Runtime {
                 .map_err(|_| RuntimeError::RingMemory(slot))?;
             let windows = &self.shared.windows[usize::from(info.func)];
             let segs = chain::walk(mem, windows, info.desc, info.size, head, info.indirect)
-                .map_err(|e| q_err(format!("request in flight at avail position {pos}: {e}")))?;
-            let outcome = engine.serve(mem, &segs);
+                .map_err(|source| RuntimeError::InFlightChain { qid, pos, source })?;
+            let c = engine.serve(mem, &segs);
             done_log::write(mem, log, info.size, pos, vq.next_used().wrapping_add(1))
                 .map_err(|e| RuntimeError::DoneLog(qid, e))?;
-            vq.add_used(mem, head, outcome.used_len)
-                .map_err(|e| q_err(format!("used ring: {e}")))?;
+            vq.add_used(mem, head, c.used_len)
+                .map_err(|source| RuntimeError::UsedRing { qid, source })?;
             let qs = self.stats.queues.entry(qid).or_default();
-            qs.record(
-                outcome.status,
-                outcome.used_len,
-                at.elapsed().as_nanos() as u64,
-            );
+            qs.record(c.status, c.used_len, at.elapsed().as_nanos() as u64);
             qs.resubmitted += 1;
         }
         Ok(Recovery {
@@ -640,9 +634,12 @@ impl Runtime {
     fn dispatch(&mut self, e: PuntEntry) {
         let qid = e.qid;
         let reason = PuntReason::from_raw(u32::from(e.reason));
-        let qs = self.stats.queues.entry(qid).or_default();
-        let name = reason.map_or_else(|| format!("unknown_{}", e.reason), |r| format!("{r:?}"));
-        *qs.punts.entry(name).or_default() += 1;
+        self.stats
+            .queues
+            .entry(qid)
+            .or_default()
+            .punts
+            .count(e.reason);
         if reason == Some(PuntReason::Doorbell) {
             if self.paths.get(usize::from(qid)).copied().flatten() == Some(Path::Cpu) {
                 self.kick(qid);
@@ -684,20 +681,21 @@ impl Runtime {
             } => {
                 self.outstanding -= 1;
                 let qs = self.stats.queues.entry(entry.qid).or_default();
-                let outcome = match result {
-                    Ok(o) => o,
+                let c = match result {
+                    Ok(c) => c,
                     Err(e) => {
                         // The guest broke the ring protocol: the queue fails as it would had
                         // the FPGA's walk found it (QUEUE_ERROR, with the same cause).
                         qs.broken += 1;
-                        qs.last_error = Some(e.to_string());
+                        let cause = e.cause();
+                        qs.last_error = Some(e.into());
                         self.backlog.push_back(CplEntry {
                             qid: entry.qid,
                             head: entry.head,
                             len: u32::from(entry.head),
                             tag: entry.tag,
                             flags: CPL_QUEUE_ERROR,
-                            status: e.cause().raw() as u8,
+                            status: cause.raw() as u8,
                             rsvd: 0,
                         });
                         return;
@@ -706,41 +704,40 @@ impl Runtime {
                 if panicked {
                     qs.worker_panics += 1;
                 }
-                qs.record(outcome.status, outcome.used_len, ns);
+                qs.record(c.status, c.used_len, ns);
                 self.backlog.push_back(CplEntry {
                     qid: entry.qid,
                     head: entry.head,
-                    len: outcome.used_len,
+                    len: c.used_len,
                     tag: entry.tag,
                     flags: 0,
-                    status: u8::from(outcome.status != Some(Status::Ok)),
+                    status: u8::from(c.status != Status::Ok),
                     rsvd: 0,
                 });
             }
             Done::Served {
                 qid,
-                outcome,
+                completion: c,
                 ns,
                 panicked,
             } => {
                 let qs = self.stats.queues.entry(qid).or_default();
-                qs.record(outcome.status, outcome.used_len, ns);
+                qs.record(c.status, c.used_len, ns);
                 if panicked {
                     qs.worker_panics += 1;
                 }
             }
             Done::Broken {
                 qid,
-                cause,
-                reason,
+                error,
                 panicked,
             } => {
                 if let Some(e) = self.cpu_errors.get_mut(usize::from(qid)) {
-                    *e = Some(cause);
+                    *e = Some(error.cause());
                 }
                 let qs = self.stats.queues.entry(qid).or_default();
                 qs.broken += 1;
-                qs.last_error = Some(reason);
+                qs.last_error = Some(error);
                 if panicked {
                     qs.worker_panics += 1;
                 }
@@ -802,13 +799,12 @@ impl Runtime {
             let qs = self.stats.queues.entry(q as u16).or_default();
             qs.device_error = if queue::q::status::ERROR.is_set(st) {
                 broken += 1;
-                let cause = queue::q::status::CAUSE.get(st);
-                let info = queue::q::ERR_INFO.at(q as u32)?.read(io)?;
-                Some(format!(
-                    "{} (detail {info:#x})",
-                    fpga_virtio_hw::regs::QueueError::from_raw(cause)
-                        .map_or_else(|| format!("cause {cause}"), |c| format!("{c:?}"))
-                ))
+                let raw_cause = queue::q::status::CAUSE.get(st);
+                Some(DeviceQueueError {
+                    cause: QueueError::from_raw(raw_cause),
+                    raw_cause,
+                    detail: queue::q::ERR_INFO.at(q as u32)?.read(io)?,
+                })
             } else {
                 None
             };

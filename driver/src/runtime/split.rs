@@ -6,9 +6,11 @@
 //! ```toml
 //! default = "fpga"        # queues not listed below
 //! workers = 2             # CPU worker threads
-//! cpu_queues = [2, 3]     # served entirely by the CPU's software engine
-//! max_hw_sectors = 256    # larger requests are punted to the CPU (blk_too_large)
+//! cpu_queues = [2, 3]     # served entirely by the CPU's device engines
 //! ```
+//!
+//! What a device type's FPGA engine takes within a queue it serves (virtio-blk's
+//! `max_hw_sectors`, say) is that device's configuration, not the split's.
 
 use std::collections::BTreeSet;
 
@@ -53,8 +55,6 @@ pub struct SplitPolicy {
     pub fpga_queues: BTreeSet<u16>,
     #[serde(default = "default_workers")]
     pub workers: usize,
-    #[serde(default = "default_max_hw_sectors")]
-    pub max_hw_sectors: u32,
 }
 
 fn default_path() -> Path {
@@ -62,9 +62,6 @@ fn default_path() -> Path {
 }
 fn default_workers() -> usize {
     2
-}
-fn default_max_hw_sectors() -> u32 {
-    256
 }
 
 impl Default for SplitPolicy {
@@ -81,7 +78,6 @@ impl SplitPolicy {
             cpu_queues: BTreeSet::new(),
             fpga_queues: BTreeSet::new(),
             workers: default_workers(),
-            max_hw_sectors: default_max_hw_sectors(),
         }
     }
 

@@ -1,13 +1,14 @@
-//! CPU workers: a pool of threads on crossbeam-channel that run the software engine for
-//! requests the FPGA punted and for the queues the CPU owns.
+//! CPU workers: a pool of threads on crossbeam-channel that run the functions' device engines
+//! ([`DeviceEngine`]) for requests the FPGA punted and for the queues the CPU owns.
 //!
 //! The runtime thread sends [`Job`]s; workers send back [`Done`]s. A worker never touches the
 //! device's registers or rings: the runtime thread is the only writer of the completion ring.
 //! A panic while serving a request is caught: the request still completes (as failed), the
 //! worker goes on, and only that request (or, on a CPU-owned queue, that queue) is affected.
 
-use crate::blk::{Outcome, SoftwareEngine};
-use crate::virtq::{chain, ChainError, DmaWindows};
+use crate::device::{Completion, DeviceEngine};
+use crate::virtq::queue::wants_interrupt;
+use crate::virtq::{chain, done_log, ChainError, DmaWindows, DoneLogError, QueueInfo};
 use crossbeam_channel::{Receiver, Sender};
 use fpga_virtio_hw::formats::PuntEntry;
 use fpga_virtio_hw::regs::QueueError;
@@ -17,20 +18,37 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::GuestMemoryMmap;
 
-/// Where a queue's rings are (IOVA = address in the runtime's view of guest memory).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueueInfo {
-    pub func: u8,
-    pub desc: u64,
-    pub avail: u64,
-    pub used: u64,
-    pub size: u16,
-    pub indirect: bool,
-    pub event_idx: bool,
-    /// VIRTIO_F_NOTIFICATION_DATA: doorbells carry the avail idx (the FPGA then skips a read).
-    pub notification_data: bool,
+/// Why a CPU-owned queue stopped (its error state on the CPU path).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CpuQueueError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("avail ring: avail->idx moved by more than the queue size")]
+    AvailJump,
+    #[error("avail ring not readable")]
+    AvailRing,
+    #[error("used ring not writable")]
+    UsedRing,
+    #[error(transparent)]
+    DoneLog(#[from] DoneLogError),
+    #[error("worker panicked while serving the queue")]
+    Panicked,
+}
+
+impl CpuQueueError {
+    /// The queue error cause (the register map's `queue_error`), as the FPGA gives it.
+    pub fn cause(&self) -> QueueError {
+        match self {
+            CpuQueueError::Chain(e) => e.cause(),
+            CpuQueueError::AvailJump => QueueError::AvailJump,
+            CpuQueueError::AvailRing | CpuQueueError::UsedRing | CpuQueueError::DoneLog(_) => {
+                QueueError::DmaFault
+            }
+            CpuQueueError::Panicked => QueueError::Internal,
+        }
+    }
 }
 
 /// A CPU-owned queue: virtio-queue's split-ring state, served by one worker at a time.
@@ -49,8 +67,8 @@ pub(crate) struct CpuQueue {
 
 pub(crate) struct Shared {
     pub mem: GuestMemoryMmap,
-    /// Per function: the software engine (cloned into each worker).
-    pub engines: Vec<Option<SoftwareEngine>>,
+    /// Per function: its device engine (each worker serves with a fork of it).
+    pub engines: Vec<Option<Box<dyn DeviceEngine>>>,
     /// Per function: its DMA windows (the tenant's memory).
     pub windows: Vec<DmaWindows>,
     /// Per queue: CPU-owned state.
@@ -77,14 +95,14 @@ pub(crate) enum Done {
     /// A punted request, served (or refused: a broken chain): answer on the completion ring.
     Punted {
         entry: PuntEntry,
-        result: Result<Outcome, ChainError>,
+        result: Result<Completion, ChainError>,
         ns: u64,
         panicked: bool,
     },
     /// A request of a CPU-owned queue, published on its used ring.
     Served {
         qid: u16,
-        outcome: Outcome,
+        completion: Completion,
         ns: u64,
         panicked: bool,
     },
@@ -95,8 +113,7 @@ pub(crate) enum Done {
     /// A CPU-owned queue stopped (bad chain, or a panic while serving it).
     Broken {
         qid: u16,
-        cause: QueueError,
-        reason: String,
+        error: CpuQueueError,
         panicked: bool,
     },
 }
@@ -147,7 +164,11 @@ impl Drop for Pool {
 }
 
 fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
-    let mut engines = shared.engines.clone();
+    let mut engines: Vec<Option<Box<dyn DeviceEngine>>> = shared
+        .engines
+        .iter()
+        .map(|e| e.as_ref().map(|e| e.fork()))
+        .collect();
     while let Ok(job) = rx.recv() {
         match job {
             Job::Punted { entry, queue, at } => {
@@ -156,13 +177,7 @@ fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
                 }));
                 let (result, panicked) = match r {
                     Ok(result) => (result, false),
-                    Err(_) => (
-                        Ok(Outcome {
-                            status: None,
-                            used_len: 0,
-                        }),
-                        true,
-                    ),
+                    Err(_) => (Ok(Completion::FAILED), true),
                 };
                 let _ = done.send(Done::Punted {
                     entry,
@@ -186,8 +201,7 @@ fn worker(shared: &Shared, rx: &Receiver<Job>, done: &Sender<Done>) {
                     }
                     let _ = done.send(Done::Broken {
                         qid,
-                        cause: QueueError::Internal,
-                        reason: "worker panicked while serving the queue".into(),
+                        error: CpuQueueError::Panicked,
                         panicked: true,
                     });
                 }
@@ -205,10 +219,10 @@ fn maybe_panic(shared: &Shared, qid: u16) {
 
 fn serve_punted(
     shared: &Shared,
-    engines: &mut [Option<SoftwareEngine>],
+    engines: &mut [Option<Box<dyn DeviceEngine>>],
     entry: &PuntEntry,
     q: &QueueInfo,
-) -> Result<Outcome, ChainError> {
+) -> Result<Completion, ChainError> {
     let windows = &shared.windows[usize::from(q.func)];
     let segs = chain::walk(&shared.mem, windows, q.desc, q.size, entry.head, q.indirect)?;
     maybe_panic(shared, entry.qid);
@@ -217,16 +231,13 @@ fn serve_punted(
         .and_then(Option::as_mut)
     {
         Some(engine) => Ok(engine.serve(&shared.mem, &segs)),
-        None => Ok(Outcome {
-            status: None,
-            used_len: 0,
-        }),
+        None => Ok(Completion::FAILED),
     }
 }
 
 fn serve_cpu_queue(
     shared: &Shared,
-    engines: &mut [Option<SoftwareEngine>],
+    engines: &mut [Option<Box<dyn DeviceEngine>>],
     qid: u16,
     at: Instant,
     done: &Sender<Done>,
@@ -241,12 +252,11 @@ fn serve_cpu_queue(
     let mem = &shared.mem;
     let mut published = 0u32;
     // The guest broke the ring protocol: the queue stops until it is set up again.
-    let broken = |cq: &mut CpuQueue, cause: QueueError, reason: String| {
-        cq.broken = Some(cause);
+    let broken = |cq: &mut CpuQueue, error: CpuQueueError| {
+        cq.broken = Some(error.cause());
         let _ = done.send(Done::Broken {
             qid,
-            cause,
-            reason,
+            error,
             panicked: false,
         });
     };
@@ -255,7 +265,7 @@ fn serve_cpu_queue(
     // requests arrived in between.
     loop {
         if cq.queue.disable_notification(mem).is_err() {
-            return broken(cq, QueueError::DmaFault, "used ring not writable".into());
+            return broken(cq, CpuQueueError::UsedRing);
         }
         loop {
             // virtio-queue keeps the avail and used rings; the chain is walked here, with the
@@ -266,10 +276,10 @@ fn serve_cpu_queue(
                     Some(c) => c.head_index(),
                     None => break,
                 },
-                Err(e @ virtio_queue::Error::InvalidAvailRingIndex) => {
-                    return broken(cq, QueueError::AvailJump, format!("avail ring: {e}"))
+                Err(virtio_queue::Error::InvalidAvailRingIndex) => {
+                    return broken(cq, CpuQueueError::AvailJump)
                 }
-                Err(e) => return broken(cq, QueueError::DmaFault, format!("avail ring: {e}")),
+                Err(_) => return broken(cq, CpuQueueError::AvailRing),
             };
             let windows = &shared.windows[usize::from(cq.func)];
             let segs = match chain::walk(
@@ -281,7 +291,7 @@ fn serve_cpu_queue(
                 cq.indirect,
             ) {
                 Ok(s) => s,
-                Err(e) => return broken(cq, e.cause(), e.to_string()),
+                Err(e) => return broken(cq, e.into()),
             };
             // A panic while serving fails this request only: it is still published (used length
             // 0, no status), and the queue goes on.
@@ -290,32 +300,26 @@ fn serve_cpu_queue(
                 maybe_panic(shared, qid);
                 match engines.get_mut(func).and_then(Option::as_mut) {
                     Some(engine) => engine.serve(mem, &segs),
-                    None => Outcome {
-                        status: None,
-                        used_len: 0,
-                    },
+                    None => Completion::FAILED,
                 }
             }));
             let panicked = served.is_err();
-            let outcome = served.unwrap_or(Outcome {
-                status: None,
-                used_len: 0,
-            });
+            let completion = served.unwrap_or(Completion::FAILED);
             if let Some(log) = cq.done_log {
                 // The record goes before the used element (see done_log).
                 let pos = cq.queue.next_avail().wrapping_sub(1);
                 let after = cq.queue.next_used().wrapping_add(1);
-                if let Err(e) = super::done_log::write(mem, log, cq.queue.size(), pos, after) {
-                    return broken(cq, QueueError::DmaFault, e.to_string());
+                if let Err(e) = done_log::write(mem, log, cq.queue.size(), pos, after) {
+                    return broken(cq, e.into());
                 }
             }
-            if cq.queue.add_used(mem, head, outcome.used_len).is_err() {
-                return broken(cq, QueueError::DmaFault, "used ring not writable".into());
+            if cq.queue.add_used(mem, head, completion.used_len).is_err() {
+                return broken(cq, CpuQueueError::UsedRing);
             }
             published += 1;
             let _ = done.send(Done::Served {
                 qid,
-                outcome,
+                completion,
                 ns: at.elapsed().as_nanos() as u64,
                 panicked,
             });
@@ -323,26 +327,10 @@ fn serve_cpu_queue(
         match cq.queue.enable_notification(mem) {
             Ok(true) => continue,
             Ok(false) => break,
-            Err(_) => return broken(cq, QueueError::DmaFault, "used ring not writable".into()),
+            Err(_) => return broken(cq, CpuQueueError::UsedRing),
         }
     }
-    if published > 0 && wants_interrupt(cq, mem) {
+    if published > 0 && wants_interrupt(&mut cq.queue, mem) {
         let _ = done.send(Done::Notify { qid });
     }
-}
-
-/// Whether the guest wants an interrupt for what was just published: EVENT_IDX through
-/// virtio-queue (used_event), otherwise the avail ring's NO_INTERRUPT flag (virtio-queue's
-/// `needs_notification` ignores it).
-fn wants_interrupt(cq: &mut CpuQueue, mem: &GuestMemoryMmap) -> bool {
-    if cq.queue.event_idx_enabled() {
-        return cq.queue.needs_notification(mem).unwrap_or(true);
-    }
-    let flags: u16 = mem
-        .load(
-            vm_memory::GuestAddress(cq.queue.avail_ring()),
-            std::sync::atomic::Ordering::Acquire,
-        )
-        .unwrap_or(0);
-    flags & 1 == 0
 }

@@ -1,10 +1,16 @@
 //! What every device type's CPU path shares: descriptor chains walked and validated once
-//! ([`chain`]) and the tenant's DMA windows they must stay inside ([`window`]).
+//! ([`chain`]), the tenant's DMA windows they must stay inside ([`window`]), the done log that
+//! lets a restarted runtime finish what a dead one left in flight ([`done_log`]), and the rings
+//! of a queue with the virtio-queue glue for the queues the CPU serves ([`queue`]).
 
 pub mod chain;
+pub mod done_log;
+pub mod queue;
 pub mod window;
 
 pub use chain::{ChainError, Segment};
+pub use done_log::DoneLogError;
+pub use queue::QueueInfo;
 pub use window::{DmaWindows, WindowError};
 
 /// Virtio descriptor flags (the one definition the CPU path uses; the RTL's are in

@@ -84,7 +84,8 @@ package fv_regs_pkg;
   typedef enum logic [7:0] {
     VIRTIO_DEVICE_NONE = 8'h0,  // Function unused.
     VIRTIO_DEVICE_NET = 8'h1,  // virtio-net.
-    VIRTIO_DEVICE_BLK = 8'h2  // virtio-blk.
+    VIRTIO_DEVICE_BLK = 8'h2,  // virtio-blk.
+    VIRTIO_DEVICE_ECHO = 8'hff  // Test device (fv_echo_engine): copies a chain's device-readable bytes into its device-writable buffers; the used length is the bytes copied.
   } virtio_device_e;
 
   // What the net engine does with a packet that matches a flow entry.

@@ -24,7 +24,7 @@ pub fn len(size: u16) -> u64 {
     RECORD_BYTES * u64::from(size)
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DoneLogError {
     #[error("the done log at {0:#x} is not in memory")]
     Memory(u64),

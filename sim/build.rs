@@ -56,6 +56,12 @@ fn main() {
     let generated = rtl.join("generated");
     let shim = manifest.join("csrc");
 
+    // CI builds the crates that must not need the simulator with this set: one that pulls it in
+    // fails here instead of passing on a machine that happens to have Verilator.
+    println!("cargo:rerun-if-env-changed=FV_NO_VERILATOR");
+    if std::env::var_os("FV_NO_VERILATOR").is_some() {
+        fail("FV_NO_VERILATOR is set, yet the simulator is being built: a crate that must build without Verilator depends on fpga-virtio-sim");
+    }
     println!("cargo:rerun-if-env-changed=FV_SIM_DW");
     println!("cargo:rerun-if-env-changed=FV_SIM_X");
     println!("cargo:rerun-if-changed=build.rs");

@@ -4,7 +4,7 @@
 
 use fpga_virtio_driver::runtime::{Path as QueuePath, SplitPolicy};
 use fpga_virtio_storage::{BlockStore, FileStore};
-use fpga_virtio_vhost_user::{serve, Device, DeviceOptions};
+use fpga_virtio_vhost_user::{serve, Blk, Device, DeviceOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -75,11 +75,13 @@ pub fn run(o: VhostOptions) -> Result<(), String> {
     let policy = policy(&o.policy)?;
     let sectors = store.size() / 512;
     let opts = DeviceOptions {
-        store,
+        device: Arc::new(Blk {
+            store,
+            id: "fpga-virtio-blk".into(),
+        }),
         queues: o.queues,
         queue_size: o.queue_size,
         policy: policy.clone(),
-        id: "fpga-virtio-blk".into(),
     };
     let device = match o.device {
         // The card is checked before anything is written to it.

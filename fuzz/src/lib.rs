@@ -197,11 +197,13 @@ fn shared_device() -> Arc<fpga_virtio_vhost_user::Device> {
     DEVICE
         .get_or_init(|| {
             fpga_virtio_vhost_user::Device::new(fpga_virtio_vhost_user::DeviceOptions {
-                store: Arc::new(RamStore::new(1 << 20)),
+                device: Arc::new(fpga_virtio_vhost_user::Blk {
+                    store: Arc::new(RamStore::new(1 << 20)),
+                    id: "fuzz".into(),
+                }),
                 queues: 2,
                 queue_size: 256,
                 policy: SplitPolicy::from_toml("cpu_queues = [1]").expect("policy"),
-                id: "fuzz".into(),
             })
             .expect("the simulated device")
         })

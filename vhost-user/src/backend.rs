@@ -1,5 +1,6 @@
-//! The vhost-user side: what the frontend (QEMU) asks of a vhost-user-blk backend, answered by
-//! the device. The `vhost` crate parses the protocol; this is our handler of its backend request
+//! The vhost-user side: what the frontend (QEMU) asks of a vhost-user backend, answered by the
+//! device; the device type ([`crate::device_type::DeviceType`]) gives the features and the
+//! configuration space, the rest is the same for every type. The `vhost` crate parses the protocol; this is our handler of its backend request
 //! trait (vhost-user-backend 0.24 hides its own and answers GET_INFLIGHT_FD "not supported").
 //!
 //! The data plane is the device's: a kick rings the queue's doorbell (starting the queue on the
@@ -10,10 +11,8 @@
 //! restarts holds each queue's done log, which the device writes as it publishes (see
 //! `device.rs` and the driver's `runtime::done_log`).
 
-use crate::config::{offered, BlkConfigSpace};
 use crate::device::{Device, VringSetup};
 use crate::shared_fd;
-use fpga_virtio_driver::blk::{self, BlkConfig};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -146,7 +145,7 @@ impl Events {
             Some((m, since)) if n >= m => {
                 if since.elapsed() >= crate::REPLY_TIMEOUT {
                     eprintln!(
-                        "fpga-virtio vhost-user-blk: the frontend left {n} bytes of replies unread for {:?}: ending the connection",
+                        "fpga-virtio vhost-user: the frontend left {n} bytes of replies unread for {:?}: ending the connection",
                         crate::REPLY_TIMEOUT
                     );
                     let _ = sock.shutdown(std::net::Shutdown::Both);
@@ -183,7 +182,7 @@ impl Events {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("fpga-virtio vhost-user-blk: epoll: {e}");
+                    eprintln!("fpga-virtio vhost-user: epoll: {e}");
                     return;
                 }
             };
@@ -216,7 +215,7 @@ impl Events {
         };
         // A queue the device cannot run fails alone: say why and keep serving the others.
         if let Err(e) = self.device.kick(q, || setup) {
-            eprintln!("fpga-virtio vhost-user-blk: queue {q}: {e}");
+            eprintln!("fpga-virtio vhost-user: queue {q}: {e}");
         }
     }
 
@@ -333,7 +332,7 @@ struct Mapping {
 }
 
 /// The handler of one frontend connection.
-pub struct BlkBackend {
+pub struct Backend {
     device: Arc<Device>,
     events: Arc<Events>,
     owned: bool,
@@ -343,19 +342,19 @@ pub struct BlkBackend {
     vrings: Vec<Vring>,
 }
 
-impl std::fmt::Debug for BlkBackend {
+impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlkBackend")
+        f.debug_struct("Backend")
             .field("device", &self.device)
             .field("vrings", &self.vrings)
             .finish_non_exhaustive()
     }
 }
 
-impl BlkBackend {
+impl Backend {
     pub(crate) fn new(device: Arc<Device>, events: Arc<Events>) -> Self {
         let n = usize::from(device.opts.queues);
-        BlkBackend {
+        Backend {
             device,
             events,
             owned: false,
@@ -366,13 +365,8 @@ impl BlkBackend {
         }
     }
 
-    /// The configuration space the device presents.
-    pub fn config_space(&self) -> BlkConfigSpace {
-        config_space(&self.device)
-    }
-
     fn features(&self) -> u64 {
-        offered() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+        self.device.opts.device.features() | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
     }
 
     fn vring(&mut self, index: u32) -> VhostUserResult<&mut Vring> {
@@ -398,27 +392,6 @@ impl BlkBackend {
     }
 }
 
-/// The configuration space of `device`.
-pub fn config_space(device: &Device) -> BlkConfigSpace {
-    let o = &device.opts;
-    let limits = BlkConfig::new(0, "");
-    BlkConfigSpace {
-        capacity: device.capacity(),
-        // What the engines take: a request inside the chain byte limit (MAX_CHAIN_BYTES).
-        size_max: blk::engine::SIZE_MAX,
-        // Linux's and QEMU's rule: a request may use every descriptor but header and status.
-        seg_max: u32::from(o.queue_size)
-            .saturating_sub(2)
-            .clamp(1, blk::engine::SEG_MAX),
-        blk_size: 512,
-        num_queues: o.queues,
-        max_discard_sectors: limits.max_discard_sectors,
-        max_discard_seg: limits.max_discard_seg,
-        max_write_zeroes_sectors: limits.max_write_zeroes_sectors,
-        max_write_zeroes_seg: limits.max_discard_seg,
-    }
-}
-
 /// A shared-memory file for the in-flight region (sealed: it passes the size checks when a
 /// frontend hands it to the next backend).
 fn memfd(len: u64) -> io::Result<File> {
@@ -427,7 +400,7 @@ fn memfd(len: u64) -> io::Result<File> {
 
 const UNSUPPORTED: VhostUserError = VhostUserError::InvalidOperation("not supported");
 
-impl VhostUserBackendReqHandlerMut for BlkBackend {
+impl VhostUserBackendReqHandlerMut for Backend {
     fn set_owner(&mut self) -> VhostUserResult<()> {
         if self.owned {
             return Err(VhostUserError::InvalidOperation("already claimed"));
@@ -629,7 +602,8 @@ impl VhostUserBackendReqHandlerMut for BlkBackend {
         size: u32,
         _flags: VhostUserConfigFlags,
     ) -> VhostUserResult<Vec<u8>> {
-        Ok(self.config_space().read(offset, size))
+        let o = &self.device.opts;
+        Ok(o.device.config(o.queues, o.queue_size, offset, size))
     }
 
     fn set_config(

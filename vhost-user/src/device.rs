@@ -1,5 +1,6 @@
-//! The device behind the vhost-user socket: the simulated FPGA with the disk behind its storage
-//! port, the runtime (punted requests, CPU-owned queues), and the thread that clocks the model.
+//! The device behind the vhost-user socket, whatever its type ([`DeviceType`]): the simulated
+//! FPGA (or a card over VFIO), the runtime (punted requests, CPU-owned queues), and the thread
+//! that clocks the model.
 //!
 //! DMA addresses are guest physical addresses: every region of the frontend's memory table is
 //! mapped in the device's IOMMU at IOVA = GPA. The runtime's punt and completion rings live in a
@@ -12,23 +13,21 @@
 //! backend died is recovered when it starts again: the requests the log does not show complete
 //! are served first, once each, and the queue goes on after them.
 
+use crate::device_type::DeviceType;
 use crate::hw::{Hw, TURN};
-use fpga_virtio_driver::blk::{features as blk_features, BlkConfig};
 use fpga_virtio_driver::hw::regs::{self, global};
 use fpga_virtio_driver::hw::RegisterIo;
 use fpga_virtio_driver::runtime::{
-    done_log, BlkFunction, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime, RuntimeError,
-    SplitPolicy,
+    done_log, DoneLogError, Path, QueueInfo, QueuePosition, QueueSpec, Rings, Runtime,
+    RuntimeError, SplitPolicy,
 };
 use fpga_virtio_driver::vfio::VfioPciDevice;
-use fpga_virtio_driver::virtq::DmaWindows;
-use fpga_virtio_storage::BlockStore;
+use fpga_virtio_driver::virtq::{DmaWindows, WindowError};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use virtio_bindings::virtio_config as vc;
 use virtio_bindings::virtio_ring as vr;
 use vm_memory::{
     Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
@@ -93,45 +92,86 @@ const _: () = assert!((ERR_POLL_TURNS as u64) * TURN < IDLE_CYCLES);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    #[cfg(feature = "sim")]
     #[error("simulator: {0}")]
     Sim(#[from] fpga_virtio_sim::SimError),
-    #[error("VFIO: {0}")]
-    Vfio(String),
+    #[cfg(feature = "sim")]
+    #[error("the simulator's IOMMU: {0}")]
+    Iommu(#[from] fpga_virtio_sim::IommuError),
+    #[error("VFIO interrupts: {0}")]
+    VfioIrq(#[from] fpga_virtio_driver::vfio::irq::IrqError),
+    #[error("VFIO DMA map: {0}")]
+    VfioDma(#[from] fpga_virtio_driver::vfio::dma::DmaError),
     #[error("register access: {0}")]
     Io(#[from] fpga_virtio_driver::hw::IoError),
     #[error(transparent)]
     Index(#[from] fpga_virtio_driver::hw::IndexError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("guest memory: {0}")]
-    Memory(String),
     #[error("the device: {0}")]
     Probe(#[from] fpga_virtio_driver::probe::ProbeError),
     #[error("starting the clock thread: {0}")]
     Thread(std::io::Error),
-    #[error("queue {0}: {1}")]
-    Queue(u16, String),
+    #[error("{0} queues: between 1 and {max} are served", max = regs::NUM_QUEUES)]
+    QueueCount(u16),
+    #[error("queue {0}: no such queue")]
+    NoSuchQueue(u16),
+    #[error("queue {q}: the device stopped: {cause}")]
+    Stopped { q: u16, cause: Arc<DeviceError> },
+    #[error("queue {q}: the queue failed ({cause:?}); the frontend must reset it")]
+    QueueFailed { q: u16, cause: regs::QueueError },
+    #[error("queue {0}: kicked before the frontend sent its memory table")]
+    NoMemoryTable(u16),
+    #[error("queue {q}: used ring at {at:#x}: {source}")]
+    UsedRing {
+        q: u16,
+        at: u64,
+        source: vm_memory::GuestMemoryError,
+    },
+    #[error("the device's private region: {0}")]
+    PrivateRegion(vm_memory::mmap::FromRangesError),
+    #[error("guest memory overlaps the device's {region} region: {source}")]
+    Overlap {
+        region: &'static str,
+        source: vm_memory::GuestRegionCollectionError,
+    },
+    #[error("guest memory: {0}")]
+    Windows(#[from] WindowError),
+    #[error("in-flight region for {num_queues} queues of {queue_size} entries: too large")]
+    InflightGeometry { num_queues: u16, queue_size: u16 },
+    #[error("in-flight region of {have} bytes, {need} needed")]
+    InflightTooSmall { have: u64, need: u64 },
+    #[error(transparent)]
+    SharedFd(#[from] crate::shared_fd::SharedFdError),
+    #[error("mapping the in-flight region: {0}")]
+    InflightMap(vm_memory::mmap::MmapRegionError),
+    #[error("in-flight region: {0}")]
+    Inflight(#[from] vm_memory::GuestMemoryError),
+    #[error("in-flight region: {0}")]
+    DoneLog(#[from] DoneLogError),
+    #[error("a card over VFIO is not reset in place: restart the backend")]
+    CardReset,
+    #[error("the device reset did not finish")]
+    ResetTimeout,
+    #[error("{0}")]
+    Injected(&'static str),
 }
 
 /// What the device serves.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DeviceOptions {
-    pub store: Arc<dyn BlockStore>,
+    /// The device type (virtio-blk: [`crate::blk::Blk`]).
+    pub device: Arc<dyn DeviceType>,
     pub queues: u16,
     pub queue_size: u16,
     pub policy: SplitPolicy,
-    /// GET_ID answer.
-    pub id: String,
 }
 
-impl std::fmt::Debug for DeviceOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceOptions")
-            .field("queues", &self.queues)
-            .field("queue_size", &self.queue_size)
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
-    }
+/// One line of the device's log.
+macro_rules! note {
+    ($dev:expr, $($arg:tt)*) => {
+        eprintln!("fpga-virtio {}: {}", $dev.opts.device.name(), format_args!($($arg)*))
+    };
 }
 
 /// Where a queue's rings are, as the frontend set them.
@@ -159,7 +199,7 @@ struct State {
     /// Positions of queues stopped by a memory update, to resume from.
     resume: Vec<Option<QueuePosition>>,
     /// The model stopped (a protocol check failed): nothing runs any more.
-    dead: Option<String>,
+    dead: Option<Arc<DeviceError>>,
     /// The frontend's in-flight region (SET_INFLIGHT_FD).
     inflight: Option<Inflight>,
     /// Per queue: (requests the CPU served, doorbell events) of runtimes already retired.
@@ -221,16 +261,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Device {
-    /// The simulated FPGA with `opts.store` behind its storage port, its clock thread running.
+    /// The simulated FPGA (with the device type's store behind its storage port), its clock
+    /// thread running.
+    #[cfg(feature = "sim")]
     pub fn new(opts: DeviceOptions) -> Result<Arc<Self>, DeviceError> {
         Self::check(&opts)?;
-        let (hw, irqfds) = Hw::simulated(opts.store.clone(), opts.queues)?;
+        let (hw, irqfds) = Hw::simulated(opts.device.store(), opts.queues)?;
         Self::start(opts, hw, irqfds)
     }
 
     /// An fpga-virtio card opened through VFIO (bound to vfio-pci, its identity checked by
-    /// the caller) as the data plane; `opts.store` is the CPU's view of the volume the card's
-    /// storage port serves (the CPU serves punted requests and CPU-owned queues on it).
+    /// the caller) as the data plane; a blk device's store is the CPU's view of the volume the
+    /// card's storage port serves (the CPU serves punted requests and CPU-owned queues on it).
     pub fn with_vfio(opts: DeviceOptions, card: VfioPciDevice) -> Result<Arc<Self>, DeviceError> {
         Self::check(&opts)?;
         let (hw, irqfds) = Hw::vfio(card, opts.queues)?;
@@ -239,10 +281,7 @@ impl Device {
 
     fn check(opts: &DeviceOptions) -> Result<(), DeviceError> {
         if opts.queues == 0 || u32::from(opts.queues) > regs::NUM_QUEUES {
-            return Err(DeviceError::Queue(
-                opts.queues,
-                format!("between 1 and {} queues", regs::NUM_QUEUES),
-            ));
+            return Err(DeviceError::QueueCount(opts.queues));
         }
         Ok(())
     }
@@ -252,7 +291,7 @@ impl Device {
         global::CTRL.write(hw.io(), global::ctrl::ENABLE.mask())?;
         let private = Arc::new(
             GuestRegionMmap::from_range(GuestAddress(PRIVATE_IOVA), PRIVATE_SIZE, None)
-                .map_err(|e| DeviceError::Memory(e.to_string()))?,
+                .map_err(DeviceError::PrivateRegion)?,
         );
         let n = usize::from(opts.queues);
         let device = Arc::new(Device {
@@ -293,9 +332,9 @@ impl Device {
         Ok(device)
     }
 
-    /// Capacity in 512-byte sectors.
-    pub fn capacity(&self) -> u64 {
-        self.opts.store.size() / 512
+    /// What the device serves.
+    pub fn options(&self) -> &DeviceOptions {
+        &self.opts
     }
 
     /// The eventfd the device signals for queue `q`'s interrupts.
@@ -325,8 +364,9 @@ impl Device {
             }
             if let Ok(Some(cause)) = rt.queue_error(self.hw.io(), q as u16) {
                 st.err_told[q] = true;
-                eprintln!(
-                    "fpga-virtio vhost-user-blk: queue {q} stopped: the guest broke the ring protocol ({cause:?})"
+                note!(
+                    self,
+                    "queue {q} stopped: the guest broke the ring protocol ({cause:?})"
                 );
                 let _ = self.errfds[q].write(1);
             }
@@ -356,22 +396,25 @@ impl Device {
         num_queues: u16,
         queue_size: u16,
     ) -> Result<(), DeviceError> {
-        let need = inflight_len(num_queues, queue_size).ok_or_else(|| {
-            DeviceError::Memory(format!(
-                "in-flight region for {num_queues} queues of {queue_size} entries"
-            ))
+        let need = inflight_len(num_queues, queue_size).ok_or(DeviceError::InflightGeometry {
+            num_queues,
+            queue_size,
         })?;
         if mmap_size < need {
-            return Err(DeviceError::Memory(format!(
-                "in-flight region of {mmap_size} bytes, {need} needed for {num_queues} queues of {queue_size} entries"
-            )));
+            return Err(DeviceError::InflightTooSmall {
+                have: mmap_size,
+                need,
+            });
         }
-        crate::shared_fd::check(&file, offset, need, "in-flight region")
-            .map_err(|e| DeviceError::Memory(e.to_string()))?;
+        crate::shared_fd::check(&file, offset, need, "in-flight region")?;
         let map = MmapRegion::from_file(FileOffset::new(file, offset), need as usize)
-            .map_err(|e| DeviceError::Memory(format!("mapping the in-flight region: {e}")))?;
-        let region = GuestRegionMmap::new(map, GuestAddress(INFLIGHT_IOVA))
-            .ok_or_else(|| DeviceError::Memory("in-flight region address".into()))?;
+            .map_err(DeviceError::InflightMap)?;
+        let region = GuestRegionMmap::new(map, GuestAddress(INFLIGHT_IOVA)).ok_or(
+            DeviceError::InflightGeometry {
+                num_queues,
+                queue_size,
+            },
+        )?;
         let mut st = lock(&self.state);
         st.inflight = Some(Inflight {
             region: Arc::new(region),
@@ -389,17 +432,19 @@ impl Device {
     /// stopped.
     fn install(&self, st: &mut State, guest: GuestMemoryMmap) -> Result<(), DeviceError> {
         // Check the new map before touching anything that runs.
-        let mut dma = guest.insert_region(self.private.clone()).map_err(|e| {
-            DeviceError::Memory(format!(
-                "guest memory overlaps the device's private region: {e}"
-            ))
-        })?;
-        if let Some(inf) = &st.inflight {
-            dma = dma.insert_region(inf.region.clone()).map_err(|e| {
-                DeviceError::Memory(format!(
-                    "guest memory overlaps the device's in-flight region: {e}"
-                ))
+        let mut dma = guest
+            .insert_region(self.private.clone())
+            .map_err(|source| DeviceError::Overlap {
+                region: "private",
+                source,
             })?;
+        if let Some(inf) = &st.inflight {
+            dma = dma
+                .insert_region(inf.region.clone())
+                .map_err(|source| DeviceError::Overlap {
+                    region: "in-flight",
+                    source,
+                })?;
         }
         let running: Vec<(u16, VringSetup)> = (0..st.started.len())
             .filter_map(|q| st.started[q].map(|(_, ring)| (q as u16, ring)))
@@ -435,7 +480,7 @@ impl Device {
                     Ok(pos) if remember => st.resume[q] = pos,
                     Ok(_) => {}
                     Err(e) => {
-                        eprintln!("fpga-virtio vhost-user-blk: queue {q} did not stop: {e}");
+                        note!(self, "queue {q} did not stop: {e}");
                         first.get_or_insert(e);
                     }
                 }
@@ -463,8 +508,9 @@ impl Device {
             let idx = |at: u64| guest.read_obj::<u16>(GuestAddress(at.wrapping_add(2))).ok();
             if let (Some(avail), Some(used)) = (idx(ring.avail), idx(ring.used)) {
                 if avail != pos.last_avail || used != pos.used_idx {
-                    eprintln!(
-                        "fpga-virtio vhost-user-blk: queue {q} stopped at avail {} / used {} while the guest's avail->idx is {avail} and used->idx {used}",
+                    note!(
+                        self,
+                        "queue {q} stopped at avail {} / used {} while the guest's avail->idx is {avail} and used->idx {used}",
                         pos.last_avail, pos.used_idx
                     );
                 }
@@ -496,10 +542,11 @@ impl Device {
             // mapping away, so that it faults rather than reach the memory of whatever frontend
             // comes next.
             if let Err(e) = self.hw.map(&GuestMemoryMmap::new()) {
-                eprintln!("fpga-virtio vhost-user-blk: unmapping after a failed stop: {e}");
-                st.dead = Some(format!(
+                note!(
+                    self,
                     "a queue did not stop and the device could not be unmapped: {e}"
-                ));
+                );
+                st.dead = Some(Arc::new(e));
             }
             st.guest = None;
             st.dma = None;
@@ -508,7 +555,7 @@ impl Device {
         let n = st.started.len();
         let paths = std::mem::replace(&mut st.ran, vec![None; n]);
         for line in self.summary(&st, &paths) {
-            eprintln!("fpga-virtio vhost-user-blk: {line}");
+            note!(self, "{line}");
         }
         st.retired.iter_mut().for_each(|t| *t = (0, 0));
         st.resume.iter_mut().for_each(|p| *p = None);
@@ -521,11 +568,12 @@ impl Device {
             st.dma = None;
             match self.hw.reset_device(self.opts.queues) {
                 Ok(()) => {
-                    eprintln!("fpga-virtio vhost-user-blk: the device recovered (device reset) from: {why}");
+                    note!(self, "the device recovered (device reset) from: {why}");
                     st.dead = None;
                 }
-                Err(e) => eprintln!(
-                    "fpga-virtio vhost-user-blk: the device stays stopped ({why}); its reset failed: {e}"
+                Err(e) => note!(
+                    self,
+                    "the device stays stopped ({why}); its reset failed: {e}"
                 ),
             }
         }
@@ -587,18 +635,18 @@ impl Device {
     /// doorbell.
     pub fn kick(&self, q: u16, ring: impl FnOnce() -> VringSetup) -> Result<(), DeviceError> {
         if usize::from(q) >= self.irqfds.len() {
-            return Err(DeviceError::Queue(q, "no such queue".into()));
+            return Err(DeviceError::NoSuchQueue(q));
         }
         {
             let mut st = lock(&self.state);
             if let Some(why) = &st.dead {
-                return Err(DeviceError::Queue(q, format!("the device stopped: {why}")));
+                return Err(DeviceError::Stopped {
+                    q,
+                    cause: why.clone(),
+                });
             }
             if let Some(cause) = st.failed[usize::from(q)] {
-                return Err(DeviceError::Queue(
-                    q,
-                    format!("the queue failed ({cause:?}); the frontend must reset it"),
-                ));
+                return Err(DeviceError::QueueFailed { q, cause });
             }
             if st.started[usize::from(q)].is_none() {
                 self.start_locked(&mut st, q, ring())?;
@@ -617,19 +665,10 @@ impl Device {
 
     fn start_locked(&self, st: &mut State, q: u16, ring: VringSetup) -> Result<(), DeviceError> {
         let (Some(guest), Some(dma)) = (st.guest.clone(), st.dma.clone()) else {
-            return Err(DeviceError::Queue(
-                q,
-                "kicked before the frontend sent its memory table".into(),
-            ));
+            return Err(DeviceError::NoMemoryTable(q));
         };
         let features = st.features;
         if st.runtime.is_none() {
-            let mut config = BlkConfig::new(self.capacity(), &self.opts.id);
-            // The device's DMA does go through an IOMMU (ours, mapping IOVA = GPA), so the
-            // function's feature register says ACCESS_PLATFORM even though a vhost-user
-            // frontend's guest does not negotiate it (it has no vIOMMU for this device).
-            config.features =
-                features & blk_features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
             // The tenant reaches its own memory and nothing else: not the runtime's rings, not
             // the in-flight region (both in the device's IOMMU map too).
             let mut private = vec![(PRIVATE_IOVA, PRIVATE_IOVA + PRIVATE_SIZE as u64)];
@@ -641,19 +680,12 @@ impl Device {
                 .iter()
                 .map(|r| (r.start_addr().0, r.start_addr().0 + r.len()))
                 .collect();
-            let windows = DmaWindows::covering(&pieces, &private)
-                .map_err(|e| DeviceError::Memory(format!("guest memory: {e}")))?;
+            let windows = DmaWindows::covering(&pieces, &private)?;
             st.runtime = Some(Runtime::start(
                 self.hw.io(),
                 dma.clone(),
                 self.opts.policy.clone(),
-                vec![BlkFunction {
-                    func: 0,
-                    store: self.opts.store.clone(),
-                    config,
-                    windows,
-                }
-                .into()],
+                vec![self.opts.device.function(0, features, windows)],
                 Rings {
                     punt: PRIVATE_IOVA,
                     punt_log2: PUNT_LOG2,
@@ -695,8 +727,9 @@ impl Device {
                     // The backend that ran this queue died: serve what it left in flight
                     // (whatever the frontend's base says: it only counts used entries).
                     let r = rt.resubmit_in_flight(q, &info, records, h.base)?;
-                    eprintln!(
-                        "fpga-virtio vhost-user-blk: queue {q}: recovered from the in-flight log: {} requests served again (avail positions {:?}; used->idx was {}{}), going on at avail {} / used {}",
+                    note!(
+                        self,
+                        "queue {q}: recovered from the in-flight log: {} requests served again (avail positions {:?}; used->idx was {}{}), going on at avail {} / used {}",
                         r.served.len(),
                         r.served,
                         r.used_before,
@@ -782,8 +815,8 @@ impl Device {
                         moved > 0 || st.runtime.as_ref().is_some_and(|rt| rt.outstanding() > 0)
                     }
                     Err(e) => {
-                        eprintln!("fpga-virtio: the device stopped: {e}");
-                        st.dead = Some(e.to_string());
+                        note!(self, "the device stopped: {e}");
+                        st.dead = Some(Arc::new(e));
                         continue;
                     }
                 }
@@ -812,8 +845,8 @@ impl Device {
     /// Test hook: put the device in its error state, as a failure of the model or the runtime
     /// would (`why` is the message).
     #[doc(hidden)]
-    pub fn inject_device_error(&self, why: &str) {
-        lock(&self.state).dead = Some(why.into());
+    pub fn inject_device_error(&self, why: &'static str) {
+        lock(&self.state).dead = Some(Arc::new(DeviceError::Injected(why)));
     }
 
     /// Stop the clock thread (the device keeps its state).
@@ -830,11 +863,15 @@ impl Device {
 fn used_idx_of(guest: &GuestMemoryMmap, q: u16, used: u64) -> Result<u16, DeviceError> {
     guest
         .read_obj::<u16>(GuestAddress(used.wrapping_add(2)))
-        .map_err(|e| DeviceError::Queue(q, format!("used ring at {used:#x}: {e}")))
+        .map_err(|source| DeviceError::UsedRing {
+            q,
+            at: used,
+            source,
+        })
 }
 
 fn log_err(e: vm_memory::GuestMemoryError) -> DeviceError {
-    DeviceError::Memory(format!("in-flight region: {e}"))
+    DeviceError::Inflight(e)
 }
 
 /// A queue's header in the in-flight region (magic at +0, state +4, ring size +8, base +10).
@@ -875,7 +912,7 @@ fn start_log(
     size: u16,
     base: u16,
 ) -> Result<(), DeviceError> {
-    done_log::init(dma, records, size, base).map_err(|e| DeviceError::Memory(e.to_string()))?;
+    done_log::init(dma, records, size, base)?;
     dma.write_obj(LOG_MAGIC, GuestAddress(hdr))
         .map_err(log_err)?;
     dma.write_obj(size, GuestAddress(hdr + 8))

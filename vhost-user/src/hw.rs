@@ -1,16 +1,21 @@
-//! The hardware behind the vhost-user device: the simulated FPGA (the default) or an
-//! fpga-virtio card through the kernel's VFIO (`--device BDF`). To the device both are register
+//! The hardware behind the vhost-user device: the simulated FPGA (the default; the `sim`
+//! feature) or an fpga-virtio card through the kernel's VFIO (`--device BDF`). To the device both are register
 //! access, a DMA map of what the guest and the runtime address (IOVA = guest physical address),
 //! and one interrupt eventfd per queue; the simulator also needs its clock turned.
 
 use crate::device::DeviceError;
+#[cfg(feature = "sim")]
 use fpga_virtio_driver::hw::regs::{global, msix_table};
 use fpga_virtio_driver::hw::RegisterIo;
 use fpga_virtio_driver::vfio::irq::IrqKind;
 use fpga_virtio_driver::vfio::VfioPciDevice;
+#[cfg(feature = "sim")]
 use fpga_virtio_sim::{GuestMemory, IommuMap, Perm, SimConfig, SimDevice, Simulator, MSI_WINDOW};
+#[cfg(feature = "sim")]
 use fpga_virtio_storage::BlockStore;
-use std::sync::{Arc, Mutex};
+#[cfg(feature = "sim")]
+use std::sync::Arc;
+use std::sync::Mutex;
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -19,6 +24,7 @@ use vmm_sys_util::eventfd::EventFd;
 pub(crate) const TURN: u64 = 1000;
 
 pub(crate) enum Hw {
+    #[cfg(feature = "sim")]
     Sim(SimDevice),
     Vfio {
         dev: VfioPciDevice,
@@ -28,6 +34,7 @@ pub(crate) enum Hw {
 }
 
 /// The simulator's MSI window stands for the interrupt controller: point vector q there.
+#[cfg(feature = "sim")]
 fn sim_vectors(dev: &SimDevice, queues: u16) -> Result<(), DeviceError> {
     for q in 0..u32::from(queues) {
         let at = |a: fpga_virtio_driver::hw::RegArray| a.at(q);
@@ -42,8 +49,9 @@ fn sim_vectors(dev: &SimDevice, queues: u16) -> Result<(), DeviceError> {
 impl Hw {
     /// The simulated FPGA with `store` behind its storage port; MSI-X vector q of `queues` on
     /// the returned eventfd q.
+    #[cfg(feature = "sim")]
     pub(crate) fn simulated(
-        store: Arc<dyn BlockStore>,
+        store: Option<Arc<dyn BlockStore>>,
         queues: u16,
     ) -> Result<(Hw, Vec<EventFd>), DeviceError> {
         let mut sim = Simulator::new(SimConfig {
@@ -52,7 +60,9 @@ impl Hw {
             ..SimConfig::default()
         })?;
         sim.set_log_limit(1024);
-        sim.attach_store(store);
+        if let Some(store) = store {
+            sim.attach_store(store);
+        }
         let irqfds = (0..queues)
             .map(|q| sim.irqfd(u32::from(q)))
             .collect::<Result<Vec<_>, _>>()?;
@@ -66,20 +76,25 @@ impl Hw {
     /// error. A card's MSI-X table belongs to the kernel's VFIO driver, which this reset would
     /// undo: a card is not reset here (restart the backend).
     pub(crate) fn reset_device(&self, queues: u16) -> Result<(), DeviceError> {
-        let Hw::Sim(dev) = self else {
-            return Err(DeviceError::Memory(
-                "a card over VFIO is not reset in place: restart the backend".into(),
-            ));
-        };
+        match self {
+            #[cfg(feature = "sim")]
+            Hw::Sim(dev) => Self::reset_sim(dev, queues),
+            Hw::Vfio { .. } => {
+                let _ = queues;
+                Err(DeviceError::CardReset)
+            }
+        }
+    }
+
+    #[cfg(feature = "sim")]
+    fn reset_sim(dev: &SimDevice, queues: u16) -> Result<(), DeviceError> {
         global::CTRL.write(dev, global::ctrl::RESET.mask())?;
         let mut polls = 0u32;
         while global::status::RESET_BUSY.is_set(global::STATUS.read(dev)?) {
             dev.lock().run(100)?;
             polls += 1;
             if polls > 10_000 {
-                return Err(DeviceError::Memory(
-                    "the device reset did not finish".into(),
-                ));
+                return Err(DeviceError::ResetTimeout);
             }
         }
         sim_vectors(dev, queues)?;
@@ -91,9 +106,7 @@ impl Hw {
     /// A card opened through VFIO: MSI-X vector q of `queues` on the returned eventfd q (the
     /// kernel programs the card's MSI-X table).
     pub(crate) fn vfio(dev: VfioPciDevice, queues: u16) -> Result<(Hw, Vec<EventFd>), DeviceError> {
-        let irqfds = dev
-            .enable_interrupts(IrqKind::Msix, u32::from(queues))
-            .map_err(|e| DeviceError::Vfio(e.to_string()))?;
+        let irqfds = dev.enable_interrupts(IrqKind::Msix, u32::from(queues))?;
         Ok((
             Hw::Vfio {
                 dev,
@@ -105,6 +118,7 @@ impl Hw {
 
     pub(crate) fn io(&self) -> &dyn RegisterIo {
         match self {
+            #[cfg(feature = "sim")]
             Hw::Sim(d) => d,
             Hw::Vfio { dev, .. } => dev,
         }
@@ -114,12 +128,11 @@ impl Hw {
     /// else. Call with the device's queues stopped.
     pub(crate) fn map(&self, dma: &GuestMemoryMmap) -> Result<(), DeviceError> {
         match self {
+            #[cfg(feature = "sim")]
             Hw::Sim(d) => {
                 let mut iommu = IommuMap::new();
                 for r in dma.iter() {
-                    iommu
-                        .map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)
-                        .map_err(|e| DeviceError::Memory(e.to_string()))?;
+                    iommu.map(r.start_addr().0, r.start_addr().0, r.len(), Perm::RW)?;
                 }
                 let mut sim = d.lock();
                 *sim.iommu_mut() = iommu;
@@ -129,11 +142,9 @@ impl Hw {
             Hw::Vfio { dev, mapped } => {
                 let mut mapped = mapped.lock().unwrap_or_else(|p| p.into_inner());
                 for iova in mapped.drain(..) {
-                    dev.unmap_dma(iova)
-                        .map_err(|e| DeviceError::Memory(e.to_string()))?;
+                    dev.unmap_dma(iova)?;
                 }
-                dev.map_dma(dma)
-                    .map_err(|e| DeviceError::Memory(e.to_string()))?;
+                dev.map_dma(dma)?;
                 mapped.extend(dma.iter().map(|r| r.start_addr().0));
                 Ok(())
             }
@@ -144,6 +155,7 @@ impl Hw {
     /// polls the runtime and naps).
     pub(crate) fn turn(&self) -> Result<(), DeviceError> {
         match self {
+            #[cfg(feature = "sim")]
             Hw::Sim(d) => Ok(d.lock().run(TURN)?),
             Hw::Vfio { .. } => Ok(()),
         }
@@ -153,6 +165,7 @@ impl Hw {
     /// hardware can tell.
     pub(crate) fn activity(&self) -> Option<u64> {
         match self {
+            #[cfg(feature = "sim")]
             Hw::Sim(d) => {
                 let sim = d.lock();
                 let s = sim.stats();
@@ -165,6 +178,7 @@ impl Hw {
 
     pub(crate) fn describe(&self) -> String {
         match self {
+            #[cfg(feature = "sim")]
             Hw::Sim(_) => "the simulated FPGA".into(),
             Hw::Vfio { dev, .. } => format!("{} over VFIO", dev.pci().address),
         }

@@ -1,25 +1,34 @@
-//! vhost-user-blk served by the fpga-virtio device: QEMU's guest sees an ordinary virtio-blk
-//! disk; its virtqueues are handed to the (simulated) FPGA, which DMAs guest memory directly,
+//! vhost-user backends served by the fpga-virtio device: QEMU's guest sees an ordinary virtio
+//! device; its virtqueues are handed to the (simulated) FPGA, which DMAs guest memory directly,
 //! the way DPDK's IFC vDPA driver hands a VM's rings to its FPGA.
 //!
-//! - [`device`]: the simulated FPGA, the disk behind its storage port, the runtime and the
-//!   thread that clocks the model; guest memory mapped at IOVA = GPA.
+//! Shared by every device type:
+//! - [`device`]: the card (simulated or over VFIO), the runtime and the thread that clocks the
+//!   model; guest memory mapped at IOVA = GPA; the in-flight region.
 //! - [`backend`]: the vhost-user protocol side (our handler of the `vhost` crate's backend
 //!   request trait): features, config space, memory table, kicks to doorbells, device
 //!   interrupts to call fds, stop with saved state, the in-flight region.
-//! - [`config`]: the virtio-blk configuration space.
-//! - `hw`: the hardware behind the device: the simulated FPGA, or a card over VFIO.
+//! - [`shared_fd`]: checks of the fds a frontend passes; `hw`: the hardware behind the device.
+//! - [`device_type`]: what a device type adds (features, configuration space, function).
+//!
+//! Device types: [`blk`] (vhost-user-blk); vhost-user-net goes beside it.
+//!
+//! The simulator is the `sim` feature (on by default): without it the crate builds and serves
+//! cards over VFIO on a machine without Verilator.
 //!
 //! `fpga-virtio vhost-user-blk --socket PATH --disk FILE` runs [`serve`]. docs/vhost-user.md.
 
 pub mod backend;
-pub mod config;
+pub mod blk;
 pub mod device;
+pub mod device_type;
 mod hw;
 pub mod shared_fd;
 
-pub use backend::BlkBackend;
+pub use backend::Backend;
+pub use blk::Blk;
 pub use device::{Device, DeviceError, DeviceOptions};
+pub use device_type::DeviceType;
 
 use backend::Events;
 use std::path::Path;
@@ -88,7 +97,7 @@ pub fn serve(
         // A frontend that broke the protocol (or went away mid-message) costs its own
         // connection only: say why and serve the next one.
         if !matches!(result, VhostUserError::Disconnected) {
-            eprintln!("fpga-virtio vhost-user-blk: connection ended: {result}");
+            eprintln!("fpga-virtio vhost-user: connection ended: {result}");
         }
         served += 1;
         if connections.is_some_and(|n| served >= n) {
@@ -105,7 +114,7 @@ pub fn serve_stream(
     stream: std::os::unix::net::UnixStream,
 ) -> Result<VhostUserError, ServeError> {
     let events = Events::new(device.clone()).map_err(ServeError::Events)?;
-    let handler = Arc::new(Mutex::new(BlkBackend::new(device.clone(), events.clone())));
+    let handler = Arc::new(Mutex::new(Backend::new(device.clone(), events.clone())));
     let mut conn = BackendReqHandler::from_stream(stream, handler);
     // A frontend may stay silent between requests as long as it likes, but one that stops
     // taking replies gets its socket shut down by the event thread's watchdog (the vhost crate
@@ -122,7 +131,7 @@ pub fn serve_stream(
     // The frontend is gone: stop the device's queues. A frontend that comes back tells us where
     // its rings are again.
     if let Err(e) = device.reset() {
-        eprintln!("fpga-virtio vhost-user-blk: stopping the queues: {e}");
+        eprintln!("fpga-virtio vhost-user: stopping the queues: {e}");
     }
     Ok(result)
 }

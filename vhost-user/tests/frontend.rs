@@ -6,7 +6,7 @@ use fpga_virtio_driver::hw::regs::queue;
 use fpga_virtio_driver::runtime::{Path, SplitPolicy};
 use fpga_virtio_sim::testing::{Buffer, SplitRing};
 use fpga_virtio_storage::{BlockStore, RamStore};
-use fpga_virtio_vhost_user::{serve, Device, DeviceOptions};
+use fpga_virtio_vhost_user::{serve, Blk, Device, DeviceOptions};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -252,11 +252,13 @@ fn backend_with(tag: &str, queues: u16, connections: usize, policy: SplitPolicy)
     let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 5) as u8).collect();
     store.write_at(8 * 512, &pattern).unwrap();
     let device = Device::new(DeviceOptions {
-        store: store.clone(),
+        device: Arc::new(Blk {
+            store: store.clone(),
+            id: "test".into(),
+        }),
         queues,
         queue_size: 256,
         policy,
-        id: "test".into(),
     })
     .unwrap();
     let sock = std::env::temp_dir().join(format!("fv-vu-{}-{tag}.sock", std::process::id()));

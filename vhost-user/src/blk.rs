@@ -1,6 +1,15 @@
-//! The virtio-blk configuration space (virtio 1.2, 5.2.4) the frontend reads with GET_CONFIG.
+//! vhost-user-blk: the virtio-blk device type on the shared vhost-user plumbing. Its features,
+//! its configuration space (virtio 1.2, 5.2.4) the frontend reads with GET_CONFIG, and the
+//! function the card serves (the driver's `blk`).
 
+use crate::device_type::{config_read, DeviceType};
+use fpga_virtio_driver::blk::{self, BlkConfig, BlkFunction};
+use fpga_virtio_driver::device::Function;
+use fpga_virtio_driver::virtq::DmaWindows;
+use fpga_virtio_storage::BlockStore;
+use std::sync::Arc;
 use virtio_bindings::virtio_blk as vb;
+use virtio_bindings::virtio_config as vc;
 
 /// Size of `struct virtio_blk_config` up to and including `write_zeroes_may_unmap` and its
 /// padding (what Linux and QEMU read).
@@ -49,15 +58,7 @@ impl BlkConfigSpace {
     /// `size` bytes at `offset` (zeros past the end, as a device with a shorter config reads;
     /// at most 256 bytes, the vhost-user limit).
     pub fn read(&self, offset: u32, size: u32) -> Vec<u8> {
-        let bytes = self.to_bytes();
-        (0..size.min(256))
-            .map(|k| {
-                offset
-                    .checked_add(k)
-                    .and_then(|i| bytes.get(i as usize).copied())
-                    .unwrap_or(0)
-            })
-            .collect()
+        config_read(&self.to_bytes(), offset, size)
     }
 }
 
@@ -65,14 +66,91 @@ impl BlkConfigSpace {
 /// (ACCESS_PLATFORM: the frontend gives the guest no vIOMMU for us; NOTIFICATION_DATA and
 /// ORDER_PLATFORM: QEMU's vhost-user does not pass them).
 pub fn offered() -> u64 {
-    use virtio_bindings::virtio_config as vc;
-    fpga_virtio_driver::blk::features::OFFERED
+    blk::features::OFFERED
         & !((1 << vc::VIRTIO_F_ACCESS_PLATFORM)
             | (1 << vc::VIRTIO_F_NOTIFICATION_DATA)
             | (1 << vc::VIRTIO_F_ORDER_PLATFORM))
 }
 
 const _: () = assert!(vb::VIRTIO_BLK_F_MQ == 12);
+
+/// The virtio-blk device type: a disk.
+#[derive(Clone)]
+pub struct Blk {
+    pub store: Arc<dyn BlockStore>,
+    /// GET_ID answer.
+    pub id: String,
+}
+
+impl std::fmt::Debug for Blk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blk")
+            .field("sectors", &self.capacity())
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Blk {
+    /// Capacity in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.store.size() / 512
+    }
+
+    /// The configuration space of a disk served on `queues` queues of up to `queue_size`
+    /// entries.
+    pub fn config_space(&self, queues: u16, queue_size: u16) -> BlkConfigSpace {
+        let limits = BlkConfig::new(0, "");
+        BlkConfigSpace {
+            capacity: self.capacity(),
+            // What the engines take: a request inside the chain byte limit (MAX_CHAIN_BYTES).
+            size_max: blk::engine::SIZE_MAX,
+            // Linux's and QEMU's rule: a request may use every descriptor but header and status.
+            seg_max: u32::from(queue_size)
+                .saturating_sub(2)
+                .clamp(1, blk::engine::SEG_MAX),
+            blk_size: 512,
+            num_queues: queues,
+            max_discard_sectors: limits.max_discard_sectors,
+            max_discard_seg: limits.max_discard_seg,
+            max_write_zeroes_sectors: limits.max_write_zeroes_sectors,
+            max_write_zeroes_seg: limits.max_discard_seg,
+        }
+    }
+}
+
+impl DeviceType for Blk {
+    fn name(&self) -> &'static str {
+        "vhost-user-blk"
+    }
+
+    fn features(&self) -> u64 {
+        offered()
+    }
+
+    fn config(&self, queues: u16, queue_size: u16, offset: u32, size: u32) -> Vec<u8> {
+        self.config_space(queues, queue_size).read(offset, size)
+    }
+
+    fn function(&self, func: u8, features: u64, windows: DmaWindows) -> Function {
+        let mut config = BlkConfig::new(self.capacity(), &self.id);
+        // The device's DMA does go through an IOMMU (ours, mapping IOVA = GPA), so the
+        // function's feature register says ACCESS_PLATFORM even though a vhost-user frontend's
+        // guest does not negotiate it (it has no vIOMMU for this device).
+        config.features = features & blk::features::OFFERED | (1 << vc::VIRTIO_F_ACCESS_PLATFORM);
+        BlkFunction {
+            func,
+            store: self.store.clone(),
+            config,
+            windows,
+        }
+        .into()
+    }
+
+    fn store(&self) -> Option<Arc<dyn BlockStore>> {
+        Some(self.store.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -109,7 +187,6 @@ mod tests {
 
     #[test]
     fn vhost_user_offers_no_platform_features() {
-        use virtio_bindings::virtio_config as vc;
         let f = offered();
         assert_eq!(f & (1 << vc::VIRTIO_F_ACCESS_PLATFORM), 0);
         assert_ne!(f & (1 << vc::VIRTIO_F_VERSION_1), 0);

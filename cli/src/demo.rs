@@ -6,6 +6,7 @@
 //! RTL (real DMA into guest memory, a RAM block store behind the storage port) and the runtime's
 //! CPU workers; the summary shows each path's share, throughput and latency.
 
+use crate::error::CliError;
 use fpga_virtio_driver::hw::regs::PuntReason;
 use fpga_virtio_driver::runtime::{Path, SplitPolicy};
 use fpga_virtio_workload::{run as run_workload, Report, WorkloadConfig};
@@ -199,7 +200,7 @@ pub struct DemoOptions<'a> {
     pub quiet: bool,
 }
 
-pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
+pub fn run(o: DemoOptions<'_>) -> Result<Summary, CliError> {
     let DemoOptions {
         requests,
         queues,
@@ -209,7 +210,7 @@ pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
         disk,
         quiet,
     } = o;
-    let policy = SplitPolicy::from_toml(policy).map_err(|e| e.to_string())?;
+    let policy = SplitPolicy::from_toml(policy)?;
     let cfg = WorkloadConfig {
         seed,
         requests,
@@ -240,8 +241,7 @@ pub fn run(o: DemoOptions<'_>) -> Result<Summary, String> {
             let _ = std::io::stderr().flush();
             next = done + total / 10;
         }
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     if !quiet {
         eprintln!();
     }
@@ -360,6 +360,7 @@ mod tests {
             quiet: true,
         })
         .unwrap_err();
-        assert!(e.contains("workers"), "{e}");
+        assert!(matches!(e, CliError::EmbeddedPolicy(_)), "{e}");
+        assert!(e.to_string().contains("workers"), "{e}");
     }
 }

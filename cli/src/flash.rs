@@ -2,6 +2,7 @@
 //! loading an image with rollback. The device is the simulated FPGA, whose flash lives in a file
 //! between runs (`--flash-file`), or a card bound to vfio-pci (`info --device BDF`).
 
+use crate::error::{file, CliError};
 use fpga_virtio_driver::vfio::sysfs::PciAddress;
 use fpga_virtio_firmware_loader::{info, load, DeviceInfo, LoadOptions};
 use fpga_virtio_sim::{FlashModel, SimConfig, SimDevice, Simulator};
@@ -17,19 +18,18 @@ pub fn default_flash_file() -> PathBuf {
     base.join("fpga-virtio").join("sim-flash.bin")
 }
 
-fn device(flash_file: &Path) -> Result<(SimDevice, Arc<FlashModel>), String> {
-    let model = FlashModel::load(flash_file).map_err(|e| e.to_string())?;
+fn device(flash_file: &Path) -> Result<(SimDevice, Arc<FlashModel>), CliError> {
+    let model = FlashModel::load(flash_file).map_err(file(flash_file))?;
     let sim = Simulator::new(SimConfig {
         flash: Some(model.clone()),
         ..SimConfig::default()
-    })
-    .map_err(|e| format!("simulator: {e}"))?;
+    })?;
     Ok((SimDevice::new(sim), model))
 }
 
-pub fn run_info(flash_file: &Path, json: bool) -> Result<(), String> {
+pub fn run_info(flash_file: &Path, json: bool) -> Result<(), CliError> {
     let (dev, _) = device(flash_file)?;
-    let i = info(&dev).map_err(|e| e.to_string())?;
+    let i = info(&dev)?;
     print_info(
         &format!(
             "simulated fpga-virtio device (flash in {})",
@@ -42,10 +42,13 @@ pub fn run_info(flash_file: &Path, json: bool) -> Result<(), String> {
 
 /// `fpga-virtio info --device BDF`: the same over the kernel's VFIO. A device that is not an
 /// fpga-virtio card is named by its ids and what its BAR0 starts with.
-pub fn run_info_device(address: PciAddress, json: bool) -> Result<(), String> {
+pub fn run_info_device(address: PciAddress, json: bool) -> Result<(), CliError> {
     let dev = crate::card::open(address)?;
     let pci = dev.pci().clone();
-    let i = info(&dev).map_err(|e| format!("{address}: {e}"))?;
+    let i = info(&dev).map_err(|e| CliError::Card {
+        address,
+        source: Box::new(e.into()),
+    })?;
     print_info(
         &format!(
             "fpga-virtio device {address} [{:04x}:{:04x}] over VFIO",
@@ -54,15 +57,13 @@ pub fn run_info_device(address: PciAddress, json: bool) -> Result<(), String> {
         &i,
         json,
     )?;
-    dev.close().map_err(|e| format!("{address}: {e}"))
+    dev.close()
+        .map_err(|source| CliError::Close { address, source })
 }
 
-fn print_info(header: &str, i: &DeviceInfo, json: bool) -> Result<(), String> {
+fn print_info(header: &str, i: &DeviceInfo, json: bool) -> Result<(), CliError> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(i).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(i)?);
     } else {
         println!("{header}");
         println!(
@@ -98,26 +99,22 @@ const MAX_IMAGE_BYTES: u64 = fpga_virtio_hw::regs::FLASH_PAGE_WORDS as u64
 
 /// Read `path`, refusing (before reading) a file larger than `max`: a huge or endless file
 /// (`/dev/zero`) is an error, not a process that fills its memory.
-fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let too_big = |n: u64| {
-        format!(
-            "{}: {n} bytes or more; a slot holds at most {max}",
-            path.display()
-        )
+    let f = std::fs::File::open(path).map_err(file(path))?;
+    let too_big = |bytes: u64| CliError::ImageTooLarge {
+        path: path.into(),
+        bytes,
+        max,
     };
-    let len = f
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
+    let len = f.metadata().map_err(file(path))?.len();
     if len > max {
         return Err(too_big(len));
     }
     let mut bytes = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(file(path))?;
     if bytes.len() as u64 > max {
         return Err(too_big(bytes.len() as u64));
     }
@@ -130,7 +127,7 @@ pub fn run_flash(
     force: bool,
     flash_file: &Path,
     json: bool,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     let bytes = read_bounded(image, MAX_IMAGE_BYTES)?;
     let opts = LoadOptions {
         trusted_key: trusted_key.map(crate::image::verifying_key).transpose()?,
@@ -143,8 +140,7 @@ pub fn run_flash(
         indicatif::ProgressBar::new(1)
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("  {msg:8} [{bar:40}] {pos}/{len}")
-            .map_err(|e| e.to_string())?
+        indicatif::ProgressStyle::with_template("  {msg:8} [{bar:40}] {pos}/{len}")?
             .progress_chars("=> "),
     );
     let result = load(&dev, &bytes, &opts, &mut |stage, done, total| {
@@ -156,13 +152,10 @@ pub fn run_flash(
     });
     bar.finish_and_clear();
     // Whatever happened, the flash keeps what was written (as a real part would).
-    model.save(flash_file).map_err(|e| e.to_string())?;
-    let report = result.map_err(|e| e.to_string())?;
+    model.save(flash_file).map_err(file(flash_file))?;
+    let report = result?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
             "flashed {} into slot {} ({} pages): now running {} (was {} from slot {})",
@@ -185,7 +178,10 @@ mod tests {
     fn an_image_larger_than_a_slot_is_refused_before_it_is_read() {
         // /dev/zero reports no size and never ends: read at most one byte past the limit.
         let e = read_bounded(Path::new("/dev/zero"), 4096).unwrap_err();
-        assert!(e.contains("at most 4096"), "{e}");
+        assert!(
+            matches!(e, CliError::ImageTooLarge { max: 4096, .. }),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.img");
         std::fs::File::create(&big)

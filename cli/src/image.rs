@@ -1,6 +1,7 @@
 //! `fpga-virtio image pack|inspect|verify|keygen`: build and check firmware images
 //! (format: docs/firmware.md).
 
+use crate::error::{file, CliError};
 use fpga_virtio_firmware_loader::{
     Image, ImageBuilder, SectionKind, SigningKey, VerifyingKey, Version,
 };
@@ -69,27 +70,34 @@ fn parse_u32(s: &str) -> Result<u32, String> {
     r.map_err(|_| format!("{s:?} is not a 32-bit number"))
 }
 
-fn read(p: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+fn read(p: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(p).map_err(file(p))
 }
 
-fn key_bytes(p: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let raw = hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", p.display()))?;
-    raw.try_into()
-        .map_err(|v: Vec<u8>| format!("{}: {} bytes, a key is 32", p.display(), v.len()))
+fn key_bytes(p: &Path) -> Result<[u8; 32], CliError> {
+    let text = std::fs::read_to_string(p).map_err(file(p))?;
+    let raw = hex::decode(text.trim()).map_err(|source| CliError::NotHex {
+        path: p.into(),
+        source,
+    })?;
+    raw.try_into().map_err(|v: Vec<u8>| CliError::KeyLength {
+        path: p.into(),
+        len: v.len(),
+    })
 }
 
-pub fn signing_key(p: &Path) -> Result<SigningKey, String> {
+pub fn signing_key(p: &Path) -> Result<SigningKey, CliError> {
     Ok(SigningKey::from_bytes(&key_bytes(p)?))
 }
 
-pub fn verifying_key(p: &Path) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&key_bytes(p)?)
-        .map_err(|e| format!("{}: not an Ed25519 public key: {e}", p.display()))
+pub fn verifying_key(p: &Path) -> Result<VerifyingKey, CliError> {
+    VerifyingKey::from_bytes(&key_bytes(p)?).map_err(|source| CliError::PublicKey {
+        path: p.into(),
+        source,
+    })
 }
 
-pub fn run(cmd: ImageCommand) -> Result<(), String> {
+pub fn run(cmd: ImageCommand) -> Result<(), CliError> {
     match cmd {
         ImageCommand::Pack {
             bitstream,
@@ -109,7 +117,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
             if let Some(d) = defaults {
                 let d = read(&d)?;
                 if d.len() % 8 != 0 {
-                    return Err("register defaults: the file must hold 8-byte pairs".into());
+                    return Err(CliError::RegisterDefaults);
                 }
                 b = b.section(SectionKind::RegisterDefaults, d);
             }
@@ -123,8 +131,8 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
             });
             b.info.git_hash = git_hash;
             let key = sign.as_deref().map(signing_key).transpose()?;
-            let bytes = b.build(key.as_ref()).map_err(|e| e.to_string())?;
-            std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+            let bytes = b.build(key.as_ref())?;
+            std::fs::write(&out, &bytes).map_err(file(&out))?;
             println!(
                 "wrote {} ({} bytes, version {version}, {})",
                 out.display(),
@@ -134,7 +142,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
             Ok(())
         }
         ImageCommand::Inspect { image } => {
-            let img = Image::parse(&read(&image)?).map_err(|e| e.to_string())?;
+            let img = Image::parse(&read(&image)?)?;
             let i = &img.info;
             println!("image {}", image.display());
             println!("  format version {}", i.format_version);
@@ -170,8 +178,8 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
         }
         ImageCommand::Verify { image, trusted_key } => {
             let key = trusted_key.as_deref().map(verifying_key).transpose()?;
-            let img = Image::parse(&read(&image)?).map_err(|e| e.to_string())?;
-            img.verify(key.as_ref()).map_err(|e| e.to_string())?;
+            let img = Image::parse(&read(&image)?)?;
+            img.verify(key.as_ref())?;
             println!(
                 "{}: ok (version {}, {})",
                 image.display(),
@@ -188,7 +196,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
             let mut seed = [0u8; 32];
             std::fs::File::open("/dev/urandom")
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-                .map_err(|e| format!("/dev/urandom: {e}"))?;
+                .map_err(file("/dev/urandom"))?;
             let key = SigningKey::from_bytes(&seed);
             // OUT.pub beside OUT (appended, so `keygen k.pub` cannot name the secret and the
             // public key the same file); neither may exist already.
@@ -196,7 +204,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
             public.push(".pub");
             let public = PathBuf::from(public);
             if public.exists() {
-                return Err(format!("{}: exists; not overwriting it", public.display()));
+                return Err(CliError::Exists(public));
             }
             write_private(&out, &hex::encode(seed))?;
             std::fs::OpenOptions::new()
@@ -209,7 +217,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
                         hex::encode(key.verifying_key().to_bytes()).as_bytes(),
                     )
                 })
-                .map_err(|e| format!("{}: {e}", public.display()))?;
+                .map_err(file(&public))?;
             println!(
                 "wrote {} (secret) and {} (public)",
                 out.display(),
@@ -220,7 +228,7 @@ pub fn run(cmd: ImageCommand) -> Result<(), String> {
     }
 }
 
-fn write_private(p: &Path, text: &str) -> Result<(), String> {
+fn write_private(p: &Path, text: &str) -> Result<(), CliError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -228,9 +236,8 @@ fn write_private(p: &Path, text: &str) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(p)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(file(p))?;
+    f.write_all(text.as_bytes()).map_err(file(p))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod card;
 mod demo;
+mod error;
 mod flash;
 mod image;
 mod vhost;
@@ -202,7 +203,7 @@ fn main() -> ExitCode {
             disk,
             json,
         } => match policy
-            .map(|p| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display())))
+            .map(|p| std::fs::read_to_string(&p).map_err(error::file(p)))
             .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
             .and_then(|policy| {
                 demo::run(demo::DemoOptions {

@@ -2,6 +2,7 @@
 //! vhost-user, with the simulated FPGA as the data plane, or a card over VFIO
 //! (`--device BDF`). docs/vhost-user.md.
 
+use crate::error::{file as file_err, CliError};
 use fpga_virtio_driver::runtime::{Path as QueuePath, SplitPolicy};
 use fpga_virtio_storage::{BlockStore, FileStore};
 use fpga_virtio_vhost_user::{serve, Blk, Device, DeviceOptions};
@@ -39,37 +40,39 @@ pub struct VhostOptions {
 }
 
 /// The policy named on the command line.
-pub fn policy(name: &str) -> Result<SplitPolicy, String> {
+pub fn policy(name: &str) -> Result<SplitPolicy, CliError> {
     match name {
         "fpga" => Ok(SplitPolicy::all(QueuePath::Fpga)),
         "cpu" => Ok(SplitPolicy::all(QueuePath::Cpu)),
-        "split" => SplitPolicy::from_toml(crate::demo::DEFAULT_POLICY).map_err(|e| e.to_string()),
+        "split" => Ok(SplitPolicy::from_toml(crate::demo::DEFAULT_POLICY)?),
         file => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-            SplitPolicy::from_toml(&text).map_err(|e| format!("{file}: {e}"))
+            let text = std::fs::read_to_string(file).map_err(file_err(file))?;
+            SplitPolicy::from_toml(&text).map_err(|source| CliError::Policy {
+                path: file.into(),
+                source,
+            })
         }
     }
 }
 
-fn open_disk(path: &Path, size_mib: Option<u64>) -> Result<Arc<dyn BlockStore>, String> {
-    let store = FileStore::open(path, size_mib.map(|m| m << 20))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+fn open_disk(path: &Path, size_mib: Option<u64>) -> Result<Arc<dyn BlockStore>, CliError> {
+    let store =
+        FileStore::open(path, size_mib.map(|m| m << 20)).map_err(|source| CliError::Store {
+            path: path.into(),
+            source,
+        })?;
     if store.size() == 0 || store.size() % 512 != 0 {
-        return Err(format!(
-            "{}: {} bytes is not a whole number of 512-byte sectors (use --size-mib to size it)",
-            path.display(),
-            store.size()
-        ));
+        return Err(CliError::DiskSize {
+            path: path.into(),
+            bytes: store.size(),
+        });
     }
     Ok(Arc::new(store))
 }
 
-pub fn run(o: VhostOptions) -> Result<(), String> {
+pub fn run(o: VhostOptions) -> Result<(), CliError> {
     if !o.queue_size.is_power_of_two() {
-        return Err(format!(
-            "--queue-size {} is not a power of two",
-            o.queue_size
-        ));
+        return Err(CliError::QueueSize(o.queue_size));
     }
     let store = open_disk(&o.disk, o.size_mib)?;
     let policy = policy(&o.policy)?;
@@ -85,10 +88,9 @@ pub fn run(o: VhostOptions) -> Result<(), String> {
     };
     let device = match o.device {
         // The card is checked before anything is written to it.
-        Some(address) => Device::with_vfio(opts, crate::card::open(address)?),
-        None => Device::new(opts),
-    }
-    .map_err(|e| e.to_string())?;
+        Some(address) => Device::with_vfio(opts, crate::card::open(address)?)?,
+        None => Device::new(opts)?,
+    };
     let paths: Vec<String> = (0..o.queues)
         .map(|q| format!("{q}:{}", policy.path(q).as_str()))
         .collect();
@@ -101,7 +103,7 @@ pub fn run(o: VhostOptions) -> Result<(), String> {
         paths.join(" "),
         device.describe()
     );
-    let result = serve(device.clone(), &o.socket, o.connections).map_err(|e| e.to_string());
+    let result = serve(device.clone(), &o.socket, o.connections).map_err(CliError::from);
     device.shutdown();
     result
 }

@@ -121,6 +121,11 @@ fn main() {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
+    // The generated include (the CSR blocks on the MMIO bus) that fv_top reads.
+    println!(
+        "cargo:rerun-if-changed={}",
+        generated.join("fv_csr_bus.svh").display()
+    );
 
     let vobj = out.join("vobj");
     let _ = std::fs::remove_dir_all(&vobj);
@@ -137,6 +142,7 @@ fn main() {
         ])
         .arg("--trace-fst")
         .args(extra_flags.split_whitespace())
+        .arg(format!("-I{}", generated.display()))
         .arg(format!("-GDW={dw}"))
         .arg(format!("-GNSLOT={nslot}"))
         .arg("--Mdir")

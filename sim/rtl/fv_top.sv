@@ -98,254 +98,9 @@ module fv_top #(
   assign srst = rst || soft_rst;
 
   // ---------------------------------------------------------------------------------------------
-  // Register blocks (generated from hw/regmap.toml), connected by name.
-  logic [31:0] counters_punts_requests_count_i;
-  logic counters_qstat_rd_en, counters_punts_rd_en;
-  logic [$clog2(fv_regs_pkg::NUM_QUEUES)-1:0] counters_qstat_rd_idx;
-  logic [$clog2(fv_regs_pkg::NUM_PUNT_REASONS)-1:0] counters_punts_rd_idx;
-  logic [31:0] counters_qstat_requests_lo_count_i;
-  logic [31:0] counters_qstat_requests_hi_count_i;
-  logic [31:0] counters_qstat_bytes_lo_count_i;
-  logic [31:0] counters_qstat_bytes_hi_count_i;
-  logic [31:0] counters_qstat_punts_count_i;
-  logic [31:0] counters_qstat_errors_count_i;
-  logic [31:0] counters_qstat_dma_faults_count_i;
-  logic [31:0] counters_qstat_irqs_count_i;
-  logic [31:0] counters_qstat_lat0_count_i;
-  logic [31:0] counters_qstat_lat1_count_i;
-  logic [31:0] counters_qstat_lat2_count_i;
-  logic [31:0] counters_qstat_lat3_count_i;
-  logic [31:0] counters_qstat_lat4_count_i;
-  logic [31:0] counters_qstat_lat5_count_i;
-  logic [31:0] counters_qstat_lat6_count_i;
-  logic [31:0] counters_qstat_lat7_count_i;
-  logic [31:0] cpl_ring_base_lo_addr;
-  logic [31:0] cpl_ring_base_hi_addr;
-  logic [4:0] cpl_ring_size_log2_log2;
-  logic cpl_ring_ctrl_enable;
-  logic [31:0] cpl_ring_prod_idx;
-  logic [31:0] cpl_ring_cons_idx_i;
-  logic cpl_ring_status_bad_entry;
-  logic cpl_ring_status_bad_entry_set;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] doorbell_db_notify_avail_idx_pulse;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] doorbell_db_notify_avail_idx;
-  logic flash_ctrl_cmd_pulse;
-  logic [3:0] flash_ctrl_cmd;
-  logic flash_ctrl_slot_pulse;
-  logic [1:0] flash_ctrl_slot;
-  logic [31:0] flash_addr_page;
-  logic flash_status_busy_i;
-  logic flash_status_error;
-  logic flash_status_error_set;
-  logic [31:0] flash_progress_pages_i;
-  logic [1:0] flash_slots_active_i;
-  logic [1:0] flash_slots_booted_i;
-  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value;
-  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0] flash_page_data_value_we;
-  logic [fv_regs_pkg::FLASH_PAGE_WORDS-1:0][31:0] flash_page_data_value_d;
-  logic [31:0] flow_table_key0_value;
-  logic [31:0] flow_table_key1_value;
-  logic [31:0] flow_table_key2_value;
-  logic [31:0] flow_table_key3_value;
-  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_base_lo_addr;
-  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_base_hi_addr;
-  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_end_lo_addr;
-  logic [fv_regs_pkg::NUM_DMA_WINDOWS-1:0][31:0] dma_window_win_end_hi_addr;
-  logic [3:0] flow_table_action_op;
-  logic flow_table_action_op_we;
-  logic [3:0] flow_table_action_op_d;
-  logic [15:0] flow_table_action_target;
-  logic flow_table_action_target_we;
-  logic [15:0] flow_table_action_target_d;
-  logic [31:0] flow_table_action_arg_value;
-  logic flow_table_action_arg_value_we;
-  logic [31:0] flow_table_action_arg_value_d;
-  logic flow_table_cmd_op_pulse;
-  logic [1:0] flow_table_cmd_op;
-  logic flow_table_status_busy_i;
-  logic flow_table_status_hit_i;
-  logic flow_table_status_full_i;
-  logic [31:0] flow_table_entries_count_i;
-  logic [31:0] flow_table_misses_count_i;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][7:0] functions_func_device_type_kind;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_enable;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_ctrl_reset_pulse;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_reset_busy_i;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0] functions_func_status_queue_error_i;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_lo_bits;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_hi_bits;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_lo_sectors;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_hi_sectors;
-  logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_max_sectors_sectors;
-  logic [31:0] fw_id_fpga_id_id_i;
-  logic [31:0] fw_id_board_id_id_i;
-  logic [31:0] fw_id_product_id_i;
-  logic [7:0] fw_id_fw_version_patch_i;
-  logic [7:0] fw_id_fw_version_minor_i;
-  logic [15:0] fw_id_fw_version_major_i;
-  logic [31:0] fw_id_build_date_seconds_i;
-  logic [31:0] fw_id_git_hash_hash_i;
-  logic [1:0] fw_id_boot_slot_i;
-  logic fw_id_boot_fallback_i;
-  logic global_ctrl_enable;
-  logic global_ctrl_reset_pulse;
-  logic global_status_ready_i;
-  logic global_status_reset_busy_i;
-  logic global_status_dma_fault;
-  logic global_status_dma_fault_set;
-  logic [7:0] global_caps_dma_bytes_log2_i;
-  logic [31:0] global_cycle_lo_count_i;
-  logic [31:0] global_cycle_hi_count_i;
-  logic [31:0] global_dma_fault_addr_lo_addr_i;
-  logic [31:0] global_dma_fault_addr_hi_addr_i;
-  logic [15:0] global_dma_fault_info_queue_i;
-  logic global_dma_fault_info_write_i;
-  logic [31:0] global_dma_fault_count_count_i;
-  logic [15:0] global_config_msix_vector;
-  logic [31:0] global_scratch_value;
-  logic [31:0] global_storage_timeout_cycles;
-  logic [31:0] global_storage_timeouts_count_i;
-  logic [31:0] global_engine_timeout_cycles;
-  logic [31:0] global_engine_timeouts_count_i;
-  logic [fv_regs_pkg::NUM_PBA_WORDS-1:0][31:0] msix_pba_pba_pending_bits_i;
-  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_lo_addr;
-  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_addr_hi_addr;
-  logic [fv_regs_pkg::NUM_MSIX-1:0][31:0] msix_table_vec_data_data;
-  logic [fv_regs_pkg::NUM_MSIX-1:0] msix_table_vec_ctrl_mask;
-  logic [31:0] punt_ring_base_lo_addr;
-  logic [31:0] punt_ring_base_hi_addr;
-  logic [4:0] punt_ring_size_log2_log2;
-  logic punt_ring_ctrl_enable;
-  logic [31:0] punt_ring_prod_idx_i;
-  logic [31:0] punt_ring_cons_idx;
-  logic [15:0] punt_ring_msix_vector;
-  logic punt_ring_status_full_i;
-  logic punt_ring_status_busy_i;
-  logic [31:0] punt_ring_stalls_cycles_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_lo_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_desc_hi_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_lo_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_avail_hi_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_lo_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_used_hi_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_lo_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_done_log_hi_addr;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_size_size;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_we;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_enable_d;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_owner;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_event_idx;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_indirect;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][2:0] queue_q_ctrl_func;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_msix_vector;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_last_avail_we;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_last_avail_d;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_state_used_idx_we;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_state_used_idx_d;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_enabled_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_status_error_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][3:0] queue_q_status_cause_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][15:0] queue_q_status_inflight_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][31:0] queue_q_err_info_info_i;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][7:0] queue_q_irq_moderation_max_pending;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0][23:0] queue_q_irq_moderation_timeout;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_irq_raise_pulse;
-  logic [fv_regs_pkg::NUM_QUEUES-1:0] queue_q_ctrl_notification_data;
-
-  // MMIO decode: each block sees requests inside its window.
-  logic sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring, sel_cpl_ring, sel_flow_table;
-  logic sel_dma_window;
-  logic sel_counters, sel_flash, sel_doorbell, sel_msix_table, sel_msix_pba;
-  assign sel_fw_id = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FW_ID_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::FW_ID_SIZE - 1)) == 16'(fv_regs_pkg::FW_ID_BASE);
-  assign sel_global = mmio_valid && mmio_bar == 3'(fv_regs_pkg::GLOBAL_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::GLOBAL_SIZE - 1)) == 16'(fv_regs_pkg::GLOBAL_BASE);
-  assign sel_functions = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FUNCTIONS_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::FUNCTIONS_SIZE - 1)) == 16'(fv_regs_pkg::FUNCTIONS_BASE);
-  assign sel_queue = mmio_valid && mmio_bar == 3'(fv_regs_pkg::QUEUE_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::QUEUE_SIZE - 1)) == 16'(fv_regs_pkg::QUEUE_BASE);
-  assign sel_punt_ring = mmio_valid && mmio_bar == 3'(fv_regs_pkg::PUNT_RING_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::PUNT_RING_SIZE - 1)) == 16'(fv_regs_pkg::PUNT_RING_BASE);
-  assign sel_cpl_ring = mmio_valid && mmio_bar == 3'(fv_regs_pkg::CPL_RING_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::CPL_RING_SIZE - 1)) == 16'(fv_regs_pkg::CPL_RING_BASE);
-  assign sel_dma_window = mmio_valid && mmio_bar == 3'(fv_regs_pkg::DMA_WINDOW_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::DMA_WINDOW_SIZE - 1)) == 16'(fv_regs_pkg::DMA_WINDOW_BASE);
-  assign sel_flow_table = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FLOW_TABLE_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::FLOW_TABLE_SIZE - 1)) == 16'(fv_regs_pkg::FLOW_TABLE_BASE);
-  assign sel_counters = mmio_valid && mmio_bar == 3'(fv_regs_pkg::COUNTERS_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::COUNTERS_SIZE - 1)) == 16'(fv_regs_pkg::COUNTERS_BASE);
-  assign sel_flash = mmio_valid && mmio_bar == 3'(fv_regs_pkg::FLASH_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::FLASH_SIZE - 1)) == 16'(fv_regs_pkg::FLASH_BASE);
-  assign sel_doorbell = mmio_valid && mmio_bar == 3'(fv_regs_pkg::DOORBELL_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::DOORBELL_SIZE - 1)) == 16'(fv_regs_pkg::DOORBELL_BASE);
-  assign sel_msix_table = mmio_valid && mmio_bar == 3'(fv_regs_pkg::MSIX_TABLE_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::MSIX_TABLE_SIZE - 1)) == 16'(fv_regs_pkg::MSIX_TABLE_BASE);
-  assign sel_msix_pba = mmio_valid && mmio_bar == 3'(fv_regs_pkg::MSIX_PBA_BAR)
-      && (mmio_addr & ~16'(fv_regs_pkg::MSIX_PBA_SIZE - 1)) == 16'(fv_regs_pkg::MSIX_PBA_BASE);
-
-  logic [31:0] rsp_fw_id, rsp_global, rsp_functions, rsp_queue, rsp_punt_ring, rsp_cpl_ring;
-  logic [31:0] rsp_flow_table, rsp_counters, rsp_flash, rsp_doorbell, rsp_msix_table, rsp_msix_pba;
-  logic [31:0] rsp_dma_window;
-
-  fv_fw_id_csr u_fw_id_csr (.clk, .rst(srst), .req_valid(sel_fw_id), .req_write(mmio_write),
-    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_fw_id), .*);
-  fv_global_csr u_global_csr (.clk, .rst, .req_valid(sel_global), .req_write(mmio_write),
-    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_global), .*);
-  fv_functions_csr u_functions_csr (.clk, .rst(srst), .req_valid(sel_functions), .req_write(mmio_write),
-    .req_word(mmio_addr[9:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_functions), .*);
-  fv_queue_csr u_queue_csr (.clk, .rst(srst), .req_valid(sel_queue), .req_write(mmio_write),
-    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_queue), .*);
-  fv_punt_ring_csr u_punt_ring_csr (.clk, .rst(srst), .req_valid(sel_punt_ring), .req_write(mmio_write),
-    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_punt_ring), .*);
-  fv_cpl_ring_csr u_cpl_ring_csr (.clk, .rst(srst), .req_valid(sel_cpl_ring), .req_write(mmio_write),
-    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_cpl_ring), .*);
-  fv_dma_window_csr u_dma_window_csr (.clk, .rst(srst), .req_valid(sel_dma_window), .req_write(mmio_write),
-    .req_word(mmio_addr[9:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_dma_window), .*);
-  fv_flow_table_csr u_flow_table_csr (.clk, .rst(srst), .req_valid(sel_flow_table), .req_write(mmio_write),
-    .req_word(mmio_addr[7:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_flow_table), .*);
-  fv_counters_csr u_counters_csr (.clk, .rst(srst), .req_valid(sel_counters), .req_write(mmio_write),
-    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_counters), .*);
-  fv_flash_csr u_flash_csr (.clk, .rst, .req_valid(sel_flash), .req_write(mmio_write),
-    .req_word(mmio_addr[8:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_flash), .*);
-  fv_doorbell_csr u_doorbell_csr (.clk, .rst(srst), .req_valid(sel_doorbell), .req_write(mmio_write),
-    .req_word(mmio_addr[11:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_doorbell), .*);
-  fv_msix_table_csr u_msix_table_csr (.clk, .rst(srst), .req_valid(sel_msix_table), .req_write(mmio_write),
-    .req_word(mmio_addr[10:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_msix_table), .*);
-  fv_msix_pba_csr u_msix_pba_csr (.clk, .rst(srst), .req_valid(sel_msix_pba), .req_write(mmio_write),
-    .req_word(mmio_addr[10:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_msix_pba), .*);
-
-  // Read response: the block selected by the request, one cycle later. Unmapped reads return 0.
-  logic [12:0] rsel;
-  always_ff @(posedge clk) begin
-    if (rst) begin
-      rsel <= '0;
-      mmio_rvalid <= 1'b0;
-    end else begin
-      mmio_rvalid <= mmio_valid && !mmio_write;
-      rsel <= {sel_dma_window, sel_fw_id, sel_global, sel_functions, sel_queue, sel_punt_ring,
-               sel_cpl_ring, sel_flow_table, sel_counters, sel_flash, sel_doorbell, sel_msix_table,
-               sel_msix_pba};
-    end
-  end
-  always_comb begin
-    mmio_rdata = '0;
-    if (rsel[12]) mmio_rdata = rsp_dma_window;
-    if (rsel[11]) mmio_rdata = rsp_fw_id;
-    if (rsel[10]) mmio_rdata = rsp_global;
-    if (rsel[9]) mmio_rdata = rsp_functions;
-    if (rsel[8]) mmio_rdata = rsp_queue;
-    if (rsel[7]) mmio_rdata = rsp_punt_ring;
-    if (rsel[6]) mmio_rdata = rsp_cpl_ring;
-    if (rsel[5]) mmio_rdata = rsp_flow_table;
-    if (rsel[4]) mmio_rdata = rsp_counters;
-    if (rsel[3]) mmio_rdata = rsp_flash;
-    if (rsel[2]) mmio_rdata = rsp_doorbell;
-    if (rsel[1]) mmio_rdata = rsp_msix_table;
-    if (rsel[0]) mmio_rdata = rsp_msix_pba;
-  end
+  // Register blocks on the MMIO bus, generated from hw/regmap.toml (ci/regen): their field
+  // signals (connected to the blocks by name), address decode, instances and read mux.
+`include "fv_csr_bus.svh"
 
   // ---------------------------------------------------------------------------------------------
   // Identity, global status, cycle counter.
@@ -547,11 +302,10 @@ module fv_top #(
     end
   end
 
-  // Device-engine slots: each holds a blk engine and an echo engine; the function's device type
-  // picks the one that serves a chain (blk for virtio-blk functions, echo for the rest). A slot
-  // takes the chain's segment table, function and engine choice at dev_start and starts its
-  // engine a cycle later from those copies (the virtqueue engine walks the next chain meanwhile).
-  // Only the started engine drives the slot's DMA master, so the two share it by OR.
+  // Device-engine slots (fv_dev_slot): each serves one request at a time with the engine of its
+  // function's device type. A slot takes the chain's segment table, function and device type at
+  // dev_start and starts its engine a cycle later from those copies (the virtqueue engine walks
+  // the next chain meanwhile).
   localparam int SLW = NSLOT > 1 ? $clog2(NSLOT) : 1;
   // Storage tags carry the slot in 4 bits; DMA tags (5 bits) name 1 + NSLOT + NDEC + NPF + 1
   // read masters.
@@ -559,9 +313,7 @@ module fv_top #(
     $error("fv_top: NSLOT must be in 1..16");
   end
   logic [2:0] cur_func;
-  logic       is_blk;
   assign cur_func = queue_q_ctrl_func[cur_queue];
-  assign is_blk = functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK);
 
   logic [NSLOT-1:0]          sb_st_rd_valid, sb_st_rd_ready, sb_st_rc_valid, sb_st_rc_ready;
   logic [NSLOT-1:0][63:0]    sb_st_rd_addr, sb_st_wr_addr;
@@ -572,128 +324,32 @@ module fv_top #(
   logic [3:0]                sb_st_rc_tag, sb_st_wc_tag;
   logic [NSLOT-1:0]          st_timed_out;
 
-  // Each slot keeps a copy of its chain's segment table (sa, sn, sw in g_slot: whole packed
-  // registers wired straight to the engines' ports; built from one register per segment, the
-  // ports were reassembled by concatenation on every cycle, O(NSLOT x MAX_SEGS) wide copies, which
-  // took over half the simulator's time with 8 slots), and its count, function and engine.
-  localparam int SCW = $clog2(MAX_SEGS + 1);
-  logic [NSLOT-1:0][SCW-1:0]            sl_count;
-  logic [NSLOT-1:0][2:0]                sl_func;
-  logic [NSLOT-1:0]                     sl_blk, sl_go;
-  always_ff @(posedge clk) begin
-    if (srst) begin
-      sl_count <= '0;
-      sl_func <= '0;
-      sl_blk <= '0;
-      sl_go <= '0;
-    end else begin
-      sl_go <= dev_start;
-      if (|dev_start) begin
-        for (int k = 0; k < NSLOT; k++) begin
-          if (dev_start[k]) begin
-            sl_count[k] <= seg_count;
-            sl_func[k] <= cur_func;
-            sl_blk[k] <= is_blk;
-          end
-        end
-      end
+  logic [NF-1:0][63:0] blk_capacity;
+  always_comb begin
+    for (int f = 0; f < NF; f++) begin
+      blk_capacity[f] = {functions_func_blk_capacity_hi_sectors[f],
+                         functions_func_blk_capacity_lo_sectors[f]};
     end
   end
 
   for (genvar k = 0; k < NSLOT; k++) begin : g_slot
-    // (Flat vectors: Yosys does not take packed arrays declared in a generate block.)
-    logic [MAX_SEGS*64-1:0] sa;
-    logic [MAX_SEGS*32-1:0] sn;
-    logic [MAX_SEGS-1:0]    sw;
-    always_ff @(posedge clk) begin
-      if (dev_start[k]) begin
-        sa <= seg_addr;
-        sn <= seg_len;
-        sw <= seg_write;
-      end
-    end
-
-    logic          e_done, e_error, b_done, b_error, b_punt;
-    logic [31:0]   e_written, b_written;
-    logic          e_rd_valid, b_rd_valid, e_wr_valid, b_wr_valid;
-    logic [63:0]   e_rd_addr, b_rd_addr, e_wr_addr, b_wr_addr;
-    logic [15:0]   e_rd_len, b_rd_len, e_wr_len, b_wr_len;
-    logic [DW-1:0] e_wr_data, b_wr_data;
-    assign m_rd_valid[1 + k] = e_rd_valid || b_rd_valid;
-    assign m_rd_addr[1 + k] = b_rd_valid ? b_rd_addr : e_rd_addr;
-    assign m_rd_len[1 + k] = b_rd_valid ? b_rd_len : e_rd_len;
-    assign m_wr_valid[3 + k] = e_wr_valid || b_wr_valid;
-    assign m_wr_addr[3 + k] = b_wr_valid ? b_wr_addr : e_wr_addr;
-    assign m_wr_len[3 + k] = b_wr_valid ? b_wr_len : e_wr_len;
-    assign m_wr_data[3 + k] = b_wr_valid ? b_wr_data : e_wr_data;
-    // The slot's watchdog: an engine that holds a request longer than ENGINE_TIMEOUT cycles
-    // is aborted and the request answered as timed out; the slot then waits until every DMA
-    // read and write it had in flight was answered (a late answer must not reach the engine's
-    // next request) before the virtqueue engine gives it another one.
-    logic        busy, quarantine;
-    logic [31:0] age;
-    logic [15:0] rd_out, wr_out;
-    logic        eng_done;
-    assign eng_done = e_done || b_done;
-    assign wd_fire[k] = busy && !eng_done && global_engine_timeout_cycles != 32'd0
-                        && age >= global_engine_timeout_cycles;
-    always_ff @(posedge clk) begin
-      if (srst) begin
-        busy <= 1'b0;
-        quarantine <= 1'b0;
-        age <= '0;
-        rd_out <= '0;
-        wr_out <= '0;
-      end else begin
-        if (sl_go[k]) begin
-          busy <= 1'b1;
-          age <= '0;
-        end else if (eng_done || wd_fire[k]) begin
-          busy <= 1'b0;
-        end else if (busy) begin
-          age <= age + 32'd1;
-        end
-        rd_out <= rd_out + 16'(m_rd_valid[1 + k] && m_rd_ready[1 + k])
-                  - 16'(m_rc_valid[1 + k] && dma_rc_last);
-        wr_out <= wr_out + 16'(m_wr_valid[3 + k] && m_wr_ready[3 + k]) - 16'(m_wc_valid[3 + k]);
-        if (wd_fire[k]) quarantine <= 1'b1;
-        else if (rd_out == '0 && wr_out == '0) quarantine <= 1'b0;
-      end
-    end
-    assign slot_blocked[k] = quarantine;
-    assign dev_timeout[k] = wd_fire[k];
-    assign dev_done[k] = eng_done || wd_fire[k];
-    assign dev_error[k] = sl_blk[k] ? b_error : e_error;
-    assign dev_written[k] = sl_blk[k] ? b_written : e_written;
-    assign dev_punt[k] = b_done && b_punt;
-
-    fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_echo_engine (
-      .clk, .rst(srst), .kill(wd_fire[k]),
-      .start(sl_go[k] && !sl_blk[k]), .seg_addr(sa), .seg_len(sn),
-      .seg_write(sw), .seg_count(sl_count[k]),
-      .done(e_done), .error(e_error), .written(e_written),
-      .rd_valid(e_rd_valid), .rd_ready(m_rd_ready[1 + k]), .rd_addr(e_rd_addr), .rd_len(e_rd_len),
+    fv_dev_slot #(.DW(DW), .MAX_SEGS(MAX_SEGS), .NF(NF)) u_slot (
+      .clk, .rst(srst),
+      .start(dev_start[k]), .seg_addr, .seg_len, .seg_write, .seg_count,
+      .func(cur_func), .dev_type(functions_func_device_type_kind[cur_func]),
+      .blk_capacity, .blk_max_sectors(functions_func_blk_max_sectors_sectors),
+      .engine_timeout(global_engine_timeout_cycles),
+      .storage_timeout(global_storage_timeout_cycles),
+      .done(dev_done[k]), .error(dev_error[k]), .written(dev_written[k]),
+      .punt(dev_punt[k]), .punt_reason(dev_punt_reason[k]), .punt_arg(dev_punt_arg[k]),
+      .timeout(dev_timeout[k]), .blocked(slot_blocked[k]), .st_timed_out(st_timed_out[k]),
+      .rd_valid(m_rd_valid[1 + k]), .rd_ready(m_rd_ready[1 + k]), .rd_addr(m_rd_addr[1 + k]),
+      .rd_len(m_rd_len[1 + k]),
       .rc_valid(m_rc_valid[1 + k]), .rc_data(dma_rc_data), .rc_last(dma_rc_last),
       .rc_error(dma_rc_error),
-      .wr_valid(e_wr_valid), .wr_ready(m_wr_ready[3 + k]), .wr_addr(e_wr_addr), .wr_len(e_wr_len),
-      .wr_data(e_wr_data), .wc_valid(m_wc_valid[3 + k]), .wc_error(dma_wc_error)
-    );
-
-    fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_blk_engine (
-      .clk, .rst(srst), .kill(wd_fire[k]),
-      .start(sl_go[k] && sl_blk[k]), .seg_addr(sa), .seg_len(sn),
-      .seg_write(sw), .seg_count(sl_count[k]),
-      .capacity({functions_func_blk_capacity_hi_sectors[sl_func[k]],
-                 functions_func_blk_capacity_lo_sectors[sl_func[k]]}),
-      .max_sectors(functions_func_blk_max_sectors_sectors[sl_func[k]]),
-      .timeout(global_storage_timeout_cycles), .timed_out(st_timed_out[k]),
-      .done(b_done), .error(b_error), .written(b_written),
-      .punt(b_punt), .punt_reason(dev_punt_reason[k]), .punt_arg(dev_punt_arg[k]),
-      .rd_valid(b_rd_valid), .rd_ready(m_rd_ready[1 + k]), .rd_addr(b_rd_addr), .rd_len(b_rd_len),
-      .rc_valid(m_rc_valid[1 + k]), .rc_data(dma_rc_data), .rc_last(dma_rc_last),
-      .rc_error(dma_rc_error),
-      .wr_valid(b_wr_valid), .wr_ready(m_wr_ready[3 + k]), .wr_addr(b_wr_addr), .wr_len(b_wr_len),
-      .wr_data(b_wr_data), .wc_valid(m_wc_valid[3 + k]), .wc_error(dma_wc_error),
+      .wr_valid(m_wr_valid[3 + k]), .wr_ready(m_wr_ready[3 + k]), .wr_addr(m_wr_addr[3 + k]),
+      .wr_len(m_wr_len[3 + k]), .wr_data(m_wr_data[3 + k]),
+      .wc_valid(m_wc_valid[3 + k]), .wc_error(dma_wc_error),
       .st_rd_valid(sb_st_rd_valid[k]), .st_rd_ready(sb_st_rd_ready[k]),
       .st_rd_addr(sb_st_rd_addr[k]), .st_rd_len(sb_st_rd_len[k]), .st_rd_tag(sb_st_rd_tag[k]),
       .st_rc_valid(sb_st_rc_valid[k]), .st_rc_tag(sb_st_rc_tag), .st_rc_ready(sb_st_rc_ready[k]),
@@ -702,6 +358,7 @@ module fv_top #(
       .st_wr_data(sb_st_wr_data[k]), .st_wr_tag(sb_st_wr_tag[k]),
       .st_wc_valid(sb_st_wc_valid[k]), .st_wc_tag(sb_st_wc_tag), .st_wc_error
     );
+    assign wd_fire[k] = dev_timeout[k];
   end
 
   fv_storage_mux #(.N(NSLOT), .DW(DW), .ETW(4), .TW(8)) u_storage_mux (

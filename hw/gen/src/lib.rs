@@ -46,6 +46,10 @@ pub fn render(source_text: &str) -> Result<Vec<Output>, model::ModelError> {
             contents: md::registers(&map, SOURCE),
         },
     ];
+    out.push(Output {
+        path: Path::new(SV_DIR).join(sv::BUS_INCLUDE),
+        contents: sv::bus(&map, SOURCE),
+    });
     for b in &map.blocks {
         out.push(Output {
             path: Path::new(SV_DIR).join(format!("{}.sv", sv::csr_module_name(&map, b))),

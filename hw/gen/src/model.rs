@@ -90,6 +90,10 @@ struct SrcBlock {
     header: bool,
     type_id: Option<u32>,
     version: Option<u32>,
+    /// "device" (default): the block resets with the device (GLOBAL.CTRL.reset, a reboot);
+    /// "bus": only with the bus (the registers that control the device reset itself).
+    #[serde(default)]
+    reset: SrcReset,
     desc: String,
     #[serde(default)]
     reg: Vec<SrcReg>,
@@ -99,6 +103,14 @@ struct SrcBlock {
 
 fn default_true() -> bool {
     true
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum SrcReset {
+    #[default]
+    Device,
+    Bus,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +233,8 @@ pub struct Block {
     pub size: u64,
     /// `Some((type_id, version, next))` for self-describing blocks.
     pub header: Option<(u32, u32, u64)>,
+    /// Reset only with the bus, not with the device's soft reset.
+    pub bus_reset: bool,
     pub desc: String,
     pub regs: Vec<Reg>,
     pub arrays: Vec<Array>,
@@ -928,6 +942,7 @@ pub fn parse(text: &str) -> Result<Map, ModelError> {
             offset: b.offset,
             size: b.size,
             header,
+            bus_reset: b.reset == SrcReset::Bus,
             desc: b.desc.clone(),
             regs,
             arrays,

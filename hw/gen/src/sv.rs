@@ -590,3 +590,145 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     writeln!(o, "\nendmodule").unwrap();
     o
 }
+
+/// The include file that puts the register blocks on the device's MMIO bus (`fv_top`).
+pub const BUS_INCLUDE: &str = "fv_csr_bus.svh";
+
+/// Render [`BUS_INCLUDE`]: every CSR block's field signals (connected to the block by name), its
+/// address decode on the MMIO slave, its instance and the read-response mux. Included by the
+/// device top, which provides `clk`, `rst` (bus), `srst` (bus or device reset) and the `mmio_*`
+/// slave ports.
+pub fn bus(map: &Map, source: &str) -> String {
+    let pkg = pkg_name(map);
+    let mut o = header(source);
+    writeln!(
+        o,
+        "// The register blocks on the MMIO bus: field signals, address decode, instances, read mux."
+    )
+    .unwrap();
+    writeln!(
+        o,
+        "// Included by the device top (it provides clk, rst, srst and the mmio_* slave ports).\n"
+    )
+    .unwrap();
+    writeln!(o, "// Field signals, connected to each block by name.").unwrap();
+    for b in &map.blocks {
+        let sites: Vec<Site> = b
+            .regs
+            .iter()
+            .map(|r| Site {
+                block: &b.name,
+                reg: r,
+                array: None,
+            })
+            .chain(b.arrays.iter().flat_map(|a| {
+                a.regs.iter().map(move |r| Site {
+                    block: &b.name,
+                    reg: r,
+                    array: Some(a),
+                })
+            }))
+            .collect();
+        for s in &sites {
+            for f in &s.reg.fields {
+                let n = s.sig(f);
+                let t = s.ty(&pkg, f.width);
+                let t1 = s.ty(&pkg, 1);
+                let mut decl = |ty: &str, name: String| writeln!(o, "{ty} {name};").unwrap();
+                match f.hw {
+                    Hw::R => decl(&t, n),
+                    Hw::Rw => {
+                        decl(&t, n.clone());
+                        decl(&t1, format!("{n}_we"));
+                        decl(&t, format!("{n}_d"));
+                    }
+                    Hw::W if s.array.is_some_and(|a| a.read_port) => {
+                        let elem = if f.width == 1 {
+                            "logic".to_string()
+                        } else {
+                            format!("logic [{}:0]", f.width - 1)
+                        };
+                        decl(&elem, format!("{n}_i"));
+                    }
+                    Hw::W => decl(&t, format!("{n}_i")),
+                    Hw::Const => {}
+                    Hw::Pulse => {
+                        decl(&t1, format!("{n}_pulse"));
+                        if f.width > 1 {
+                            decl(&t, n);
+                        }
+                    }
+                    Hw::Set => {
+                        decl(&t, n.clone());
+                        decl(&t, format!("{n}_set"));
+                    }
+                }
+            }
+        }
+        for a in b.arrays.iter().filter(|a| a.read_port) {
+            writeln!(o, "logic {}_{}_rd_en;", b.name, a.name).unwrap();
+            writeln!(
+                o,
+                "logic [{}:0] {}_{}_rd_idx;",
+                a.count.trailing_zeros() - 1,
+                b.name,
+                a.name
+            )
+            .unwrap();
+        }
+    }
+    writeln!(
+        o,
+        "\n// Address decode: each block sees the requests inside its window."
+    )
+    .unwrap();
+    for b in &map.blocks {
+        let u = b.name.to_uppercase();
+        writeln!(o, "logic sel_{};", b.name).unwrap();
+        writeln!(
+            o,
+            "assign sel_{} = mmio_valid && mmio_bar == 3'({pkg}::{u}_BAR)\n    && (mmio_addr & ~16'({pkg}::{u}_SIZE - 1)) == 16'({pkg}::{u}_BASE);",
+            b.name
+        )
+        .unwrap();
+    }
+    writeln!(o, "\n// The blocks.").unwrap();
+    for b in &map.blocks {
+        let aw = b.size.trailing_zeros();
+        let rst = if b.bus_reset { "rst" } else { "rst(srst)" };
+        writeln!(o, "logic [31:0] rsp_{};", b.name).unwrap();
+        writeln!(
+            o,
+            "{} u_{}_csr (.clk, .{rst}, .req_valid(sel_{n}), .req_write(mmio_write),\n  .req_word(mmio_addr[{}:2]), .req_wdata(mmio_wdata), .rsp_rdata(rsp_{n}), .*);",
+            csr_module_name(map, b),
+            b.name,
+            aw - 1,
+            n = b.name
+        )
+        .unwrap();
+    }
+    let nb = map.blocks.len();
+    writeln!(
+        o,
+        "\n// Read response: the block selected by the request, one cycle later. Unmapped reads return 0."
+    )
+    .unwrap();
+    writeln!(o, "logic [{}:0] rsel;", nb - 1).unwrap();
+    writeln!(o, "always_ff @(posedge clk) begin").unwrap();
+    writeln!(o, "  if (rst) begin").unwrap();
+    writeln!(o, "    rsel <= '0;").unwrap();
+    writeln!(o, "    mmio_rvalid <= 1'b0;").unwrap();
+    writeln!(o, "  end else begin").unwrap();
+    writeln!(o, "    mmio_rvalid <= mmio_valid && !mmio_write;").unwrap();
+    let sels: Vec<String> = map.blocks.iter().map(|b| format!("sel_{}", b.name)).collect();
+    writeln!(o, "    rsel <= {{{}}};", sels.join(", ")).unwrap();
+    writeln!(o, "  end").unwrap();
+    writeln!(o, "end").unwrap();
+    writeln!(o, "always_comb begin").unwrap();
+    writeln!(o, "  mmio_rdata = '0;").unwrap();
+    for (i, b) in map.blocks.iter().enumerate() {
+        writeln!(o, "  if (rsel[{}]) mmio_rdata = rsp_{};", nb - 1 - i, b.name).unwrap();
+    }
+    writeln!(o, "end").unwrap();
+    o
+}

@@ -19,6 +19,15 @@ pub const DMA_WINDOWS_PER_FUNCTION: u32 = 0x4;
 /// DMA window contexts (NUM_FUNCTIONS x DMA_WINDOWS_PER_FUNCTION): window w of function f is entry f * DMA_WINDOWS_PER_FUNCTION + w.
 pub const NUM_DMA_WINDOWS: u32 = 0x20;
 
+/// Split-ring descriptor flags (virtio 1.2, 2.7.5): bit of NEXT, the chain goes on at `next`. The one definition the RTL, the driver's walker and the test driver use.
+pub const VIRTQ_DESC_F_NEXT_BIT: u32 = 0x0;
+
+/// Split-ring descriptor flags: bit of WRITE, the buffer is device-writable.
+pub const VIRTQ_DESC_F_WRITE_BIT: u32 = 0x1;
+
+/// Split-ring descriptor flags: bit of INDIRECT, the buffer is a table of descriptors.
+pub const VIRTQ_DESC_F_INDIRECT_BIT: u32 = 0x2;
+
 /// Most bytes one descriptor chain may describe (all its buffers together, 16 MiB): a longer chain puts its queue in its error state (chain_too_long) on both paths. A device advertises limits (virtio-blk size_max x seg_max) inside it.
 pub const MAX_CHAIN_BYTES: u32 = 0x1000000;
 

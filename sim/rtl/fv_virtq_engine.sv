@@ -194,9 +194,10 @@ module fv_virtq_engine #(
   end
 
   // Virtio descriptor flags.
-  localparam int F_NEXT = 0;
-  localparam int F_WRITE = 1;
-  localparam int F_INDIRECT = 2;
+  // Descriptor flag bits (hw/regmap.toml, one definition for the RTL and the Rust walkers).
+  localparam int F_NEXT = fv_regs_pkg::VIRTQ_DESC_F_NEXT_BIT;
+  localparam int F_WRITE = fv_regs_pkg::VIRTQ_DESC_F_WRITE_BIT;
+  localparam int F_INDIRECT = fv_regs_pkg::VIRTQ_DESC_F_INDIRECT_BIT;
 
   typedef enum logic [4:0] {
     S_IDLE,

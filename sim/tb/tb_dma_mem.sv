@@ -1,10 +1,11 @@
 // Testbench DMA target: a byte memory behind one DMA master port (the slot/engine side of the
-// device's DMA mux). Reads are answered LAT cycles after they are taken, in DW-bit beats (byte 0
-// of beat 0 = the byte at the address); writes are taken at once and acknowledged two cycles
-// later. `hold` freezes the answers (a stuck DMA), `fault_at` makes accesses at or above it fail.
+// device's DMA mux). Reads are answered in order, each LAT cycles after the previous one ended
+// (or it was taken), in DW-bit beats (byte 0 of beat 0 = the byte at the address), up to DEPTH
+// outstanding; writes are taken at once and acknowledged two cycles later. `hold` freezes the answers (a stuck DMA), `fault_at` makes accesses at or above it fail.
 module tb_dma_mem #(
   parameter int DW = 128,
   parameter int LAT = 4,
+  parameter int DEPTH = 1,           // reads outstanding at once
   parameter int BYTES = 1 << 16
 ) (
   input  logic          clk,
@@ -30,32 +31,47 @@ module tb_dma_mem #(
   localparam int B = DW / 8;
   logic [7:0] mem [BYTES];
 
-  // One read at a time: the masters here have at most one outstanding.
-  logic        rbusy;
-  logic [63:0] raddr;
-  int          rleft, rwait;
-  assign rd_ready = !rbusy;
-  assign rc_valid = rbusy && rwait == 0 && !hold;
-  assign rc_last = rc_valid && rleft <= B;
-  assign rc_error = rc_valid && raddr >= fault_at;
+  // Reads in order, up to DEPTH outstanding (a FIFO of requests; the head one answers).
+  logic [DEPTH-1:0][63:0] raddr;
+  int                     rleft [DEPTH];
+  int                     rwait;
+  int                     rn;
+  assign rd_ready = rn < DEPTH;
+  assign rc_valid = rn > 0 && rwait == 0 && !hold;
+  assign rc_last = rc_valid && rleft[0] <= B;
+  assign rc_error = rc_valid && raddr[0] >= fault_at;
   always_comb begin
     rc_data = '0;
-    for (int i = 0; i < B; i++) rc_data[8 * i +: 8] = mem[32'(raddr + 64'(i)) % BYTES];
+    for (int i = 0; i < B; i++) rc_data[8 * i +: 8] = mem[32'(raddr[0] + 64'(i)) % BYTES];
   end
   always_ff @(posedge clk) begin
     if (rst) begin
-      rbusy <= 1'b0;
-    end else if (rd_valid && rd_ready) begin
-      rbusy <= 1'b1;
-      raddr <= rd_addr;
-      rleft <= int'(rd_len);
-      rwait <= LAT;
-    end else if (rbusy && rwait > 0) begin
-      rwait <= rwait - 1;
-    end else if (rc_valid) begin
-      raddr <= raddr + 64'(B);
-      rleft <= rleft - B;
-      if (rc_last) rbusy <= 1'b0;
+      rn <= 0;
+      rwait <= 0;
+    end else begin
+      automatic int n = rn;
+      if (rc_valid) begin
+        if (rc_last) begin
+          for (int k = 0; k < DEPTH - 1; k++) begin
+            raddr[k] <= raddr[k + 1];
+            rleft[k] <= rleft[k + 1];
+          end
+          n = n - 1;
+          rwait <= LAT;
+        end else begin
+          raddr[0] <= raddr[0] + 64'(B);
+          rleft[0] <= rleft[0] - B;
+        end
+      end else if (rn > 0 && rwait > 0) begin
+        rwait <= rwait - 1;
+      end
+      if (rd_valid && rd_ready) begin
+        if (rn == 0 || (n == 0)) rwait <= LAT;
+        raddr[n] <= rd_addr;
+        rleft[n] <= int'(rd_len);
+        n = n + 1;
+      end
+      rn <= n;
     end
   end
 

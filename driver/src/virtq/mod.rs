@@ -13,11 +13,17 @@ pub use done_log::DoneLogError;
 pub use queue::QueueInfo;
 pub use window::{DmaWindows, WindowError};
 
-/// Virtio descriptor flags (the one definition the CPU path uses; the RTL's are in
-/// `fv_virtq_engine.sv`, the test driver's in `fpga-virtio-sim`'s `testing`).
-pub const VRING_DESC_F_NEXT: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_NEXT as u16;
-pub const VRING_DESC_F_WRITE: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
-pub const VRING_DESC_F_INDIRECT: u16 = virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT as u16;
+/// Virtio descriptor flags: the register map's (`hw/regmap.toml`, which the RTL and the test
+/// driver use too), checked against the virtio headers.
+pub const VRING_DESC_F_NEXT: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_NEXT_BIT;
+pub const VRING_DESC_F_WRITE: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_WRITE_BIT;
+pub const VRING_DESC_F_INDIRECT: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_INDIRECT_BIT;
+const _: () = assert!(
+    VRING_DESC_F_NEXT as u32 == virtio_bindings::virtio_ring::VRING_DESC_F_NEXT
+        && VRING_DESC_F_WRITE as u32 == virtio_bindings::virtio_ring::VRING_DESC_F_WRITE
+        && VRING_DESC_F_INDIRECT as u32 == virtio_bindings::virtio_ring::VRING_DESC_F_INDIRECT,
+    "the register map's descriptor flags are virtio's"
+);
 
 /// Most bytes one chain may describe, on both paths (`MAX_CHAIN_BYTES` in the register map).
 pub const MAX_CHAIN_BYTES: u64 = fpga_virtio_hw::regs::MAX_CHAIN_BYTES as u64;

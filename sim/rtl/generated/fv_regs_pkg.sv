@@ -16,6 +16,12 @@ package fv_regs_pkg;
   localparam int unsigned DMA_WINDOWS_PER_FUNCTION = 32'h4;
   // DMA window contexts (NUM_FUNCTIONS x DMA_WINDOWS_PER_FUNCTION): window w of function f is entry f * DMA_WINDOWS_PER_FUNCTION + w.
   localparam int unsigned NUM_DMA_WINDOWS = 32'h20;
+  // Split-ring descriptor flags (virtio 1.2, 2.7.5): bit of NEXT, the chain goes on at `next`. The one definition the RTL, the driver's walker and the test driver use.
+  localparam int unsigned VIRTQ_DESC_F_NEXT_BIT = 32'h0;
+  // Split-ring descriptor flags: bit of WRITE, the buffer is device-writable.
+  localparam int unsigned VIRTQ_DESC_F_WRITE_BIT = 32'h1;
+  // Split-ring descriptor flags: bit of INDIRECT, the buffer is a table of descriptors.
+  localparam int unsigned VIRTQ_DESC_F_INDIRECT_BIT = 32'h2;
   // Most bytes one descriptor chain may describe (all its buffers together, 16 MiB): a longer chain puts its queue in its error state (chain_too_long) on both paths. A device advertises limits (virtio-blk size_max x seg_max) inside it.
   localparam int unsigned MAX_CHAIN_BYTES = 32'h1000000;
   // Number of MSI-X vectors.

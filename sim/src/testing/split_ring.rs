@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-pub const VRING_DESC_F_NEXT: u16 = 1;
-pub const VRING_DESC_F_WRITE: u16 = 2;
-pub const VRING_DESC_F_INDIRECT: u16 = 4;
+pub const VRING_DESC_F_NEXT: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_NEXT_BIT;
+pub const VRING_DESC_F_WRITE: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_WRITE_BIT;
+pub const VRING_DESC_F_INDIRECT: u16 = 1 << fpga_virtio_hw::regs::VIRTQ_DESC_F_INDIRECT_BIT;
 const VRING_USED_F_NO_NOTIFY: u16 = 1;
 const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 

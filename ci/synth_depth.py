@@ -58,12 +58,19 @@ def main():
                         driver[b] = cname
 
     def inputs(cname):
+        """The input bits a path goes through: every input of a logic cell; only the read
+        addresses of a distributed RAM (its data and write enable are clocked)."""
         c = cells[cname]
+        ram = c["type"].startswith("RAM")
         for port, d in c.get("port_directions", {}).items():
-            if d == "input":
-                for b in c["connections"][port]:
-                    if isinstance(b, int):
-                        yield b
+            if d != "input":
+                continue
+            if ram and not (port.startswith("ADDR") or port.startswith("DPRA")
+                            or (port[0] == "A" and port[1:].isdigit())):
+                continue
+            for b in c["connections"][port]:
+                if isinstance(b, int):
+                    yield b
 
     depth = {}
     via = {}  # cell -> (input bit it came through, driving comb cell or None)
@@ -71,17 +78,22 @@ def main():
         if start in depth:
             continue
         stack = [(start, False)]
+        on_path = set()
         while stack:
             cname, expanded = stack.pop()
             if cname in depth:
                 continue
             if not expanded:
+                if cname in on_path:
+                    continue  # a combinational loop (none in a clean design): cut it here
+                on_path.add(cname)
                 stack.append((cname, True))
                 for b in inputs(cname):
                     dcell = driver.get(b)
-                    if dcell in comb and dcell not in depth:
+                    if dcell in comb and dcell not in depth and dcell not in on_path:
                         stack.append((dcell, False))
                 continue
+            on_path.discard(cname)
             best, best_via = 0.0, (None, None)
             for b in inputs(cname):
                 dcell = driver.get(b)
@@ -117,14 +129,26 @@ def main():
                     return names[x]
         return None
 
-    # Where the path ends: the flip-flop (or output port) its last cell feeds.
+    # Where the path ends: the flip-flop, RAM or output port its last cell feeds (named by its
+    # output net, or by the cell when that is a named memory).
     ends = set(outputs(end))
     sink = None
     for cname, c in cells.items():
-        if cname in comb or not ends.intersection(inputs(cname)):
+        if cname == end:
+            continue
+        fed = {
+            b
+            for p, d in c.get("port_directions", {}).items()
+            if d == "input"
+            for b in c["connections"][p]
+            if isinstance(b, int)
+        }
+        if not ends.intersection(fed) or (cname in comb and ends.intersection(inputs(cname))):
             continue
         for x in outputs(cname):
             sink = names.get(x) or sink
+        if not sink and not cname.startswith("$"):
+            sink = cname
         if sink:
             break
     trail = [sink] if sink else []

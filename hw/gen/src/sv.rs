@@ -230,6 +230,78 @@ impl Site<'_> {
     }
 }
 
+/// Every register of a block, plain ones first, then the arrays'.
+fn sites(b: &Block) -> Vec<Site<'_>> {
+    b.regs
+        .iter()
+        .map(|r| Site {
+            block: &b.name,
+            reg: r,
+            array: None,
+        })
+        .chain(b.arrays.iter().flat_map(|a| {
+            a.regs.iter().map(move |r| Site {
+                block: &b.name,
+                reg: r,
+                array: Some(a),
+            })
+        }))
+        .collect()
+}
+
+/// The field ports of a block's CSR module as (direction, type, name): what the module declares
+/// and what the device top declares to connect it by name.
+fn field_ports(pkg: &str, b: &Block, sites: &[Site]) -> Vec<(&'static str, String, String)> {
+    const OUT: &str = "output";
+    const IN: &str = "input ";
+    let mut ports = Vec::new();
+    for s in sites {
+        for f in &s.reg.fields {
+            let n = s.sig(f);
+            let t = s.ty(pkg, f.width);
+            let t1 = s.ty(pkg, 1);
+            match f.hw {
+                Hw::R => ports.push((OUT, t, n)),
+                Hw::Rw => {
+                    ports.push((OUT, t.clone(), n.clone()));
+                    ports.push((IN, t1, format!("{n}_we")));
+                    ports.push((IN, t, format!("{n}_d")));
+                }
+                Hw::W if s.array.is_some_and(|a| a.read_port) => {
+                    // One element: the one `<block>_<array>_rd_idx` names.
+                    let elem = if f.width == 1 {
+                        "logic".to_string()
+                    } else {
+                        format!("logic [{}:0]", f.width - 1)
+                    };
+                    ports.push((IN, elem, format!("{n}_i")))
+                }
+                Hw::W => ports.push((IN, t, format!("{n}_i"))),
+                Hw::Const => {}
+                Hw::Pulse => {
+                    ports.push((OUT, t1, format!("{n}_pulse")));
+                    if f.width > 1 {
+                        ports.push((OUT, t, n));
+                    }
+                }
+                Hw::Set => {
+                    ports.push((OUT, t.clone(), n.clone()));
+                    ports.push((IN, t, format!("{n}_set")));
+                }
+            }
+        }
+    }
+    for a in b.arrays.iter().filter(|a| a.read_port) {
+        ports.push((OUT, "logic".into(), format!("{}_{}_rd_en", b.name, a.name)));
+        ports.push((
+            OUT,
+            format!("logic [{}:0]", a.count.trailing_zeros() - 1),
+            format!("{}_{}_rd_idx", b.name, a.name),
+        ));
+    }
+    ports
+}
+
 fn wbits(f: &Field) -> String {
     if f.width == 1 {
         format!("req_wdata[{}]", f.lsb)
@@ -252,22 +324,7 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
     let name = csr_module_name(map, b);
     let aw = b.size.trailing_zeros();
     let ww = aw - 2;
-    let sites: Vec<Site> = b
-        .regs
-        .iter()
-        .map(|r| Site {
-            block: &b.name,
-            reg: r,
-            array: None,
-        })
-        .chain(b.arrays.iter().flat_map(|a| {
-            a.regs.iter().map(move |r| Site {
-                block: &b.name,
-                reg: r,
-                array: Some(a),
-            })
-        }))
-        .collect();
+    let sites = sites(b);
 
     let mut o = header(source);
     writeln!(
@@ -309,50 +366,8 @@ pub fn csr(map: &Map, b: &Block, source: &str) -> String {
         "input  logic [31:0] req_wdata".to_string(),
         "output logic [31:0] rsp_rdata".to_string(),
     ];
-    for s in &sites {
-        for f in &s.reg.fields {
-            let n = s.sig(f);
-            let t = s.ty(&pkg, f.width);
-            let t1 = s.ty(&pkg, 1);
-            match f.hw {
-                Hw::R => ports.push(format!("output {t} {n}")),
-                Hw::Rw => {
-                    ports.push(format!("output {t} {n}"));
-                    ports.push(format!("input  {t1} {n}_we"));
-                    ports.push(format!("input  {t} {n}_d"));
-                }
-                Hw::W if s.array.is_some_and(|a| a.read_port) => {
-                    // One element: the one `<block>_<array>_rd_idx` names.
-                    let elem = if f.width == 1 {
-                        "logic".to_string()
-                    } else {
-                        format!("logic [{}:0]", f.width - 1)
-                    };
-                    ports.push(format!("input  {elem} {n}_i"))
-                }
-                Hw::W => ports.push(format!("input  {t} {n}_i")),
-                Hw::Const => {}
-                Hw::Pulse => {
-                    ports.push(format!("output {t1} {n}_pulse"));
-                    if f.width > 1 {
-                        ports.push(format!("output {t} {n}"));
-                    }
-                }
-                Hw::Set => {
-                    ports.push(format!("output {t} {n}"));
-                    ports.push(format!("input  {t} {n}_set"));
-                }
-            }
-        }
-    }
-    for a in b.arrays.iter().filter(|a| a.read_port) {
-        ports.push(format!("output logic {}_{}_rd_en", b.name, a.name));
-        ports.push(format!(
-            "output logic [{}:0] {}_{}_rd_idx",
-            a.count.trailing_zeros() - 1,
-            b.name,
-            a.name
-        ));
+    for (dir, ty, n) in field_ports(&pkg, b, &sites) {
+        ports.push(format!("{dir} {ty} {n}"));
     }
     let np = ports.len();
     for (i, p) in ports.iter().enumerate() {
@@ -613,68 +628,8 @@ pub fn bus(map: &Map, source: &str) -> String {
     .unwrap();
     writeln!(o, "// Field signals, connected to each block by name.").unwrap();
     for b in &map.blocks {
-        let sites: Vec<Site> = b
-            .regs
-            .iter()
-            .map(|r| Site {
-                block: &b.name,
-                reg: r,
-                array: None,
-            })
-            .chain(b.arrays.iter().flat_map(|a| {
-                a.regs.iter().map(move |r| Site {
-                    block: &b.name,
-                    reg: r,
-                    array: Some(a),
-                })
-            }))
-            .collect();
-        for s in &sites {
-            for f in &s.reg.fields {
-                let n = s.sig(f);
-                let t = s.ty(&pkg, f.width);
-                let t1 = s.ty(&pkg, 1);
-                let mut decl = |ty: &str, name: String| writeln!(o, "{ty} {name};").unwrap();
-                match f.hw {
-                    Hw::R => decl(&t, n),
-                    Hw::Rw => {
-                        decl(&t, n.clone());
-                        decl(&t1, format!("{n}_we"));
-                        decl(&t, format!("{n}_d"));
-                    }
-                    Hw::W if s.array.is_some_and(|a| a.read_port) => {
-                        let elem = if f.width == 1 {
-                            "logic".to_string()
-                        } else {
-                            format!("logic [{}:0]", f.width - 1)
-                        };
-                        decl(&elem, format!("{n}_i"));
-                    }
-                    Hw::W => decl(&t, format!("{n}_i")),
-                    Hw::Const => {}
-                    Hw::Pulse => {
-                        decl(&t1, format!("{n}_pulse"));
-                        if f.width > 1 {
-                            decl(&t, n);
-                        }
-                    }
-                    Hw::Set => {
-                        decl(&t, n.clone());
-                        decl(&t, format!("{n}_set"));
-                    }
-                }
-            }
-        }
-        for a in b.arrays.iter().filter(|a| a.read_port) {
-            writeln!(o, "logic {}_{}_rd_en;", b.name, a.name).unwrap();
-            writeln!(
-                o,
-                "logic [{}:0] {}_{}_rd_idx;",
-                a.count.trailing_zeros() - 1,
-                b.name,
-                a.name
-            )
-            .unwrap();
+        for (_, ty, n) in field_ports(&pkg, b, &sites(b)) {
+            writeln!(o, "{ty} {n};").unwrap();
         }
     }
     writeln!(
@@ -720,14 +675,24 @@ pub fn bus(map: &Map, source: &str) -> String {
     writeln!(o, "    mmio_rvalid <= 1'b0;").unwrap();
     writeln!(o, "  end else begin").unwrap();
     writeln!(o, "    mmio_rvalid <= mmio_valid && !mmio_write;").unwrap();
-    let sels: Vec<String> = map.blocks.iter().map(|b| format!("sel_{}", b.name)).collect();
+    let sels: Vec<String> = map
+        .blocks
+        .iter()
+        .map(|b| format!("sel_{}", b.name))
+        .collect();
     writeln!(o, "    rsel <= {{{}}};", sels.join(", ")).unwrap();
     writeln!(o, "  end").unwrap();
     writeln!(o, "end").unwrap();
     writeln!(o, "always_comb begin").unwrap();
     writeln!(o, "  mmio_rdata = '0;").unwrap();
     for (i, b) in map.blocks.iter().enumerate() {
-        writeln!(o, "  if (rsel[{}]) mmio_rdata = rsp_{};", nb - 1 - i, b.name).unwrap();
+        writeln!(
+            o,
+            "  if (rsel[{}]) mmio_rdata = rsp_{};",
+            nb - 1 - i,
+            b.name
+        )
+        .unwrap();
     }
     writeln!(o, "end").unwrap();
     o

@@ -125,10 +125,7 @@ module fv_blk_engine #(
 
   // Layout of the chain, from the segment table.
   logic [IW-1:0] last_seg;
-  logic          shape_ok, data_all_write, data_all_read;
-  logic [31:0]   data_len;
-  logic          data_len_ovf;     // sticky: the sum passed 32 bits at some step
-  logic          data_len_carry;
+  logic          shape_ok;
   always_comb begin
     last_seg = IW'(seg_count - SW'(1));
     shape_ok = 1'b0;
@@ -136,21 +133,37 @@ module fv_blk_engine #(
       shape_ok = seg_count >= SW'(2) && !seg_write[0] && seg_len[0] == 32'd16
                  && seg_write[last_seg] && seg_len[last_seg] == 32'd1;
     end
-    data_all_write = 1'b1;
-    data_all_read = 1'b1;
-    data_len = '0;
-    data_len_ovf = 1'b0;
-    data_len_carry = 1'b0;
-    // Looked at only while classifying (a loop evaluated every cycle costs simulation time).
-    if (state == S_CLASSIFY) begin
-      for (int i = 1; i < MAX_SEGS; i++) begin
-        if (SW'(i) < seg_count - SW'(1)) begin
-          if (seg_write[i]) data_all_read = 1'b0;
-          else data_all_write = 1'b0;
-          {data_len_carry, data_len} = {1'b0, data_len} + {1'b0, seg_len[i]};
-          data_len_ovf = data_len_ovf | data_len_carry;
-        end
-      end
+  end
+
+  // The data segments' total length and direction, added up one segment per cycle while the
+  // header is fetched: the sum of up to 14 lengths in one cycle was the module's deepest path
+  // (~33 LUT levels; docs/SYNTHESIS.md). Classifying waits for it only when the header comes
+  // back sooner than the chain has data segments.
+  logic [IW-1:0] acc_i;            // the next data segment to add
+  logic          acc_busy;
+  logic          data_all_write, data_all_read;
+  logic [31:0]   data_len;
+  logic          data_len_ovf;     // sticky: the sum passed 32 bits at some step
+  logic          acc_carry;
+  logic [31:0]   acc_sum;
+  assign {acc_carry, acc_sum} = {1'b0, data_len} + {1'b0, seg_len[acc_i]};
+  always_ff @(posedge clk) begin
+    if (rst || kill) begin
+      acc_busy <= 1'b0;
+    end else if (state == S_IDLE && start) begin
+      acc_i <= IW'(1);
+      acc_busy <= shape_ok && seg_count > SW'(2);
+      data_len <= '0;
+      data_len_ovf <= 1'b0;
+      data_all_write <= 1'b1;
+      data_all_read <= 1'b1;
+    end else if (acc_busy) begin
+      if (seg_write[acc_i]) data_all_read <= 1'b0;
+      else data_all_write <= 1'b0;
+      data_len <= acc_sum;
+      data_len_ovf <= data_len_ovf | acc_carry;
+      acc_i <= acc_i + IW'(1);
+      if (acc_i + IW'(1) == last_seg) acc_busy <= 1'b0;
     end
   end
   logic [31:0] data_sectors;
@@ -307,7 +320,7 @@ module fv_blk_engine #(
             if (rc_last) state <= rc_error || dma_fail ? S_DONE : S_CLASSIFY;
           end
         end
-        S_CLASSIFY: begin
+        S_CLASSIFY: if (!acc_busy) begin
           punt_arg <= sector;
           si <= IW'(1);
           soff <= '0;

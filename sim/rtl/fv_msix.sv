@@ -39,18 +39,46 @@ module fv_msix #(
   logic [NV-1:0] pending;
   logic [VW-1:0] vec;
 
-  // Lowest pending vector that is no longer masked.
+  // Lowest pending vector that is no longer masked, searched as a tree: the lowest group of 8
+  // with one, then the lowest one in that group (a flat 64-way search is a long mux chain).
+  localparam int NG = NV / 8;
+  localparam int GW = $clog2(NG);
+  logic [NV-1:0] ready_v;
+  logic [NG-1:0] gany;
   logic          unmasked_valid;
   logic [VW-1:0] unmasked;
+  logic [GW-1:0] g_first;
+  logic [7:0]    g_bits;
+  logic [2:0]    w_first;
   always_comb begin
-    unmasked_valid = |(pending & ~tbl_mask);
-    unmasked = '0;
-    if (unmasked_valid) begin
-      for (int v = NV - 1; v >= 0; v--) begin
-        if (pending[v] && !tbl_mask[v]) unmasked = VW'(v);
-      end
+    ready_v = pending & ~tbl_mask;
+    for (int g = 0; g < NG; g++) gany[g] = |ready_v[8 * g +: 8];
+    unmasked_valid = |gany;
+    g_first = '0;
+    for (int g = NG - 1; g >= 0; g--) if (gany[g]) g_first = GW'(g);
+    g_bits = ready_v[8 * g_first +: 8];
+    w_first = '0;
+    for (int b = 7; b >= 0; b--) if (g_bits[b]) w_first = 3'(b);
+    unmasked = {g_first, w_first};
+  end
+
+  // The search above is a cycle ahead of its use: searching 64 vectors and clearing the one
+  // found in the same cycle was the module's deepest path (16 LUT levels, docs/SYNTHESIS.md). A
+  // candidate is taken only if it is still pending and unmasked, so an unmasked vector is sent
+  // one cycle later than it would have been, and never twice.
+  logic          cand_valid;
+  logic [VW-1:0] cand;
+  logic          cand_ok;
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      cand_valid <= 1'b0;
+      cand <= '0;
+    end else begin
+      cand_valid <= unmasked_valid;
+      cand <= unmasked;
     end
   end
+  assign cand_ok = cand_valid && pending[cand] && !tbl_mask[cand];
 
   assign pba = pending;
   assign irq_ready = state == S_IDLE;
@@ -81,9 +109,9 @@ module fv_msix #(
                 state <= S_REQ;
               end
             end
-          end else if (unmasked_valid) begin
-            pending[unmasked] <= 1'b0;
-            vec <= unmasked;
+          end else if (cand_ok) begin
+            pending[cand] <= 1'b0;
+            vec <= cand;
             state <= S_REQ;
           end
         end

@@ -6,10 +6,6 @@ module tb_fv_blk_engine;
   `include "tb_common.svh"
   localparam int DW = 128, MAX_SEGS = 16;
   logic kill, start, done, error, punt, timed_out;
-  logic [MAX_SEGS-1:0][63:0] seg_addr;
-  logic [MAX_SEGS-1:0][31:0] seg_len;
-  logic [MAX_SEGS-1:0] seg_write;
-  logic [4:0] seg_count;
   logic [63:0] capacity, punt_arg;
   logic [31:0] max_sectors, timeout, written;
   logic [7:0] punt_reason;
@@ -30,6 +26,7 @@ module tb_fv_blk_engine;
   // The engine's write answers: the memory's, plus stray ones the bench injects while it idles
   // (another engine's, on a shared slot).
   assign wc_valid = m_wc_valid || wc_extra;
+  `include "tb_chain.svh"
   fv_blk_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) dut (.*);
   tb_dma_mem #(.DW(DW)) mem (.clk, .rst, .hold, .fault_at, .rd_valid, .rd_ready, .rd_addr,
     .rd_len, .rc_valid, .rc_data, .rc_last, .rc_error, .wr_valid, .wr_ready, .wr_addr, .wr_len,
@@ -43,12 +40,6 @@ module tb_fv_blk_engine;
     .wr_tag(st_wr_tag), .wc_valid(st_wc_valid), .wc_tag(st_wc_tag), .wc_error(st_wc_error)
   );
 
-  int nseg;
-  task automatic seg(input longint addr, input int len, input bit w);
-    seg_addr[nseg] = 64'(addr); seg_len[nseg] = 32'(len); seg_write[nseg] = w;
-    nseg++;
-  endtask
-
   task automatic header(input int rtype, input longint sector);
     for (int i = 0; i < 4; i++) mem.mem[32'h100 + i] = 8'(rtype >> (8 * i));
     for (int i = 4; i < 8; i++) mem.mem[32'h100 + i] = 8'd0;
@@ -56,17 +47,9 @@ module tb_fv_blk_engine;
   endtask
 
   task automatic run();
-    int n = 0;
-    seg_count = 5'(nseg);
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
-    while (!done) begin
-      @(negedge clk);
-      n++;
-      check(n < 50000, "the request ends");
-    end
-    nseg = 0;
+    int n;
+    start_chain();
+    wait_done(50000, n);
     @(negedge clk);
   endtask
 
@@ -85,7 +68,6 @@ module tb_fv_blk_engine;
     capacity = 64'd128;
     max_sectors = 32'd16;
     timeout = 32'd0;
-    nseg = 0;
     for (int i = 0; i < 65536; i++) mem.mem[i] = 8'(i * 31 + i / 512);
     reset_dut();
 

@@ -8,10 +8,6 @@ module tb_fv_dev_slot;
   localparam logic [7:0] ECHO = 8'(fv_regs_pkg::VIRTIO_DEVICE_ECHO);
   localparam logic [7:0] BLK = 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK);
   logic start;
-  logic [MAX_SEGS-1:0][63:0] seg_addr;
-  logic [MAX_SEGS-1:0][31:0] seg_len;
-  logic [MAX_SEGS-1:0] seg_write;
-  logic [4:0] seg_count;
   logic [2:0] func;
   logic [7:0] dev_type;
   logic [NF-1:0][63:0] blk_capacity;
@@ -34,6 +30,7 @@ module tb_fv_dev_slot;
   logic hold;
   logic [63:0] fault_at;
 
+  `include "tb_chain.svh"
   fv_dev_slot #(.DW(DW), .MAX_SEGS(MAX_SEGS), .NF(NF)) dut (.*);
   tb_dma_mem #(.DW(DW), .DEPTH(2)) mem (.*);
   tb_store #(.DW(DW)) store (
@@ -66,26 +63,12 @@ module tb_fv_dev_slot;
   );
   /* verilator lint_on PINCONNECTEMPTY */
 
-  int nseg;
-  task automatic seg(input longint addr, input int len, input bit w);
-    seg_addr[nseg] = 64'(addr); seg_len[nseg] = 32'(len); seg_write[nseg] = w;
-    nseg++;
-  endtask
-
   // Start the chain built with seg() on `t`; wait for the answer (and the slot to be free).
   task automatic run(input logic [7:0] t);
-    int n = 0;
-    seg_count = 5'(nseg);
+    int n;
     dev_type = t;
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
-    while (!done) begin
-      @(negedge clk);
-      n++;
-      check(n < 50000, "the request ends");
-    end
-    nseg = 0;
+    start_chain();
+    wait_done(50000, n);
   endtask
 
   task automatic blk_header(input longint at, input int rtype, input longint sector);
@@ -104,7 +87,6 @@ module tb_fv_dev_slot;
     end
     engine_timeout = 32'd0;
     storage_timeout = 32'd0;
-    nseg = 0;
     for (int i = 0; i < 65536; i++) mem.mem[i] = 8'(i * 13 + 1);
     reset_dut();
 
@@ -136,33 +118,20 @@ module tb_fv_dev_slot;
 
     // A slot without the blk engine answers a blk request with an error at once.
     seg(64'h100, 16, 0); seg(64'h2000, 1, 1);
-    seg_count = 5'(nseg);
     dev_type = BLK;
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
+    start_chain();
     check(nb_done && nb_error && !nb_punt, "no engine for the type: an error");
     check(!nb_rdv && !nb_wrv && !nb_st_rdv && !nb_st_wrv, "and no traffic");
-    while (!done) @(negedge clk);  // the full slot served the same chain meanwhile
-    nseg = 0;
+    wait_done(50000, n);  // the full slot served the same chain meanwhile
     @(negedge clk);
 
     // The watchdog: the DMA read of an echo request never comes back.
     engine_timeout = 32'd300;
     hold = 1'b1;
-    seg(64'h1000, 16, 0); seg(64'h9000, 16, 1);
-    n = 0;
-    seg_count = 5'(nseg);
+    seg(64'h1007, 16, 0); seg(64'h9000, 16, 1);
     dev_type = ECHO;
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
-    while (!done) begin
-      @(negedge clk);
-      n++;
-      check(n < 400, "the watchdog answers");
-    end
-    nseg = 0;
+    start_chain();
+    wait_done(400, n);
     check(timeout && n >= 299, $sformatf("timed out after the timeout (%0d cycles)", n));
     @(negedge clk);
     check(blocked, "quarantined while its read is outstanding");
@@ -175,8 +144,11 @@ module tb_fv_dev_slot;
       n++;
       check(n < 50, "the late answer ends the quarantine");
     end
-    check(mem.mem[32'h9000] != mem.mem[32'h1000] || mem.mem[32'h9000] == 8'(32'h9000 * 13 + 1),
-          "the late answer was not written anywhere by the killed request");
+    for (int i = 0; i < 16; i++) begin
+      check(mem.mem[32'h9000 + i] == 8'((32'h9000 + i) * 13 + 1)
+            && mem.mem[32'h1007 + i] != mem.mem[32'h9000 + i],
+            "the late answer was not written anywhere by the killed request");
+    end
     // The next request is served correctly.
     seg(64'h1100, 32, 0); seg(64'hA000, 32, 1);
     run(ECHO);
@@ -193,20 +165,11 @@ module tb_fv_dev_slot;
     @(negedge clk);
     check(blocked, "quarantined");
     seg(64'h1325, 16, 0); seg(64'hC000, 16, 1);
-    seg_count = 5'(nseg);
     dev_type = ECHO;
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
-    nseg = 0;
+    start_chain();
     cycles(5);
     hold = 1'b0;
-    n = 0;
-    while (!done) begin
-      @(negedge clk);
-      n++;
-      check(n < 1000, "the request started on the blocked slot ends");
-    end
+    wait_done(1000, n);
     check(mem.mem[32'hC000] == mem.mem[32'h1210] && mem.mem[32'hC000] != mem.mem[32'h1325],
           "ignoring the quarantine, the late answer of the killed request lands in the next one");
     pass();

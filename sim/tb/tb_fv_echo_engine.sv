@@ -5,10 +5,6 @@ module tb_fv_echo_engine;
   `include "tb_common.svh"
   localparam int DW = 128, MAX_SEGS = 16;
   logic kill, start, done, error;
-  logic [MAX_SEGS-1:0][63:0] seg_addr;
-  logic [MAX_SEGS-1:0][31:0] seg_len;
-  logic [MAX_SEGS-1:0] seg_write;
-  logic [4:0] seg_count;
   logic [31:0] written;
   logic rd_valid, rd_ready, rc_valid, rc_last, rc_error, wr_valid, wr_ready, wc_valid, wc_error;
   logic [63:0] rd_addr, wr_addr;
@@ -17,29 +13,16 @@ module tb_fv_echo_engine;
   logic hold;
   logic [63:0] fault_at;
 
+  `include "tb_chain.svh"
   fv_echo_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) dut (.*);
   tb_dma_mem #(.DW(DW)) mem (.*);
 
-  int nseg;
-  task automatic seg(input longint addr, input int len, input bit w);
-    seg_addr[nseg] = 64'(addr); seg_len[nseg] = 32'(len); seg_write[nseg] = w;
-    nseg++;
-  endtask
-
   task automatic run(output int used, output bit err);
-    int n = 0;
-    seg_count = 5'(nseg);
-    start = 1'b1;
-    @(negedge clk);
-    start = 1'b0;
-    while (!done) begin
-      @(negedge clk);
-      n++;
-      check(n < 20000, "the request ends");
-    end
+    int n;
+    start_chain();
+    wait_done(20000, n);
     used = int'(written);
     err = error;
-    nseg = 0;
     @(negedge clk);  // back to idle (a start while it answers is not taken)
   endtask
 
@@ -49,7 +32,6 @@ module tb_fv_echo_engine;
     byte unsigned want [$];
     {kill, start, seg_addr, seg_len, seg_write, seg_count, hold} = '0;
     fault_at = 64'hffff_ffff;
-    nseg = 0;
     for (int i = 0; i < 65536; i++) mem.mem[i] = 8'(i * 7 + i / 256);
     reset_dut();
 

@@ -168,17 +168,20 @@ fn fnv(b: &[u8]) -> u64 {
     })
 }
 
-struct Rng(u64);
+/// The workloads' seeded generator (xorshift64*; the seed must not be 0).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         // xorshift64*
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A value in 0..n (0 for n = 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -311,7 +314,7 @@ fn build(
             bufs.extend(d);
         }
         1 => {
-            let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let payload: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             mem.write_slice(&payload, GuestAddress(data))
                 .map_err(mem_err)?;
             bufs.extend(split(rng, len, false));

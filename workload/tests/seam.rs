@@ -15,6 +15,7 @@ use fpga_virtio_hw::regs::{self, PuntReason};
 use fpga_virtio_sim::testing::{enable_device, kick, Buffer, SplitRing};
 use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
 use fpga_virtio_storage::{BlockStore, RamStore};
+use fpga_virtio_workload::Rng;
 use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -24,19 +25,6 @@ const CPL: u64 = 0x0f_8000;
 const RINGS: u64 = 0x10_0000; // 64 KiB apart
 const SLOTS: u64 = 0x100_0000; // per queue 4 MiB: readable data, then writable buffers
 const SIZE: u16 = 256;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One echo request: its readable pieces' contents and its writable pieces' lengths.
 #[derive(Clone, Debug)]
@@ -58,7 +46,7 @@ fn requests(seed: u64, n: usize) -> Vec<Echo> {
             let readable = (0..nr)
                 .map(|_| {
                     let len = 1 + rng.below(3000) as usize;
-                    (0..len).map(|_| rng.next() as u8).collect()
+                    (0..len).map(|_| rng.next_u64() as u8).collect()
                 })
                 .collect();
             let writable = (0..nw).map(|_| 1 + rng.below(3000) as u32).collect();

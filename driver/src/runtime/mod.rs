@@ -639,7 +639,7 @@ impl Runtime {
             .entry(qid)
             .or_default()
             .punts
-            .count(e.reason);
+            .count(reason);
         if reason == Some(PuntReason::Doorbell) {
             if self.paths.get(usize::from(qid)).copied().flatten() == Some(Path::Cpu) {
                 self.kick(qid);

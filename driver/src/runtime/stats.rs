@@ -65,10 +65,12 @@ impl Default for PuntCounts {
 impl PuntCounts {
     const SLOTS: usize = 32;
 
-    pub fn count(&mut self, raw: u8) {
-        match PuntReason::from_raw(u32::from(raw)) {
-            Some(r) if (r.raw() as usize) < Self::SLOTS => self.by_raw[r.raw() as usize] += 1,
-            _ => self.unknown += 1,
+    /// Count one entry: its reason, or None for an encoding the register map does not name.
+    pub fn count(&mut self, reason: Option<PuntReason>) {
+        match reason {
+            // Every reason's encoding is below SLOTS (checked at compile time below).
+            Some(r) => self.by_raw[r.raw() as usize] += 1,
+            None => self.unknown += 1,
         }
     }
 
@@ -267,8 +269,8 @@ mod tests {
     #[test]
     fn punts_count_by_reason_and_name_on_output() {
         let mut p = PuntCounts::default();
-        for raw in [1u8, 2, 2, 7, 200] {
-            p.count(raw);
+        for raw in [1u32, 2, 2, 7, 200] {
+            p.count(PuntReason::from_raw(raw));
         }
         assert_eq!(p.get(PuntReason::BlkFlush), 2);
         assert_eq!(p.unknown, 1);

@@ -69,6 +69,7 @@ impl Bench {
                 qid: 0,
                 info: QueueInfo {
                     func: 0,
+                    vq: 0,
                     desc: DESC,
                     avail: DESC + 0x1000,
                     used: DESC + 0x2000,

@@ -72,6 +72,8 @@ pub enum SetupError {
     FeaturesNotOffered(u64),
     #[error("the driver did not accept required feature bit {0}")]
     FeatureRequired(u32),
+    #[error("virtqueue {vq}: {why}")]
+    QueueNotServed { vq: u16, why: &'static str },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -107,9 +109,16 @@ pub trait DeviceEngine: Send + Sync + std::fmt::Debug {
     /// function's DMA windows, then enables the function.
     fn registers(&self, func: u8) -> Result<Vec<(Reg, u32)>, SetupError>;
 
-    /// Serve one request, a chain the walker already checked (inside the function's DMA
-    /// windows, within the chain limits).
-    fn serve(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Completion;
+    /// Whether the engine serves the function's virtqueue `vq` (its virtio queue number) on
+    /// the FPGA (`on_fpga`) or the CPU path; the runtime refuses to set up a queue it does not.
+    fn check_queue(&self, vq: u16, on_fpga: bool) -> Result<(), SetupError> {
+        let _ = (vq, on_fpga);
+        Ok(())
+    }
+
+    /// Serve one request from the function's virtqueue `vq`, a chain the walker already
+    /// checked (inside the function's DMA windows, within the chain limits).
+    fn serve(&mut self, mem: &GuestMemoryMmap, vq: u16, chain: &[Segment]) -> Completion;
 
     /// A copy for another worker thread (state shared with this one, such as a block store,
     /// stays shared; scratch buffers do not).

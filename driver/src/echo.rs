@@ -66,7 +66,7 @@ impl DeviceEngine for EchoEngine {
         ])
     }
 
-    fn serve(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Completion {
+    fn serve(&mut self, mem: &GuestMemoryMmap, _vq: u16, chain: &[Segment]) -> Completion {
         match self.copy(mem, chain) {
             Some(used_len) => Completion {
                 status: Status::Ok,
@@ -100,7 +100,7 @@ mod tests {
             s(0x8000, 100, true),
             s(0x9000, 9000, true),
         ];
-        let c = EchoEngine::new().serve(&mem, &chain);
+        let c = EchoEngine::new().serve(&mem, 0, &chain);
         assert_eq!(
             c,
             Completion {
@@ -115,10 +115,10 @@ mod tests {
             .unwrap();
         assert_eq!(back, data[..9100]);
         // Nothing writable: nothing copied.
-        let c = EchoEngine::new().serve(&mem, &chain[..2]);
+        let c = EchoEngine::new().serve(&mem, 0, &chain[..2]);
         assert_eq!(c.used_len, 0);
         // Memory that is not there: no answer.
-        let c = EchoEngine::new().serve(&mem, &[s(1 << 20, 16, false), s(0x8000, 16, true)]);
+        let c = EchoEngine::new().serve(&mem, 0, &[s(1 << 20, 16, false), s(0x8000, 16, true)]);
         assert_eq!(c, Completion::FAILED);
     }
 }

@@ -9,12 +9,13 @@
 //! - [`runtime`]: the FPGA/CPU split, punt and completion rings, CPU workers, statistics; it
 //!   knows device types only through [`device::DeviceEngine`].
 //! - [`virtq`]: what every device type shares (chain walker, DMA windows, done log, queues).
-//! - [`blk`], [`echo`]: the device types' CPU engines (the FPGA engines' reference models).
+//! - [`blk`], [`net`], [`echo`]: the device types' CPU engines (the FPGA engines' reference models).
 
 pub mod blk;
 pub mod device;
 pub mod echo;
 pub mod mmio;
+pub mod net;
 pub mod probe;
 pub mod runtime;
 pub mod vfio;

@@ -482,3 +482,117 @@ const _: () = {
     assert!(core::mem::offset_of!(VirtioBlkOuthdr, sector) == 8);
 };
 
+/// virtio-net header before every frame (virtio 1.x, 5.1.6; with VERSION_1 it always has num_buffers). (12 bytes)
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VirtioNetHdrV1 {
+    /// NEEDS_CSUM (1), DATA_VALID (2), RSC_INFO (4). (offset 0)
+    pub flags: u8,
+    /// NONE 0, TCPV4 1, UDP 3, TCPV6 4, UDP_L4 5; ECN 0x80. (offset 1)
+    pub gso_type: u8,
+    /// Bytes of the headers (GSO: Ethernet to the end of L4). (offset 2)
+    pub hdr_len: u16,
+    /// Payload bytes per segment (GSO). (offset 4)
+    pub gso_size: u16,
+    /// Where the checksum sum starts (NEEDS_CSUM). (offset 6)
+    pub csum_start: u16,
+    /// Where, after csum_start, the checksum goes. (offset 8)
+    pub csum_offset: u16,
+    /// RX: buffers (chains) the frame spans (MRG_RXBUF; 1 otherwise). (offset 10)
+    pub num_buffers: u16,
+}
+
+impl VirtioNetHdrV1 {
+    /// Size in bytes.
+    pub const SIZE: usize = 12;
+
+    /// Field names, in layout order.
+    pub const FIELDS: &'static [&'static str] = &["flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset", "num_buffers"];
+
+    /// Decode from little-endian bytes.
+    pub fn from_le_bytes(b: &[u8; 12]) -> Self {
+        Self {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u16::from_le_bytes([b[2], b[3]]),
+            gso_size: u16::from_le_bytes([b[4], b[5]]),
+            csum_start: u16::from_le_bytes([b[6], b[7]]),
+            csum_offset: u16::from_le_bytes([b[8], b[9]]),
+            num_buffers: u16::from_le_bytes([b[10], b[11]]),
+        }
+    }
+
+    /// Encode as little-endian bytes.
+    pub fn to_le_bytes(&self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0..1].copy_from_slice(&self.flags.to_le_bytes());
+        b[1..2].copy_from_slice(&self.gso_type.to_le_bytes());
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b[10..12].copy_from_slice(&self.num_buffers.to_le_bytes());
+        b
+    }
+
+    /// A field by its map name, widened to u64.
+    pub fn field(&self, name: &str) -> Option<u64> {
+        match name {
+            "flags" => Some(u64::from(self.flags)),
+            "gso_type" => Some(u64::from(self.gso_type)),
+            "hdr_len" => Some(u64::from(self.hdr_len)),
+            "gso_size" => Some(u64::from(self.gso_size)),
+            "csum_start" => Some(u64::from(self.csum_start)),
+            "csum_offset" => Some(u64::from(self.csum_offset)),
+            "num_buffers" => Some(u64::from(self.num_buffers)),
+            _ => None,
+        }
+    }
+
+    /// Set a field by its map name. Fails on an unknown name or a value that does not fit.
+    pub fn set_field(&mut self, name: &str, value: u64) -> Result<(), crate::FieldError> {
+        match name {
+            "flags" => {
+                self.flags = u8::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "flags", value, width: 8 })?;
+                Ok(())
+            }
+            "gso_type" => {
+                self.gso_type = u8::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "gso_type", value, width: 8 })?;
+                Ok(())
+            }
+            "hdr_len" => {
+                self.hdr_len = u16::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "hdr_len", value, width: 16 })?;
+                Ok(())
+            }
+            "gso_size" => {
+                self.gso_size = u16::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "gso_size", value, width: 16 })?;
+                Ok(())
+            }
+            "csum_start" => {
+                self.csum_start = u16::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "csum_start", value, width: 16 })?;
+                Ok(())
+            }
+            "csum_offset" => {
+                self.csum_offset = u16::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "csum_offset", value, width: 16 })?;
+                Ok(())
+            }
+            "num_buffers" => {
+                self.num_buffers = u16::try_from(value).map_err(|_| crate::FieldError::TooWide { field: "num_buffers", value, width: 16 })?;
+                Ok(())
+            }
+            _ => Err(crate::FieldError::Unknown(name.to_string())),
+        }
+    }
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<VirtioNetHdrV1>() == 12);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, flags) == 0);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, gso_type) == 1);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, hdr_len) == 2);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, gso_size) == 4);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, csum_start) == 6);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, csum_offset) == 8);
+    assert!(core::mem::offset_of!(VirtioNetHdrV1, num_buffers) == 10);
+};
+

@@ -272,6 +272,10 @@ pub enum PuntReason {
     NetAcl = 17,
     /// A virtio-net control-queue command.
     NetCtrl = 18,
+    /// A virtio-net TX frame with a GSO type (TSO/USO): the CPU segments it to the MTU.
+    NetTxGso = 19,
+    /// A virtio-net TX frame the engine does not send itself: shorter than an Ethernet header, longer than MTU + 18, NEEDS_CSUM without the CSUM feature, csum_start/csum_offset past the frame, unknown header flags. The CPU decides (it drops and counts it).
+    NetTxMalformed = 20,
 }
 
 impl PuntReason {
@@ -290,6 +294,8 @@ impl PuntReason {
         PuntReason::NetFlowMiss,
         PuntReason::NetAcl,
         PuntReason::NetCtrl,
+        PuntReason::NetTxGso,
+        PuntReason::NetTxMalformed,
     ];
 
     /// The value with this encoding, if any.
@@ -308,6 +314,8 @@ impl PuntReason {
             16 => Some(PuntReason::NetFlowMiss),
             17 => Some(PuntReason::NetAcl),
             18 => Some(PuntReason::NetCtrl),
+            19 => Some(PuntReason::NetTxGso),
+            20 => Some(PuntReason::NetTxMalformed),
             _ => None,
         }
     }
@@ -333,6 +341,8 @@ impl PuntReason {
             PuntReason::NetFlowMiss => "net_flow_miss",
             PuntReason::NetAcl => "net_acl",
             PuntReason::NetCtrl => "net_ctrl",
+            PuntReason::NetTxGso => "net_tx_gso",
+            PuntReason::NetTxMalformed => "net_tx_malformed",
         }
     }
 }
@@ -1135,6 +1145,33 @@ pub mod functions {
             use crate::Field;
             /// Sectors. (bits 31:0, rw/r)
             pub const SECTORS: Field = Field::new("sectors", 0, 32);
+        }
+
+        /// virtio-net: the function's MAC address, octets 0..3 (octet 0 in bits 7:0, the first on the wire).
+        pub const NET_MAC_LO: RegArray = RegArray::new("functions.func.net_mac_lo", BAR, ARRAY_BASE + 0x20, STRIDE, COUNT, 0x00000000);
+        /// Fields of `net_mac_lo`.
+        pub mod net_mac_lo {
+            use crate::Field;
+            /// Octets 3..0. (bits 31:0, rw/r)
+            pub const OCTETS: Field = Field::new("octets", 0, 32);
+        }
+
+        /// virtio-net: the function's MAC address, octets 4 and 5.
+        pub const NET_MAC_HI: RegArray = RegArray::new("functions.func.net_mac_hi", BAR, ARRAY_BASE + 0x24, STRIDE, COUNT, 0x00000000);
+        /// Fields of `net_mac_hi`.
+        pub mod net_mac_hi {
+            use crate::Field;
+            /// Octets 5..4. (bits 15:0, rw/r)
+            pub const OCTETS: Field = Field::new("octets", 0, 16);
+        }
+
+        /// virtio-net: the function's MTU (the config space's `mtu`). The TX engine sends frames of at most MTU + 18 bytes (Ethernet header and one 802.1Q tag) and punts longer ones (net_tx_malformed) unless they are GSO frames (net_tx_gso).
+        pub const NET_MTU: RegArray = RegArray::new("functions.func.net_mtu", BAR, ARRAY_BASE + 0x28, STRIDE, COUNT, 0x000005dc);
+        /// Fields of `net_mtu`.
+        pub mod net_mtu {
+            use crate::Field;
+            /// MTU in bytes (68..65535). (bits 15:0, rw/r)
+            pub const BYTES: Field = Field::new("bytes", 0, 16);
         }
 
     }
@@ -2404,6 +2441,9 @@ pub const REGISTERS: &[RegInfo] = &[
     RegInfo { name: "functions.func.blk_capacity_lo", bar: Bar(0), offset: 0x454, count: 8, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "functions.func.blk_capacity_hi", bar: Bar(0), offset: 0x458, count: 8, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "functions.func.blk_max_sectors", bar: Bar(0), offset: 0x45c, count: 8, stride: 0x40, reset: 0x00000100, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "functions.func.net_mac_lo", bar: Bar(0), offset: 0x460, count: 8, stride: 0x40, reset: 0x00000000, rw_mask: 0xffffffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "functions.func.net_mac_hi", bar: Bar(0), offset: 0x464, count: 8, stride: 0x40, reset: 0x00000000, rw_mask: 0x0000ffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
+    RegInfo { name: "functions.func.net_mtu", bar: Bar(0), offset: 0x468, count: 8, stride: 0x40, reset: 0x000005dc, rw_mask: 0x0000ffff, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0x00000000 },
     RegInfo { name: "queue.block_type", bar: Bar(0), offset: 0x1000, count: 1, stride: 0x0, reset: 0x51554555, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "queue.block_version", bar: Bar(0), offset: 0x1004, count: 1, stride: 0x0, reset: 0x00010000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },
     RegInfo { name: "queue.block_next", bar: Bar(0), offset: 0x1008, count: 1, stride: 0x0, reset: 0x00002000, rw_mask: 0x00000000, w1c_mask: 0x00000000, wo_mask: 0x00000000, const_mask: 0xffffffff },

@@ -699,6 +699,7 @@ impl Device {
         let has = |bit: u32| features & (1 << bit) != 0;
         let info = QueueInfo {
             func: 0,
+            vq: q,
             desc: ring.desc,
             avail: ring.avail,
             used: ring.used,

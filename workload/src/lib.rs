@@ -415,6 +415,7 @@ fn queue_spec(q: u16, ring: &SplitRing, vector: u32, last_avail: u16, used_idx: 
         qid: q,
         info: QueueInfo {
             func: 0,
+            vq: q,
             desc: ring.desc_addr(),
             avail: ring.avail_addr(),
             used: ring.used_addr(),

@@ -75,6 +75,7 @@ fn backend(mem: &GuestMemoryMmap, store: &Arc<dyn BlockStore>, path: Path) -> Ba
 fn info(ring: &SplitRing) -> QueueInfo {
     QueueInfo {
         func: 0,
+        vq: 0,
         desc: ring.desc_addr(),
         avail: ring.avail_addr(),
         used: ring.used_addr(),

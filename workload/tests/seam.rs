@@ -118,6 +118,7 @@ fn rig() -> Rig {
             qid: q,
             info: QueueInfo {
                 func,
+                vq: q,
                 desc: ring.desc_addr(),
                 avail: ring.avail_addr(),
                 used: ring.used_addr(),

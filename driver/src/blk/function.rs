@@ -60,7 +60,7 @@ impl DeviceEngine for SoftwareEngine {
         ])
     }
 
-    fn serve(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Completion {
+    fn serve(&mut self, mem: &GuestMemoryMmap, _vq: u16, chain: &[Segment]) -> Completion {
         let o = SoftwareEngine::serve(self, mem, chain);
         match o.status {
             Some(s) => Completion {

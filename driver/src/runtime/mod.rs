@@ -364,6 +364,14 @@ impl Runtime {
             }
         }
         let path = self.policy.path(q);
+        if let Some(engine) = self.shared.engines[usize::from(i.func)].as_ref() {
+            engine
+                .check_queue(i.vq, path == Path::Fpga)
+                .map_err(|source| RuntimeError::Setup {
+                    func: i.func,
+                    source,
+                })?;
+        }
         let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(q));
         // Disable, wait for the handshake, then program.
         self.disable(io, q)?;
@@ -391,6 +399,7 @@ impl Runtime {
                     .unwrap_or_else(|p| p.into_inner()) = Some(CpuQueue {
                     queue: vq,
                     func: i.func,
+                    vq: i.vq,
                     indirect: i.indirect,
                     broken: None,
                     done_log: spec.done_log,
@@ -554,7 +563,7 @@ impl Runtime {
             let windows = &self.shared.windows[usize::from(info.func)];
             let segs = chain::walk(mem, windows, info.desc, info.size, head, info.indirect)
                 .map_err(|source| RuntimeError::InFlightChain { qid, pos, source })?;
-            let c = engine.serve(mem, &segs);
+            let c = engine.serve(mem, info.vq, &segs);
             done_log::write(mem, log, info.size, pos, vq.next_used().wrapping_add(1))
                 .map_err(|e| RuntimeError::DoneLog(qid, e))?;
             vq.add_used(mem, head, c.used_len)

@@ -56,6 +56,8 @@ impl CpuQueueError {
 pub(crate) struct CpuQueue {
     pub queue: Queue,
     pub func: u8,
+    /// The queue's number in its function.
+    pub vq: u16,
     /// VIRTIO_F_INDIRECT_DESC negotiated.
     pub indirect: bool,
     /// The guest broke the ring protocol (or the worker failed): the queue is stopped, with
@@ -230,7 +232,7 @@ fn serve_punted(
         .get_mut(usize::from(q.func))
         .and_then(Option::as_mut)
     {
-        Some(engine) => Ok(engine.serve(&shared.mem, &segs)),
+        Some(engine) => Ok(engine.serve(&shared.mem, q.vq, &segs)),
         None => Ok(Completion::FAILED),
     }
 }
@@ -299,7 +301,7 @@ fn serve_cpu_queue(
             let served = catch_unwind(AssertUnwindSafe(|| {
                 maybe_panic(shared, qid);
                 match engines.get_mut(func).and_then(Option::as_mut) {
-                    Some(engine) => engine.serve(mem, &segs),
+                    Some(engine) => engine.serve(mem, cq.vq, &segs),
                     None => Completion::FAILED,
                 }
             }));

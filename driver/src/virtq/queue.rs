@@ -8,6 +8,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueInfo {
     pub func: u8,
+    /// The queue's number in its function (the virtio queue index: a net function's RX and
+    /// TX queues, a blk function's request queues).
+    pub vq: u16,
     pub desc: u64,
     pub avail: u64,
     pub used: u64,

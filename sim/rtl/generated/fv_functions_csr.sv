@@ -24,7 +24,10 @@ module fv_functions_csr (
   output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_features_hi_bits,
   output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_lo_sectors,
   output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_capacity_hi_sectors,
-  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_max_sectors_sectors
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_blk_max_sectors_sectors,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][31:0] functions_func_net_mac_lo_octets,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][15:0] functions_func_net_mac_hi_octets,
+  output logic [fv_regs_pkg::NUM_FUNCTIONS-1:0][15:0] functions_func_net_mtu_bytes
 );
 
   logic wr;
@@ -120,6 +123,39 @@ module fv_functions_csr (
     end
   end
 
+  // net_mac_lo @ +0x20
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_net_mac_lo_octets[i] <= 32'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd8) begin
+        functions_func_net_mac_lo_octets[func_idx] <= req_wdata[31:0];
+      end
+    end
+  end
+
+  // net_mac_hi @ +0x24
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_net_mac_hi_octets[i] <= 16'h0;
+    end else begin
+      if (wr && func_hit && func_off == 4'd9) begin
+        functions_func_net_mac_hi_octets[func_idx] <= req_wdata[15:0];
+      end
+    end
+  end
+
+  // net_mtu @ +0x28
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < fv_regs_pkg::NUM_FUNCTIONS; i++) functions_func_net_mtu_bytes[i] <= 16'h5dc;
+    end else begin
+      if (wr && func_hit && func_off == 4'd10) begin
+        functions_func_net_mtu_bytes[func_idx] <= req_wdata[15:0];
+      end
+    end
+  end
+
   logic [31:0] rdata;
   always_comb begin
     rdata = 32'h0;
@@ -157,6 +193,15 @@ module fv_functions_csr (
     end
     if (func_hit && func_off == 4'd7) begin
       rdata[31:0] = functions_func_blk_max_sectors_sectors[func_idx];
+    end
+    if (func_hit && func_off == 4'd8) begin
+      rdata[31:0] = functions_func_net_mac_lo_octets[func_idx];
+    end
+    if (func_hit && func_off == 4'd9) begin
+      rdata[15:0] = functions_func_net_mac_hi_octets[func_idx];
+    end
+    if (func_hit && func_off == 4'd10) begin
+      rdata[15:0] = functions_func_net_mtu_bytes[func_idx];
     end
     end
   end

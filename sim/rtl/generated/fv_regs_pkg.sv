@@ -83,7 +83,9 @@ package fv_regs_pkg;
     PUNT_REASON_CHAIN_TOO_LONG = 8'ha,  // A chain with more descriptors than the engine's segment table; the CPU serves it.
     PUNT_REASON_NET_FLOW_MISS = 8'h10,  // No flow-table entry matched the packet.
     PUNT_REASON_NET_ACL = 8'h11,  // The matched flow asks for ACL or connection tracking.
-    PUNT_REASON_NET_CTRL = 8'h12  // A virtio-net control-queue command.
+    PUNT_REASON_NET_CTRL = 8'h12,  // A virtio-net control-queue command.
+    PUNT_REASON_NET_TX_GSO = 8'h13,  // A virtio-net TX frame with a GSO type (TSO/USO): the CPU segments it to the MTU.
+    PUNT_REASON_NET_TX_MALFORMED = 8'h14  // A virtio-net TX frame the engine does not send itself: shorter than an Ethernet header, longer than MTU + 18, NEEDS_CSUM without the CSUM feature, csum_start/csum_offset past the frame, unknown header flags. The CPU decides (it drops and counts it).
   } punt_reason_e;
 
   // Virtio device type of a function (virtio device ids).
@@ -190,6 +192,9 @@ package fv_regs_pkg;
   localparam int unsigned FUNCTIONS_FUNC_BLK_CAPACITY_LO_OFFSET = 32'h14;
   localparam int unsigned FUNCTIONS_FUNC_BLK_CAPACITY_HI_OFFSET = 32'h18;
   localparam int unsigned FUNCTIONS_FUNC_BLK_MAX_SECTORS_OFFSET = 32'h1c;
+  localparam int unsigned FUNCTIONS_FUNC_NET_MAC_LO_OFFSET = 32'h20;
+  localparam int unsigned FUNCTIONS_FUNC_NET_MAC_HI_OFFSET = 32'h24;
+  localparam int unsigned FUNCTIONS_FUNC_NET_MTU_OFFSET = 32'h28;
 
   // Block queue (BAR0): Virtqueue contexts. Ring addresses, size and saved state may change only while STATUS.enabled is 0.
   localparam int unsigned QUEUE_BAR = 0;
@@ -420,6 +425,18 @@ package fv_regs_pkg;
     logic [31:0] ioprio;  // byte 4: Priority (ignored).
     logic [31:0] req_type;  // byte 0: IN 0, OUT 1, FLUSH 4, GET_ID 8, DISCARD 11, WRITE_ZEROES 13.
   } virtio_blk_outhdr_t;
+
+  // virtio-net header before every frame (virtio 1.x, 5.1.6; with VERSION_1 it always has num_buffers). (12 bytes, little-endian: the first field is in the low bits).
+  localparam int unsigned VIRTIO_NET_HDR_V1_BYTES = 12;
+  typedef struct packed {
+    logic [15:0] num_buffers;  // byte 10: RX: buffers (chains) the frame spans (MRG_RXBUF; 1 otherwise).
+    logic [15:0] csum_offset;  // byte 8: Where, after csum_start, the checksum goes.
+    logic [15:0] csum_start;  // byte 6: Where the checksum sum starts (NEEDS_CSUM).
+    logic [15:0] gso_size;  // byte 4: Payload bytes per segment (GSO).
+    logic [15:0] hdr_len;  // byte 2: Bytes of the headers (GSO: Ethernet to the end of L4).
+    logic [7:0] gso_type;  // byte 1: NONE 0, TCPV4 1, UDP 3, TCPV6 4, UDP_L4 5; ECN 0x80.
+    logic [7:0] flags;  // byte 0: NEEDS_CSUM (1), DATA_VALID (2), RSC_INFO (4).
+  } virtio_net_hdr_v1_t;
 
   /* verilator lint_on UNUSEDPARAM */
 

@@ -1,0 +1,232 @@
+//! The software net engine: the CPU path of a virtio-net function and the reference model of
+//! the FPGA's net engines. TX today: a chain is read (header and frame, split anywhere across
+//! descriptors), classified as the RTL does ([`tx::classify`]), and sent with its checksum
+//! filled in, segmented (GSO), or dropped and counted by reason.
+
+use super::csum;
+use super::features::{role, NetConfig, Role};
+use super::tx::{self, TxDrop, Verdict};
+use crate::device::{Completion, DeviceEngine, SetupError, Status};
+use crate::virtq::Segment;
+use fpga_virtio_hw::formats::VirtioNetHdrV1;
+use fpga_virtio_hw::regs::{functions::func, VirtioDevice};
+use fpga_virtio_hw::Reg;
+use fpga_virtio_wire::{Source, Uplink};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+const HDR: usize = VirtioNetHdrV1::SIZE;
+
+/// A net function's counters on the CPU path (fixed: no allocation per frame).
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// GSO frames the CPU segmented, and the frames that made.
+    pub tx_gso: AtomicU64,
+    pub tx_segments: AtomicU64,
+    drops: [AtomicU64; TxDrop::ALL.len()],
+}
+
+impl NetCounters {
+    pub fn count_drop(&self, d: TxDrop) {
+        self.drops[d as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn drops(&self, d: TxDrop) -> u64 {
+        self.drops[d as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> NetStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NetStats {
+            tx_frames: l(&self.tx_frames),
+            tx_bytes: l(&self.tx_bytes),
+            tx_gso: l(&self.tx_gso),
+            tx_segments: l(&self.tx_segments),
+            drops: TxDrop::ALL.map(|d| (d.name(), self.drops(d))),
+        }
+    }
+}
+
+/// A copy of [`NetCounters`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetStats {
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub tx_gso: u64,
+    pub tx_segments: u64,
+    pub drops: [(&'static str, u64); TxDrop::ALL.len()],
+}
+
+impl NetStats {
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// A virtio-net function's CPU engine.
+#[derive(Debug)]
+pub struct NetEngine {
+    func: u8,
+    cfg: NetConfig,
+    features: u64,
+    uplink: Arc<dyn Uplink>,
+    counters: Arc<NetCounters>,
+    buf: Vec<u8>,
+}
+
+impl NetEngine {
+    /// The engine of function `func` with the negotiated `features`, sending to `uplink`.
+    pub fn new(func: u8, cfg: NetConfig, features: u64, uplink: Arc<dyn Uplink>) -> Self {
+        NetEngine {
+            func,
+            cfg,
+            features,
+            uplink,
+            counters: Arc::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The counters (shared by every fork of this engine).
+    pub fn counters(&self) -> Arc<NetCounters> {
+        self.counters.clone()
+    }
+
+    fn send(&self, frame: &[u8]) {
+        // The CPU path has no cycle clock: its frames take the link's next free slot.
+        self.uplink
+            .transmit(Source::Cpu { func: self.func }, frame, 0);
+        self.counters.tx_frames.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .tx_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Read the chain's device-readable bytes (header, then frame) into `buf`.
+    fn read_chain(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Result<(), TxDrop> {
+        let total: u64 = chain
+            .iter()
+            .filter(|s| !s.write)
+            .map(|s| u64::from(s.len))
+            .sum();
+        if total < HDR as u64 {
+            return Err(TxDrop::ShortHeader);
+        }
+        if total - HDR as u64 > tx::MAX_TX_FRAME as u64 {
+            return Err(TxDrop::TooLong);
+        }
+        self.buf.clear();
+        self.buf.resize(total as usize, 0);
+        let mut at = 0;
+        for s in chain.iter().filter(|s| !s.write) {
+            let n = s.len as usize;
+            mem.read_slice(&mut self.buf[at..at + n], GuestAddress(s.addr))
+                .map_err(|_| TxDrop::Memory)?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Result<(), TxDrop> {
+        self.read_chain(mem, chain)?;
+        let hdr = VirtioNetHdrV1::from_le_bytes(self.buf[..HDR].try_into().expect("12 bytes"));
+        let frame_len = self.buf.len() - HDR;
+        match tx::classify(&self.cfg, self.features, &hdr, frame_len) {
+            Verdict::Send { csum } => {
+                let mut frame = std::mem::take(&mut self.buf);
+                if let Some((start, offset)) = csum {
+                    csum::insert(&mut frame[HDR..], start, offset);
+                }
+                self.send(&frame[HDR..]);
+                self.buf = frame;
+                Ok(())
+            }
+            Verdict::Gso => {
+                let segs = tx::segment(&self.cfg, self.features, &hdr, &self.buf[HDR..])
+                    .ok_or(TxDrop::BadGso)?;
+                self.counters.tx_gso.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .tx_segments
+                    .fetch_add(segs.len() as u64, Ordering::Relaxed);
+                for s in &segs {
+                    self.send(s);
+                }
+                Ok(())
+            }
+            Verdict::Drop(d) => Err(d),
+        }
+    }
+}
+
+impl DeviceEngine for NetEngine {
+    fn device_type(&self) -> VirtioDevice {
+        VirtioDevice::Net
+    }
+
+    fn registers(&self, f: u8) -> Result<Vec<(Reg, u32)>, SetupError> {
+        let r = |a: fpga_virtio_hw::RegArray| a.at(u32::from(f));
+        let m = self.cfg.mac;
+        Ok(vec![
+            (r(func::DEVICE_TYPE)?, VirtioDevice::Net as u32),
+            (r(func::FEATURES_LO)?, self.features as u32),
+            (r(func::FEATURES_HI)?, (self.features >> 32) as u32),
+            (
+                r(func::NET_MAC_LO)?,
+                u32::from_le_bytes([m[0], m[1], m[2], m[3]]),
+            ),
+            (
+                r(func::NET_MAC_HI)?,
+                u32::from(u16::from_le_bytes([m[4], m[5]])),
+            ),
+            (r(func::NET_MTU)?, u32::from(self.cfg.mtu)),
+        ])
+    }
+
+    fn check_queue(&self, vq: u16, _on_fpga: bool) -> Result<(), SetupError> {
+        match role(&self.cfg, vq) {
+            Role::Tx(_) => Ok(()),
+            Role::Rx(_) => Err(SetupError::QueueNotServed {
+                vq,
+                why: "receive queues are not served yet (the RX engines are the next step)",
+            }),
+            Role::Ctrl | Role::None => Err(SetupError::QueueNotServed {
+                vq,
+                why: "no such queue (CTRL_VQ is not offered)",
+            }),
+        }
+    }
+
+    fn serve(&mut self, mem: &GuestMemoryMmap, vq: u16, chain: &[Segment]) -> Completion {
+        if !matches!(role(&self.cfg, vq), Role::Tx(_)) {
+            return Completion::FAILED;
+        }
+        // A TX chain's used length is 0 whatever happened to the frame.
+        match self.transmit(mem, chain) {
+            Ok(()) => Completion {
+                status: Status::Ok,
+                used_len: 0,
+            },
+            Err(d) => {
+                self.counters.count_drop(d);
+                Completion {
+                    status: Status::Error,
+                    used_len: 0,
+                }
+            }
+        }
+    }
+
+    fn fork(&self) -> Box<dyn DeviceEngine> {
+        Box::new(NetEngine {
+            func: self.func,
+            cfg: self.cfg,
+            features: self.features,
+            uplink: self.uplink.clone(),
+            counters: self.counters.clone(),
+            buf: Vec::new(),
+        })
+    }
+}

@@ -165,6 +165,7 @@ struct fv_sim {
       acks.pop_front();
     }
     t.st_rd_ready = 1;
+    t.pk_ready = 1;
     t.st_rc_valid = 0;
     const bool st_beat = !st_beats.empty() && st_beats.front().due <= cycle;
     if (st_beat) {
@@ -212,6 +213,11 @@ struct fv_sim {
       fl_pages.push_back(p);
     }
     if (t.st_rd_valid) emit(FV_EV_STORE_READ, t.st_rd_tag, t.st_rd_addr, t.st_rd_len);
+    if (t.pk_valid) {
+      const uint32_t tag = t.pk_tag | (static_cast<uint32_t>(t.pk_func) << 8) |
+                           (static_cast<uint32_t>(t.pk_send) << 16);
+      get_data(t.pk_data, emit(FV_EV_PACKET, tag, t.pk_off, t.pk_len).data);
+    }
     if (t.st_wr_valid) {
       get_data(t.st_wr_data, emit(FV_EV_STORE_WRITE, t.st_wr_tag, t.st_wr_addr, t.st_wr_len).data);
     }

@@ -18,6 +18,9 @@ enum fv_event_kind {
   FV_EV_STORE_WRITE = 6, // tag, addr, len, data: storage-port write; answer with fv_sim_store_ack
   FV_EV_FLASH = 7,       // tag = op | slot << 8, addr = page: flash-port request; its page data
                          // with fv_sim_flash_take, answer with fv_sim_flash_rsp
+  FV_EV_PACKET = 8,      // packet port: tag = slot | func << 8 | send << 16; a write of len
+                         // bytes (data) at frame offset addr, or (send) the slot's frame of len
+                         // bytes leaves. No answer (the port is always ready).
 };
 
 typedef struct fv_event {

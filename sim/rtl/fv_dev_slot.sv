@@ -17,7 +17,8 @@ module fv_dev_slot #(
   parameter int MAX_SEGS = 16,
   parameter int NF = fv_regs_pkg::NUM_FUNCTIONS,
   parameter bit HAS_ECHO = 1'b1,                // the echo test device (and functions of no type)
-  parameter bit HAS_BLK = 1'b1                  // virtio-blk
+  parameter bit HAS_BLK = 1'b1,                 // virtio-blk
+  parameter bit HAS_NET = 1'b1                  // virtio-net (TX)
 ) (
   input  logic clk,
   input  logic rst,
@@ -34,6 +35,9 @@ module fv_dev_slot #(
   // Configuration: the functions' (FUNCTIONS block) and the device's (GLOBAL block).
   input  logic [NF-1:0][63:0]                 blk_capacity,
   input  logic [NF-1:0][31:0]                 blk_max_sectors,
+  input  logic [NF-1:0][15:0]                 net_mtu,
+  input  logic [NF-1:0]                       net_csum,     // VIRTIO_NET_F_CSUM negotiated
+  input  logic                                net_turn,     // the net request may send now
   input  logic [31:0]                         engine_timeout,
   input  logic [31:0]                         storage_timeout,
 
@@ -84,7 +88,16 @@ module fv_dev_slot #(
   output logic [3:0]    st_wr_tag,
   input  logic          st_wc_valid,
   input  logic [3:0]    st_wc_tag,
-  input  logic          st_wc_error
+  input  logic          st_wc_error,
+
+  // Packet master (the uplink's frame buffer of this slot; see fv_net_tx_engine).
+  output logic          pk_valid,
+  input  logic          pk_ready,
+  output logic          pk_send,
+  output logic [15:0]   pk_off,
+  output logic [15:0]   pk_len,
+  output logic [DW-1:0] pk_data,
+  output logic [7:0]    pk_func
 );
   localparam int SCW = $clog2(MAX_SEGS + 1);
   localparam int FW = $clog2(NF);
@@ -92,9 +105,10 @@ module fv_dev_slot #(
   // The engines, by index.
   localparam int ENG_ECHO = 0;
   localparam int ENG_BLK = 1;
-  localparam int NENG = 2;
-  localparam logic [NENG-1:0] BUILT = {HAS_BLK, HAS_ECHO};
-  if (!HAS_ECHO && !HAS_BLK) begin : g_no_engine
+  localparam int ENG_NET = 2;
+  localparam int NENG = 3;
+  localparam logic [NENG-1:0] BUILT = {HAS_NET, HAS_BLK, HAS_ECHO};
+  if (!HAS_ECHO && !HAS_BLK && !HAS_NET) begin : g_no_engine
     $error("fv_dev_slot: the build includes no device engine");
   end
 
@@ -102,6 +116,7 @@ module fv_dev_slot #(
   function automatic logic [NENG-1:0] eng_of(logic [7:0] t);
     eng_of = '0;
     if (t == 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK)) eng_of[ENG_BLK] = 1'b1;
+    else if (t == 8'(fv_regs_pkg::VIRTIO_DEVICE_NET)) eng_of[ENG_NET] = 1'b1;
     else eng_of[ENG_ECHO] = 1'b1;
   endfunction
 
@@ -145,8 +160,8 @@ module fv_dev_slot #(
   logic [NENG-1:0][63:0]     e_rd_addr, e_wr_addr;
   logic [NENG-1:0][15:0]     e_rd_len, e_wr_len;
   logic [NENG-1:0][DW-1:0]   e_wr_data;
-  logic                      b_punt;
-  logic [7:0]                b_punt_reason;
+  logic                      b_punt, n_punt;
+  logic [7:0]                b_punt_reason, n_punt_reason;
   logic [63:0]               b_punt_arg;
   logic                      wd_fire;
 
@@ -200,6 +215,33 @@ module fv_dev_slot #(
     logic unused_st;
     assign unused_st = &{1'b0, st_rd_ready, st_rc_tag, st_rc_data, st_rc_last, st_rc_error,
                          st_wc_tag, st_wc_error};
+  end
+
+  if (HAS_NET) begin : g_net
+    fv_net_tx_engine #(.DW(DW), .MAX_SEGS(MAX_SEGS)) u_net_tx_engine (
+      .clk, .rst, .kill(wd_fire),
+      .start(go && sel[ENG_NET]), .seg_addr(sa), .seg_len(sn), .seg_write(sw),
+      .seg_count(count),
+      .mtu(net_mtu[sfunc]), .csum_feature(net_csum[sfunc]), .turn(net_turn),
+      .done(e_done[ENG_NET]), .error(e_error[ENG_NET]),
+      .punt(n_punt), .punt_reason(n_punt_reason),
+      .rd_valid(e_rd_valid[ENG_NET]), .rd_ready, .rd_addr(e_rd_addr[ENG_NET]),
+      .rd_len(e_rd_len[ENG_NET]),
+      .rc_valid(rc_valid && sel[ENG_NET]), .rc_data, .rc_last, .rc_error,
+      .pk_valid, .pk_ready, .pk_send, .pk_off, .pk_len, .pk_data
+    );
+    // A TX chain writes nothing.
+    assign {e_wr_valid[ENG_NET], e_wr_addr[ENG_NET], e_wr_len[ENG_NET]} = '0;
+    assign {e_wr_data[ENG_NET], e_written[ENG_NET]} = '0;
+    assign pk_func = 8'(sfunc);
+  end else begin : g_no_net
+    assign {e_done[ENG_NET], e_error[ENG_NET], e_rd_valid[ENG_NET], e_wr_valid[ENG_NET]} = '0;
+    assign {e_written[ENG_NET], e_rd_addr[ENG_NET], e_wr_addr[ENG_NET]} = '0;
+    assign {e_rd_len[ENG_NET], e_wr_len[ENG_NET], e_wr_data[ENG_NET]} = '0;
+    assign {n_punt, n_punt_reason} = '0;
+    assign {pk_valid, pk_send, pk_off, pk_len, pk_data, pk_func} = '0;
+    logic unused_pk;
+    assign unused_pk = &{1'b0, pk_ready, net_mtu, net_csum, net_turn};
   end
 
   // The masters: only the started engine drives them (an idle engine's outputs are zero).
@@ -260,7 +302,7 @@ module fv_dev_slot #(
   end
   assign timeout = wd_fire;
   assign done = eng_done || wd_fire;
-  assign punt = e_done[ENG_BLK] && b_punt;
-  assign punt_reason = b_punt_reason;
-  assign punt_arg = b_punt_arg;
+  assign punt = (e_done[ENG_BLK] && b_punt) || (e_done[ENG_NET] && n_punt);
+  assign punt_reason = sel[ENG_NET] ? n_punt_reason : b_punt_reason;
+  assign punt_arg = sel[ENG_NET] ? '0 : b_punt_arg;
 endmodule

@@ -12,7 +12,10 @@
 //     acknowledged with ST_WC. Tags are {slot, the engine's request tag}; answers come in due
 //     order. In hardware it faces remote storage; in the simulator, a Rust block store with a
 //     latency model.
-// The uplink port arrives with the net engine.
+//   - Packet port (net engines, towards the uplink): one operation per cycle on PK_VALID and
+//     PK_READY; a write puts PK_LEN (<= DW/8) bytes of PK_DATA at offset PK_OFF of the frame
+//     buffer PK_TAG names (one per slot), a send (PK_SEND) transmits that buffer's first PK_LEN
+//     bytes as a frame of function PK_FUNC. In the simulator: the Rust wire model.
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
   parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
@@ -87,7 +90,16 @@ module fv_top #(
   output logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_req_data,
   input  logic                                       fl_rsp_valid,
   input  logic                                       fl_rsp_error,
-  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_rsp_data
+  input  logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_rsp_data,
+
+  output logic          pk_valid,
+  input  logic          pk_ready,
+  output logic          pk_send,
+  output logic [15:0]   pk_off,
+  output logic [15:0]   pk_len,
+  output logic [DW-1:0] pk_data,
+  output logic [7:0]    pk_func,
+  output logic [7:0]    pk_tag
 );
   localparam int NQ = fv_regs_pkg::NUM_QUEUES;
   localparam int NV = fv_regs_pkg::NUM_MSIX;
@@ -323,6 +335,14 @@ module fv_top #(
   logic [NSLOT-1:0][DW-1:0]  sb_st_wr_data;
   logic [3:0]                sb_st_rc_tag, sb_st_wc_tag;
   logic [NSLOT-1:0]          st_timed_out;
+  logic [NSLOT-1:0]          sb_pk_valid, sb_pk_ready, sb_pk_send;
+  logic [NSLOT-1:0][15:0]    sb_pk_off, sb_pk_len;
+  logic [NSLOT-1:0][DW-1:0]  sb_pk_data;
+  logic [NSLOT-1:0][7:0]     sb_pk_func;
+  logic [NF-1:0]             net_csum;
+  always_comb begin
+    for (int f = 0; f < NF; f++) net_csum[f] = functions_func_features_lo_bits[f][0];
+  end
 
   logic [NF-1:0][63:0] blk_capacity;
   always_comb begin
@@ -338,6 +358,7 @@ module fv_top #(
       .start(dev_start[k]), .seg_addr, .seg_len, .seg_write, .seg_count,
       .func(cur_func), .dev_type(functions_func_device_type_kind[cur_func]),
       .blk_capacity, .blk_max_sectors(functions_func_blk_max_sectors_sectors),
+      .net_mtu(functions_func_net_mtu_bytes), .net_csum, .net_turn(nt_turn[k]),
       .engine_timeout(global_engine_timeout_cycles),
       .storage_timeout(global_storage_timeout_cycles),
       .done(dev_done[k]), .error(dev_error[k]), .written(dev_written[k]),
@@ -356,7 +377,10 @@ module fv_top #(
       .st_rc_data, .st_rc_last, .st_rc_error,
       .st_wr_valid(sb_st_wr_valid[k]), .st_wr_addr(sb_st_wr_addr[k]), .st_wr_len(sb_st_wr_len[k]),
       .st_wr_data(sb_st_wr_data[k]), .st_wr_tag(sb_st_wr_tag[k]),
-      .st_wc_valid(sb_st_wc_valid[k]), .st_wc_tag(sb_st_wc_tag), .st_wc_error
+      .st_wc_valid(sb_st_wc_valid[k]), .st_wc_tag(sb_st_wc_tag), .st_wc_error,
+      .pk_valid(sb_pk_valid[k]), .pk_ready(sb_pk_ready[k]), .pk_send(sb_pk_send[k]),
+      .pk_off(sb_pk_off[k]), .pk_len(sb_pk_len[k]), .pk_data(sb_pk_data[k]),
+      .pk_func(sb_pk_func[k])
     );
     assign wd_fire[k] = dev_timeout[k];
   end
@@ -373,6 +397,51 @@ module fv_top #(
     .st_rc_valid, .st_rc_tag, .st_rc_ready,
     .st_wr_valid, .st_wr_addr, .st_wr_len, .st_wr_data, .st_wr_tag,
     .st_wc_valid, .st_wc_tag
+  );
+
+  // TX order: a net request sends its frame only when no older net request of its queue is
+  // still in a slot (tickets in dispatch order; a request leaves its slot when done, also when
+  // punted or killed by the watchdog, so nothing waits on a request that is gone).
+  logic [NSLOT-1:0]          nt_busy, nt_turn;
+  logic [NSLOT-1:0][7:0]     nt_tk;
+  logic [NSLOT-1:0][QW-1:0]  nt_q;
+  logic [7:0]                nt_next;
+  logic                      start_net;
+  assign start_net = functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_NET);
+  always_ff @(posedge clk) begin
+    if (srst) begin
+      nt_busy <= '0;
+      nt_tk <= '0;
+      nt_q <= '0;
+      nt_next <= '0;
+    end else begin
+      for (int k = 0; k < NSLOT; k++) begin
+        if (dev_start[k] && start_net) begin
+          nt_busy[k] <= 1'b1;
+          nt_tk[k] <= nt_next;
+          nt_q[k] <= cur_queue;
+        end else if (dev_done[k]) begin
+          nt_busy[k] <= 1'b0;
+        end
+      end
+      if (|dev_start && start_net) nt_next <= nt_next + 8'd1;
+    end
+  end
+  always_comb begin
+    for (int k = 0; k < NSLOT; k++) begin
+      nt_turn[k] = 1'b1;
+      for (int j = 0; j < NSLOT; j++) begin
+        if (j != k && nt_busy[j] && nt_q[j] == nt_q[k]
+            && $signed(8'(nt_tk[j] - nt_tk[k])) < 8'sd0) nt_turn[k] = 1'b0;
+      end
+    end
+  end
+
+  fv_pkt_mux #(.N(NSLOT), .DW(DW), .TW(8)) u_pkt_mux (
+    .clk, .rst(srst),
+    .e_valid(sb_pk_valid), .e_ready(sb_pk_ready), .e_send(sb_pk_send), .e_off(sb_pk_off),
+    .e_len(sb_pk_len), .e_data(sb_pk_data), .e_func(sb_pk_func),
+    .pk_valid, .pk_ready, .pk_send, .pk_off, .pk_len, .pk_data, .pk_func, .pk_tag
   );
 
   // Storage timeouts, all slots together.
@@ -591,7 +660,7 @@ module fv_top #(
   end
 
   // Configuration read by engines that come with later work (punt and completion rings, flow
-  // table, flash, function reset and features, interrupt moderation), and values only software
+  // table, flash, function reset and features, interrupt moderation, the MAC switch), and values only software
   // reads back (scratch, the doorbell's avail-index hint, the config vector).
   logic unused_later;
   assign unused_later = &{1'b0, msix_sent, ev_punt_fault,
@@ -601,5 +670,6 @@ module fv_top #(
     flow_table_action_op, flow_table_action_target, flow_table_action_arg_value,
     flow_table_cmd_op_pulse, flow_table_cmd_op,
     functions_func_ctrl_enable, functions_func_features_lo_bits,
-    functions_func_features_hi_bits, global_config_msix_vector, global_scratch_value};
+    functions_func_features_hi_bits, global_config_msix_vector, global_scratch_value,
+    functions_func_net_mac_lo_octets, functions_func_net_mac_hi_octets};
 endmodule

@@ -9,6 +9,7 @@ pub const EV_FINISH: u32 = 4;
 pub const EV_STORE_READ: u32 = 5;
 pub const EV_STORE_WRITE: u32 = 6;
 pub const EV_FLASH: u32 = 7;
+pub const EV_PACKET: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -31,6 +31,7 @@ pub use iommu::{IommuError, IommuMap, Perm};
 pub use memory::{GuestMemory, MemoryError};
 pub use model::{dma_bytes, Model, ModelError};
 pub use simulator::{
+    PacketStats,
     DmaFault, DmaStats, DmaTiming, MsiEvent, SimConfig, SimDevice, SimError, Simulator, StoreFault,
     StoreStats, StoreTiming, MSI_WINDOW,
 };

@@ -9,6 +9,7 @@ use crate::memory::{GuestMemory, MemoryError};
 use crate::model::{dma_bytes, Model, ModelError};
 use fpga_virtio_hw::{check_access, regs, Bar, IoError, RegisterIo};
 use fpga_virtio_storage::BlockStore;
+use fpga_virtio_wire::{Source, Uplink};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -220,6 +221,20 @@ pub struct Simulator {
     dma_read_fault: Option<Box<(std::ops::Range<u64>, StoreFault)>>,
     flash: Arc<FlashModel>,
     flash_timing: FlashTiming,
+    /// The packet port: the uplink's frame buffer of each slot, and the far side of the wire.
+    pk_bufs: Vec<Vec<u8>>,
+    uplink: Option<Arc<dyn Uplink>>,
+    packet_stats: PacketStats,
+}
+
+/// What the packet port (the net engines' side of the uplink) carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketStats {
+    /// Frames sent (also without an uplink attached, when they go nowhere).
+    pub frames: u64,
+    pub bytes: u64,
+    /// Frame-buffer writes (beats and checksum patches).
+    pub writes: u64,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -263,7 +278,20 @@ impl Simulator {
             dma_read_fault: None,
             flash: cfg.flash.unwrap_or_else(FlashModel::new),
             flash_timing: cfg.flash_timing,
+            pk_bufs: Vec::new(),
+            uplink: None,
+            packet_stats: PacketStats::default(),
         })
+    }
+
+    /// Connect the net engines' packet port to `uplink` (a [`fpga_virtio_wire::Wire`]). Without
+    /// one, frames sent are counted and go nowhere.
+    pub fn attach_uplink(&mut self, uplink: Arc<dyn Uplink>) {
+        self.uplink = Some(uplink);
+    }
+
+    pub fn packet_stats(&self) -> PacketStats {
+        self.packet_stats
     }
 
     /// Connect the blk engine's storage port to `store`. Without a store every storage access
@@ -499,6 +527,7 @@ impl Simulator {
                 ffi::EV_STORE_READ => self.store_read(e),
                 ffi::EV_STORE_WRITE => self.store_write(e),
                 ffi::EV_FLASH => self.flash_request(e),
+                ffi::EV_PACKET => self.packet(e),
                 ffi::EV_FINISH => {
                     return Err(SimError::Finished(
                         self.model.error().unwrap_or_else(|| "unknown".into()),
@@ -680,6 +709,33 @@ impl Simulator {
         for (i, chunk) in data.chunks(bw).enumerate() {
             self.model
                 .store_beat(due, e.tag, chunk, i + 1 == beats, error);
+        }
+    }
+
+    /// A packet-port operation: a write into the slot's frame buffer, or a send of it.
+    fn packet(&mut self, e: &ffi::FvEvent) {
+        let slot = (e.tag & 0xff) as usize;
+        let func = ((e.tag >> 8) & 0xff) as u8;
+        let send = e.tag & (1 << 16) != 0;
+        if self.pk_bufs.len() <= slot {
+            self.pk_bufs.resize_with(slot + 1, Vec::new);
+        }
+        // Offsets and lengths are 16-bit: a buffer of 64 KiB and a beat holds every write.
+        let buf = &mut self.pk_bufs[slot];
+        if buf.is_empty() {
+            buf.resize((1 << 16) + e.data.len(), 0);
+        }
+        let len = e.len as usize;
+        if send {
+            self.packet_stats.frames += 1;
+            self.packet_stats.bytes += len as u64;
+            if let Some(up) = &self.uplink {
+                up.transmit(Source::Fpga { func }, &buf[..len], e.cycle);
+            }
+        } else {
+            let (off, len) = (e.addr as usize, len.min(e.data.len()));
+            buf[off..off + len].copy_from_slice(&e.data[..len]);
+            self.packet_stats.writes += 1;
         }
     }
 

@@ -1,4 +1,4 @@
-// fv_dev_slot alone: the engine chosen by the function's device type (echo, blk), answers that
+// fv_dev_slot alone: the engine chosen by the function's device type (echo, blk, net), answers that
 // reach only the engine serving (a blk request after an echo one on the same slot), a device
 // type whose engine the build lacks, and the watchdog: a stuck DMA read times the request out,
 // the slot stays blocked until the read is answered, then serves the next request correctly.
@@ -7,6 +7,23 @@ module tb_fv_dev_slot;
   localparam int DW = 128, MAX_SEGS = 16, NF = 8;
   localparam logic [7:0] ECHO = 8'(fv_regs_pkg::VIRTIO_DEVICE_ECHO);
   localparam logic [7:0] BLK = 8'(fv_regs_pkg::VIRTIO_DEVICE_BLK);
+  localparam logic [7:0] NET = 8'(fv_regs_pkg::VIRTIO_DEVICE_NET);
+  logic [NF-1:0][15:0] net_mtu;
+  logic [NF-1:0] net_csum;
+  logic net_turn = 1'b1;
+  logic pk_valid, pk_ready, pk_send;
+  logic [15:0] pk_off, pk_len;
+  logic [DW-1:0] pk_data;
+  logic [7:0] pk_func;
+  int pk_sends = 0, pk_last_len = 0, pk_last_func = 0;
+  assign pk_ready = 1'b1;
+  always @(posedge clk) begin
+    if (pk_valid && pk_send) begin
+      pk_sends++;
+      pk_last_len = int'(pk_len);
+      pk_last_func = int'(pk_func);
+    end
+  end
   logic start;
   logic [2:0] func;
   logic [7:0] dev_type;
@@ -49,7 +66,7 @@ module tb_fv_dev_slot;
   /* verilator lint_off PINCONNECTEMPTY */
   fv_dev_slot #(.DW(DW), .MAX_SEGS(MAX_SEGS), .NF(NF), .HAS_BLK(1'b0)) no_blk (
     .clk, .rst, .start, .seg_addr, .seg_len, .seg_write, .seg_count, .func, .dev_type,
-    .blk_capacity, .blk_max_sectors, .engine_timeout, .storage_timeout,
+    .blk_capacity, .blk_max_sectors, .net_mtu, .net_csum, .net_turn, .engine_timeout, .storage_timeout,
     .done(nb_done), .error(nb_error), .written(nb_written), .punt(nb_punt), .punt_reason(),
     .punt_arg(), .timeout(nb_timeout), .blocked(nb_blocked), .st_timed_out(nb_st_to),
     .rd_valid(nb_rdv), .rd_ready(1'b1), .rd_addr(), .rd_len(), .rc_valid(1'b0), .rc_data('0),
@@ -59,7 +76,8 @@ module tb_fv_dev_slot;
     .st_rc_valid(1'b0), .st_rc_tag('0), .st_rc_ready(nb_st_rc_ready), .st_rc_data('0),
     .st_rc_last(1'b0), .st_rc_error(1'b0), .st_wr_valid(nb_st_wrv), .st_wr_addr(),
     .st_wr_len(), .st_wr_data(), .st_wr_tag(), .st_wc_valid(1'b0), .st_wc_tag('0),
-    .st_wc_error(1'b0)
+    .st_wc_error(1'b0), .pk_valid(), .pk_ready(1'b1), .pk_send(), .pk_off(), .pk_len(),
+    .pk_data(), .pk_func()
   );
   /* verilator lint_on PINCONNECTEMPTY */
 
@@ -84,6 +102,8 @@ module tb_fv_dev_slot;
     for (int f = 0; f < NF; f++) begin
       blk_capacity[f] = 64'd1024;
       blk_max_sectors[f] = 32'd256;
+      net_mtu[f] = 16'd1500;
+      net_csum[f] = 1'b1;
     end
     engine_timeout = 32'd0;
     storage_timeout = 32'd0;
@@ -114,6 +134,24 @@ module tb_fv_dev_slot;
     seg(64'h100, 16, 0); seg(64'h3000, 20, 1); seg(64'h2000, 1, 1);
     run(BLK);
     check(punt && punt_reason == 8'(fv_regs_pkg::PUNT_REASON_BLK_GET_ID), "GET_ID is punted");
+    @(negedge clk);
+
+    // A net TX request of function 3 on the same slot: sent to the packet port with its
+    // function, nothing written; a GSO one is punted with the net reason.
+    for (int i = 0; i < 12; i++) mem.mem[32'h4000 + i] = 8'd0;
+    func = 3'd3;
+    seg(64'h4000, 12 + 60, 0);
+    run(NET);
+    check(!error && !punt && written == 0, "net TX: served");
+    check(pk_sends == 1 && pk_last_len == 60 && pk_last_func == 3, "net TX: 60 bytes sent for function 3");
+    @(negedge clk);
+    mem.mem[32'h4001] = 8'd1;
+    seg(64'h4000, 12 + 60, 0);
+    run(NET);
+    check(punt && punt_reason == 8'(fv_regs_pkg::PUNT_REASON_NET_TX_GSO) && punt_arg == '0,
+          "net TX GSO: punted");
+    check(pk_sends == 1, "nothing more sent");
+    func = 3'd0;
     @(negedge clk);
 
     // A slot without the blk engine answers a blk request with an error at once.

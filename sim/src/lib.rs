@@ -31,7 +31,6 @@ pub use iommu::{IommuError, IommuMap, Perm};
 pub use memory::{GuestMemory, MemoryError};
 pub use model::{dma_bytes, Model, ModelError};
 pub use simulator::{
-    PacketStats,
-    DmaFault, DmaStats, DmaTiming, MsiEvent, SimConfig, SimDevice, SimError, Simulator, StoreFault,
-    StoreStats, StoreTiming, MSI_WINDOW,
+    DmaFault, DmaStats, DmaTiming, MsiEvent, PacketStats, SimConfig, SimDevice, SimError,
+    Simulator, StoreFault, StoreStats, StoreTiming, MSI_WINDOW,
 };

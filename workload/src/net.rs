@@ -1,0 +1,316 @@
+//! Seeded virtio-net TX traffic and what the wire must see for it.
+//!
+//! [`tx_traffic`] makes the frames a guest's driver would send, and the ones a hostile or
+//! broken one would: Ethernet with and without an 802.1Q tag; IPv4 (with options) and IPv6;
+//! TCP, UDP, ICMP and raw frames; 14 bytes to jumbo; the L4 checksum left to the device
+//! (NEEDS_CSUM, the field holding the pseudo-header sum as Linux leaves it) or filled in; GSO
+//! (TSO over IPv4 and IPv6, USO); and malformed ones (runts, frames over the MTU, checksum
+//! offsets past the frame, TX flags a driver must not set, bad GSO, a chain shorter than the
+//! header). Each is laid out in descriptors split at random places, the header included.
+//!
+//! [`expected_wire`] is what the device must send for a frame: the reference model's decision
+//! (`fpga_virtio_driver::net::tx`) applied to it.
+
+use crate::Rng;
+use etherparse::{IpNumber, Ipv4Header, Ipv4Options, PacketBuilder};
+use fpga_virtio_driver::net::{csum, tx, NetConfig};
+use fpga_virtio_hw::formats::VirtioNetHdrV1;
+
+/// One TX request: its header, its frame, and where its bytes (header then frame) are cut
+/// into descriptors.
+#[derive(Clone, Debug)]
+pub struct TxFrame {
+    pub hdr: VirtioNetHdrV1,
+    pub frame: Vec<u8>,
+    /// Lengths of the descriptors (summing to 12 + frame length, or less for a chain shorter
+    /// than the header).
+    pub pieces: Vec<usize>,
+    pub kind: &'static str,
+}
+
+impl TxFrame {
+    /// The chain's bytes: header then frame.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = self.hdr.to_le_bytes().to_vec();
+        b.extend_from_slice(&self.frame);
+        b.truncate(self.pieces.iter().sum());
+        b
+    }
+}
+
+fn hdr(
+    flags: u8,
+    gso_type: u8,
+    gso_size: u16,
+    csum_start: u16,
+    csum_offset: u16,
+) -> VirtioNetHdrV1 {
+    VirtioNetHdrV1 {
+        flags,
+        gso_type,
+        hdr_len: 0,
+        gso_size,
+        csum_start,
+        csum_offset,
+        num_buffers: 0,
+    }
+}
+
+/// Cut `n` bytes into 1 to 4 pieces at random places.
+fn cut(rng: &mut Rng, n: usize) -> Vec<usize> {
+    let parts = 1 + rng.below(4) as usize;
+    let mut at: Vec<usize> = (1..parts)
+        .map(|_| 1 + rng.below(n.max(2) as u64 - 1) as usize)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let mut pieces = Vec::new();
+    let mut prev = 0;
+    for a in at.into_iter().chain([n]) {
+        if a > prev {
+            pieces.push(a - prev);
+            prev = a;
+        }
+    }
+    pieces
+}
+
+/// The L4 checksum field left as Linux leaves it for the device (CHECKSUM_PARTIAL): the
+/// pseudo-header's sum, folded, not complemented.
+fn partial(frame: &mut [u8], l3: usize, l4: usize, field: usize, v4: bool, proto: u8) {
+    let len = (frame.len() - l4) as u64;
+    let mut sum = if v4 {
+        csum::add(0, &frame[l3 + 12..l3 + 20])
+    } else {
+        csum::add(0, &frame[l3 + 8..l3 + 40])
+    };
+    sum += u64::from(proto) + (len & 0xffff) + (len >> 16);
+    let p = csum::fold(sum);
+    frame[l4 + field..l4 + field + 2].copy_from_slice(&p.to_be_bytes());
+}
+
+/// A well-formed frame of `payload` bytes: (frame, l3 offset, l4 offset, v4, L4 protocol).
+fn packet(
+    rng: &mut Rng,
+    src: [u8; 6],
+    payload: usize,
+    l4: u8,
+    v6: bool,
+    vlan: bool,
+) -> (Vec<u8>, usize, usize, bool, u8) {
+    let dst = [0x02, 0x10, 0, 0, rng.below(4) as u8, rng.below(256) as u8];
+    let data: Vec<u8> = (0..payload).map(|_| rng.next_u64() as u8).collect();
+    let eth = PacketBuilder::ethernet2(src, dst);
+    let mut out = Vec::new();
+    let l3 = 14 + if vlan { 4 } else { 0 };
+    let (sport, dport) = (
+        1024 + rng.below(60000) as u16,
+        [80u16, 443, 53, 8080][rng.below(4) as usize],
+    );
+    macro_rules! finish {
+        ($ip:expr) => {
+            match l4 {
+                6 => $ip
+                    .tcp(sport, dport, rng.next_u64() as u32, 1024)
+                    .ack(rng.next_u64() as u32)
+                    .write(&mut out, &data),
+                17 => $ip.udp(sport, dport).write(&mut out, &data),
+                _ => {
+                    if v6 {
+                        $ip.icmpv6_echo_request(7, 9).write(&mut out, &data)
+                    } else {
+                        $ip.icmpv4_echo_request(7, 9).write(&mut out, &data)
+                    }
+                }
+            }
+        };
+    }
+    let ipv4 = |rng: &mut Rng| {
+        let mut h = Ipv4Header::new(
+            0,
+            64,
+            IpNumber(0),
+            [10, 0, 0, 1 + rng.below(200) as u8],
+            [10, 1, 0, 1 + rng.below(200) as u8],
+        )
+        .expect("header");
+        h.identification = rng.next_u64() as u16;
+        if rng.below(4) == 0 {
+            // IPv4 options (NOPs and an end): a longer header to walk.
+            h.options = Ipv4Options::try_from(&[1u8, 1, 1, 0][..]).expect("options");
+        }
+        h
+    };
+    let res = match (vlan, v6) {
+        (false, false) => {
+            let ip = ipv4(rng);
+            finish!(eth.ip(etherparse::IpHeaders::Ipv4(ip, Default::default())))
+        }
+        (true, false) => {
+            let ip = ipv4(rng);
+            finish!(eth
+                .single_vlan(etherparse::VlanId::try_new(rng.below(4095) as u16).expect("vlan"))
+                .ip(etherparse::IpHeaders::Ipv4(ip, Default::default())))
+        }
+        (false, true) => finish!(eth.ipv6([0xfd; 16], [0xfe; 16], 64)),
+        (true, true) => finish!(eth
+            .single_vlan(etherparse::VlanId::try_new(rng.below(4095) as u16).expect("vlan"))
+            .ipv6([0xfd; 16], [0xfe; 16], 64)),
+    };
+    res.expect("the builder writes to a Vec");
+    let ihl = if v6 {
+        40
+    } else {
+        usize::from(out[l3] & 0xf) * 4
+    };
+    (out, l3, l3 + ihl, !v6, l4)
+}
+
+/// `n` TX requests from `seed`, with source MACs ending in `tag` (so a wire frame names the
+/// queue that sent it), for a function of `cfg`.
+pub fn tx_traffic(seed: u64, n: usize, tag: u8, cfg: &NetConfig) -> Vec<TxFrame> {
+    let mut rng = Rng(seed);
+    let mtu = usize::from(cfg.mtu);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let src = [0x02, 0x20, 0, 0, tag, i as u8];
+        let v6 = rng.below(2) == 1;
+        let vlan = rng.below(4) == 0;
+        let l4 = [6u8, 17, 1][rng.below(3) as usize];
+        let ip_over = if v6 { 40 } else { 24 } + 8 + if l4 == 6 { 12 } else { 0 };
+        let pick = rng.below(100);
+        let (kind, hdr, frame) = match pick {
+            // Plain frames, checksum filled in by the guest.
+            0..=24 => {
+                let size = if rng.below(10) == 0 {
+                    mtu - ip_over
+                } else {
+                    rng.below(1400) as usize
+                };
+                let (f, ..) = packet(&mut rng, src, size, l4, v6, vlan);
+                ("full_csum", hdr(0, 0, 0, 0, 0), f)
+            }
+            // NEEDS_CSUM: TCP and UDP leave the checksum to the device.
+            25..=59 => {
+                let l4 = if l4 == 1 { 17 } else { l4 };
+                let size = if rng.below(10) == 0 {
+                    mtu - ip_over
+                } else {
+                    rng.below(1400) as usize
+                };
+                let (mut f, l3, l4o, v4, proto) = packet(&mut rng, src, size, l4, v6, vlan);
+                let field = if proto == 6 { 16 } else { 6 };
+                partial(&mut f, l3, l4o, field, v4, proto);
+                (
+                    "needs_csum",
+                    hdr(tx::HDR_F_NEEDS_CSUM, 0, 0, l4o as u16, field as u16),
+                    f,
+                )
+            }
+            // GSO: TSO over IPv4/IPv6, USO.
+            60..=71 => {
+                let l4 = if l4 == 1 { 6 } else { l4 };
+                let size = 1500 + rng.below(20_000) as usize;
+                let (mut f, l3, l4o, v4, proto) = packet(&mut rng, src, size, l4, v6, vlan);
+                let field = if proto == 6 { 16 } else { 6 };
+                partial(&mut f, l3, l4o, field, v4, proto);
+                let gso = match (proto, v4) {
+                    (6, true) => tx::GSO_TCPV4,
+                    (6, false) => tx::GSO_TCPV6,
+                    _ => tx::GSO_UDP_L4,
+                };
+                let hl = l4o + if proto == 6 { 20 } else { 8 };
+                let mss = (mtu - (hl - l3)).min(400 + rng.below(1200) as usize);
+                (
+                    "gso",
+                    hdr(
+                        tx::HDR_F_NEEDS_CSUM,
+                        gso,
+                        mss as u16,
+                        l4o as u16,
+                        field as u16,
+                    ),
+                    f,
+                )
+            }
+            // Raw Ethernet (an unknown ethertype), 14 bytes and up.
+            72..=79 => {
+                let len = 14 + rng.below(200) as usize;
+                let mut f: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                f[..6].copy_from_slice(&[0x02, 0x10, 0, 0, 1, 2]);
+                f[6..12].copy_from_slice(&src);
+                f[12..14].copy_from_slice(&[0x88, 0xb5]);
+                ("raw", hdr(0, 0, 0, 0, 0), f)
+            }
+            // Malformed.
+            _ => {
+                let mut f: Vec<u8> = (0..60 + rng.below(100) as usize)
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
+                f[6..12].copy_from_slice(&src);
+                let (kind, h) = match pick {
+                    80..=82 => {
+                        f.truncate(rng.below(14) as usize);
+                        ("runt", hdr(0, 0, 0, 0, 0))
+                    }
+                    83..=85 => {
+                        f.resize(cfg.max_frame() + 1 + rng.below(100) as usize, 0x5a);
+                        ("too_long", hdr(0, 0, 0, 0, 0))
+                    }
+                    86..=88 => {
+                        let start = rng.below(f.len() as u64) as u16;
+                        (
+                            "bad_csum_offset",
+                            hdr(1, 0, 0, start, f.len() as u16 - start - 1),
+                        )
+                    }
+                    89..=91 => ("bad_flags", hdr(tx::HDR_F_DATA_VALID, 0, 0, 0, 0)),
+                    92..=94 => (
+                        "bad_gso",
+                        hdr(
+                            1,
+                            [7u8, tx::GSO_UDP, tx::GSO_TCPV4][rng.below(3) as usize],
+                            0,
+                            14,
+                            16,
+                        ),
+                    ),
+                    _ => ("short_chain", hdr(0, 0, 0, 0, 0)),
+                };
+                (kind, h, f)
+            }
+        };
+        let total = 12 + frame.len();
+        let total = if kind == "short_chain" {
+            1 + rng.below(11) as usize
+        } else {
+            total
+        };
+        let pieces = cut(&mut rng, total);
+        out.push(TxFrame {
+            hdr,
+            frame,
+            pieces,
+            kind,
+        });
+    }
+    out
+}
+
+/// What the wire must carry for `f` (frames in order; none when it is dropped).
+pub fn expected_wire(cfg: &NetConfig, features: u64, f: &TxFrame) -> Vec<Vec<u8>> {
+    if f.pieces.iter().sum::<usize>() < 12 {
+        return Vec::new();
+    }
+    match tx::classify(cfg, features, &f.hdr, f.frame.len()) {
+        tx::Verdict::Send { csum: c } => {
+            let mut frame = f.frame.clone();
+            if let Some((start, offset)) = c {
+                csum::insert(&mut frame, start, offset);
+            }
+            vec![frame]
+        }
+        tx::Verdict::Gso => tx::segment(cfg, features, &f.hdr, &f.frame).unwrap_or_default(),
+        tx::Verdict::Drop(_) => Vec::new(),
+    }
+}

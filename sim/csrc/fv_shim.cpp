@@ -165,7 +165,6 @@ struct fv_sim {
       acks.pop_front();
     }
     t.st_rd_ready = 1;
-    t.pk_ready = 1;
     t.st_rc_valid = 0;
     const bool st_beat = !st_beats.empty() && st_beats.front().due <= cycle;
     if (st_beat) {

@@ -20,7 +20,7 @@ enum fv_event_kind {
                          // with fv_sim_flash_take, answer with fv_sim_flash_rsp
   FV_EV_PACKET = 8,      // packet port: tag = slot | func << 8 | send << 16; a write of len
                          // bytes (data) at frame offset addr, or (send) the slot's frame of len
-                         // bytes leaves. No answer (the port is always ready).
+                         // bytes leaves. No answer (the port takes one every cycle).
 };
 
 typedef struct fv_event {

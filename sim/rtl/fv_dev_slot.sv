@@ -90,7 +90,12 @@ module fv_dev_slot #(
   input  logic [3:0]    st_wc_tag,
   input  logic          st_wc_error,
 
-  // Packet master (the uplink's frame buffer of this slot; see fv_net_tx_engine).
+  // Packet master (the uplink's frame buffer of this slot; see fv_net_tx_engine): data writes,
+  // and control operations (checksum, send).
+  output logic          pk_dvalid,
+  output logic [15:0]   pk_doff,
+  output logic [15:0]   pk_dlen,
+  output logic [DW-1:0] pk_ddata,
   output logic          pk_valid,
   input  logic          pk_ready,
   output logic          pk_send,
@@ -228,6 +233,7 @@ module fv_dev_slot #(
       .rd_valid(e_rd_valid[ENG_NET]), .rd_ready, .rd_addr(e_rd_addr[ENG_NET]),
       .rd_len(e_rd_len[ENG_NET]),
       .rc_valid(rc_valid && sel[ENG_NET]), .rc_data, .rc_last, .rc_error,
+      .pk_dvalid, .pk_doff, .pk_dlen, .pk_ddata,
       .pk_valid, .pk_ready, .pk_send, .pk_off, .pk_len, .pk_data
     );
     // A TX chain writes nothing.
@@ -240,6 +246,7 @@ module fv_dev_slot #(
     assign {e_rd_len[ENG_NET], e_wr_len[ENG_NET], e_wr_data[ENG_NET]} = '0;
     assign {n_punt, n_punt_reason} = '0;
     assign {pk_valid, pk_send, pk_off, pk_len, pk_data, pk_func} = '0;
+    assign {pk_dvalid, pk_doff, pk_dlen, pk_ddata} = '0;
     logic unused_pk;
     assign unused_pk = &{1'b0, pk_ready, net_mtu, net_csum, net_turn};
   end

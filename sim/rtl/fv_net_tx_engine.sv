@@ -1,35 +1,45 @@
 // virtio-net TX engine: sends the frame of one TX chain to the packet port.
 //
 // A TX chain's device-readable bytes are a virtio_net_hdr_v1 (12 bytes) and the frame, split
-// across descriptors anywhere. The engine reads the header first (its reads stop at byte 12),
-// decides, then streams the frame into the packet port's frame buffer at its offsets, summing
-// it from csum_start as it goes (the Internet checksum, 16-bit big-endian words). At the end
-// it writes the checksum at csum_start + csum_offset when the guest asked (NEEDS_CSUM) and
-// sends the frame. The decision is driver/src/net/tx.rs `classify`, in the same order:
+// across descriptors anywhere. The engine streams them in: reads of up to RD_MAX bytes, up to
+// MAX_RD of them in flight (the device's DMA mux takes one per master), beats answered in order. Each beat goes through three stages: (1)
+// registered with its chain offset; (2) its header bytes into the header, its frame bytes
+// written into the packet port's frame buffer at their frame offsets; (3) its frame bytes from
+// csum_start on added to the checksum (the Internet checksum: 16-bit big-endian words). When
+// the header is in, the engine decides; when the last beat is through, it writes the checksum
+// at csum_start + csum_offset when the guest asked (NEEDS_CSUM) and sends the frame. The
+// decision is driver/src/net/tx.rs `classify`, with the same punt reasons:
 //
 //   header flags other than NEEDS_CSUM           -> punt net_tx_malformed
 //   a GSO type                                    -> punt net_tx_gso (the CPU segments)
 //   NEEDS_CSUM without the CSUM feature           -> punt net_tx_malformed
 //   a chain shorter than the header               -> punt net_tx_malformed
-//   frame shorter than 14 or longer than MTU + 18 -> punt net_tx_malformed (a long one is
-//                                                    punted as soon as its length passes)
+//   frame shorter than 14 or longer than MTU + 18 -> punt net_tx_malformed (reads stop one
+//                                                    byte past MTU + 18: a long chain is never
+//                                                    read to its end)
 //   csum_start + csum_offset + 2 past the frame   -> punt net_tx_malformed
 //   otherwise                                     -> sent, used length 0
 //
-// Nothing is sent before the decision is final: the port's frame buffer is only sent by the
-// last operation (a punted frame's bytes are overwritten by the next frame). A DMA error ends
-// the request with `error` (the virtqueue engine's DMA fault).
+// Nothing is sent before the decision is final: only the last operation sends the frame
+// buffer (a punted frame's bytes are overwritten by the next frame). A punt or a DMA error
+// stops the reads; the request ends once every read in flight was answered (a late beat never
+// reaches the next request). A DMA error ends the request with `error`.
 //
 // Order: a queue's frames leave in the order its chains were handed to the slots. The send
 // waits for `turn` (no older request of the same queue is still in a slot; fv_top keeps the
 // tickets), so a short frame in one slot does not overtake a long one in another.
 //
-// Packet port: `pk_valid` with `pk_send` = 0 writes `pk_len` (<= DW/8) bytes of `pk_data`
-// (byte 0 first) at frame offset `pk_off`; with `pk_send` = 1 it sends the frame's first
-// `pk_len` bytes.
+// Packet port. Data writes (`pk_dvalid`): `pk_dlen` bytes of `pk_ddata` (byte 0 first) at frame
+// offset `pk_doff`, one per DMA beat; the DMA read port delivers one beat per cycle to one
+// master, so the data writes of all slots never collide and need no arbitration (the frame
+// buffers always take them). Control operations (`pk_valid`, arbitrated: `pk_ready`): the
+// checksum (`pk_send` = 0: 2 bytes at `pk_off`), then the send (`pk_send` = 1: the frame's
+// first `pk_len` bytes leave).
 module fv_net_tx_engine #(
   parameter int DW = 128,
-  parameter int MAX_SEGS = 16
+  parameter int MAX_SEGS = 16,
+  parameter int RD_MAX = 2048,    // bytes per DMA read
+  parameter int MAX_RD = 1        // DMA reads in flight (fv_dma_mux: one per master)
 ) (
   input  logic clk,
   input  logic rst,
@@ -60,6 +70,10 @@ module fv_net_tx_engine #(
   input  logic          rc_last,
   input  logic          rc_error,
 
+  output logic          pk_dvalid,
+  output logic [15:0]   pk_doff,
+  output logic [15:0]   pk_dlen,
+  output logic [DW-1:0] pk_ddata,
   output logic          pk_valid,
   input  logic          pk_ready,
   output logic          pk_send,
@@ -69,27 +83,23 @@ module fv_net_tx_engine #(
 );
   localparam int SW = $clog2(MAX_SEGS + 1);
   localparam int BEAT = DW / 8;
+  localparam int BW = $clog2(BEAT + 1);
+  localparam int RW = $clog2(MAX_RD + 1);
   localparam logic [31:0] HDR = 32'd12;
   localparam logic [7:0] F_NEEDS_CSUM = 8'd1;
 
-  if (DW % 16 != 0 || DW < 128) begin : g_bad_dw
-    $error("fv_net_tx_engine: DW must be a multiple of 16 and at least 128 (the header)");
+  if (DW < 64 || RD_MAX < BEAT || RD_MAX > 4096 || MAX_RD < 1 || (MAX_RD & (MAX_RD - 1)) != 0)
+  begin : g_bad_params
+    $error("fv_net_tx_engine: DW >= 64, RD_MAX in DW/8..4096, MAX_RD a power of two");
   end
 
-  typedef enum logic [3:0] {
-    S_IDLE, S_PICK, S_RD_REQ, S_RD_WAIT, S_CHECK, S_PK_WR, S_FINISH, S_CSUM_WR, S_SEND, S_DONE
-  } state_e;
+  typedef enum logic [2:0] {S_IDLE, S_RUN, S_DRAIN, S_FINISH, S_CSUM_WR, S_SEND, S_DONE} state_e;
   state_e state;
 
-  logic [SW-1:0] ri;              // current readable segment
-  logic [31:0]   roff;            // offset inside it
-  logic [31:0]   coff;            // chain offset of the next byte to read
-  logic [31:0]   chunk;
-  logic [DW-1:0] buffer;
+  logic          failed, punted, checked, issuing, capped;
+  logic [7:0]    reason;
   logic [95:0]   hdr;             // the virtio_net_hdr_v1, byte 0 in bits 7:0
   logic [31:0]   acc;             // the checksum's running sum (not folded)
-  logic          failed, punted;
-  logic [7:0]    reason;
 
   // Header fields.
   logic [7:0]  h_flags, h_gso;
@@ -100,48 +110,90 @@ module fv_net_tx_engine #(
   assign h_co = hdr[79:64];
   logic unused_hdr;                // hdr_len, gso_size, num_buffers: the CPU's (GSO)
   assign unused_hdr = &{1'b0, hdr[95:80], hdr[47:16]};
+  logic need_csum;
+  assign need_csum = (h_flags & F_NEEDS_CSUM) != 8'd0;
 
-  // The frame's length so far and its limit.
-  logic [31:0] flen, max_frame;
-  assign flen = coff - HDR;
+  // The reads stop one byte past the longest frame sent: a longer chain is known too long.
+  logic [31:0] max_frame, cap;
   assign max_frame = {16'd0, mtu} + 32'd18;
+  assign cap = HDR + max_frame + 32'd1;
 
-  // The current segment (selected only where used: a select into the wide table evaluated
-  // every cycle, in every slot, costs simulation time).
-  logic        rseg_ok;
-  logic [31:0] rrem;
+  // ---- Issue: the next read (segment ri at roff, chain offset icoff).
+  logic [SW-1:0] ri;
+  logic [31:0]   roff, icoff;
+  logic [RW-1:0] nrd;             // reads in flight
+  logic          rseg_ok;
+  logic [31:0]   rrem, ilen;
   always_comb begin
     rseg_ok = 1'b0;
     rrem = '0;
-    if (state == S_PICK) begin
+    if (issuing) begin
       rseg_ok = ri < seg_count && !seg_write[ri[SW-2:0]];
       rrem = seg_len[ri[SW-2:0]] - roff;
     end
+    ilen = 32'(RD_MAX);
+    if (rrem < ilen) ilen = rrem;
+    if (cap - icoff < ilen) ilen = cap - icoff;
   end
+  assign rd_valid = issuing && rseg_ok && rrem != 32'd0 && icoff < cap && nrd < RW'(MAX_RD);
+  assign rd_addr = rd_valid ? seg_addr[ri[SW-2:0]] + {32'd0, roff} : '0;
+  assign rd_len = ilen[15:0];
 
-  logic [31:0] next_chunk;
-  always_comb begin
-    next_chunk = 32'(BEAT);
-    if (rrem < next_chunk) next_chunk = rrem;
-    if (coff < HDR && HDR - coff < next_chunk) next_chunk = HDR - coff;
-  end
+  // Lengths of the reads in flight, oldest first (answers come in order).
+  localparam int RQ = MAX_RD < 2 ? 2 : MAX_RD;
+  logic [RQ-1:0][12:0] rq_len;
+  logic [$clog2(RQ)-1:0] rq_head, rq_tail;
+  logic [12:0]   rleft;           // bytes of the oldest read not yet answered
+  logic          rq_first;        // the next beat is the oldest read's first
+  logic [12:0]   cur_left;
+  assign cur_left = rq_first ? rq_len[rq_head] : rleft;
 
-  // The sum of one beat's frame bytes from csum_start on: byte i is at frame offset foff + i;
-  // it is a word's high byte when its distance from csum_start is even.
-  logic [31:0] foff;
-  logic [20:0] beat_sum;
-  assign foff = coff - chunk - HDR;   // (in S_PK_WR: coff already counts the beat)
+  // Answers count only while serving (a killed request's late beats arrive while the slot is
+  // quarantined, with this engine idle).
+  logic beat;
+  assign beat = rc_valid && state != S_IDLE;
+
+  // ---- Stage 1: the beat, with its chain offset and byte count.
+  logic          s1_v;
+  logic [DW-1:0] s1_data;
+  logic [31:0]   s1_coff, ccoff;  // ccoff: chain offset of the next beat to arrive
+  logic [BW-1:0] s1_nb;
+  logic [BW-1:0] in_nb;
+  assign in_nb = cur_left < 13'(BEAT) ? BW'(cur_left) : BW'(BEAT);
+
+  // ---- Stage 2: header bytes in, frame bytes to the frame buffer.
+  logic [31:0]   skip;            // leading header bytes of the beat
+  logic          s1_frame;        // the beat has frame bytes
+  logic [DW+95:0] hdr_in;
+  assign skip = s1_coff < HDR ? HDR - s1_coff : '0;
+  assign s1_frame = s1_v && s1_coff + 32'(s1_nb) > HDR;
+  assign hdr_in = {96'd0, s1_data} << {s1_coff[3:0], 3'b000};
+  assign pk_dvalid = s1_frame;
+  assign pk_doff = s1_frame ? 16'(s1_coff + skip - HDR) : '0;
+  assign pk_dlen = s1_frame ? 16'(32'(s1_nb) - skip) : '0;
+  assign pk_ddata = s1_frame ? s1_data >> {skip[BW-1:0], 3'b000} : '0;
+
+  // ---- Stage 3: the beat's frame bytes from csum_start on into the sum (byte i at frame
+  // offset s2_off + i is a word's high byte when its distance from csum_start is even).
+  logic          s2_v;
+  logic [DW-1:0] s2_data;
+  logic [15:0]   s2_off, s2_len;
+  logic [20:0]   beat_sum;
   always_comb begin
     beat_sum = '0;
-    if (state == S_PK_WR) begin
+    if (s2_v) begin
       for (int i = 0; i < BEAT; i++) begin
-        if (32'(i) < chunk && foff + 32'(i) >= {16'd0, h_cs}) begin
-          if ((foff[0] ^ 1'(i) ^ h_cs[0]) == 1'b0) beat_sum = beat_sum + {5'd0, buffer[8*i +: 8], 8'd0};
-          else beat_sum = beat_sum + {13'd0, buffer[8*i +: 8]};
+        if (16'(i) < s2_len && {16'd0, s2_off} + 32'(i) >= {16'd0, h_cs}) begin
+          if ((s2_off[0] ^ 1'(i) ^ h_cs[0]) == 1'b0) beat_sum = beat_sum + {5'd0, s2_data[8*i +: 8], 8'd0};
+          else beat_sum = beat_sum + {13'd0, s2_data[8*i +: 8]};
         end
       end
     end
   end
+
+  // Everything read is through the stages.
+  logic quiet;
+  assign quiet = nrd == '0 && !s1_v && !s2_v;
 
   // The checksum: folded, complemented, 0 sent as 0xFFFF.
   logic [16:0] fold1;
@@ -150,37 +202,14 @@ module fv_net_tx_engine #(
   assign fold2 = fold1[15:0] + {15'd0, fold1[16]};
   assign ck = (~fold2 == 16'd0) ? 16'hffff : ~fold2;
 
-  // A header read's bytes moved to their header offsets (coff < 12 there).
-  logic [95:0] hdr_in;
-  assign hdr_in = rc_data[95:0] << {coff[3:0], 3'b000};
+  logic [31:0] flen;
+  assign flen = icoff - HDR;
 
-  logic need_csum;
-  assign need_csum = (h_flags & F_NEEDS_CSUM) != 8'd0;
-
-  assign rd_valid = state == S_RD_REQ;
-  assign rd_addr = state == S_RD_REQ ? seg_addr[ri[SW-2:0]] + {32'd0, roff} : '0;
-  assign rd_len = chunk[15:0];
-  assign pk_valid = state == S_PK_WR || state == S_CSUM_WR || (state == S_SEND && turn);
+  assign pk_valid = state == S_CSUM_WR || (state == S_SEND && turn);
   assign pk_send = state == S_SEND;
-  always_comb begin
-    pk_off = '0;
-    pk_len = '0;
-    pk_data = '0;
-    unique case (state)
-      S_PK_WR: begin
-        pk_off = foff[15:0];
-        pk_len = chunk[15:0];
-        pk_data = buffer;
-      end
-      S_CSUM_WR: begin
-        pk_off = h_cs + h_co;
-        pk_len = 16'd2;
-        pk_data = {{(DW - 16){1'b0}}, ck[7:0], ck[15:8]};
-      end
-      S_SEND: pk_len = flen[15:0];
-      default: ;
-    endcase
-  end
+  assign pk_off = state == S_CSUM_WR ? h_cs + h_co : '0;
+  assign pk_len = state == S_CSUM_WR ? 16'd2 : (state == S_SEND ? flen[15:0] : '0);
+  assign pk_data = state == S_CSUM_WR ? {{(DW - 16){1'b0}}, ck[7:0], ck[15:8]} : '0;
   assign done = state == S_DONE;
   assign error = failed;
   assign punt = punted;
@@ -190,102 +219,120 @@ module fv_net_tx_engine #(
   assign malformed = 8'(fv_regs_pkg::PUNT_REASON_NET_TX_MALFORMED);
   assign gso = 8'(fv_regs_pkg::PUNT_REASON_NET_TX_GSO);
 
+  // The header is in once a beat past byte 11 went through stage 2.
+  logic hdr_in_done;
+  assign hdr_in_done = ccoff >= HDR && !(s1_v && s1_coff < HDR);
+
   always_ff @(posedge clk) begin
     if (rst) begin
       state <= S_IDLE;
-      ri <= '0;
-      roff <= '0;
-      coff <= '0;
-      chunk <= '0;
-      buffer <= '0;
+      {failed, punted, checked, issuing, capped} <= '0;
+      reason <= '0;
       hdr <= '0;
       acc <= '0;
-      failed <= 1'b0;
-      punted <= 1'b0;
-      reason <= '0;
+      ri <= '0;
+      roff <= '0;
+      icoff <= '0;
+      nrd <= '0;
+      rq_len <= '0;
+      rq_head <= '0;
+      rq_tail <= '0;
+      rleft <= '0;
+      rq_first <= 1'b1;
+      ccoff <= '0;
+      {s1_v, s1_data, s1_coff, s1_nb} <= '0;
+      {s2_v, s2_data, s2_off, s2_len} <= '0;
     end else begin
+      // Issue.
+      if (issuing) begin
+        if (rd_valid && rd_ready) begin
+          rq_len[rq_tail] <= ilen[12:0];
+          rq_tail <= rq_tail + 1'b1;
+          roff <= roff + ilen;
+          icoff <= icoff + ilen;
+        end else if (rseg_ok && rrem == 32'd0) begin
+          ri <= ri + SW'(1);
+          roff <= '0;
+        end else if (!rseg_ok || icoff >= cap) begin
+          issuing <= 1'b0;            // the chain's readable bytes are all asked for
+          capped <= icoff >= cap && rseg_ok;
+        end
+      end
+      nrd <= nrd + RW'(rd_valid && rd_ready) - RW'(beat && rc_last);
+
+      // Beats, in order.
+      s1_v <= 1'b0;
+      if (beat) begin
+        s1_v <= !rc_error;
+        s1_data <= rc_data;
+        s1_coff <= ccoff;
+        s1_nb <= in_nb;
+        ccoff <= ccoff + 32'(in_nb);
+        rleft <= cur_left - 13'(in_nb);
+        rq_first <= 1'b0;
+        if (rc_last) begin
+          rq_head <= rq_head + 1'b1;
+          rq_first <= 1'b1;
+        end
+        if (rc_error) begin
+          failed <= 1'b1;
+          issuing <= 1'b0;
+        end
+      end
+      s2_v <= s1_frame;
+      if (s1_v) begin
+        for (int i = 0; i < 12; i++) begin
+          if (32'(i) >= s1_coff && 32'(i) < s1_coff + 32'(s1_nb)) hdr[8*i +: 8] <= hdr_in[8*i +: 8];
+        end
+        s2_data <= pk_ddata;
+        s2_off <= pk_doff;
+        s2_len <= pk_dlen;
+      end
+      if (s2_v) acc <= acc + {11'd0, beat_sum};
+
       unique case (state)
         S_IDLE: begin
           if (start) begin
-            ri <= '0;
-            roff <= '0;
-            coff <= '0;
+            {failed, punted, checked, capped} <= '0;
+            issuing <= 1'b1;
+            reason <= '0;
             hdr <= '0;
             acc <= '0;
-            failed <= 1'b0;
-            punted <= 1'b0;
-            reason <= '0;
-            state <= S_PICK;
+            ri <= '0;
+            roff <= '0;
+            icoff <= '0;
+            ccoff <= '0;
+            rq_head <= '0;
+            rq_tail <= '0;
+            rq_first <= 1'b1;
+            nrd <= '0;
+            state <= S_RUN;
           end
         end
-        S_PICK: begin
-          if (!rseg_ok) begin
-            // The chain's readable bytes are all read.
-            if (coff < HDR) begin
+        S_RUN: begin
+          if (failed) begin
+            state <= S_DRAIN;
+          end else if (!checked && hdr_in_done) begin
+            checked <= 1'b1;
+            if ((h_flags & ~F_NEEDS_CSUM) != 8'd0 || (need_csum && !csum_feature)) begin
               punted <= 1'b1;
               reason <= malformed;
-              state <= S_DONE;
-            end else begin
-              state <= S_FINISH;
+              issuing <= 1'b0;
+              state <= S_DRAIN;
+            end else if (h_gso != 8'd0) begin
+              punted <= 1'b1;
+              reason <= gso;
+              issuing <= 1'b0;
+              state <= S_DRAIN;
             end
-          end else if (rrem == 32'd0) begin
-            ri <= ri + SW'(1);
-            roff <= '0;
-          end else if (coff > HDR && flen > max_frame) begin
-            punted <= 1'b1;
-            reason <= malformed;
-            state <= S_DONE;
-          end else begin
-            chunk <= next_chunk;
-            state <= S_RD_REQ;
+          end else if (!issuing && quiet) begin
+            state <= S_FINISH;
           end
         end
-        S_RD_REQ: if (rd_ready) state <= S_RD_WAIT;
-        S_RD_WAIT: begin
-          if (rc_valid) begin
-            buffer <= rc_data;
-            if (rc_error) begin
-              failed <= 1'b1;
-              state <= S_DONE;
-            end else if (rc_last) begin
-              roff <= roff + chunk;
-              coff <= coff + chunk;
-              if (coff < HDR) begin
-                for (int i = 0; i < 12; i++) begin
-                  if (32'(i) >= coff && 32'(i) < coff + chunk) hdr[8*i +: 8] <= hdr_in[8*i +: 8];
-                end
-                state <= coff + chunk == HDR ? S_CHECK : S_PICK;
-              end else begin
-                state <= S_PK_WR;
-              end
-            end
-          end
-        end
-        S_CHECK: begin
-          if ((h_flags & ~F_NEEDS_CSUM) != 8'd0) begin
-            punted <= 1'b1;
-            reason <= malformed;
-            state <= S_DONE;
-          end else if (h_gso != 8'd0) begin
-            punted <= 1'b1;
-            reason <= gso;
-            state <= S_DONE;
-          end else if (need_csum && !csum_feature) begin
-            punted <= 1'b1;
-            reason <= malformed;
-            state <= S_DONE;
-          end else begin
-            state <= S_PICK;
-          end
-        end
-        S_PK_WR: begin
-          if (pk_ready) begin
-            acc <= acc + {11'd0, beat_sum};
-            state <= S_PICK;
-          end
-        end
+        S_DRAIN: if (quiet) state <= S_DONE;
         S_FINISH: begin
-          if (flen < 32'd14 || flen > max_frame
+          // Everything asked for is in and checked (or the chain is shorter than a header).
+          if (!checked || capped || flen < 32'd14 || flen > max_frame
               || (need_csum && {16'd0, h_cs} + {16'd0, h_co} + 32'd2 > flen)) begin
             punted <= 1'b1;
             reason <= malformed;
@@ -299,7 +346,13 @@ module fv_net_tx_engine #(
         S_DONE: state <= S_IDLE;
         default: state <= S_IDLE;
       endcase
-      if (kill) state <= S_IDLE;
+      if (kill) begin
+        state <= S_IDLE;
+        issuing <= 1'b0;
+        nrd <= '0;
+        s1_v <= 1'b0;
+        s2_v <= 1'b0;
+      end
     end
   end
 endmodule

@@ -12,10 +12,10 @@
 //     acknowledged with ST_WC. Tags are {slot, the engine's request tag}; answers come in due
 //     order. In hardware it faces remote storage; in the simulator, a Rust block store with a
 //     latency model.
-//   - Packet port (net engines, towards the uplink): one operation per cycle on PK_VALID and
-//     PK_READY; a write puts PK_LEN (<= DW/8) bytes of PK_DATA at offset PK_OFF of the frame
-//     buffer PK_TAG names (one per slot), a send (PK_SEND) transmits that buffer's first PK_LEN
-//     bytes as a frame of function PK_FUNC. In the simulator: the Rust wire model.
+//   - Packet port (net engines, towards the uplink): at most one operation per cycle on
+//     PK_VALID, always taken; a write puts PK_LEN (<= DW/8) bytes of PK_DATA at offset PK_OFF of
+//     the frame buffer PK_TAG names (one per slot), a send (PK_SEND) transmits that buffer's
+//     first PK_LEN bytes as a frame of function PK_FUNC. In the simulator: the Rust wire model.
 module fv_top #(
   parameter int DW = 128,                         // DMA datapath width: 64, 128, 256 or 512
   parameter int MAX_SEGS = 16,                    // descriptors per chain the engines accept
@@ -93,7 +93,6 @@ module fv_top #(
   input  logic [fv_regs_pkg::FLASH_PAGE_WORDS*32-1:0] fl_rsp_data,
 
   output logic          pk_valid,
-  input  logic          pk_ready,
   output logic          pk_send,
   output logic [15:0]   pk_off,
   output logic [15:0]   pk_len,
@@ -335,9 +334,9 @@ module fv_top #(
   logic [NSLOT-1:0][DW-1:0]  sb_st_wr_data;
   logic [3:0]                sb_st_rc_tag, sb_st_wc_tag;
   logic [NSLOT-1:0]          st_timed_out;
-  logic [NSLOT-1:0]          sb_pk_valid, sb_pk_ready, sb_pk_send;
-  logic [NSLOT-1:0][15:0]    sb_pk_off, sb_pk_len;
-  logic [NSLOT-1:0][DW-1:0]  sb_pk_data;
+  logic [NSLOT-1:0]          sb_pk_valid, sb_pk_ready, sb_pk_send, sb_pk_dvalid;
+  logic [NSLOT-1:0][15:0]    sb_pk_off, sb_pk_len, sb_pk_doff, sb_pk_dlen;
+  logic [NSLOT-1:0][DW-1:0]  sb_pk_data, sb_pk_ddata;
   logic [NSLOT-1:0][7:0]     sb_pk_func;
   logic [NF-1:0]             net_csum;
   always_comb begin
@@ -378,6 +377,8 @@ module fv_top #(
       .st_wr_valid(sb_st_wr_valid[k]), .st_wr_addr(sb_st_wr_addr[k]), .st_wr_len(sb_st_wr_len[k]),
       .st_wr_data(sb_st_wr_data[k]), .st_wr_tag(sb_st_wr_tag[k]),
       .st_wc_valid(sb_st_wc_valid[k]), .st_wc_tag(sb_st_wc_tag), .st_wc_error,
+      .pk_dvalid(sb_pk_dvalid[k]), .pk_doff(sb_pk_doff[k]), .pk_dlen(sb_pk_dlen[k]),
+      .pk_ddata(sb_pk_ddata[k]),
       .pk_valid(sb_pk_valid[k]), .pk_ready(sb_pk_ready[k]), .pk_send(sb_pk_send[k]),
       .pk_off(sb_pk_off[k]), .pk_len(sb_pk_len[k]), .pk_data(sb_pk_data[k]),
       .pk_func(sb_pk_func[k])
@@ -439,9 +440,10 @@ module fv_top #(
 
   fv_pkt_mux #(.N(NSLOT), .DW(DW), .TW(8)) u_pkt_mux (
     .clk, .rst(srst),
+    .e_dvalid(sb_pk_dvalid), .e_doff(sb_pk_doff), .e_dlen(sb_pk_dlen), .e_ddata(sb_pk_ddata),
     .e_valid(sb_pk_valid), .e_ready(sb_pk_ready), .e_send(sb_pk_send), .e_off(sb_pk_off),
     .e_len(sb_pk_len), .e_data(sb_pk_data), .e_func(sb_pk_func),
-    .pk_valid, .pk_ready, .pk_send, .pk_off, .pk_len, .pk_data, .pk_func, .pk_tag
+    .pk_valid, .pk_send, .pk_off, .pk_len, .pk_data, .pk_func, .pk_tag
   );
 
   // Storage timeouts, all slots together.

@@ -11,7 +11,9 @@ module tb_fv_dev_slot;
   logic [NF-1:0][15:0] net_mtu;
   logic [NF-1:0] net_csum;
   logic net_turn = 1'b1;
-  logic pk_valid, pk_ready, pk_send;
+  logic pk_valid, pk_ready, pk_send, pk_dvalid;
+  logic [15:0] pk_doff, pk_dlen;
+  logic [DW-1:0] pk_ddata;
   logic [15:0] pk_off, pk_len;
   logic [DW-1:0] pk_data;
   logic [7:0] pk_func;
@@ -76,7 +78,7 @@ module tb_fv_dev_slot;
     .st_rc_valid(1'b0), .st_rc_tag('0), .st_rc_ready(nb_st_rc_ready), .st_rc_data('0),
     .st_rc_last(1'b0), .st_rc_error(1'b0), .st_wr_valid(nb_st_wrv), .st_wr_addr(),
     .st_wr_len(), .st_wr_data(), .st_wr_tag(), .st_wc_valid(1'b0), .st_wc_tag('0),
-    .st_wc_error(1'b0), .pk_valid(), .pk_ready(1'b1), .pk_send(), .pk_off(), .pk_len(),
+    .st_wc_error(1'b0), .pk_dvalid(), .pk_doff(), .pk_dlen(), .pk_ddata(), .pk_valid(), .pk_ready(1'b1), .pk_send(), .pk_off(), .pk_len(),
     .pk_data(), .pk_func()
   );
   /* verilator lint_on PINCONNECTEMPTY */

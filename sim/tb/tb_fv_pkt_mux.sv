@@ -1,15 +1,17 @@
-// fv_pkt_mux alone: with every slot offering operations all the time, grants go round robin
-// (each slot once in every N grants, none starved); a slot's operation reaches the port with
-// its fields and its slot tag; the port's backpressure holds everything; N = 3 (not a power
-// of two) wraps correctly.
+// fv_pkt_mux alone: with every slot offering control operations all the time, grants go round
+// robin (each slot once in every N grants, none starved); a slot's operation reaches the port
+// with its fields and its slot tag; a data write passes at once and holds the control grants
+// for its cycle; N = 3 (not a power of two) wraps correctly.
 module tb_fv_pkt_mux;
   `include "tb_common.svh"
   localparam int N = 3, DW = 128, TW = 8;
-  logic [N-1:0] e_valid, e_ready, e_send;
+  logic [N-1:0] e_valid, e_ready, e_send, e_dvalid;
+  logic [N-1:0][15:0] e_doff, e_dlen;
+  logic [N-1:0][DW-1:0] e_ddata;
   logic [N-1:0][15:0] e_off, e_len;
   logic [N-1:0][DW-1:0] e_data;
   logic [N-1:0][7:0] e_func;
-  logic pk_valid, pk_ready, pk_send;
+  logic pk_valid, pk_send;
   logic [15:0] pk_off, pk_len;
   logic [DW-1:0] pk_data;
   logic [7:0] pk_func;
@@ -26,9 +28,12 @@ module tb_fv_pkt_mux;
       e_data[k] = DW'(64'hdead_0000 + k);
       e_func[k] = 8'(5 + k);
       e_send[k] = 1'(k == 1);
+      e_doff[k] = 16'(7 * k);
+      e_dlen[k] = 16'(16 - k);
+      e_ddata[k] = DW'(64'hbeef_0000 + k);
     end
     e_valid = '0;
-    pk_ready = 1'b1;
+    e_dvalid = '0;
     reset_dut();
     #1 check(!pk_valid && e_ready == '0, "nothing offered: nothing granted");
 
@@ -48,13 +53,16 @@ module tb_fv_pkt_mux;
     end
     for (int k = 0; k < N; k++) check(grants[k] == 10, "each slot one in N");
 
-    // Backpressure: no grant is taken, the pick stays.
-    pk_ready = 1'b0;
+    // A data write: it passes (with its slot's tag and fields), no control grant that cycle,
+    // and the control slot whose turn it was goes next.
     #1 prev = int'(pk_tag);
-    check(e_ready == '0, "no ready while the port holds");
-    cycles(3);
-    #1 check(int'(pk_tag) == prev, "the same slot waits");
-    pk_ready = 1'b1;
+    e_dvalid = 3'b010;
+    #1 check(e_ready == '0 && pk_valid && !pk_send && pk_tag == 8'd1, "the data write passes");
+    check(pk_off == 16'd7 && pk_len == 16'd15 && pk_data == e_ddata[1] && pk_func == 8'd6, "its fields");
+    @(negedge clk);
+    e_dvalid = '0;
+    #1 check(int'(pk_tag) == prev && e_ready[prev], "the control slot kept its turn");
+    @(negedge clk);
 
     // One slot alone gets every grant.
     e_valid = 3'b100;

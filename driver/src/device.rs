@@ -96,6 +96,16 @@ pub fn negotiate(offered: u64, driver: u64) -> Result<u64, SetupError> {
     Ok(driver)
 }
 
+/// The chains of a device-driven queue (net RX), handed out one at a time as the device needs
+/// them. Each is walked and checked like any other (inside the function's DMA windows, within
+/// the chain limits); a chain taken is answered with a used element, unless it is given back.
+pub trait ChainSource {
+    /// The next chain the guest made available, or None when there is none now.
+    fn next_chain(&mut self) -> Option<Vec<Segment>>;
+    /// Give back the last `n` chains taken (they stay available, in order).
+    fn give_back(&mut self, n: usize);
+}
+
 /// One device type's part of a function: what the runtime holds for it.
 ///
 /// An engine is the CPU path of its device type and the reference model of the FPGA's engine
@@ -119,6 +129,27 @@ pub trait DeviceEngine: Send + Sync + std::fmt::Debug {
     /// Serve one request from the function's virtqueue `vq`, a chain the walker already
     /// checked (inside the function's DMA windows, within the chain limits).
     fn serve(&mut self, mem: &GuestMemoryMmap, vq: u16, chain: &[Segment]) -> Completion;
+
+    /// Whether the function's virtqueue `vq` is driven by the device (net RX: buffers wait
+    /// for frames) rather than by the guest's requests. The CPU path serves such a queue with
+    /// [`DeviceEngine::fill`] when [`DeviceEngine::has_work`] says so.
+    fn device_driven(&self, vq: u16) -> bool {
+        let _ = vq;
+        false
+    }
+
+    /// The device has something for its device-driven queue `vq` (a frame waiting).
+    fn has_work(&self, vq: u16) -> bool {
+        let _ = vq;
+        false
+    }
+
+    /// Serve a device-driven queue: take chains from `chains` for what the device has, and
+    /// return the used length of each chain taken (not given back), in the order taken.
+    fn fill(&mut self, mem: &GuestMemoryMmap, vq: u16, chains: &mut dyn ChainSource) -> Vec<u32> {
+        let _ = (mem, vq, chains);
+        Vec::new()
+    }
 
     /// A copy for another worker thread (state shared with this one, such as a block store,
     /// stays shared; scratch buffers do not).

@@ -46,7 +46,11 @@ fn main() {
         let dev = SimDevice::new(sim);
         enable_device(&dev).unwrap();
         open_dma_windows(&dev, 0, 32 << 20).unwrap();
-        func::DEVICE_TYPE.at(0).unwrap().write(&dev, VirtioDevice::Net as u32).unwrap();
+        func::DEVICE_TYPE
+            .at(0)
+            .unwrap()
+            .write(&dev, VirtioDevice::Net as u32)
+            .unwrap();
         func::NET_MTU.at(0).unwrap().write(&dev, 9000).unwrap();
         let mut ring = SplitRing::new(&mem, 0x10_0000, 256, false).unwrap();
         setup_queue(&dev, 0, &ring, QueueSetup::default()).unwrap();

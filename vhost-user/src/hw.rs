@@ -23,6 +23,8 @@ use vmm_sys_util::eventfd::EventFd;
 /// get in between turns.
 pub(crate) const TURN: u64 = 1000;
 
+// One per backend, never moved around: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Hw {
     #[cfg(feature = "sim")]
     Sim(SimDevice),

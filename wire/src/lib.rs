@@ -51,6 +51,12 @@ pub struct Frame {
 pub trait Uplink: Send + Sync + std::fmt::Debug {
     /// A frame leaves the card at `cycle` (its first byte ready to go).
     fn transmit(&self, source: Source, frame: &[u8], cycle: u64);
+
+    /// The next frame that arrived towards the card, whatever its arrival cycle (the CPU
+    /// path's receive side, which has no cycle clock). None: nothing waiting.
+    fn receive_any(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Link model of a wire.
@@ -195,6 +201,10 @@ impl Wire {
 }
 
 impl Uplink for Wire {
+    fn receive_any(&self) -> Option<Vec<u8>> {
+        self.lock().inbox.pop_front().map(|f| f.bytes)
+    }
+
     fn transmit(&self, source: Source, frame: &[u8], cycle: u64) {
         let (out, arrive, peer) = {
             let mut s = self.lock();

@@ -4,7 +4,7 @@
 //! checker (tshark, when installed; CI requires it) finds every IP, TCP and UDP checksum of
 //! what went out valid.
 
-use fpga_virtio_driver::net::{features, NetConfig, NetCounters, NetFunction};
+use fpga_virtio_driver::net::{features, NetConfig, NetCounters, NetFunction, Switch};
 use fpga_virtio_driver::runtime::{QueueInfo, QueueSpec, Rings, Runtime, SplitPolicy};
 use fpga_virtio_driver::virtq::DmaWindows;
 use fpga_virtio_hw::regs::{self, PuntReason};
@@ -59,7 +59,7 @@ fn rig(policy: &str) -> Rig {
         config: config(),
         features: features(),
         windows: DmaWindows::new(&[(RINGS, MEM)]).unwrap(),
-        uplink: wire.clone(),
+        switch: Switch::new(wire.clone()),
     }
     .build()
     .unwrap();

@@ -1,17 +1,24 @@
 //! The software net engine: the CPU path of a virtio-net function and the reference model of
-//! the FPGA's net engines. TX today: a chain is read (header and frame, split anywhere across
-//! descriptors), classified as the RTL does ([`tx::classify`]), and sent with its checksum
-//! filled in, segmented (GSO), or dropped and counted by reason.
+//! the FPGA's net engines.
+//!
+//! - TX queues: a chain is read (header and frame, split anywhere across descriptors),
+//!   classified as the RTL does ([`tx::classify`]), and handed to the card's [`Switch`] with
+//!   its checksum filled in, segmented (GSO), or dropped and counted by reason.
+//! - RX queues (device-driven): frames the switch queued for the function go into the guest's
+//!   buffers ([`rx::deliver`]: DATA_VALID, MRG_RXBUF and `num_buffers`).
+//! - The control queue: [`ctrl::execute`].
 
 use super::csum;
-use super::features::{role, NetConfig, Role};
+use super::ctrl;
+use super::features::{self as nf, role, NetConfig, Role};
+use super::rx::{self, RxFeatures, RxOutcome};
+use super::switch::Switch;
 use super::tx::{self, TxDrop, Verdict};
-use crate::device::{Completion, DeviceEngine, SetupError, Status};
+use crate::device::{ChainSource, Completion, DeviceEngine, SetupError, Status};
 use crate::virtq::Segment;
 use fpga_virtio_hw::formats::VirtioNetHdrV1;
 use fpga_virtio_hw::regs::{functions::func, VirtioDevice};
 use fpga_virtio_hw::Reg;
-use fpga_virtio_wire::{Source, Uplink};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -27,6 +34,15 @@ pub struct NetCounters {
     pub tx_gso: AtomicU64,
     pub tx_segments: AtomicU64,
     drops: [AtomicU64; TxDrop::ALL.len()],
+    /// Frames delivered into RX buffers, and their bytes (without the header).
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    /// RX frames dropped: the chain was too small (no MRG_RXBUF), or could not be written.
+    pub rx_too_small: AtomicU64,
+    pub rx_memory: AtomicU64,
+    /// Control-queue commands, and those answered ERR.
+    pub ctrl_commands: AtomicU64,
+    pub ctrl_errors: AtomicU64,
 }
 
 impl NetCounters {
@@ -46,6 +62,12 @@ impl NetCounters {
             tx_gso: l(&self.tx_gso),
             tx_segments: l(&self.tx_segments),
             drops: TxDrop::ALL.map(|d| (d.name(), self.drops(d))),
+            rx_frames: l(&self.rx_frames),
+            rx_bytes: l(&self.rx_bytes),
+            rx_too_small: l(&self.rx_too_small),
+            rx_memory: l(&self.rx_memory),
+            ctrl_commands: l(&self.ctrl_commands),
+            ctrl_errors: l(&self.ctrl_errors),
         }
     }
 }
@@ -58,6 +80,12 @@ pub struct NetStats {
     pub tx_gso: u64,
     pub tx_segments: u64,
     pub drops: [(&'static str, u64); TxDrop::ALL.len()],
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub rx_too_small: u64,
+    pub rx_memory: u64,
+    pub ctrl_commands: u64,
+    pub ctrl_errors: u64,
 }
 
 impl NetStats {
@@ -72,19 +100,21 @@ pub struct NetEngine {
     func: u8,
     cfg: NetConfig,
     features: u64,
-    uplink: Arc<dyn Uplink>,
+    switch: Arc<Switch>,
     counters: Arc<NetCounters>,
     buf: Vec<u8>,
 }
 
 impl NetEngine {
-    /// The engine of function `func` with the negotiated `features`, sending to `uplink`.
-    pub fn new(func: u8, cfg: NetConfig, features: u64, uplink: Arc<dyn Uplink>) -> Self {
+    /// The engine of function `func` with the negotiated `features`, on the card's `switch`
+    /// (which it joins).
+    pub fn new(func: u8, cfg: NetConfig, features: u64, switch: Arc<Switch>) -> Self {
+        switch.attach(func, cfg.mac, cfg.queue_pairs);
         NetEngine {
             func,
             cfg,
             features,
-            uplink,
+            switch,
             counters: Arc::default(),
             buf: Vec::new(),
         }
@@ -96,9 +126,7 @@ impl NetEngine {
     }
 
     fn send(&self, frame: &[u8]) {
-        // The CPU path has no cycle clock: its frames take the link's next free slot.
-        self.uplink
-            .transmit(Source::Cpu { func: self.func }, frame, 0);
+        self.switch.from_vport(self.func, frame);
         self.counters.tx_frames.fetch_add(1, Ordering::Relaxed);
         self.counters
             .tx_bytes
@@ -161,6 +189,44 @@ impl NetEngine {
     }
 }
 
+impl NetEngine {
+    /// A control-queue command: read it, carry it out, write the ack into the first writable
+    /// byte.
+    fn control(&mut self, mem: &GuestMemoryMmap, chain: &[Segment]) -> Completion {
+        let Some(ack) = chain.iter().find(|s| s.write) else {
+            return Completion::FAILED;
+        };
+        let mut cmd = Vec::new();
+        let mut ok = true;
+        for s in chain.iter().filter(|s| !s.write) {
+            let n = (s.len as usize).min(ctrl::MAX_COMMAND.saturating_sub(cmd.len()));
+            let at = cmd.len();
+            cmd.resize(at + n, 0);
+            ok &= mem.read_slice(&mut cmd[at..], GuestAddress(s.addr)).is_ok();
+        }
+        let answer = if ok {
+            ctrl::execute(&self.switch, self.func, &cmd)
+        } else {
+            ctrl::ERR
+        };
+        self.counters.ctrl_commands.fetch_add(1, Ordering::Relaxed);
+        if answer != ctrl::OK {
+            self.counters.ctrl_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if mem.write_slice(&[answer], GuestAddress(ack.addr)).is_err() {
+            return Completion::FAILED;
+        }
+        Completion {
+            status: if answer == ctrl::OK {
+                Status::Ok
+            } else {
+                Status::Error
+            },
+            used_len: 1,
+        }
+    }
+}
+
 impl DeviceEngine for NetEngine {
     fn device_type(&self) -> VirtioDevice {
         VirtioDevice::Net
@@ -185,23 +251,76 @@ impl DeviceEngine for NetEngine {
         ])
     }
 
-    fn check_queue(&self, vq: u16, _on_fpga: bool) -> Result<(), SetupError> {
+    fn check_queue(&self, vq: u16, on_fpga: bool) -> Result<(), SetupError> {
         match role(&self.cfg, vq) {
             Role::Tx(_) => Ok(()),
-            Role::Rx(_) => Err(SetupError::QueueNotServed {
+            Role::Rx(_) if on_fpga => Err(SetupError::QueueNotServed {
                 vq,
-                why: "receive queues are not served yet (the RX engines are the next step)",
+                why: "receive queues are CPU-owned until the FPGA's RX engine lands",
             }),
-            Role::Ctrl | Role::None => Err(SetupError::QueueNotServed {
+            Role::Ctrl if on_fpga => Err(SetupError::QueueNotServed {
                 vq,
-                why: "no such queue (CTRL_VQ is not offered)",
+                why: "the control queue is always CPU-owned",
+            }),
+            Role::Rx(_) | Role::Ctrl => Ok(()),
+            Role::None => Err(SetupError::QueueNotServed {
+                vq,
+                why: "no such queue",
             }),
         }
     }
 
+    fn device_driven(&self, vq: u16) -> bool {
+        matches!(role(&self.cfg, vq), Role::Rx(_))
+    }
+
+    fn has_work(&self, vq: u16) -> bool {
+        match role(&self.cfg, vq) {
+            Role::Rx(pair) => {
+                self.switch.pump();
+                self.switch.has_frames(self.func, pair)
+            }
+            _ => false,
+        }
+    }
+
+    fn fill(&mut self, mem: &GuestMemoryMmap, vq: u16, chains: &mut dyn ChainSource) -> Vec<u32> {
+        let mut used = Vec::new();
+        let Role::Rx(pair) = role(&self.cfg, vq) else {
+            return used;
+        };
+        let f = RxFeatures {
+            mrg_rxbuf: self.features & (1 << nf::F_MRG_RXBUF) != 0,
+            guest_csum: self.features & (1 << nf::F_GUEST_CSUM) != 0,
+        };
+        let c = &self.counters;
+        while let Some(frame) = self.switch.take(self.func, pair) {
+            match rx::deliver(mem, &frame.bytes, &frame.meta, f, chains, &mut used) {
+                RxOutcome::Delivered { .. } => {
+                    c.rx_frames.fetch_add(1, Ordering::Relaxed);
+                    c.rx_bytes
+                        .fetch_add(frame.bytes.len() as u64, Ordering::Relaxed);
+                }
+                RxOutcome::NoBuffers => {
+                    self.switch.put_back(self.func, pair, frame);
+                    break;
+                }
+                RxOutcome::TooSmall => {
+                    c.rx_too_small.fetch_add(1, Ordering::Relaxed);
+                }
+                RxOutcome::Memory => {
+                    c.rx_memory.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        used
+    }
+
     fn serve(&mut self, mem: &GuestMemoryMmap, vq: u16, chain: &[Segment]) -> Completion {
-        if !matches!(role(&self.cfg, vq), Role::Tx(_)) {
-            return Completion::FAILED;
+        match role(&self.cfg, vq) {
+            Role::Tx(_) => {}
+            Role::Ctrl => return self.control(mem, chain),
+            _ => return Completion::FAILED,
         }
         // A TX chain's used length is 0 whatever happened to the frame.
         match self.transmit(mem, chain) {
@@ -224,7 +343,7 @@ impl DeviceEngine for NetEngine {
             func: self.func,
             cfg: self.cfg,
             features: self.features,
-            uplink: self.uplink.clone(),
+            switch: self.switch.clone(),
             counters: self.counters.clone(),
             buf: Vec::new(),
         })

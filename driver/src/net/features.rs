@@ -14,11 +14,18 @@ pub const F_HOST_TSO6: u32 = vn::VIRTIO_NET_F_HOST_TSO6;
 pub const F_HOST_ECN: u32 = vn::VIRTIO_NET_F_HOST_ECN;
 pub const F_HOST_USO: u32 = vn::VIRTIO_NET_F_HOST_USO;
 pub const F_STATUS: u32 = vn::VIRTIO_NET_F_STATUS;
+pub const F_GUEST_CSUM: u32 = vn::VIRTIO_NET_F_GUEST_CSUM;
+pub const F_MRG_RXBUF: u32 = vn::VIRTIO_NET_F_MRG_RXBUF;
+pub const F_CTRL_VQ: u32 = vn::VIRTIO_NET_F_CTRL_VQ;
+pub const F_CTRL_RX: u32 = vn::VIRTIO_NET_F_CTRL_RX;
+pub const F_MQ: u32 = vn::VIRTIO_NET_F_MQ;
+pub const F_CTRL_MAC_ADDR: u32 = vn::VIRTIO_NET_F_CTRL_MAC_ADDR;
 
-/// What a net function offers today: the TX path in full (checksum offload, TSO over IPv4 and
-/// IPv6 with ECN, USO — the FPGA sends plain frames and checksums, the CPU segments), MAC,
-/// MTU and link status. The RX side's offers (GUEST_CSUM, MRG_RXBUF, guest TSO), MQ and
-/// CTRL_VQ come with the RX engine and the control queue.
+/// What a net function offers: the TX path in full (checksum offload, TSO over IPv4 and IPv6
+/// with ECN, USO — the FPGA sends plain frames and checksums, the CPU segments), the RX path's
+/// checksum report (GUEST_CSUM) and mergeable buffers, multiqueue with RSS and the control
+/// queue (receive modes, MAC address and table), MAC, MTU and link status. Not offered: guest
+/// TSO/USO (the device never hands the guest a frame larger than the MTU).
 pub const OFFERED: u64 = (1 << vc::VIRTIO_F_VERSION_1)
     | (1 << vc::VIRTIO_F_ACCESS_PLATFORM)
     | (1 << vr::VIRTIO_RING_F_EVENT_IDX)
@@ -30,7 +37,13 @@ pub const OFFERED: u64 = (1 << vc::VIRTIO_F_VERSION_1)
     | (1 << F_HOST_TSO4)
     | (1 << F_HOST_TSO6)
     | (1 << F_HOST_ECN)
-    | (1 << F_HOST_USO);
+    | (1 << F_HOST_USO)
+    | (1 << F_GUEST_CSUM)
+    | (1 << F_MRG_RXBUF)
+    | (1 << F_CTRL_VQ)
+    | (1 << F_CTRL_RX)
+    | (1 << F_MQ)
+    | (1 << F_CTRL_MAC_ADDR);
 
 /// `virtio_net_config.status`: the link is up.
 pub const S_LINK_UP: u16 = vn::VIRTIO_NET_S_LINK_UP as u16;

@@ -3,9 +3,9 @@
 
 use super::engine::{NetCounters, NetEngine};
 use super::features::{NetConfig, OFFERED};
+use super::switch::Switch;
 use crate::device::{negotiate, Function, SetupError};
 use crate::virtq::DmaWindows;
-use fpga_virtio_wire::Uplink;
 use std::sync::Arc;
 
 /// A net function to set up.
@@ -16,15 +16,16 @@ pub struct NetFunction {
     /// The features the driver accepted.
     pub features: u64,
     pub windows: DmaWindows,
-    /// Where the CPU path's frames go (the FPGA's go through the device's packet port).
-    pub uplink: Arc<dyn Uplink>,
+    /// The card's switch (its vports and uplink): the CPU path's frames go through it (the
+    /// FPGA's go through the device's packet port).
+    pub switch: Arc<Switch>,
 }
 
 impl NetFunction {
     /// Negotiate, and build the runtime's function and the counters of its CPU path.
     pub fn build(self) -> Result<(Function, Arc<NetCounters>), SetupError> {
         let features = negotiate(OFFERED, self.features)?;
-        let engine = NetEngine::new(self.func, self.config, features, self.uplink);
+        let engine = NetEngine::new(self.func, self.config, features, self.switch);
         let counters = engine.counters();
         Ok((
             Function {

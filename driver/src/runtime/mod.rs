@@ -601,6 +601,24 @@ impl Runtime {
     /// the completion ring. Returns how many entries it moved.
     pub fn poll(&mut self, io: &(impl RegisterIo + ?Sized)) -> Result<usize, RuntimeError> {
         let mut moved = 0;
+        // Device-driven CPU-owned queues (net RX) with something for the guest: served as if
+        // the guest had rung (a ring without buffers keeps its frames waiting, or dropped when
+        // its backlog is full, without holding anything else).
+        for q in 0..NQ {
+            if self.paths[q] != Some(Path::Cpu) {
+                continue;
+            }
+            let Some(i) = self.queues[q] else { continue };
+            let wants = self
+                .shared
+                .engines
+                .get(usize::from(i.func))
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.device_driven(i.vq) && e.has_work(i.vq));
+            if wants {
+                self.kick(q as u16);
+            }
+        }
         // Punt ring: entries are valid when their phase matches this pass.
         let size = 1u32 << self.rings.punt_log2;
         let start = self.punt_cons;

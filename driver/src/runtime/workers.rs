@@ -6,8 +6,9 @@
 //! A panic while serving a request is caught: the request still completes (as failed), the
 //! worker goes on, and only that request (or, on a CPU-owned queue, that queue) is affected.
 
-use crate::device::{Completion, DeviceEngine};
+use crate::device::{ChainSource, Completion, DeviceEngine, Status};
 use crate::virtq::queue::wants_interrupt;
+use crate::virtq::Segment;
 use crate::virtq::{chain, done_log, ChainError, DmaWindows, DoneLogError, QueueInfo};
 use crossbeam_channel::{Receiver, Sender};
 use fpga_virtio_hw::formats::PuntEntry;
@@ -252,6 +253,14 @@ fn serve_cpu_queue(
         return;
     }
     let mem = &shared.mem;
+    let func = usize::from(cq.func);
+    if engines
+        .get(func)
+        .and_then(Option::as_ref)
+        .is_some_and(|e| e.device_driven(cq.vq))
+    {
+        return fill_cpu_queue(shared, engines, cq, qid, at, done);
+    }
     let mut published = 0u32;
     // The guest broke the ring protocol: the queue stops until it is set up again.
     let broken = |cq: &mut CpuQueue, error: CpuQueueError| {
@@ -332,6 +341,136 @@ fn serve_cpu_queue(
             Err(_) => return broken(cq, CpuQueueError::UsedRing),
         }
     }
+    if published > 0 && wants_interrupt(&mut cq.queue, mem) {
+        let _ = done.send(Done::Notify { qid });
+    }
+}
+
+/// The chains of a CPU-owned queue, walked and checked as on the request path, for a
+/// device-driven queue's [`DeviceEngine::fill`].
+struct QueueChains<'a> {
+    cq: &'a mut CpuQueue,
+    shared: &'a Shared,
+    heads: Vec<u16>,
+    error: Option<CpuQueueError>,
+}
+
+impl ChainSource for QueueChains<'_> {
+    fn next_chain(&mut self) -> Option<Vec<Segment>> {
+        if self.error.is_some() {
+            return None;
+        }
+        let mem = &self.shared.mem;
+        let head = match self.cq.queue.iter(mem) {
+            Ok(mut it) => it.next()?.head_index(),
+            Err(virtio_queue::Error::InvalidAvailRingIndex) => {
+                self.error = Some(CpuQueueError::AvailJump);
+                return None;
+            }
+            Err(_) => {
+                self.error = Some(CpuQueueError::AvailRing);
+                return None;
+            }
+        };
+        let windows = &self.shared.windows[usize::from(self.cq.func)];
+        match chain::walk(
+            mem,
+            windows,
+            self.cq.queue.desc_table(),
+            self.cq.queue.size(),
+            head,
+            self.cq.indirect,
+        ) {
+            Ok(segs) => {
+                self.heads.push(head);
+                Some(segs)
+            }
+            Err(e) => {
+                self.error = Some(e.into());
+                None
+            }
+        }
+    }
+
+    fn give_back(&mut self, n: usize) {
+        let n = n.min(self.heads.len());
+        self.heads.truncate(self.heads.len() - n);
+        let back = self.cq.queue.next_avail().wrapping_sub(n as u16);
+        self.cq.queue.set_next_avail(back);
+    }
+}
+
+/// A device-driven CPU-owned queue (net RX): the engine takes chains for what it has, each
+/// taken chain is published with its used length.
+fn fill_cpu_queue(
+    shared: &Shared,
+    engines: &mut [Option<Box<dyn DeviceEngine>>],
+    cq: &mut CpuQueue,
+    qid: u16,
+    at: Instant,
+    done: &Sender<Done>,
+) {
+    let mem = &shared.mem;
+    let func = usize::from(cq.func);
+    let vq = cq.vq;
+    let first = cq.queue.next_avail();
+    let mut src = QueueChains {
+        cq,
+        shared,
+        heads: Vec::new(),
+        error: None,
+    };
+    let filled = catch_unwind(AssertUnwindSafe(|| {
+        maybe_panic(shared, qid);
+        match engines.get_mut(func).and_then(Option::as_mut) {
+            Some(engine) => engine.fill(mem, vq, &mut src),
+            None => Vec::new(),
+        }
+    }));
+    let QueueChains {
+        cq, heads, error, ..
+    } = src;
+    let panicked = filled.is_err();
+    // A panic: every chain taken is answered with used length 0.
+    let lens = filled.unwrap_or_else(|_| vec![0; heads.len()]);
+    let mut published = 0u32;
+    let mut fail = error;
+    for (i, &head) in heads.iter().enumerate() {
+        let len = lens.get(i).copied().unwrap_or(0);
+        if let Some(log) = cq.done_log {
+            let pos = first.wrapping_add(i as u16);
+            let after = cq.queue.next_used().wrapping_add(1);
+            if let Err(e) = done_log::write(mem, log, cq.queue.size(), pos, after) {
+                fail = Some(e.into());
+                break;
+            }
+        }
+        if cq.queue.add_used(mem, head, len).is_err() {
+            fail = Some(CpuQueueError::UsedRing);
+            break;
+        }
+        published += 1;
+        let _ = done.send(Done::Served {
+            qid,
+            completion: Completion {
+                status: if panicked { Status::Failed } else { Status::Ok },
+                used_len: len,
+            },
+            ns: at.elapsed().as_nanos() as u64,
+            panicked,
+        });
+    }
+    if let Some(error) = fail {
+        cq.broken = Some(error.cause());
+        let _ = done.send(Done::Broken {
+            qid,
+            error,
+            panicked: false,
+        });
+        return;
+    }
+    // The guest kicks when it posts buffers (with EVENT_IDX: at the next one).
+    let _ = cq.queue.enable_notification(mem);
     if published > 0 && wants_interrupt(&mut cq.queue, mem) {
         let _ = done.send(Done::Notify { qid });
     }

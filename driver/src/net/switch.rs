@@ -1,0 +1,233 @@
+//! The card's switch between its vports (net functions) and its uplink, by destination MAC:
+//! the software reference of the FPGA's switch, serving the CPU path. A frame from a vport to
+//! another vport's MAC goes to that vport and never to the uplink; an unknown unicast goes to
+//! the uplink (from a vport) or to the promiscuous vports (from the uplink); broadcast and
+//! multicast are flooded to every other vport that accepts them (broadcast always; multicast
+//! with ALLMULTI or PROMISC) and, from a vport, to the uplink. A frame for a vport is parsed,
+//! given an RX queue pair by RSS, and waits in that queue's backlog (bounded: when it is full
+//! the frame is dropped and counted; a ring that never refills holds nothing else up).
+
+use super::parse::{parse, PacketMeta};
+use super::rss::Rss;
+use fpga_virtio_wire::{Source, Uplink};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Frames one RX queue keeps waiting for buffers.
+pub const BACKLOG: usize = 256;
+
+/// A frame waiting for a vport's RX queue.
+#[derive(Clone, Debug)]
+pub struct RxFrame {
+    pub bytes: Vec<u8>,
+    pub meta: PacketMeta,
+}
+
+#[derive(Debug)]
+struct Vport {
+    mac: [u8; 6],
+    /// Extra unicast and multicast addresses the guest asked for (MAC_TABLE_SET).
+    filters: Vec<[u8; 6]>,
+    rss: Rss,
+    /// Queue pairs in use (MQ VQ_PAIRS_SET); RSS picks among these.
+    pairs: u16,
+    promisc: bool,
+    allmulti: bool,
+    rx: Vec<VecDeque<RxFrame>>,
+}
+
+impl Vport {
+    fn accepts(&self, m: &PacketMeta) -> bool {
+        self.promisc
+            || m.is_broadcast()
+            || m.dst_mac == self.mac
+            || (m.is_multicast() && self.allmulti)
+            || self.filters.contains(&m.dst_mac)
+    }
+}
+
+/// The switch's counters (fixed: no allocation per frame).
+#[derive(Debug, Default)]
+pub struct SwitchCounters {
+    /// Frames from the vports to the uplink, and from the uplink in.
+    pub to_uplink: AtomicU64,
+    pub from_uplink: AtomicU64,
+    /// Frames queued for a vport's RX queue.
+    pub to_vport: AtomicU64,
+    /// Frames no vport took (unknown unicast from the uplink, a vport's own MAC).
+    pub unclaimed: AtomicU64,
+    /// Frames dropped because their RX queue's backlog was full.
+    pub backlog_full: AtomicU64,
+}
+
+/// The switch of one card.
+#[derive(Debug)]
+pub struct Switch {
+    vports: Mutex<BTreeMap<u8, Vport>>,
+    uplink: Arc<dyn Uplink>,
+    pub counters: SwitchCounters,
+}
+
+impl Switch {
+    pub fn new(uplink: Arc<dyn Uplink>) -> Arc<Self> {
+        Arc::new(Switch {
+            vports: Mutex::new(BTreeMap::new()),
+            uplink,
+            counters: SwitchCounters::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u8, Vport>> {
+        self.vports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Function `func` joins with its MAC and RX queue pairs (all in use until the guest says
+    /// otherwise).
+    pub fn attach(&self, func: u8, mac: [u8; 6], pairs: u16) {
+        let pairs = pairs.max(1);
+        self.lock().insert(
+            func,
+            Vport {
+                mac,
+                filters: Vec::new(),
+                rss: Rss::new(pairs),
+                pairs,
+                promisc: false,
+                allmulti: false,
+                rx: (0..pairs).map(|_| VecDeque::new()).collect(),
+            },
+        );
+    }
+
+    pub fn detach(&self, func: u8) {
+        self.lock().remove(&func);
+    }
+
+    /// The control queue's settings.
+    pub fn set_rx_mode(&self, func: u8, promisc: Option<bool>, allmulti: Option<bool>) {
+        if let Some(v) = self.lock().get_mut(&func) {
+            v.promisc = promisc.unwrap_or(v.promisc);
+            v.allmulti = allmulti.unwrap_or(v.allmulti);
+        }
+    }
+
+    pub fn set_mac(&self, func: u8, mac: [u8; 6]) {
+        if let Some(v) = self.lock().get_mut(&func) {
+            v.mac = mac;
+        }
+    }
+
+    pub fn set_filters(&self, func: u8, filters: Vec<[u8; 6]>) {
+        if let Some(v) = self.lock().get_mut(&func) {
+            v.filters = filters;
+        }
+    }
+
+    /// Use the first `pairs` queue pairs (1..=the function's); false when out of range.
+    pub fn set_pairs(&self, func: u8, pairs: u16) -> bool {
+        match self.lock().get_mut(&func) {
+            Some(v) if (1..=v.rx.len() as u16).contains(&pairs) => {
+                v.pairs = pairs;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn enqueue(&self, v: &mut Vport, frame: &[u8], meta: PacketMeta) {
+        let (entry, _) = v.rss.queue(&meta);
+        let pair = usize::from(entry % v.pairs);
+        let q = &mut v.rx[pair];
+        if q.len() >= BACKLOG {
+            self.counters.backlog_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        q.push_back(RxFrame {
+            bytes: frame.to_vec(),
+            meta,
+        });
+        self.counters.to_vport.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A frame a vport sends (the CPU path's TX).
+    pub fn from_vport(&self, func: u8, frame: &[u8]) {
+        let meta = parse(frame);
+        let mut vports = self.lock();
+        let mut out = true;
+        if !meta.is_multicast() {
+            if let Some((&f, v)) = vports.iter_mut().find(|(_, v)| v.mac == meta.dst_mac) {
+                if f != func {
+                    self.enqueue(v, frame, meta);
+                } else {
+                    self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
+                }
+                out = false;
+            }
+        } else {
+            for (_, v) in vports
+                .iter_mut()
+                .filter(|(&f, v)| f != func && v.accepts(&meta))
+            {
+                self.enqueue(v, frame, meta);
+            }
+        }
+        drop(vports);
+        if out {
+            self.uplink.transmit(Source::Cpu { func }, frame, 0);
+            self.counters.to_uplink.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A frame from the uplink.
+    pub fn from_uplink(&self, frame: &[u8]) {
+        self.counters.from_uplink.fetch_add(1, Ordering::Relaxed);
+        let meta = parse(frame);
+        let mut vports = self.lock();
+        let mut taken = false;
+        for (_, v) in vports.iter_mut().filter(|(_, v)| v.accepts(&meta)) {
+            self.enqueue(v, frame, meta);
+            taken = true;
+            if !meta.is_multicast() && !v.promisc {
+                break;
+            }
+        }
+        if !taken {
+            self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Take in what arrived from the uplink.
+    pub fn pump(&self) {
+        while let Some(f) = self.uplink.receive_any() {
+            self.from_uplink(&f);
+        }
+    }
+
+    /// A frame waits for RX pair `pair` of `func`.
+    pub fn has_frames(&self, func: u8, pair: u16) -> bool {
+        self.lock()
+            .get(&func)
+            .and_then(|v| v.rx.get(usize::from(pair)))
+            .is_some_and(|q| !q.is_empty())
+    }
+
+    /// The next frame for RX pair `pair` of `func`.
+    pub fn take(&self, func: u8, pair: u16) -> Option<RxFrame> {
+        self.lock()
+            .get_mut(&func)
+            .and_then(|v| v.rx.get_mut(usize::from(pair)))
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Put a frame back at the head of its queue (no buffers for it yet).
+    pub fn put_back(&self, func: u8, pair: u16, f: RxFrame) {
+        if let Some(q) = self
+            .lock()
+            .get_mut(&func)
+            .and_then(|v| v.rx.get_mut(usize::from(pair)))
+        {
+            q.push_front(f);
+        }
+    }
+}

@@ -22,10 +22,23 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DemoHalf {
+    Blk,
+    Net,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the main job on the simulated FPGA and print a summary.
+    /// Run the main job on the simulated FPGA and print a summary: virtio-blk, then virtio-net
+    /// (or only the one named).
     Demo {
+        /// Only this half: `blk` or `net`.
+        #[arg(value_enum)]
+        only: Option<DemoHalf>,
+        /// virtio-net: TX requests on each of vport A's two queues.
+        #[arg(long, default_value_t = 400)]
+        frames: usize,
         /// Requests to run.
         #[arg(long, default_value_t = 2000)]
         requests: u64,
@@ -195,6 +208,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo {
+            only,
+            frames,
             requests,
             queues,
             seed,
@@ -202,33 +217,70 @@ fn main() -> ExitCode {
             max_hw_sectors,
             disk,
             json,
-        } => match policy
-            .map(|p| std::fs::read_to_string(&p).map_err(error::file(p)))
-            .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
-            .and_then(|policy| {
-                demo::run(demo::DemoOptions {
-                    requests,
-                    queues,
-                    seed,
-                    policy: &policy,
-                    max_hw_sectors,
-                    disk,
-                    quiet: json,
-                })
-            }) {
-            Ok(s) if json => match serde_json::to_string_pretty(&s) {
-                Ok(text) => println!("{text}"),
+        } => {
+            let blk = (only != Some(DemoHalf::Net)).then(|| {
+                policy
+                    .map(|p| std::fs::read_to_string(&p).map_err(error::file(p)))
+                    .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
+                    .and_then(|policy| {
+                        demo::run(demo::DemoOptions {
+                            requests,
+                            queues,
+                            seed,
+                            policy: &policy,
+                            max_hw_sectors,
+                            disk,
+                            quiet: json,
+                        })
+                    })
+            });
+            let blk = match blk.transpose() {
+                Ok(b) => b,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: demo failed: {e}");
                     return ExitCode::FAILURE;
                 }
-            },
-            Ok(s) => demo::print(&s),
-            Err(e) => {
-                eprintln!("error: demo failed: {e}");
+            };
+            if let (Some(s), false) = (&blk, json) {
+                demo::print(s);
+            }
+            let net = match (only != Some(DemoHalf::Blk))
+                .then(|| demo::run_net(seed, frames, json))
+                .transpose()
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("error: demo net failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let (Some(n), false) = (&net, json) {
+                demo::print_net(n);
+            }
+            if json {
+                let text = match (&blk, &net) {
+                    (Some(b), None) => serde_json::to_string_pretty(b),
+                    (None, Some(n)) => serde_json::to_string_pretty(n),
+                    _ => {
+                        serde_json::to_string_pretty(&serde_json::json!({ "blk": blk, "net": net }))
+                    }
+                };
+                match text {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            if net
+                .as_ref()
+                .is_some_and(|n| !n.verified || !n.queue_errors.is_empty())
+            {
+                eprintln!("error: demo net: frames were lost, duplicated or changed");
                 return ExitCode::FAILURE;
             }
-        },
+        }
         Command::Soak {
             seconds,
             queues,

@@ -314,3 +314,297 @@ pub fn expected_wire(cfg: &NetConfig, features: u64, f: &TxFrame) -> Vec<Vec<u8>
         tx::Verdict::Drop(_) => Vec::new(),
     }
 }
+
+/// The net half of the demo: what to run.
+#[derive(Clone, Debug)]
+pub struct NetRunConfig {
+    pub seed: u64,
+    /// TX requests per TX queue.
+    pub frames: usize,
+}
+
+/// The net half of the demo: what happened.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NetReport {
+    pub seed: u64,
+    /// TX requests the guest of vport A posted (two TX queues: the first FPGA-owned, the
+    /// second CPU-owned).
+    pub tx_requests: u64,
+    /// Frames the FPGA's TX engine sent itself, and their bytes.
+    pub fpga_frames: u64,
+    pub fpga_bytes: u64,
+    /// Frames the CPU sent: its own queue's, and the FPGA's punts (GSO segments included).
+    pub cpu_frames: u64,
+    pub cpu_gso_frames: u64,
+    pub cpu_segments: u64,
+    /// TX requests the FPGA punted, by reason.
+    pub punts: std::collections::BTreeMap<&'static str, u64>,
+    /// TX frames dropped, by reason.
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+    /// Frames vport B received (every frame A sent to it, through the FPGA and the wire or
+    /// through the CPU's switch), and their bytes.
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub rx_merged: u64,
+    /// Every frame A's traffic should put on B's queue arrived, once, byte for byte.
+    pub verified: bool,
+    /// Queues in their error state at the end (none expected), with the cause.
+    pub queue_errors: Vec<(u16, String)>,
+    pub simulated_cycles: u64,
+    /// FPGA TX over the run's simulated time at 250 MHz.
+    pub fpga_mpps_at_250mhz: f64,
+    pub fpga_gbits_at_250mhz: f64,
+    pub wall_seconds: f64,
+}
+
+/// Run the net half of the demo: vport A sends seeded traffic to vport B's MAC on two TX
+/// queues, one FPGA-owned (its frames go out on the uplink, which loops back to the card) and
+/// one CPU-owned (its frames cross the card's software switch); B receives on a CPU-owned RX
+/// queue with mergeable buffers.
+pub fn run(cfg: &NetRunConfig) -> Result<NetReport, crate::WorkloadError> {
+    use fpga_virtio_driver::net::{features, NetFunction, Switch};
+    use fpga_virtio_driver::runtime::{QueueInfo, QueueSpec, Rings, Runtime, SplitPolicy};
+    use fpga_virtio_driver::virtq::DmaWindows;
+    use fpga_virtio_hw::regs::{self, PuntReason};
+    use fpga_virtio_sim::testing::{enable_device, kick, Buffer, SplitRing};
+    use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
+    use fpga_virtio_wire::{LinkTiming, Peer, Wire};
+    use std::sync::Arc;
+    use vm_memory::{Bytes, GuestAddress};
+
+    const MEM: u64 = 64 << 20;
+    const RINGS: u64 = 0x10_0000;
+    const BUFS: u64 = 0x100_0000;
+    const SIZE: u16 = 256;
+    const RXBUF: u32 = 1024;
+    const MAC_A: [u8; 6] = [0x02, 0x20, 0, 0, 0, 0xa];
+    const MAC_B: [u8; 6] = [0x02, 0x20, 0, 0, 0, 0xb];
+    use crate::mem_err as e;
+    let wall = std::time::Instant::now();
+    let mut sim = Simulator::new(SimConfig {
+        memory: MEM,
+        ..SimConfig::default()
+    })?;
+    sim.iommu_mut().map(0, 0, MEM, Perm::RW).map_err(e)?;
+    let wire = Arc::new(Wire::new(LinkTiming::default()));
+    wire.set_peer(Peer::Loopback);
+    sim.attach_uplink(wire.clone());
+    let mem = sim.memory().mem().clone();
+    let dev = SimDevice::new(sim);
+    enable_device(&dev)?;
+    let switch = Switch::new(wire.clone());
+    let net_cfg = NetConfig::new(MAC_A, 1500, 2);
+    let mut functions = Vec::new();
+    let mut counters = Vec::new();
+    for (func, c) in [(0u8, net_cfg), (1, NetConfig::new(MAC_B, 1500, 1))] {
+        let (f, n) = NetFunction {
+            func,
+            config: c,
+            features: features::OFFERED,
+            windows: DmaWindows::new(&[(RINGS, MEM)]).map_err(e)?,
+            switch: switch.clone(),
+        }
+        .build()
+        .map_err(e)?;
+        functions.push(f);
+        counters.push(n);
+    }
+    let mut rt = Runtime::start(
+        &dev,
+        mem.clone(),
+        SplitPolicy::from_toml("cpu_queues = [1, 2]").map_err(e)?,
+        functions,
+        Rings {
+            punt: 0x0f_0000,
+            punt_log2: 6,
+            cpl: 0x0f_8000,
+            cpl_log2: 6,
+            punt_vector: regs::NO_VECTOR,
+        },
+    )?;
+    // qid 0: A's transmitq1 (FPGA), 1: A's transmitq2 (CPU), 2: B's receiveq1 (CPU).
+    let mut rings = Vec::new();
+    for (q, (func, vq)) in [(0u8, 1u16), (0, 3), (1, 0)].into_iter().enumerate() {
+        let ring = SplitRing::new(&mem, RINGS + q as u64 * 0x1_0000, u32::from(SIZE), false)?;
+        rt.add_queue(
+            &dev,
+            QueueSpec {
+                qid: q as u16,
+                info: QueueInfo {
+                    func,
+                    vq,
+                    desc: ring.desc_addr(),
+                    avail: ring.avail_addr(),
+                    used: ring.used_addr(),
+                    size: SIZE,
+                    indirect: false,
+                    event_idx: false,
+                    notification_data: true,
+                },
+                vector: regs::NO_VECTOR,
+                last_avail: 0,
+                used_idx: 0,
+                done_log: None,
+            },
+        )?;
+        rings.push(ring);
+    }
+    // The traffic, addressed to B.
+    let traffic: Vec<Vec<TxFrame>> = (0..2u8)
+        .map(|q| {
+            let mut t = tx_traffic(cfg.seed.wrapping_add(u64::from(q)), cfg.frames, q, &net_cfg);
+            for f in &mut t {
+                if f.frame.len() >= 6 {
+                    f.frame[..6].copy_from_slice(&MAC_B);
+                }
+            }
+            t
+        })
+        .collect();
+    let mut want: Vec<Vec<u8>> = traffic
+        .iter()
+        .flatten()
+        .flat_map(|f| expected_wire(&net_cfg, features::OFFERED, f))
+        .collect();
+    // B's receive buffers, kept topped up.
+    let mut rx_bufs = std::collections::HashMap::new();
+    let mut next_rx = 0u64;
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut merged = 0u64;
+    let mut post_rx = |ring: &mut SplitRing,
+                       bufs: &mut std::collections::HashMap<u16, u64>|
+     -> Result<(), crate::WorkloadError> {
+        while ring.free_descriptors() > 0 {
+            // After the two TX queues' 8 MiB each.
+            let addr = BUFS + 2 * (8 << 20) + (next_rx % 1024) * u64::from(RXBUF);
+            next_rx += 1;
+            let head = ring.add_chain(&[Buffer {
+                addr,
+                len: RXBUF,
+                write: true,
+            }])?;
+            bufs.insert(head, addr);
+        }
+        ring.publish()?;
+        Ok(kick(&dev, 2, ring.avail_idx())?)
+    };
+    post_rx(&mut rings[2], &mut rx_bufs)?;
+    let start = dev.lock().cycle();
+    let reap_rx = |ring: &mut SplitRing,
+                   bufs: &std::collections::HashMap<u16, u64>,
+                   got: &mut Vec<Vec<u8>>,
+                   merged: &mut u64|
+     -> Result<(), crate::WorkloadError> {
+        let used = ring.reap()?;
+        let mut it = used.into_iter();
+        while let Some((head, len)) = it.next() {
+            let mut b = vec![0u8; len as usize];
+            mem.read_slice(&mut b, GuestAddress(bufs[&head]))
+                .map_err(e)?;
+            if b.len() < 12 {
+                continue;
+            }
+            let hdr = VirtioNetHdrV1::from_le_bytes(b[..12].try_into().map_err(e)?);
+            let mut frame = b[12..].to_vec();
+            for _ in 1..hdr.num_buffers {
+                let Some((h, l)) = it.next() else { break };
+                let mut c = vec![0u8; l as usize];
+                mem.read_slice(&mut c, GuestAddress(bufs[&h])).map_err(e)?;
+                frame.extend_from_slice(&c);
+            }
+            *merged += u64::from(hdr.num_buffers > 1);
+            got.push(frame);
+        }
+        Ok(())
+    };
+    for i in (0..cfg.frames).step_by(16) {
+        for (q, frames) in traffic.iter().enumerate() {
+            let base = BUFS + q as u64 * (8 << 20);
+            let mut at = base;
+            let batch = &frames[i..(i + 16).min(frames.len())];
+            for f in batch {
+                let bytes = f.bytes();
+                let mut bufs = Vec::new();
+                let mut off = 0;
+                for &len in &f.pieces {
+                    mem.write_slice(&bytes[off..off + len], GuestAddress(at))
+                        .map_err(e)?;
+                    bufs.push(Buffer {
+                        addr: at,
+                        len: len as u32,
+                        write: false,
+                    });
+                    at = (at + len as u64 + 64).next_multiple_of(64);
+                    off += len;
+                }
+                rings[q].add_chain(&bufs)?;
+            }
+            rings[q].publish()?;
+            kick(&dev, q as u32, rings[q].avail_idx())?;
+        }
+        for _ in 0..20_000 {
+            if rings[0].in_flight() == 0 && rings[1].in_flight() == 0 {
+                break;
+            }
+            dev.lock().run(2000)?;
+            rt.poll(&dev)?;
+            rings[0].reap()?;
+            rings[1].reap()?;
+            reap_rx(&mut rings[2], &rx_bufs, &mut got, &mut merged)?;
+            post_rx(&mut rings[2], &mut rx_bufs)?;
+        }
+    }
+    // Let the last frames arrive.
+    for _ in 0..200 {
+        dev.lock().run(2000)?;
+        rt.poll(&dev)?;
+        reap_rx(&mut rings[2], &rx_bufs, &mut got, &mut merged)?;
+        post_rx(&mut rings[2], &mut rx_bufs)?;
+        if got.len() >= want.len() {
+            break;
+        }
+    }
+    let cycles = dev.lock().cycle() - start;
+    let packets = dev.lock().packet_stats();
+    let stats = rt.stats();
+    let mut punts = std::collections::BTreeMap::new();
+    for r in [PuntReason::NetTxGso, PuntReason::NetTxMalformed] {
+        let n = stats.queues.get(&0).map_or(0, |q| q.punts.get(r));
+        punts.insert(r.name(), n);
+    }
+    let a = counters[0].snapshot();
+    let b = counters[1].snapshot();
+    got.sort_unstable();
+    want.sort_unstable();
+    let secs = cycles as f64 / 250e6;
+    Ok(NetReport {
+        seed: cfg.seed,
+        tx_requests: 2 * cfg.frames as u64,
+        fpga_frames: packets.frames,
+        fpga_bytes: packets.bytes,
+        cpu_frames: a.tx_frames,
+        cpu_gso_frames: a.tx_gso,
+        cpu_segments: a.tx_segments,
+        punts,
+        drops: a.drops.into_iter().filter(|&(_, n)| n > 0).collect(),
+        rx_frames: b.rx_frames,
+        rx_bytes: b.rx_bytes,
+        rx_merged: merged,
+        verified: got == want,
+        queue_errors: (0..3u16)
+            .filter_map(|q| stats.queues.get(&q).and_then(|s| s.error()).map(|e| (q, e)))
+            .collect(),
+        simulated_cycles: cycles,
+        fpga_mpps_at_250mhz: if secs > 0.0 {
+            packets.frames as f64 / secs / 1e6
+        } else {
+            0.0
+        },
+        fpga_gbits_at_250mhz: if secs > 0.0 {
+            packets.bytes as f64 * 8.0 / secs / 1e9
+        } else {
+            0.0
+        },
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    })
+}

@@ -277,4 +277,124 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chain_engine", chain_engine),
     ("image_parse", image_parse),
     ("vhost_user", vhost_user),
+    ("net_packet", net_packet),
 ];
+
+/// A frame from the guest and from the wire through the net engine's pure parts.
+///
+/// Input: byte 0 picks the MTU (`576 + 64 * b`) and bit 7 of byte 1 drops the HOST_TSO/USO
+/// features; bytes 2..14 are a `virtio_net_hdr_v1`, the rest the frame. Invariants: the TX
+/// decision and GSO never panic; every segment's IP packet fits the MTU, carries a TCP or UDP
+/// checksum that verifies, and the segments' payload is the frame's, in order; the parser and
+/// RSS take anything; an RX delivery into two small buffers writes only inside them and its
+/// used lengths add up to the header and the frame.
+pub fn net_packet(data: &[u8]) {
+    use fpga_virtio_driver::device::ChainSource;
+    use fpga_virtio_driver::net::{features, parse, rss, rx, tx, NetConfig};
+    use fpga_virtio_driver::virtq::Segment;
+    use fpga_virtio_hw::formats::VirtioNetHdrV1;
+    if data.len() < 14 {
+        return;
+    }
+    let cfg = NetConfig::new([2, 0, 0, 0, 0, 1], 576 + 64 * u16::from(data[0]), 4);
+    let mut feats = features::OFFERED;
+    if data[1] & 0x80 != 0 {
+        feats &= !((1 << features::F_HOST_TSO4)
+            | (1 << features::F_HOST_TSO6)
+            | (1 << features::F_HOST_USO));
+    }
+    let hdr = VirtioNetHdrV1::from_le_bytes(data[2..14].try_into().expect("12 bytes"));
+    let frame = &data[14..];
+    if tx::classify(&cfg, feats, &hdr, frame.len()) == tx::Verdict::Gso {
+        if let Some(segs) = tx::segment(&cfg, feats, &hdr, frame) {
+            // Every segment but the last carries gso_size payload bytes after the headers.
+            let hl = segs[0].len() - usize::from(hdr.gso_size).min(segs[0].len());
+            let mut payload = Vec::new();
+            for s in &segs {
+                let m = parse::parse(s);
+                let l3 = if m.vlan.is_some() { 18 } else { 14 };
+                assert!(
+                    s.len() - l3 <= usize::from(cfg.mtu),
+                    "a segment over the MTU"
+                );
+                assert!(m.l4_csum_ok, "a segment's L4 checksum does not verify");
+                payload.extend_from_slice(&s[hl..]);
+            }
+            if segs.len() > 1 {
+                assert!(
+                    payload == frame[hl..],
+                    "the segments' payload is not the frame's"
+                );
+            }
+        }
+    }
+    let meta = parse::parse(frame);
+    let _ = rss::Rss::new(4).queue(&meta);
+    // RX into two 700-byte buffers between canaries.
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).expect("memory");
+    mem.write_slice(&[CANARY; 0x10000], GuestAddress(0))
+        .expect("canaries");
+    struct Two(Vec<Vec<Segment>>);
+    impl ChainSource for Two {
+        fn next_chain(&mut self) -> Option<Vec<Segment>> {
+            (!self.0.is_empty()).then(|| self.0.remove(0))
+        }
+        fn give_back(&mut self, _: usize) {}
+    }
+    let seg = |addr| {
+        vec![Segment {
+            addr,
+            len: 700,
+            write: true,
+        }]
+    };
+    let mut src = Two(vec![seg(0x1000), seg(0x3000)]);
+    let mut used = Vec::new();
+    let f = rx::RxFeatures {
+        mrg_rxbuf: data[1] & 1 != 0,
+        guest_csum: true,
+    };
+    if let rx::RxOutcome::Delivered { .. } = rx::deliver(&mem, frame, &meta, f, &mut src, &mut used)
+    {
+        assert_eq!(
+            used.iter().map(|&u| u as usize).sum::<usize>(),
+            12 + frame.len()
+        );
+    }
+    let mut all = vec![0u8; 0x10000];
+    mem.read_slice(&mut all, GuestAddress(0))
+        .expect("read back");
+    for (i, b) in all.iter().enumerate() {
+        let inside = (0x1000..0x1000 + 700).contains(&i) || (0x3000..0x3000 + 700).contains(&i);
+        assert!(
+            inside || *b == CANARY,
+            "RX wrote outside its buffers at {i:#x}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The GSO seeds of `net_packet` reach the segment checks (a seed the classifier refused
+    /// would leave them untested).
+    #[test]
+    fn net_packet_gso_seeds_segment() {
+        use fpga_virtio_driver::net::{features, tx, NetConfig};
+        use fpga_virtio_hw::formats::VirtioNetHdrV1;
+        for name in ["tso4", "tso6", "uso_vlan"] {
+            let path = format!("{}/corpus/net_packet/{name}", env!("CARGO_MANIFEST_DIR"));
+            let data = std::fs::read(path).unwrap();
+            let cfg = NetConfig::new([2, 0, 0, 0, 0, 1], 576 + 64 * u16::from(data[0]), 4);
+            let hdr = VirtioNetHdrV1::from_le_bytes(data[2..14].try_into().unwrap());
+            let segs = tx::segment(&cfg, features::OFFERED, &hdr, &data[14..]);
+            assert!(segs.is_some_and(|s| s.len() > 1), "{name}");
+        }
+        super::net_packet(
+            &std::fs::read(format!(
+                "{}/corpus/net_packet/tso4",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        );
+    }
+}

@@ -2,17 +2,27 @@
 //! big-endian words, the frame's first byte of a pair the high one. The RTL TX engine computes
 //! the same sum per beat (`fv_net_tx_engine.sv`).
 
-/// Ones-complement sum of `bytes` added to `sum` (not folded, not complemented). An odd final
-/// byte is the high byte of a word whose low byte is 0.
-pub fn add(mut sum: u64, bytes: &[u8]) -> u64 {
-    let mut words = bytes.chunks_exact(2);
+/// Ones-complement sum of `bytes` added to `sum` (not folded to 16 bits, not complemented;
+/// kept below 2^33 so callers may add pseudo-header terms). An odd final byte is the high byte
+/// of a word whose low byte is 0. Eight bytes at a time: 2^64 = 1 modulo 0xffff, so a 64-bit
+/// sum with end-around carries is the same ones-complement sum.
+pub fn add(sum: u64, bytes: &[u8]) -> u64 {
+    let mut acc = sum;
+    let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes(w.try_into().expect("8 bytes")));
+        acc = s + u64::from(carry);
     }
-    if let [b] = words.remainder() {
-        sum += u64::from(*b) << 8;
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        let (s, carry) = acc.overflowing_add(u64::from_be_bytes(last));
+        acc = s + u64::from(carry);
     }
-    sum
+    // Down to 33 bits (each fold keeps the value modulo 0xffff).
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    (acc & 0xffff_ffff) + (acc >> 32)
 }
 
 /// Fold a sum to 16 bits (end-around carries).
@@ -55,6 +65,32 @@ mod tests {
         let b = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(fold(add(0, &b)), 0xddf2);
         assert_eq!(finish(add(0, &b)), !0xddf2);
+    }
+
+    #[test]
+    fn wide_sum_matches_the_word_by_word_definition() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for len in 0..300 {
+            let b: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let mut words = 0u64;
+            for (i, &v) in b.iter().enumerate() {
+                words += if i % 2 == 0 {
+                    u64::from(v) << 8
+                } else {
+                    u64::from(v)
+                };
+            }
+            assert_eq!(fold(add(0, &b)), fold(words), "{len} bytes");
+            assert_eq!(fold(add(0xffff_ffff, &b)), fold(words + 0xffff_ffff));
+        }
+        assert_eq!(fold(add(0, &[0xff; 4096])), 0xffff);
     }
 
     #[test]

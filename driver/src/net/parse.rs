@@ -4,7 +4,7 @@
 //! left over marks the frame `unwalked`), TCP, UDP, ICMP, and VxLAN (UDP port 4789).
 
 use super::csum;
-use etherparse::{LinkExtHeader, NetHeaders, PacketHeaders, TransportHeader};
+use etherparse::{LinkExtSlice, NetSlice, SlicedPacket, TransportSlice};
 
 /// VxLAN's UDP port (RFC 7348).
 pub const VXLAN_PORT: u16 = 4789;
@@ -63,7 +63,8 @@ impl PacketMeta {
 }
 
 /// Parse a frame (never fails: what cannot be read stays unset; frames shorter than an
-/// Ethernet header have only what they hold).
+/// Ethernet header have only what they hold). Zero-copy slices (etherparse's `SlicedPacket`):
+/// this runs for every frame of the CPU path.
 pub fn parse(frame: &[u8]) -> PacketMeta {
     let mut m = PacketMeta::default();
     if frame.len() >= 12 {
@@ -73,57 +74,58 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
     if frame.len() >= 14 {
         m.ethertype = u16::from_be_bytes([frame[12], frame[13]]);
     }
-    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
+    let Ok(p) = SlicedPacket::from_ethernet(frame) else {
         m.unwalked = frame.len() >= 14;
         return m;
     };
-    let mut l3_off = 14;
-    for e in &h.link_exts {
-        if let LinkExtHeader::Vlan(v) = e {
+    for e in &p.link_exts {
+        if let LinkExtSlice::Vlan(v) = e {
             if m.vlan.is_none() {
-                m.vlan = Some(v.vlan_id.value());
+                m.vlan = Some(v.vlan_identifier().value());
             }
-            m.ethertype = v.ether_type.0;
-            l3_off += 4;
+            m.ethertype = v.ether_type().0;
         }
     }
-    let l4_off = match &h.net {
-        Some(NetHeaders::Ipv4(ip, ext)) => {
+    // Where a slice starts in the frame.
+    let at = |s: &[u8]| s.as_ptr() as usize - frame.as_ptr() as usize;
+    let l4 = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
             m.l3 = L3::V4 {
-                src: ip.source,
-                dst: ip.destination,
+                src: h.source(),
+                dst: h.destination(),
             };
-            m.l4_proto = ip.protocol.0;
-            m.fragment = ip.is_fragmenting_payload();
-            m.unwalked = !ext.is_empty();
-            l3_off + ip.header_len() + ext.header_len()
+            m.l4_proto = ip.payload().ip_number.0;
+            m.fragment = ip.is_payload_fragmented();
+            m.unwalked = h.protocol() != ip.payload().ip_number;
+            at(ip.payload().payload)
         }
-        Some(NetHeaders::Ipv6(ip, ext)) => {
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
             m.l3 = L3::V6 {
-                src: ip.source,
-                dst: ip.destination,
+                src: h.source(),
+                dst: h.destination(),
             };
-            m.l4_proto = ip.next_header.0;
-            m.fragment = ext.is_fragmenting_payload();
-            // The transport after the walked extensions.
-            m.l4_proto = ext.next_header(ip.next_header).map_or(m.l4_proto, |n| n.0);
-            m.unwalked = !ext.is_empty();
-            l3_off + ip.header_len() + ext.header_len()
+            m.l4_proto = ip.payload().ip_number.0;
+            m.fragment = ip.is_payload_fragmented();
+            m.unwalked = h.next_header() != ip.payload().ip_number;
+            at(ip.payload().payload)
         }
         _ => return m,
     };
-    m.l4_offset = l4_off as u16;
-    match &h.transport {
-        Some(TransportHeader::Tcp(t)) => {
-            m.ports = Some((t.source_port, t.destination_port));
-            m.tcp_flags = frame.get(l4_off + 13).copied().unwrap_or(0);
-            m.l4_csum_ok = !m.fragment && l4_ok(frame, &m, l4_off);
+    m.l4_offset = l4 as u16;
+    match &p.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            m.ports = Some((t.source_port(), t.destination_port()));
+            m.tcp_flags = frame.get(l4 + 13).copied().unwrap_or(0);
+            m.l4_csum_ok = !m.fragment && l4_ok(frame, &m, l4);
         }
-        Some(TransportHeader::Udp(u)) => {
-            m.ports = Some((u.source_port, u.destination_port));
-            m.l4_csum_ok = !m.fragment && u.checksum != 0 && l4_ok(frame, &m, l4_off);
-            let vx = l4_off + 8;
-            if u.destination_port == VXLAN_PORT && frame.len() >= vx + 8 && frame[vx] & 0x08 != 0 {
+        Some(TransportSlice::Udp(u)) => {
+            m.ports = Some((u.source_port(), u.destination_port()));
+            m.l4_csum_ok = !m.fragment && u.checksum() != 0 && l4_ok(frame, &m, l4);
+            let vx = l4 + 8;
+            if u.destination_port() == VXLAN_PORT && frame.len() >= vx + 8 && frame[vx] & 0x08 != 0
+            {
                 m.vni = Some(u32::from_be_bytes([
                     0,
                     frame[vx + 4],

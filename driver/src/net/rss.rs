@@ -32,26 +32,29 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
 }
 
 /// The hash input of a frame: source and destination address, then (TCP and UDP, not
-/// fragments) source and destination port. None for frames that are not IP.
-pub fn hash_input(meta: &PacketMeta) -> Option<Vec<u8>> {
-    let mut v = Vec::with_capacity(36);
-    match meta.l3 {
+/// fragments) source and destination port; its bytes and length (no allocation per frame).
+/// None for frames that are not IP.
+pub fn hash_input(meta: &PacketMeta) -> Option<([u8; 36], usize)> {
+    let mut v = [0u8; 36];
+    let mut n = match meta.l3 {
         L3::V4 { src, dst } => {
-            v.extend_from_slice(&src);
-            v.extend_from_slice(&dst);
+            v[..4].copy_from_slice(&src);
+            v[4..8].copy_from_slice(&dst);
+            8
         }
         L3::V6 { src, dst } => {
-            v.extend_from_slice(&src);
-            v.extend_from_slice(&dst);
+            v[..16].copy_from_slice(&src);
+            v[16..32].copy_from_slice(&dst);
+            32
         }
         L3::None => return None,
+    };
+    if let (6 | 17, false, Some((s, d))) = (meta.l4_proto, meta.fragment, meta.ports) {
+        v[n..n + 2].copy_from_slice(&s.to_be_bytes());
+        v[n + 2..n + 4].copy_from_slice(&d.to_be_bytes());
+        n += 4;
     }
-    if matches!(meta.l4_proto, 6 | 17) && !meta.fragment && meta.ports.is_some() {
-        let (s, d) = meta.ports.unwrap_or_default();
-        v.extend_from_slice(&s.to_be_bytes());
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    Some(v)
+    Some((v, n))
 }
 
 /// A function's RSS configuration.
@@ -74,8 +77,8 @@ impl Rss {
     /// The RX queue pair of a frame (0 for what is not IP) and its hash.
     pub fn queue(&self, meta: &PacketMeta) -> (u16, u32) {
         match hash_input(meta) {
-            Some(input) => {
-                let h = toeplitz(&self.key, &input);
+            Some((input, n)) => {
+                let h = toeplitz(&self.key, &input[..n]);
                 (self.table[h as usize % self.table.len()], h)
             }
             None => (0, 0),

@@ -9,7 +9,6 @@
 
 use super::csum;
 use super::features::{self as nf, NetConfig};
-use etherparse::{LinkExtHeader, NetHeaders, PacketHeaders, TransportHeader};
 use fpga_virtio_hw::formats::VirtioNetHdrV1;
 use fpga_virtio_hw::regs::PuntReason;
 
@@ -140,25 +139,31 @@ struct Layout {
 }
 
 fn layout(frame: &[u8], gso: u8) -> Option<Layout> {
-    let h = PacketHeaders::from_ethernet_slice(frame).ok()?;
-    let mut l3 = ETH_HLEN;
-    for e in &h.link_exts {
-        match e {
-            LinkExtHeader::Vlan(_) => l3 += VLAN_HLEN,
-            _ => return None,
-        }
+    // The parser's view of the frame (zero-copy, as for every frame): the same walk decides.
+    let m = super::parse::parse(frame);
+    if m.unwalked || m.fragment || m.ports.is_none() {
+        return None;
     }
-    let (l4, v4) = match h.net? {
-        NetHeaders::Ipv4(ip, ext) if ext.is_empty() && !ip.is_fragmenting_payload() => {
-            (l3 + ip.header_len(), true)
-        }
-        // Extension headers change the pseudo-header (routing) or were not walked: refused.
-        NetHeaders::Ipv6(ip, ext) if ext.is_empty() => (l3 + ip.header_len(), false),
+    let l4 = usize::from(m.l4_offset);
+    let l3 = 14 + if m.vlan.is_some() { VLAN_HLEN } else { 0 };
+    // Extension headers or a second tag would move the pseudo-header's or the IP header's
+    // place: refused.
+    let v4 = match m.l3 {
+        super::parse::L3::V4 { .. } if m.ethertype == 0x0800 => true,
+        super::parse::L3::V6 { .. } if m.ethertype == 0x86dd && l4 == l3 + 40 => false,
         _ => return None,
     };
-    let (payload, tcp) = match h.transport? {
-        TransportHeader::Tcp(t) => (l4 + t.header_len(), true),
-        TransportHeader::Udp(_) => (l4 + 8, false),
+    if v4
+        && frame
+            .get(l3)
+            .is_none_or(|&b| usize::from(b & 0xf) * 4 != l4 - l3)
+    {
+        return None;
+    }
+    let tcp = m.l4_proto == 6;
+    let payload = match m.l4_proto {
+        6 => l4 + usize::from(*frame.get(l4 + 12)? >> 4) * 4,
+        17 => l4 + 8,
         _ => return None,
     };
     let want = match gso & !GSO_ECN {

@@ -130,6 +130,14 @@ pub trait DeviceEngine: Send + Sync + std::fmt::Debug {
     /// checked (inside the function's DMA windows, within the chain limits).
     fn serve(&mut self, mem: &GuestMemoryMmap, vq: u16, chain: &[Segment]) -> Completion;
 
+    /// Whether the requests the FPGA punts from the function's virtqueue `vq` must be served
+    /// in the order they were punted (one at a time: a net TX queue's frames leave in order).
+    /// Other queues' punts are served by any free worker at once.
+    fn ordered(&self, vq: u16) -> bool {
+        let _ = vq;
+        false
+    }
+
     /// Whether the function's virtqueue `vq` is driven by the device (net RX: buffers wait
     /// for frames) rather than by the guest's requests. The CPU path serves such a queue with
     /// [`DeviceEngine::fill`] when [`DeviceEngine::has_work`] says so.

@@ -554,14 +554,17 @@ pub fn run(cfg: &NetRunConfig) -> Result<NetReport, crate::WorkloadError> {
             post_rx(&mut rings[2], &mut rx_bufs)?;
         }
     }
-    // Let the last frames arrive.
-    for _ in 0..200 {
+    // Let the last frames arrive (the CPU workers deliver asynchronously: wait on the count,
+    // bounded in wall-clock time, then a few turns more for anything extra).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut extra = 20;
+    while extra > 0 && std::time::Instant::now() < deadline {
         dev.lock().run(2000)?;
         rt.poll(&dev)?;
         reap_rx(&mut rings[2], &rx_bufs, &mut got, &mut merged)?;
         post_rx(&mut rings[2], &mut rx_bufs)?;
         if got.len() >= want.len() {
-            break;
+            extra -= 1;
         }
     }
     let cycles = dev.lock().cycle() - start;

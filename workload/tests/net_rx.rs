@@ -274,6 +274,32 @@ impl Rig {
         panic!("control command not answered");
     }
 
+    /// Step until `qs` received at least `n` frames between them (the CPU workers deliver
+    /// asynchronously: wait on the count, with a wall-clock bound that only a failure hits),
+    /// then a little more to catch any extra; returns them by queue.
+    fn wait_rx(&mut self, qs: &[u16], n: usize) -> BTreeMap<u16, Vec<(VirtioNetHdrV1, Vec<u8>)>> {
+        let mut got: BTreeMap<u16, Vec<(VirtioNetHdrV1, Vec<u8>)>> = BTreeMap::new();
+        let start = std::time::Instant::now();
+        let mut extra = 20;
+        loop {
+            self.step();
+            for &q in qs {
+                let r = self.received(q);
+                got.entry(q).or_default().extend(r);
+            }
+            if got.values().map(Vec::len).sum::<usize>() >= n {
+                extra -= 1;
+                if extra == 0 {
+                    return got;
+                }
+            }
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "{n} frames did not arrive: {got:?}"
+            );
+        }
+    }
+
     /// Frames received on RX queue `q` so far (reassembled from mergeable buffers), with
     /// their headers.
     fn received(&mut self, q: u16) -> Vec<(VirtioNetHdrV1, Vec<u8>)> {
@@ -335,14 +361,12 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     // A -> B: 60 frames over 8 flows.
     let frames = tcp_frames(&mut rng, MAC_A, MAC_B, 60, 8);
     rig.send(a_tx0, &frames);
-    for _ in 0..50 {
-        rig.step();
-    }
+    let mut rx = rig.wait_rx(&[b_rx0, b_rx1], 60);
     let rss = Rss::new(2);
     let mut got: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
     let mut merged = 0;
     for (pair, q) in [(0u16, b_rx0), (1, b_rx1)] {
-        for (hdr, frame) in rig.received(q) {
+        for (hdr, frame) in rx.remove(&q).unwrap_or_default() {
             merged += usize::from(hdr.num_buffers > 1);
             assert_eq!(hdr.flags, 2, "DATA_VALID: the checksum was verified");
             assert_eq!(rss.queue(&parse(&frame)).0, pair, "the flow's RSS queue");
@@ -384,12 +408,10 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
         tcp_frames(&mut rng, [0x02, 9, 9, 9, 9, 9], [0x02, 7, 7, 7, 7, 7], 1, 1).remove(0),
         0,
     );
-    for _ in 0..50 {
-        rig.step();
-    }
-    let mut got: Vec<Vec<u8>> = [b_rx0, b_rx1]
-        .iter()
-        .flat_map(|&q| rig.received(q))
+    let mut got: Vec<Vec<u8>> = rig
+        .wait_rx(&[b_rx0, b_rx1], from_wire.len() + 1)
+        .into_values()
+        .flatten()
         .map(|(_, f)| f)
         .collect();
     let mut want: Vec<Vec<u8>> = from_wire.clone();
@@ -432,15 +454,9 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     );
     let frames = tcp_frames(&mut rng, MAC_A, MAC_B, 20, 8);
     rig.send(a_tx0, &frames);
-    for _ in 0..50 {
-        rig.step();
-    }
-    assert_eq!(
-        rig.received(b_rx0).len(),
-        20,
-        "one pair in use: every flow on rx0"
-    );
-    assert!(rig.received(b_rx1).is_empty());
+    let rx = rig.wait_rx(&[b_rx0, b_rx1], 20);
+    assert_eq!(rx[&b_rx0].len(), 20, "one pair in use: every flow on rx0");
+    assert!(rx[&b_rx1].is_empty());
 
     // B's rx0 never refills: A goes on sending; past the backlog frames are dropped and
     // counted; A's frames to the wire still go.
@@ -449,9 +465,8 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     rig.send(a_tx0, &flood);
     let outside = tcp_frames(&mut rng, MAC_A, [0x02, 5, 5, 5, 5, 5], 5, 1);
     rig.send(a_tx0, &outside);
-    for _ in 0..50 {
-        rig.step();
-    }
+    // (The TX path hands a frame to the switch before its used entry: the switch's counts are
+    // final once `send` returns.)
     assert_eq!(
         rig.wire.take_sent().len(),
         5,
@@ -463,7 +478,7 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
         .backlog_full
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(full >= 40, "drops past the backlog are counted ({full})");
-    let delivered = rig.received(b_rx0).len();
+    let delivered = rig.wait_rx(&[b_rx0], 1)[&b_rx0].len();
     assert!(
         delivered > 0 && delivered <= left,
         "what fitted the posted buffers was delivered"

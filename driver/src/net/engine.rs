@@ -270,6 +270,10 @@ impl DeviceEngine for NetEngine {
         }
     }
 
+    fn ordered(&self, vq: u16) -> bool {
+        matches!(role(&self.cfg, vq), Role::Tx(_))
+    }
+
     fn device_driven(&self, vq: u16) -> bool {
         matches!(role(&self.cfg, vq), Role::Rx(_))
     }

@@ -209,6 +209,10 @@ pub struct Runtime {
     notify: Vec<u16>,
     stats: Stats,
     outstanding: usize,
+    /// Queues whose punted requests are served one at a time, in punt order (a net TX queue:
+    /// its frames must leave in order): the one in flight, and those held behind it.
+    ordered_busy: [bool; NQ],
+    ordered_held: Vec<VecDeque<Job>>,
     /// CPU-owned queues the guest broke (or a worker failed on), with the cause.
     cpu_errors: [Option<QueueError>; NQ],
     /// Queues taken over in their error state ([`Runtime::add_failed_queue`]).
@@ -318,6 +322,8 @@ impl Runtime {
             notify: Vec::new(),
             stats: Stats::default(),
             outstanding: 0,
+            ordered_busy: [false; NQ],
+            ordered_held: (0..NQ).map(|_| VecDeque::new()).collect(),
             cpu_errors: [None; NQ],
             failed: [None; NQ],
         })
@@ -676,11 +682,24 @@ impl Runtime {
         match self.queues.get(usize::from(qid)).copied().flatten() {
             Some(queue) => {
                 self.outstanding += 1;
-                self.pool.send(Job::Punted {
+                let job = Job::Punted {
                     entry: e,
                     queue,
                     at: Instant::now(),
-                });
+                };
+                let ordered = self
+                    .shared
+                    .engines
+                    .get(usize::from(queue.func))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|eng| eng.ordered(queue.vq));
+                let q = usize::from(qid);
+                if ordered && self.ordered_busy[q] {
+                    self.ordered_held[q].push_back(job);
+                } else {
+                    self.ordered_busy[q] = ordered;
+                    self.pool.send(job);
+                }
             }
             None => {
                 // A punt for a queue the runtime never set up: answer it so the FPGA's slot is
@@ -707,6 +726,14 @@ impl Runtime {
                 panicked,
             } => {
                 self.outstanding -= 1;
+                // The next punted request of an ordered queue goes once this one is done.
+                let q = usize::from(entry.qid);
+                if q < NQ && self.ordered_busy[q] {
+                    match self.ordered_held[q].pop_front() {
+                        Some(job) => self.pool.send(job),
+                        None => self.ordered_busy[q] = false,
+                    }
+                }
                 let qs = self.stats.queues.entry(entry.qid).or_default();
                 let c = match result {
                     Ok(c) => c,

@@ -116,8 +116,9 @@ fn main() {
 
     // Packages first, then the generated CSR blocks and the hand-written RTL.
     let mut files: Vec<PathBuf> = sv_files(&generated);
-    files.sort_by_key(|p| !p.to_string_lossy().ends_with("_pkg.sv"));
     files.extend(sv_files(&rtl));
+    // A stable sort: the packages (generated, then hand-written) ahead of everything else.
+    files.sort_by_key(|p| !p.to_string_lossy().ends_with("_pkg.sv"));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

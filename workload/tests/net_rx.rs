@@ -483,4 +483,27 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
         delivered > 0 && delivered <= left,
         "what fitted the posted buffers was delivered"
     );
+    // Out of buffers with frames waiting, the queue is not polled: once the last fill is
+    // collected the runtime stays idle (a poll that kicked the queue would leave its job
+    // outstanding right after it).
+    let start = std::time::Instant::now();
+    while rig.rt.outstanding() != 0 {
+        rig.step();
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the runtime never went idle"
+        );
+    }
+    for _ in 0..20 {
+        rig.step();
+        assert_eq!(
+            rig.rt.outstanding(),
+            0,
+            "a starved RX queue costs no work until a kick"
+        );
+    }
+    // The guest posts buffers and kicks: the waiting frames flow again.
+    rig.post_rx(b_rx0, 64);
+    let again = rig.wait_rx(&[b_rx0], 30)[&b_rx0].len();
+    assert!(again >= 30, "the backlog drains into new buffers ({again})");
 }

@@ -298,6 +298,8 @@ impl DeviceEngine for NetEngine {
             guest_csum: self.features & (1 << nf::F_GUEST_CSUM) != 0,
         };
         let c = &self.counters;
+        // A fill runs on the guest's kick or when frames wait: the queue may have buffers.
+        self.switch.set_starved(self.func, pair, false);
         while let Some(frame) = self.switch.take(self.func, pair) {
             match rx::deliver(mem, &frame.bytes, &frame.meta, f, chains, &mut used) {
                 RxOutcome::Delivered { .. } => {
@@ -306,7 +308,9 @@ impl DeviceEngine for NetEngine {
                         .fetch_add(frame.bytes.len() as u64, Ordering::Relaxed);
                 }
                 RxOutcome::NoBuffers => {
+                    // Waits for the guest's next kick (not polled until then).
                     self.switch.put_back(self.func, pair, frame);
+                    self.switch.set_starved(self.func, pair, true);
                     break;
                 }
                 RxOutcome::TooSmall => {

@@ -35,6 +35,9 @@ struct Vport {
     promisc: bool,
     allmulti: bool,
     rx: Vec<VecDeque<RxFrame>>,
+    /// Per RX queue: the last fill found no buffers; frames wait for the guest's next kick
+    /// (the runtime does not poll the queue meanwhile).
+    starved: Vec<bool>,
 }
 
 impl Vport {
@@ -96,6 +99,7 @@ impl Switch {
                 promisc: false,
                 allmulti: false,
                 rx: (0..pairs).map(|_| VecDeque::new()).collect(),
+                starved: vec![false; usize::from(pairs)],
             },
         );
     }
@@ -204,12 +208,25 @@ impl Switch {
         }
     }
 
-    /// A frame waits for RX pair `pair` of `func`.
+    /// A frame waits for RX pair `pair` of `func`, and the queue is not waiting for buffers.
     pub fn has_frames(&self, func: u8, pair: u16) -> bool {
-        self.lock()
-            .get(&func)
-            .and_then(|v| v.rx.get(usize::from(pair)))
-            .is_some_and(|q| !q.is_empty())
+        let vports = self.lock();
+        let Some(v) = vports.get(&func) else {
+            return false;
+        };
+        let p = usize::from(pair);
+        v.rx.get(p).is_some_and(|q| !q.is_empty()) && !v.starved.get(p).copied().unwrap_or(true)
+    }
+
+    /// RX pair `pair` of `func` ran out of buffers (true), or is being served again (false).
+    pub fn set_starved(&self, func: u8, pair: u16, starved: bool) {
+        if let Some(s) = self
+            .lock()
+            .get_mut(&func)
+            .and_then(|v| v.starved.get_mut(usize::from(pair)))
+        {
+            *s = starved;
+        }
     }
 
     /// The next frame for RX pair `pair` of `func`.

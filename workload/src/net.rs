@@ -38,23 +38,7 @@ impl TxFrame {
     }
 }
 
-fn hdr(
-    flags: u8,
-    gso_type: u8,
-    gso_size: u16,
-    csum_start: u16,
-    csum_offset: u16,
-) -> VirtioNetHdrV1 {
-    VirtioNetHdrV1 {
-        flags,
-        gso_type,
-        hdr_len: 0,
-        gso_size,
-        csum_start,
-        csum_offset,
-        num_buffers: 0,
-    }
-}
+use tx::header as hdr;
 
 /// Cut `n` bytes into 1 to 4 pieces at random places.
 fn cut(rng: &mut Rng, n: usize) -> Vec<usize> {
@@ -315,6 +299,146 @@ pub fn expected_wire(cfg: &NetConfig, features: u64, f: &TxFrame) -> Vec<Vec<u8>
     }
 }
 
+/// Guest memory of a [`NetCard`] (64 MiB, all of it the tenants'), where its rings go (64 KiB
+/// per queue from [`RINGS`]) and where buffers may go (from [`BUFS`]).
+pub const CARD_MEM: u64 = 64 << 20;
+pub const RINGS: u64 = 0x10_0000;
+pub const BUFS: u64 = 0x100_0000;
+/// Entries of every ring a [`NetCard`] sets up.
+pub const RING_SIZE: u16 = 256;
+
+/// A simulated card with net functions (vports) on one runtime, its uplink's wire and its
+/// software switch: what the net tests, benches and the demo drive.
+pub struct NetCard {
+    pub dev: fpga_virtio_sim::SimDevice,
+    pub mem: vm_memory::GuestMemoryMmap,
+    pub rt: fpga_virtio_driver::runtime::Runtime,
+    pub wire: std::sync::Arc<fpga_virtio_wire::Wire>,
+    pub switch: std::sync::Arc<fpga_virtio_driver::net::Switch>,
+    /// Per vport, in the order given: its CPU path's counters.
+    pub counters: Vec<std::sync::Arc<fpga_virtio_driver::net::NetCounters>>,
+}
+
+impl std::fmt::Debug for NetCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetCard")
+            .field("dev", &self.dev)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetCard {
+    /// A card whose vports are `(function, config)` (every offered feature negotiated), the
+    /// wire's far side `peer`, queues placed by the split policy `policy` (TOML).
+    pub fn new(
+        policy: &str,
+        vports: &[(u8, NetConfig)],
+        peer: fpga_virtio_wire::Peer,
+    ) -> Result<Self, crate::WorkloadError> {
+        use crate::mem_err as e;
+        use fpga_virtio_driver::net::{features, NetFunction, Switch};
+        use fpga_virtio_driver::runtime::{Rings, Runtime, SplitPolicy};
+        use fpga_virtio_driver::virtq::DmaWindows;
+        use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
+        use fpga_virtio_wire::{LinkTiming, Wire};
+        use std::sync::Arc;
+        let mut sim = Simulator::new(SimConfig {
+            memory: CARD_MEM,
+            ..SimConfig::default()
+        })?;
+        sim.iommu_mut().map(0, 0, CARD_MEM, Perm::RW).map_err(e)?;
+        let wire = Arc::new(Wire::new(LinkTiming::default()));
+        wire.set_peer(peer);
+        sim.attach_uplink(wire.clone());
+        let mem = sim.memory().mem().clone();
+        let dev = SimDevice::new(sim);
+        fpga_virtio_sim::testing::enable_device(&dev)?;
+        let switch = Switch::new(wire.clone());
+        let mut functions = Vec::new();
+        let mut counters = Vec::new();
+        for &(func, config) in vports {
+            let (f, c) = NetFunction {
+                func,
+                config,
+                features: features::OFFERED,
+                windows: DmaWindows::new(&[(RINGS, CARD_MEM)]).map_err(e)?,
+                switch: switch.clone(),
+            }
+            .build()
+            .map_err(e)?;
+            functions.push(f);
+            counters.push(c);
+        }
+        let rt = Runtime::start(
+            &dev,
+            mem.clone(),
+            SplitPolicy::from_toml(policy).map_err(e)?,
+            functions,
+            Rings {
+                punt: 0x0f_0000,
+                punt_log2: 6,
+                cpl: 0x0f_8000,
+                cpl_log2: 6,
+                punt_vector: fpga_virtio_hw::regs::NO_VECTOR,
+            },
+        )?;
+        Ok(NetCard {
+            dev,
+            mem,
+            rt,
+            wire,
+            switch,
+            counters,
+        })
+    }
+
+    /// Set up queue `qid` as virtqueue `vq` of function `func`, on a fresh ring of
+    /// [`RING_SIZE`] entries at `RINGS + qid * 64 KiB`.
+    pub fn add_queue(
+        &mut self,
+        qid: u16,
+        func: u8,
+        vq: u16,
+    ) -> Result<fpga_virtio_sim::testing::SplitRing, crate::WorkloadError> {
+        use fpga_virtio_driver::runtime::{QueueInfo, QueueSpec};
+        let ring = fpga_virtio_sim::testing::SplitRing::new(
+            &self.mem,
+            RINGS + u64::from(qid) * 0x1_0000,
+            u32::from(RING_SIZE),
+            false,
+        )?;
+        self.rt.add_queue(
+            &self.dev,
+            QueueSpec {
+                qid,
+                info: QueueInfo {
+                    func,
+                    vq,
+                    desc: ring.desc_addr(),
+                    avail: ring.avail_addr(),
+                    used: ring.used_addr(),
+                    size: RING_SIZE,
+                    indirect: false,
+                    event_idx: false,
+                    notification_data: true,
+                },
+                vector: fpga_virtio_hw::regs::NO_VECTOR,
+                last_avail: 0,
+                used_idx: 0,
+                done_log: None,
+            },
+        )?;
+        Ok(ring)
+    }
+
+    /// Run the device a turn and let the runtime do what is ready.
+    pub fn step(&mut self) -> Result<(), crate::WorkloadError> {
+        self.dev.lock().run(2000)?;
+        self.rt.poll(&self.dev)?;
+        Ok(())
+    }
+}
+
 /// The net half of the demo: what to run.
 #[derive(Clone, Debug)]
 pub struct NetRunConfig {
@@ -362,93 +486,36 @@ pub struct NetReport {
 /// one CPU-owned (its frames cross the card's software switch); B receives on a CPU-owned RX
 /// queue with mergeable buffers.
 pub fn run(cfg: &NetRunConfig) -> Result<NetReport, crate::WorkloadError> {
-    use fpga_virtio_driver::net::{features, NetFunction, Switch};
-    use fpga_virtio_driver::runtime::{QueueInfo, QueueSpec, Rings, Runtime, SplitPolicy};
-    use fpga_virtio_driver::virtq::DmaWindows;
-    use fpga_virtio_hw::regs::{self, PuntReason};
-    use fpga_virtio_sim::testing::{enable_device, kick, Buffer, SplitRing};
-    use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
-    use fpga_virtio_wire::{LinkTiming, Peer, Wire};
-    use std::sync::Arc;
+    use crate::mem_err as e;
+    use fpga_virtio_driver::net::features;
+    use fpga_virtio_hw::regs::PuntReason;
+    use fpga_virtio_sim::testing::{kick, Buffer, SplitRing};
+    use fpga_virtio_wire::Peer;
     use vm_memory::{Bytes, GuestAddress};
 
-    const MEM: u64 = 64 << 20;
-    const RINGS: u64 = 0x10_0000;
-    const BUFS: u64 = 0x100_0000;
-    const SIZE: u16 = 256;
     const RXBUF: u32 = 1024;
     const MAC_A: [u8; 6] = [0x02, 0x20, 0, 0, 0, 0xa];
     const MAC_B: [u8; 6] = [0x02, 0x20, 0, 0, 0, 0xb];
-    use crate::mem_err as e;
     let wall = std::time::Instant::now();
-    let mut sim = Simulator::new(SimConfig {
-        memory: MEM,
-        ..SimConfig::default()
-    })?;
-    sim.iommu_mut().map(0, 0, MEM, Perm::RW).map_err(e)?;
-    let wire = Arc::new(Wire::new(LinkTiming::default()));
-    wire.set_peer(Peer::Loopback);
-    sim.attach_uplink(wire.clone());
-    let mem = sim.memory().mem().clone();
-    let dev = SimDevice::new(sim);
-    enable_device(&dev)?;
-    let switch = Switch::new(wire.clone());
     let net_cfg = NetConfig::new(MAC_A, 1500, 2);
-    let mut functions = Vec::new();
-    let mut counters = Vec::new();
-    for (func, c) in [(0u8, net_cfg), (1, NetConfig::new(MAC_B, 1500, 1))] {
-        let (f, n) = NetFunction {
-            func,
-            config: c,
-            features: features::OFFERED,
-            windows: DmaWindows::new(&[(RINGS, MEM)]).map_err(e)?,
-            switch: switch.clone(),
-        }
-        .build()
-        .map_err(e)?;
-        functions.push(f);
-        counters.push(n);
-    }
-    let mut rt = Runtime::start(
-        &dev,
-        mem.clone(),
-        SplitPolicy::from_toml("cpu_queues = [1, 2]").map_err(e)?,
-        functions,
-        Rings {
-            punt: 0x0f_0000,
-            punt_log2: 6,
-            cpl: 0x0f_8000,
-            cpl_log2: 6,
-            punt_vector: regs::NO_VECTOR,
-        },
+    let mut card = NetCard::new(
+        "cpu_queues = [1, 2]",
+        &[(0, net_cfg), (1, NetConfig::new(MAC_B, 1500, 1))],
+        Peer::Loopback,
     )?;
     // qid 0: A's transmitq1 (FPGA), 1: A's transmitq2 (CPU), 2: B's receiveq1 (CPU).
     let mut rings = Vec::new();
     for (q, (func, vq)) in [(0u8, 1u16), (0, 3), (1, 0)].into_iter().enumerate() {
-        let ring = SplitRing::new(&mem, RINGS + q as u64 * 0x1_0000, u32::from(SIZE), false)?;
-        rt.add_queue(
-            &dev,
-            QueueSpec {
-                qid: q as u16,
-                info: QueueInfo {
-                    func,
-                    vq,
-                    desc: ring.desc_addr(),
-                    avail: ring.avail_addr(),
-                    used: ring.used_addr(),
-                    size: SIZE,
-                    indirect: false,
-                    event_idx: false,
-                    notification_data: true,
-                },
-                vector: regs::NO_VECTOR,
-                last_avail: 0,
-                used_idx: 0,
-                done_log: None,
-            },
-        )?;
-        rings.push(ring);
+        rings.push(card.add_queue(q as u16, func, vq)?);
     }
+    let NetCard {
+        dev,
+        mem,
+        mut rt,
+        switch: _,
+        counters,
+        ..
+    } = card;
     // The traffic, addressed to B.
     let traffic: Vec<Vec<TxFrame>> = (0..2u8)
         .map(|q| {

@@ -14,28 +14,17 @@ use etherparse::PacketBuilder;
 use fpga_virtio_driver::net::parse::parse;
 use fpga_virtio_driver::net::rss::Rss;
 use fpga_virtio_driver::net::switch::BACKLOG;
-use fpga_virtio_driver::net::{features, NetConfig, NetCounters, NetFunction, Switch};
-use fpga_virtio_driver::runtime::{
-    QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy,
-};
-use fpga_virtio_driver::virtq::DmaWindows;
+use fpga_virtio_driver::net::NetConfig;
+use fpga_virtio_driver::runtime::RuntimeError;
 use fpga_virtio_hw::formats::VirtioNetHdrV1;
-use fpga_virtio_hw::regs;
-use fpga_virtio_sim::testing::{enable_device, kick, Buffer, SplitRing};
-use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
-use fpga_virtio_wire::{LinkTiming, Wire};
-use fpga_virtio_workload::Rng;
+use fpga_virtio_sim::testing::{kick, Buffer, SplitRing};
+use fpga_virtio_wire::Peer;
+use fpga_virtio_workload::net::{NetCard, BUFS};
+use fpga_virtio_workload::{Rng, WorkloadError};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use virtio_bindings::virtio_net as vn;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
-const MEM: u64 = 64 << 20;
-const PUNT: u64 = 0x0f_0000;
-const CPL: u64 = 0x0f_8000;
-const RINGS: u64 = 0x10_0000; // 64 KiB apart
-const BUFS: u64 = 0x100_0000; // per queue 2 MiB
-const SIZE: u16 = 256;
 /// Queues per function: rx0 tx0 rx1 tx1 ctrl.
 const PER_FUNC: u16 = 5;
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
@@ -48,16 +37,11 @@ fn qid(func: u8, vq: u16) -> u16 {
 }
 
 struct Rig {
-    dev: SimDevice,
-    mem: GuestMemoryMmap,
-    rt: Runtime,
+    card: NetCard,
     rings: Vec<SplitRing>,
     /// Per RX queue: buffer address by head.
     rx_bufs: HashMap<u16, HashMap<u16, u64>>,
     next_buf: Vec<u64>,
-    wire: Arc<Wire>,
-    switch: Arc<Switch>,
-    counters: Vec<Arc<NetCounters>>,
 }
 
 fn rig() -> Rig {
@@ -65,93 +49,26 @@ fn rig() -> Rig {
     rig_with(&format!("cpu_queues = [{}]", all.join(", "))).unwrap()
 }
 
-fn rig_with(policy: &str) -> Result<Rig, RuntimeError> {
-    let mut sim = Simulator::new(SimConfig {
-        memory: MEM,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    sim.iommu_mut().map(0, 0, MEM, Perm::RW).unwrap();
-    let wire = Arc::new(Wire::new(LinkTiming::default()));
-    sim.attach_uplink(wire.clone());
-    let mem = sim.memory().mem().clone();
-    let dev = SimDevice::new(sim);
-    enable_device(&dev).unwrap();
-    let switch = Switch::new(wire.clone());
-    let mut functions = Vec::new();
-    let mut counters = Vec::new();
-    for (func, mac) in [(0u8, MAC_A), (1, MAC_B)] {
-        let (f, c) = NetFunction {
-            func,
-            config: NetConfig::new(mac, 1500, 2),
-            features: features::OFFERED,
-            windows: DmaWindows::new(&[(RINGS, MEM)]).unwrap(),
-            switch: switch.clone(),
-        }
-        .build()
-        .unwrap();
-        functions.push(f);
-        counters.push(c);
-    }
-    let mut rt = Runtime::start(
-        &dev,
-        mem.clone(),
-        SplitPolicy::from_toml(policy).unwrap(),
-        functions,
-        Rings {
-            punt: PUNT,
-            punt_log2: 6,
-            cpl: CPL,
-            cpl_log2: 6,
-            punt_vector: regs::NO_VECTOR,
-        },
-    )
-    .unwrap();
+fn rig_with(policy: &str) -> Result<Rig, WorkloadError> {
+    let vports = [
+        (0u8, NetConfig::new(MAC_A, 1500, 2)),
+        (1, NetConfig::new(MAC_B, 1500, 2)),
+    ];
+    let mut card = NetCard::new(policy, &vports, Peer::Sink)?;
     let mut rings = Vec::new();
     for func in 0..2u8 {
         for vq in 0..PER_FUNC {
-            let q = qid(func, vq);
-            let ring = SplitRing::new(
-                &mem,
-                RINGS + u64::from(q) * 0x1_0000,
-                u32::from(SIZE),
-                false,
-            )
-            .unwrap();
-            let spec = QueueSpec {
-                qid: q,
-                info: QueueInfo {
-                    func,
-                    vq,
-                    desc: ring.desc_addr(),
-                    avail: ring.avail_addr(),
-                    used: ring.used_addr(),
-                    size: SIZE,
-                    indirect: false,
-                    event_idx: false,
-                    notification_data: true,
-                },
-                vector: regs::NO_VECTOR,
-                last_avail: 0,
-                used_idx: 0,
-                done_log: None,
-            };
-            rt.add_queue(&dev, spec)?;
-            rings.push(ring);
+            rings.push(card.add_queue(qid(func, vq), func, vq)?);
         }
     }
     Ok(Rig {
-        dev,
-        mem,
-        rt,
+        card,
         rings,
         rx_bufs: HashMap::new(),
+        // Per queue 2 MiB of buffers.
         next_buf: (0..2 * PER_FUNC)
             .map(|q| BUFS + u64::from(q) * (2 << 20))
             .collect(),
-        wire,
-        switch,
-        counters,
     })
 }
 
@@ -159,7 +76,7 @@ fn rig_with(policy: &str) -> Result<Rig, RuntimeError> {
 fn rx_and_control_queues_on_the_fpga_are_refused() {
     // Queue 0 is function 0's first RX queue: the FPGA's RX engine has not landed.
     match rig_with("") {
-        Err(RuntimeError::Setup { func: 0, source }) => {
+        Err(WorkloadError::Runtime(RuntimeError::Setup { func: 0, source })) => {
             assert!(source.to_string().contains("virtqueue 0"), "{source}");
         }
         other => panic!("an RX queue on the FPGA must be refused: {:?}", other.err()),
@@ -168,8 +85,8 @@ fn rx_and_control_queues_on_the_fpga_are_refused() {
 
 impl Rig {
     fn step(&mut self) {
-        self.dev.lock().run(2000).unwrap();
-        self.rt.poll(&self.dev).unwrap();
+        self.card.dev.lock().run(2000).unwrap();
+        self.card.rt.poll(&self.card.dev).unwrap();
     }
 
     /// Post `n` receive buffers on RX queue `q`.
@@ -188,7 +105,7 @@ impl Rig {
         }
         self.rings[usize::from(q)].publish().unwrap();
         kick(
-            &self.dev,
+            &self.card.dev,
             u32::from(q),
             self.rings[usize::from(q)].avail_idx(),
         )
@@ -202,7 +119,7 @@ impl Rig {
             for f in batch {
                 let mut b = VirtioNetHdrV1::default().to_le_bytes().to_vec();
                 b.extend_from_slice(f);
-                self.mem.write_slice(&b, GuestAddress(at)).unwrap();
+                self.card.mem.write_slice(&b, GuestAddress(at)).unwrap();
                 self.rings[usize::from(q)]
                     .add_chain(&[Buffer {
                         addr: at,
@@ -214,7 +131,7 @@ impl Rig {
             }
             self.rings[usize::from(q)].publish().unwrap();
             kick(
-                &self.dev,
+                &self.card.dev,
                 u32::from(q),
                 self.rings[usize::from(q)].avail_idx(),
             )
@@ -235,8 +152,9 @@ impl Rig {
     fn control(&mut self, func: u8, cmd: &[u8]) -> u8 {
         let q = qid(func, 4);
         let at = BUFS + u64::from(q) * (2 << 20);
-        self.mem.write_slice(cmd, GuestAddress(at)).unwrap();
-        self.mem
+        self.card.mem.write_slice(cmd, GuestAddress(at)).unwrap();
+        self.card
+            .mem
             .write_slice(&[0xee], GuestAddress(at + 4096))
             .unwrap();
         self.rings[usize::from(q)]
@@ -255,7 +173,7 @@ impl Rig {
             .unwrap();
         self.rings[usize::from(q)].publish().unwrap();
         kick(
-            &self.dev,
+            &self.card.dev,
             u32::from(q),
             self.rings[usize::from(q)].avail_idx(),
         )
@@ -265,7 +183,8 @@ impl Rig {
             if let Some(&(_, len)) = self.rings[usize::from(q)].reap().unwrap().first() {
                 assert_eq!(len, 1);
                 let mut ack = [0u8];
-                self.mem
+                self.card
+                    .mem
                     .read_slice(&mut ack, GuestAddress(at + 4096))
                     .unwrap();
                 return ack[0];
@@ -309,7 +228,10 @@ impl Rig {
         while let Some((head, len)) = it.next() {
             let addr = self.rx_bufs[&q][&head];
             let mut b = vec![0u8; len as usize];
-            self.mem.read_slice(&mut b, GuestAddress(addr)).unwrap();
+            self.card
+                .mem
+                .read_slice(&mut b, GuestAddress(addr))
+                .unwrap();
             assert!(
                 b.len() >= 12,
                 "queue {q}: a used buffer holds at least the header"
@@ -319,7 +241,8 @@ impl Rig {
             for _ in 1..hdr.num_buffers {
                 let (h, l) = it.next().expect("num_buffers buffers follow");
                 let mut c = vec![0u8; l as usize];
-                self.mem
+                self.card
+                    .mem
                     .read_slice(&mut c, GuestAddress(self.rx_bufs[&q][&h]))
                     .unwrap();
                 frame.extend_from_slice(&c);
@@ -385,10 +308,10 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
         "frames over several mergeable buffers ({merged})"
     );
     assert!(
-        rig.wire.take_sent().is_empty(),
+        rig.card.wire.take_sent().is_empty(),
         "frames to a vport never reach the wire"
     );
-    let s = rig.counters[1].snapshot();
+    let s = rig.card.counters[1].snapshot();
     assert_eq!(s.rx_frames, 60);
 
     // Broadcast from A: to B and to the wire. From the wire: to B by MAC; unknown unicast to
@@ -402,9 +325,9 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     rig.send(a_tx0, std::slice::from_ref(&bcast));
     let from_wire = tcp_frames(&mut rng, [0x02, 9, 9, 9, 9, 9], MAC_B, 10, 3);
     for f in &from_wire {
-        rig.wire.inject(f.clone(), 0);
+        rig.card.wire.inject(f.clone(), 0);
     }
-    rig.wire.inject(
+    rig.card.wire.inject(
         tcp_frames(&mut rng, [0x02, 9, 9, 9, 9, 9], [0x02, 7, 7, 7, 7, 7], 1, 1).remove(0),
         0,
     );
@@ -427,11 +350,12 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
         got == want,
         "broadcast and the wire's frames reach B, byte for byte"
     );
-    let out = rig.wire.take_sent();
+    let out = rig.card.wire.take_sent();
     assert_eq!(out.len(), 1);
     assert!(out[0].bytes == bcast, "broadcast also goes out");
     assert_eq!(
-        rig.switch
+        rig.card
+            .switch
             .counters
             .unclaimed
             .load(std::sync::atomic::Ordering::Relaxed),
@@ -468,11 +392,12 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     // (The TX path hands a frame to the switch before its used entry: the switch's counts are
     // final once `send` returns.)
     assert_eq!(
-        rig.wire.take_sent().len(),
+        rig.card.wire.take_sent().len(),
         5,
         "A's traffic to the wire goes on"
     );
     let full = rig
+        .card
         .switch
         .counters
         .backlog_full
@@ -487,7 +412,7 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     // collected the runtime stays idle (a poll that kicked the queue would leave its job
     // outstanding right after it).
     let start = std::time::Instant::now();
-    while rig.rt.outstanding() != 0 {
+    while rig.card.rt.outstanding() != 0 {
         rig.step();
         assert!(
             start.elapsed().as_secs() < 60,
@@ -497,7 +422,7 @@ fn rx_through_the_switch_rss_mergeable_buffers_and_the_control_queue() {
     for _ in 0..20 {
         rig.step();
         assert_eq!(
-            rig.rt.outstanding(),
+            rig.card.rt.outstanding(),
             0,
             "a starved RX queue costs no work until a kick"
         );

@@ -4,24 +4,14 @@
 //! checker (tshark, when installed; CI requires it) finds every IP, TCP and UDP checksum of
 //! what went out valid.
 
-use fpga_virtio_driver::net::{features, NetConfig, NetCounters, NetFunction, Switch};
-use fpga_virtio_driver::runtime::{QueueInfo, QueueSpec, Rings, Runtime, SplitPolicy};
-use fpga_virtio_driver::virtq::DmaWindows;
-use fpga_virtio_hw::regs::{self, PuntReason};
-use fpga_virtio_sim::testing::{enable_device, kick, Buffer, SplitRing};
-use fpga_virtio_sim::{Perm, SimConfig, SimDevice, Simulator};
-use fpga_virtio_wire::{Frame, LinkTiming, Source, Wire};
-use fpga_virtio_workload::net::{expected_wire, tx_traffic, TxFrame};
+use fpga_virtio_driver::net::{features, NetConfig};
+use fpga_virtio_hw::regs::PuntReason;
+use fpga_virtio_sim::testing::{kick, Buffer, SplitRing};
+use fpga_virtio_wire::{Frame, Peer, Source};
+use fpga_virtio_workload::net::{expected_wire, tx_traffic, NetCard, TxFrame, BUFS};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
-const MEM: u64 = 64 << 20;
-const PUNT: u64 = 0x0f_0000;
-const CPL: u64 = 0x0f_8000;
-const RINGS: u64 = 0x10_0000; // 64 KiB apart
-const BUFS: u64 = 0x100_0000; // per queue 8 MiB
-const SIZE: u16 = 256;
 /// Two TX queues: virtio queues 1 and 3 (transmitq1, transmitq2) of function 0.
 const TXQ: [u16; 2] = [1, 3];
 
@@ -34,82 +24,18 @@ fn features() -> u64 {
 }
 
 struct Rig {
-    dev: SimDevice,
-    mem: GuestMemoryMmap,
-    rt: Runtime,
+    card: NetCard,
     rings: Vec<SplitRing>,
-    wire: Arc<Wire>,
-    counters: Arc<NetCounters>,
 }
 
 fn rig(policy: &str) -> Rig {
-    let mut sim = Simulator::new(SimConfig {
-        memory: MEM,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    sim.iommu_mut().map(0, 0, MEM, Perm::RW).unwrap();
-    let wire = Arc::new(Wire::new(LinkTiming::default()));
-    sim.attach_uplink(wire.clone());
-    let mem = sim.memory().mem().clone();
-    let dev = SimDevice::new(sim);
-    enable_device(&dev).unwrap();
-    let (function, counters) = NetFunction {
-        func: 0,
-        config: config(),
-        features: features(),
-        windows: DmaWindows::new(&[(RINGS, MEM)]).unwrap(),
-        switch: Switch::new(wire.clone()),
-    }
-    .build()
-    .unwrap();
-    let mut rt = Runtime::start(
-        &dev,
-        mem.clone(),
-        SplitPolicy::from_toml(policy).unwrap(),
-        vec![function],
-        Rings {
-            punt: PUNT,
-            punt_log2: 6,
-            cpl: CPL,
-            cpl_log2: 6,
-            punt_vector: regs::NO_VECTOR,
-        },
-    )
-    .unwrap();
-    let mut rings = Vec::new();
-    for (q, vq) in TXQ.into_iter().enumerate() {
-        let ring =
-            SplitRing::new(&mem, RINGS + q as u64 * 0x1_0000, u32::from(SIZE), false).unwrap();
-        let spec = QueueSpec {
-            qid: q as u16,
-            info: QueueInfo {
-                func: 0,
-                vq,
-                desc: ring.desc_addr(),
-                avail: ring.avail_addr(),
-                used: ring.used_addr(),
-                size: SIZE,
-                indirect: false,
-                event_idx: false,
-                notification_data: true,
-            },
-            vector: regs::NO_VECTOR,
-            last_avail: 0,
-            used_idx: 0,
-            done_log: None,
-        };
-        rt.add_queue(&dev, spec).unwrap();
-        rings.push(ring);
-    }
-    Rig {
-        dev,
-        mem,
-        rt,
-        rings,
-        wire,
-        counters,
-    }
+    let mut card = NetCard::new(policy, &[(0, config())], Peer::Sink).unwrap();
+    let rings = TXQ
+        .into_iter()
+        .enumerate()
+        .map(|(q, vq)| card.add_queue(q as u16, 0, vq).unwrap())
+        .collect();
+    Rig { card, rings }
 }
 
 impl Rig {
@@ -127,7 +53,8 @@ impl Rig {
                 for &len in &f.pieces {
                     // Odd buffer addresses: the engines take any alignment.
                     let addr = at + (off as u64 % 7);
-                    self.mem
+                    self.card
+                        .mem
                         .write_slice(&bytes[off..off + len], GuestAddress(addr))
                         .unwrap();
                     bufs.push(Buffer {
@@ -141,14 +68,14 @@ impl Rig {
                 posted.push(self.rings[q].add_chain(&bufs).unwrap());
             }
             self.rings[q].publish().unwrap();
-            kick(&self.dev, q as u32, self.rings[q].avail_idx()).unwrap();
+            kick(&self.card.dev, q as u32, self.rings[q].avail_idx()).unwrap();
             let mut used = BTreeMap::new();
             for _ in 0..20_000 {
                 if used.len() == posted.len() {
                     break;
                 }
-                self.dev.lock().run(2000).unwrap();
-                self.rt.poll(&self.dev).unwrap();
+                self.card.dev.lock().run(2000).unwrap();
+                self.card.rt.poll(&self.card.dev).unwrap();
                 for (head, len) in self.rings[q].reap().unwrap() {
                     used.insert(head, len);
                 }
@@ -176,7 +103,7 @@ fn run(policy: &str, traffic: &[Vec<TxFrame>]) -> Run {
     for (q, frames) in traffic.iter().enumerate() {
         rig.send(q, frames);
     }
-    let stats = rig.rt.stats();
+    let stats = rig.card.rt.stats();
     let mut punts = BTreeMap::new();
     for q in 0..traffic.len() as u16 {
         if let Some(qs) = stats.queues.get(&q) {
@@ -186,8 +113,8 @@ fn run(policy: &str, traffic: &[Vec<TxFrame>]) -> Run {
         }
     }
     Run {
-        frames: rig.wire.take_sent(),
-        drops: rig.counters.snapshot().dropped(),
+        frames: rig.card.wire.take_sent(),
+        drops: rig.card.counters[0].snapshot().dropped(),
         punts,
     }
 }

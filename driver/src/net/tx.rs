@@ -128,6 +128,26 @@ pub fn classify(cfg: &NetConfig, features: u64, hdr: &VirtioNetHdrV1, frame_len:
     }
 }
 
+/// A TX header as a driver writes it (`hdr_len` and `num_buffers` 0: the device does not
+/// use them on TX).
+pub fn header(
+    flags: u8,
+    gso_type: u8,
+    gso_size: u16,
+    csum_start: u16,
+    csum_offset: u16,
+) -> VirtioNetHdrV1 {
+    VirtioNetHdrV1 {
+        flags,
+        gso_type,
+        hdr_len: 0,
+        gso_size,
+        csum_start,
+        csum_offset,
+        num_buffers: 0,
+    }
+}
+
 /// Where a GSO frame's headers are.
 struct Layout {
     l3: usize,
@@ -281,23 +301,7 @@ mod tests {
         NetConfig::new([2, 0, 0, 0, 0, 1], 1500, 1)
     }
 
-    fn hdr(
-        flags: u8,
-        gso_type: u8,
-        gso_size: u16,
-        csum_start: u16,
-        csum_offset: u16,
-    ) -> VirtioNetHdrV1 {
-        VirtioNetHdrV1 {
-            flags,
-            gso_type,
-            hdr_len: 0,
-            gso_size,
-            csum_start,
-            csum_offset,
-            num_buffers: 0,
-        }
-    }
+    use super::header as hdr;
 
     const ALL: u64 = nf::OFFERED;
 

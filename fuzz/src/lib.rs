@@ -331,8 +331,9 @@ pub fn net_packet(data: &[u8]) {
     let meta = parse::parse(frame);
     let _ = rss::Rss::new(4).queue(&meta);
     // RX into two 700-byte buffers between canaries.
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).expect("memory");
-    mem.write_slice(&[CANARY; 0x10000], GuestAddress(0))
+    const NET_MEM: usize = 0x4000;
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), NET_MEM)]).expect("memory");
+    mem.write_slice(&[CANARY; NET_MEM], GuestAddress(0))
         .expect("canaries");
     struct Two(Vec<Vec<Segment>>);
     impl ChainSource for Two {
@@ -361,7 +362,7 @@ pub fn net_packet(data: &[u8]) {
             12 + frame.len()
         );
     }
-    let mut all = vec![0u8; 0x10000];
+    let mut all = vec![0u8; NET_MEM];
     mem.read_slice(&mut all, GuestAddress(0))
         .expect("read back");
     for (i, b) in all.iter().enumerate() {

@@ -8,17 +8,16 @@
 //
 // `hdr` byte i (the frame's byte i) is bits [8*i +: 8]. One stage: `meta` is registered,
 // `meta_valid` a cycle after `valid`.
-module fv_net_parse
-  import fv_net_pkg::*;
-(
-  input  logic                      clk,
-  input  logic                      rst,
-  input  logic                      valid,
-  input  logic [HDR_BYTES*8-1:0]    hdr,
-  input  logic [15:0]               len,
-  output logic                      meta_valid,
-  output net_meta_t                 meta
+module fv_net_parse (
+  input  logic                                  clk,
+  input  logic                                  rst,
+  input  logic                                  valid,
+  input  logic [fv_net_pkg::HDR_BYTES*8-1:0]    hdr,
+  input  logic [15:0]                           len,
+  output logic                                  meta_valid,
+  output fv_net_pkg::net_meta_t                 meta
 );
+  localparam int HDR_BYTES = fv_net_pkg::HDR_BYTES;
   localparam logic [15:0] ET_VLAN = 16'h8100, ET_QINQ = 16'h88a8, ET_IPV4 = 16'h0800,
                           ET_IPV6 = 16'h86dd;
 
@@ -29,7 +28,7 @@ module fv_net_parse
     at16 = {at(h, i), at(h, i + 8'd1)};
   endfunction
 
-  net_meta_t m;
+  fv_net_pkg::net_meta_t m;
   logic [7:0]  l3, l4, ihl, need;
   logic [15:0] et0, et1, ff;
   logic [7:0]  tci_hi, ver, vx_flags;
@@ -62,7 +61,7 @@ module fv_net_parse
     ver = at(hdr, l3);
     if (m.ethertype == ET_IPV4 && ver[7:4] == 4'd4) begin
       ihl = {2'b00, ver[3:0], 2'b00};
-      m.l3 = L3_V4;
+      m.l3 = fv_net_pkg::L3_V4;
       m.l4_proto = at(hdr, l3 + 8'd9);
       m.src_ip[31:0] = {at16(hdr, l3 + 8'd12), at16(hdr, l3 + 8'd14)};
       m.dst_ip[31:0] = {at16(hdr, l3 + 8'd16), at16(hdr, l3 + 8'd18)};
@@ -71,7 +70,7 @@ module fv_net_parse
       l4 = l3 + ihl;
       if (ihl < 8'd20) m.unwalked = 1'b1;
     end else if (m.ethertype == ET_IPV6 && ver[7:4] == 4'd6) begin
-      m.l3 = L3_V6;
+      m.l3 = fv_net_pkg::L3_V6;
       m.l4_proto = at(hdr, l3 + 8'd6);
       for (int i = 0; i < 16; i++) begin
         m.src_ip[127 - 8*i -: 8] = at(hdr, l3 + 8'd8 + 8'(i));
@@ -82,10 +81,10 @@ module fv_net_parse
       if (m.l4_proto != 8'd6 && m.l4_proto != 8'd17 && m.l4_proto != 8'd58
           && m.l4_proto != 8'd59) m.unwalked = 1'b1;
     end
-    if (m.l3 != L3_NONE) begin
+    if (m.l3 != fv_net_pkg::L3_NONE) begin
       m.l4_off = l4;
       need = l4 + (m.l4_proto == 8'd6 ? 8'd20 : (m.l4_proto == 8'd17 ? 8'd8 : 8'd0));
-      if ({8'd0, need} > len || {8'd0, l3} + (m.l3 == L3_V4 ? {8'd0, ihl} : 16'd40) > len) begin
+      if ({8'd0, need} > len || {8'd0, l3} + (m.l3 == fv_net_pkg::L3_V4 ? {8'd0, ihl} : 16'd40) > len) begin
         m.unwalked = 1'b1;
       end
       if ((m.l4_proto == 8'd6 || m.l4_proto == 8'd17) && !m.fragment && !m.unwalked) begin

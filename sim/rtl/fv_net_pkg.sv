@@ -2,7 +2,11 @@
 // for the switch, RSS and the flow table. The Rust reference is driver/src/net/parse.rs
 // `PacketMeta` (fields of the same names and meanings).
 package fv_net_pkg;
+  // A package's constants are unused in the modules that do not use it (every module is
+  // linted as its own top with every package).
+  /* verilator lint_off UNUSEDPARAM */
   localparam int HDR_BYTES = 128;     // the frame's first bytes the parser looks at
+  /* verilator lint_on UNUSEDPARAM */
 
   typedef enum logic [1:0] {L3_NONE = 2'd0, L3_V4 = 2'd1, L3_V6 = 2'd2} l3_e;
 

@@ -86,9 +86,12 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
             m.ethertype = v.ether_type().0;
         }
     }
-    // Where a slice starts in the frame.
-    let at = |s: &[u8]| s.as_ptr() as usize - frame.as_ptr() as usize;
-    let l4 = match &p.net {
+    // Where the IP payload (the L4 bytes the IP header counts) starts and ends in the frame.
+    let span = |s: &[u8]| {
+        let start = s.as_ptr() as usize - frame.as_ptr() as usize;
+        (start, start + s.len())
+    };
+    let (l4, l4_end) = match &p.net {
         Some(NetSlice::Ipv4(ip)) => {
             let h = ip.header();
             m.l3 = L3::V4 {
@@ -98,7 +101,7 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
             m.l4_proto = ip.payload().ip_number.0;
             m.fragment = ip.is_payload_fragmented();
             m.unwalked = h.protocol() != ip.payload().ip_number;
-            at(ip.payload().payload)
+            span(ip.payload().payload)
         }
         Some(NetSlice::Ipv6(ip)) => {
             let h = ip.header();
@@ -109,7 +112,7 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
             m.l4_proto = ip.payload().ip_number.0;
             m.fragment = ip.is_payload_fragmented();
             m.unwalked = h.next_header() != ip.payload().ip_number;
-            at(ip.payload().payload)
+            span(ip.payload().payload)
         }
         _ => return m,
     };
@@ -118,11 +121,11 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
         Some(TransportSlice::Tcp(t)) => {
             m.ports = Some((t.source_port(), t.destination_port()));
             m.tcp_flags = frame.get(l4 + 13).copied().unwrap_or(0);
-            m.l4_csum_ok = !m.fragment && l4_ok(frame, &m, l4);
+            m.l4_csum_ok = !m.fragment && l4_ok(frame, &m, l4, l4_end);
         }
         Some(TransportSlice::Udp(u)) => {
             m.ports = Some((u.source_port(), u.destination_port()));
-            m.l4_csum_ok = !m.fragment && u.checksum() != 0 && l4_ok(frame, &m, l4);
+            m.l4_csum_ok = !m.fragment && u.checksum() != 0 && l4_ok(frame, &m, l4, l4_end);
             let vx = l4 + 8;
             if u.destination_port() == VXLAN_PORT && frame.len() >= vx + 8 && frame[vx] & 0x08 != 0
             {
@@ -139,21 +142,9 @@ pub fn parse(frame: &[u8]) -> PacketMeta {
     m
 }
 
-/// The L4 checksum (TCP or UDP) with its pseudo-header verifies over the L4 bytes the IP
-/// header counts.
-fn l4_ok(frame: &[u8], m: &PacketMeta, l4: usize) -> bool {
-    let end = match m.l3 {
-        L3::V4 { .. } => {
-            // Total length from the IPv4 header (it may be shorter than the frame: padding).
-            let ip = ip_start(frame);
-            ip + usize::from(u16::from_be_bytes([frame[ip + 2], frame[ip + 3]]))
-        }
-        L3::V6 { .. } => {
-            let ip = ip_start(frame);
-            ip + 40 + usize::from(u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]))
-        }
-        L3::None => return false,
-    };
+/// The L4 checksum (TCP or UDP) with its pseudo-header verifies over `frame[l4..end]`, the L4
+/// bytes the IP header counts (a frame may be longer: padding).
+fn l4_ok(frame: &[u8], m: &PacketMeta, l4: usize, end: usize) -> bool {
     if end > frame.len() || end < l4 {
         return false;
     }
@@ -161,24 +152,10 @@ fn l4_ok(frame: &[u8], m: &PacketMeta, l4: usize) -> bool {
     let mut sum = match m.l3 {
         L3::V4 { src, dst } => csum::add(csum::add(0, &src), &dst),
         L3::V6 { src, dst } => csum::add(csum::add(0, &src), &dst),
-        L3::None => 0,
+        L3::None => return false,
     };
     sum += u64::from(m.l4_proto) + (len & 0xffff) + (len >> 16);
     csum::verify(csum::add(sum, &frame[l4..end]))
-}
-
-/// Where the IP header starts (after the Ethernet header and its tags).
-fn ip_start(frame: &[u8]) -> usize {
-    let mut at = 12;
-    while at + 2 <= frame.len()
-        && matches!(
-            u16::from_be_bytes([frame[at], frame[at + 1]]),
-            0x8100 | 0x88a8
-        )
-    {
-        at += 4;
-    }
-    at + 2
 }
 
 #[cfg(test)]

@@ -1,0 +1,10 @@
+// Shared by the virtqueue engine's stages (sim/rtl/fv_vq_*.sv).
+package fv_vq_pkg;
+  // What the walk does with a descriptor (fv_vq_desc_check).
+  typedef enum logic [1:0] {
+    V_SEG,        // a segment of the request
+    V_FAIL,       // the queue fails (cause, info)
+    V_INDIRECT,   // enter the indirect table
+    V_PUNT        // the segment table is full: the CPU serves the chain
+  } desc_verdict_e;
+endpackage

@@ -164,7 +164,6 @@ module fv_virtq_engine #(
   output logic        ev_irq                     // an interrupt was requested
 );
   localparam int QW = $clog2(NQ);
-  localparam int SW = $clog2(MAX_SEGS + 1);
   localparam logic [15:0] NO_VECTOR = 16'(fv_regs_pkg::NO_VECTOR);
 
   if (NQ < 2 || (NQ & (NQ - 1)) != 0) begin : g_bad_nq
@@ -191,7 +190,7 @@ module fv_virtq_engine #(
     S_CHECK,
     S_AIDX_REQ, S_AIDX_WAIT,
     S_RING, S_RING_REQ, S_RING_WAIT,
-    S_DESC_REQ, S_DESC_WAIT, S_DESC_USE,
+    S_WALK,
     S_TAKE, S_DEV, S_LOAD,
     S_REC_REQ, S_ELEM_REQ,
     S_UIDX_REQ,
@@ -214,14 +213,8 @@ module fv_virtq_engine #(
   logic [15:0] last_avail, used_idx, avail_idx;
   logic        aevt_written;
 
-  // Chain walk.
-  logic [15:0] idx;            // descriptor index in the current table
-  logic        in_ind;
-  logic [63:0] ind_base;
-  logic [15:0] ind_n;
-  logic [15:0] walked;         // descriptors visited in the current table
-  logic [15:0] table_limit;    // descriptors in the current table
-  logic        seen_write;
+  // The request in hand.
+  logic        in_ind;         // its chain is in an indirect table
   logic [15:0] head;
   logic [15:0] req_pos;        // avail position the request in hand was fetched from
   logic [31:0] start_cycle, cycle;
@@ -314,50 +307,36 @@ module fv_virtq_engine #(
   );
   assign av_load = state == S_RING_WAIT && rc_valid && rc_last && !rc_error;
 
-  // Descriptors: the walk's cache (up to DPF consecutive descriptors per read, kept for the rest
-  // of the walk of the same table; dropped at every new chain and when the walk enters an
-  // indirect table, since a descriptor may be reused by the next chain) and the look-ahead
-  // prefetch with head prediction.
-  localparam int DPF = 4;
-  localparam int DBEATS = DPF * 128 / DW;       // read beats of a full prefetch (1 .. 8)
-  logic [DPF*128-1:0] dcache, pf_data;
-  logic [15:0]        dc_base;                  // index of dcache's first descriptor
-  logic [2:0]         dc_n;                     // descriptors held (0: empty)
-  logic [2:0]         dc_want;                  // descriptors the read in flight brings
-  logic [3:0]         dbeat;
-  logic [15:0]        dc_off, dc_rem;
-  logic               dc_hit;
-  logic [2:0]         dpf_n, pf_n;
-  logic               pf_hit, pf_wait;
-  assign dc_off = idx - dc_base;
-  assign dc_hit = dc_n != 3'd0 && dc_off < {13'd0, dc_n};
-  assign dc_rem = table_limit - idx;
-  assign dpf_n = dc_rem >= 16'(DPF) ? 3'(DPF) : (dc_rem == 16'd0 ? 3'd1 : dc_rem[2:0]);
+  // The chain walk, with the look-ahead descriptor prefetch and head prediction beside it.
+  localparam int DPF = 4;                       // descriptors per read
+  logic [DPF*128-1:0] pf_data;
+  logic [2:0]         pf_n;
+  logic               pf_hit, pf_wait, pf_lookup, pf_use;
+  logic               w_done, w_fault;
+  fv_vq_pkg::walk_result_e w_result;
+  logic [3:0]         w_cause;
+  logic [31:0]        w_info, w_bytes;
+  logic [63:0]        w_first_addr, w_rd_addr;
+  logic               w_ind, w_rd_valid;
+  logic [15:0]        w_rd_len;
   fv_vq_desc_prefetch #(.NQ(NQ), .DW(DW), .NPF(NPF), .DPF(DPF)) u_prefetch (
     .clk, .rst, .desc_lo, .desc_hi, .size, .q_runs, .stopped,
     .win_q(hq), .win_base(hbase), .win_len(hlen), .win_heads(hbuf),
     .cq, .last_avail, .c_size, .c_desc, .head, .ring_wait(state == S_RING_WAIT),
     .spec_window(state == S_RING_REQ || state == S_RING_WAIT || (state == S_RING && !hhit)),
     .pick(idle_pick), .ring_hit(state == S_RING && hhit && hhead < c_size), .win_load(av_load),
-    .lookup(!in_ind && walked == 16'd0 && idx == head), .hit(pf_hit), .wait_pf(pf_wait),
-    .hit_data(pf_data), .hit_n(pf_n), .use_hit(state == S_DESC_REQ && !dc_hit && pf_hit),
-    .take(state == S_TAKE), .publish(state == S_ELEM_REQ && wr_ready),
+    .lookup(pf_lookup), .hit(pf_hit), .wait_pf(pf_wait), .hit_data(pf_data), .hit_n(pf_n),
+    .use_hit(pf_use), .take(state == S_TAKE), .publish(state == S_ELEM_REQ && wr_ready),
     .pf_rd_valid, .pf_rd_ready, .pf_rd_addr, .pf_rd_len, .pf_rc_valid, .rc_data, .rc_last, .rc_error
   );
-
-  // The descriptor at idx, checked.
-  fv_vq_pkg::desc_verdict_e d_verdict;
-  logic [3:0]  d_cause;
-  logic [31:0] d_info, d_len;
-  logic [63:0] d_addr;
-  logic        d_write, d_has_next;
-  logic [15:0] d_next;
-  logic [33:0] chain_bytes, chain_next;
-  fv_vq_desc_check u_desc_check (
-    .desc(dcache[dc_off[1:0] * 128 +: 128]), .idx, .walked, .table_limit, .c_ind, .in_ind,
-    .seen_write, .seg_full(seg_count == SW'(MAX_SEGS)), .chain_bytes, .func(func[cq]),
-    .win_base, .win_end, .verdict(d_verdict), .cause(d_cause), .info(d_info), .addr(d_addr),
-    .len(d_len), .is_write(d_write), .has_next(d_has_next), .next(d_next), .chain_next
+  fv_vq_desc_walk #(.DW(DW), .MAX_SEGS(MAX_SEGS), .DPF(DPF)) u_walk (
+    .clk, .rst, .start(state == S_RING && hhit && hhead < c_size), .start_head(hhead), .head,
+    .c_desc, .c_size, .c_ind, .func(func[cq]), .win_base, .win_end,
+    .done(w_done), .result(w_result), .f_cause(w_cause), .f_info(w_info), .f_fault(w_fault),
+    .lookup(pf_lookup), .pf_hit, .pf_wait, .pf_data, .pf_n, .use_hit(pf_use),
+    .rd_valid(w_rd_valid), .rd_ready, .rd_addr(w_rd_addr), .rd_len(w_rd_len), .rc_valid, .rc_data,
+    .rc_last, .rc_error, .seg_addr, .seg_len, .seg_write, .seg_count, .walked_bytes(w_bytes),
+    .first_addr(w_first_addr), .in_ind(w_ind)
   );
 
   // The device-engine slots.
@@ -438,8 +417,7 @@ module fv_virtq_engine #(
   assign held_dec = (state == S_LOAD && load_slot && (err[cq] || r_err || !r_punt)) || cpl_taken;
   // A request of the current queue is being fetched and walked (not counted in held yet).
   assign holds_request = state == S_RING || state == S_RING_REQ || state == S_RING_WAIT
-                         || state == S_DESC_REQ || state == S_DESC_WAIT || state == S_DESC_USE
-                         || state == S_TAKE;
+                         || state == S_WALK || state == S_TAKE;
   assign idle_decide = state == S_IDLE && pd_ready;
   assign idle_load = state == S_IDLE && !pd_ready && ds_any_ready && !pd_full;
   assign idle_cpl = state == S_IDLE && !pd_ready && !(ds_any_ready && !pd_full)
@@ -470,10 +448,10 @@ module fv_virtq_engine #(
         rd_addr = c_avail + 64'd4 + {47'd0, ring_slot, 1'b0};
         rd_len = {11'd0, ring_batch, 1'b0};
       end
-      S_DESC_REQ: begin
-        rd_valid = !dc_hit && !pf_hit && !pf_wait;
-        rd_addr = (in_ind ? ind_base : c_desc) + {44'd0, idx, 4'd0};
-        rd_len = {9'd0, dpf_n, 4'd0};
+      S_WALK: begin
+        rd_valid = w_rd_valid;
+        rd_addr = w_rd_addr;
+        rd_len = w_rd_len;
       end
       S_CPL_REQ: begin
         rd_valid = 1'b1;
@@ -540,25 +518,56 @@ module fv_virtq_engine #(
   logic size_ok;
   assign size_ok = c_size != 16'd0 && (c_size & (c_size - 16'd1)) == 16'd0;
 
-  assign table_limit = in_ind ? ind_n : c_size;
-
   always_ff @(posedge clk) begin
     if (rst) begin
       state <= S_IDLE;
       cq <= '0;
-      {c_desc, c_avail, c_used, c_size, c_mask, c_evt, c_ind} <= '0;
+      c_desc <= '0;
+      c_avail <= '0;
+      c_used <= '0;
+      c_size <= '0;
+      c_mask <= '0;
+      c_evt <= '0;
+      c_ind <= '0;
       c_vec <= NO_VECTOR;
-      {last_avail, used_idx, avail_idx, aevt_written} <= '0;
-      {idx, in_ind, ind_base, ind_n, walked, seen_write, head, req_pos} <= '0;
-      {seg_addr, seg_len, seg_write, seg_count, walked_bytes, chain_bytes, first_addr} <= '0;
-      {dcache, dc_base, dc_n, dc_want, dbeat} <= '0;
-      {f_cause, f_info, f_fault, p_reason, p_arg, take_punt} <= '0;
-      {cycle, start_cycle} <= '0;
-      {save_we, save_last_avail, save_used_idx} <= '0;
-      {ev_done, ev_bytes, ev_cycles, ev_error, ev_fault, ev_irq} <= '0;
-      {cs, load_slot, pub_len, pub_no_irq, pub_rec, pub_seq, pub_uerr} <= '0;
-      {cpl_cons, cpl_bad} <= '0;
-      {wseq_iss, wseq_ack, aevt_seq} <= '0;
+      last_avail <= '0;
+      used_idx <= '0;
+      avail_idx <= '0;
+      aevt_written <= '0;
+      in_ind <= '0;
+      head <= '0;
+      req_pos <= '0;
+      walked_bytes <= '0;
+      first_addr <= '0;
+      f_cause <= '0;
+      f_info <= '0;
+      f_fault <= '0;
+      p_reason <= '0;
+      p_arg <= '0;
+      take_punt <= '0;
+      cycle <= '0;
+      start_cycle <= '0;
+      save_we <= '0;
+      save_last_avail <= '0;
+      save_used_idx <= '0;
+      ev_done <= '0;
+      ev_bytes <= '0;
+      ev_cycles <= '0;
+      ev_error <= '0;
+      ev_fault <= '0;
+      ev_irq <= '0;
+      cs <= '0;
+      load_slot <= '0;
+      pub_len <= '0;
+      pub_no_irq <= '0;
+      pub_rec <= '0;
+      pub_seq <= '0;
+      pub_uerr <= '0;
+      cpl_cons <= '0;
+      cpl_bad <= '0;
+      wseq_iss <= '0;
+      wseq_ack <= '0;
+      aevt_seq <= '0;
     end else begin
       cycle <= cycle + 32'd1;
       cpl_bad <= 1'b0;
@@ -676,15 +685,7 @@ module fv_virtq_engine #(
               state <= S_FAIL;
             end else begin
               head <= hhead;
-              idx <= hhead;
-              dc_n <= 3'd0;
-              in_ind <= 1'b0;
-              walked <= '0;
-              seen_write <= 1'b0;
-              seg_count <= '0;
-              walked_bytes <= '0;
-              chain_bytes <= '0;
-              state <= S_DESC_REQ;
+              state <= S_WALK;           // fv_vq_desc_walk starts
             end
           end else if (!ra_covers) begin
             // (Else the read-ahead of this entry is on its way, or leaves now.)
@@ -705,86 +706,26 @@ module fv_virtq_engine #(
           end
         end
 
-        S_DESC_REQ: begin
-          if (dc_hit) begin
-            state <= S_DESC_USE;
-          end else if (pf_hit) begin
-            dcache <= pf_data;
-            dc_base <= idx;
-            dc_n <= pf_n;
-            state <= S_DESC_USE;
-          end else if (pf_wait) begin
-            // The prefetch of these descriptors is on its way.
-          end else if (rd_ready) begin
-            dc_base <= idx;
-            dc_n <= 3'd0;
-            dc_want <= dpf_n;
-            dbeat <= '0;
-            state <= S_DESC_WAIT;
-          end
-        end
-        S_DESC_WAIT: begin
-          if (rc_valid) begin
-            for (int k = 0; k < DBEATS; k++) begin
-              if (dbeat == 4'(k)) dcache[k*DW +: DW] <= rc_data;
-            end
-            dbeat <= dbeat + 4'd1;
-            if (rc_last) begin
-              if (rc_error) begin
-                f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-                f_info <= (in_ind ? ind_base[31:0] : c_desc[31:0]) + {12'd0, idx, 4'd0};
-                f_fault <= 1'b1;
-                state <= S_FAIL;
-              end else begin
-                dc_n <= dc_want;
-                state <= S_DESC_USE;
+        S_WALK: begin
+          if (w_done) begin
+            f_cause <= w_cause;
+            f_info <= w_info;
+            f_fault <= w_fault;
+            unique case (w_result)
+              fv_vq_pkg::WALK_FAIL: state <= S_FAIL;
+              fv_vq_pkg::WALK_PUNT: begin
+                // More descriptors than the segment table holds: the CPU serves this one.
+                p_reason <= 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
+                p_arg <= '0;
+                take_punt <= 1'b1;
+                state <= S_TAKE;
               end
-            end
-          end
-        end
-        S_DESC_USE: begin
-          walked <= walked + 16'd1;
-          f_fault <= 1'b0;
-          unique case (d_verdict)
-            fv_vq_pkg::V_FAIL: begin
-              f_cause <= d_cause;
-              f_info <= d_info;
-              state <= S_FAIL;
-            end
-            fv_vq_pkg::V_INDIRECT: begin
-              in_ind <= 1'b1;
-              dc_n <= 3'd0;
-              ind_base <= d_addr;
-              ind_n <= d_len[19:4];
-              idx <= '0;
-              walked <= '0;
-              state <= S_DESC_REQ;
-            end
-            fv_vq_pkg::V_PUNT: begin
-              // More descriptors than the segment table holds: the CPU serves this one.
-              p_reason <= 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
-              p_arg <= '0;
-              take_punt <= 1'b1;
-              state <= S_TAKE;
-            end
-            default: begin
-              seg_addr[seg_count[SW-2:0]] <= d_addr;
-              seg_len[seg_count[SW-2:0]] <= d_len;
-              seg_write[seg_count[SW-2:0]] <= d_write;
-              seg_count <= seg_count + SW'(1);
-              chain_bytes <= chain_next;
-              if (seg_count == '0) first_addr <= d_addr;
-              if (!d_write) walked_bytes <= walked_bytes + d_len;
-              seen_write <= seen_write | d_write;
-              if (d_has_next) begin
-                idx <= d_next;
-                state <= S_DESC_REQ;
-              end else begin
+              default: begin
                 take_punt <= 1'b0;
                 state <= S_TAKE;
               end
-            end
-          endcase
+            endcase
+          end
         end
 
         // The chain is walked: consume its avail entry (the request is held until its result
@@ -793,6 +734,9 @@ module fv_virtq_engine #(
         // least).
         S_TAKE: begin
           req_pos <= last_avail;
+          first_addr <= w_first_addr;
+          walked_bytes <= w_bytes;
+          in_ind <= w_ind;
           last_avail <= last_avail + 16'd1;
           save_we[cq] <= 1'b1;
           save_last_avail <= last_avail + 16'd1;

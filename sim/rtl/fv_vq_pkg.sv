@@ -7,4 +7,11 @@ package fv_vq_pkg;
     V_INDIRECT,   // enter the indirect table
     V_PUNT        // the segment table is full: the CPU serves the chain
   } desc_verdict_e;
+
+  // How a chain walk ends (fv_vq_desc_walk).
+  typedef enum logic [1:0] {
+    WALK_LAST,    // walked to its last descriptor
+    WALK_PUNT,    // the segment table is full: the CPU serves the chain
+    WALK_FAIL     // the queue fails (cause, info, fault)
+  } walk_result_e;
 endpackage

@@ -192,9 +192,7 @@ module fv_virtq_engine #(
     S_RING, S_RING_REQ, S_RING_WAIT,
     S_WALK,
     S_TAKE, S_DEV, S_LOAD,
-    S_REC_REQ, S_ELEM_REQ,
-    S_UIDX_REQ,
-    S_HANDOFF, S_DECIDE,
+    S_PUB, S_DECIDE,
     S_IRQ,
     S_AEVT_REQ, S_AEVT_WAIT,
     S_PUNT,
@@ -243,14 +241,8 @@ module fv_virtq_engine #(
   assign cpl_pending = cpl_enable && cpl_prod != cpl_cons;
 
   // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
-  // order, so an acknowledgement's number is the count of those before it. pub_seq is the
-  // number of the used element being published (used->idx is pub_seq + 1); pub_uerr: one of the
-  // two was refused.
-  logic [15:0] wseq_iss, wseq_ack, pub_seq, aevt_seq;
-  logic        pub_uerr, ack_err_pub, pub_rec;
-  // pub_rec: a done-log record (numbered pub_seq - 1) went before the used element.
-  assign ack_err_pub = wc_valid && wc_error && (wseq_ack == pub_seq || wseq_ack == pub_seq + 16'd1
-                                                || (pub_rec && wseq_ack == pub_seq - 16'd1));
+  // order, so an acknowledgement's number is the count of those before it.
+  logic [15:0] wseq_iss, wseq_ack, aevt_seq;
 
   // Failure being recorded.
   logic [3:0]  f_cause;
@@ -284,9 +276,8 @@ module fv_virtq_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // The stages beside the walk.
-  logic [15:0] ring_slot, used_slot;
+  logic [15:0] ring_slot;
   assign ring_slot = last_avail & c_mask;
-  assign used_slot = used_idx & c_mask;
 
   // The avail ring: batches, the window of heads and its read-ahead.
   logic [3:0]        ring_batch;
@@ -326,7 +317,7 @@ module fv_virtq_engine #(
     .spec_window(state == S_RING_REQ || state == S_RING_WAIT || (state == S_RING && !hhit)),
     .pick(idle_pick), .ring_hit(state == S_RING && hhit && hhead < c_size), .win_load(av_load),
     .lookup(pf_lookup), .hit(pf_hit), .wait_pf(pf_wait), .hit_data(pf_data), .hit_n(pf_n),
-    .use_hit(pf_use), .take(state == S_TAKE), .publish(state == S_ELEM_REQ && wr_ready),
+    .use_hit(pf_use), .take(state == S_TAKE), .publish(p_elem),
     .pf_rd_valid, .pf_rd_ready, .pf_rd_addr, .pf_rd_len, .pf_rc_valid, .rc_data, .rc_last, .rc_error
   );
   fv_vq_desc_walk #(.DW(DW), .MAX_SEGS(MAX_SEGS), .DPF(DPF)) u_walk (
@@ -374,6 +365,21 @@ module fv_virtq_engine #(
   );
   assign cpl_taken = state == S_CPL_WAIT && rc_valid && rc_last && !rc_error && cpl_ok;
 
+  // The used-ring writer.
+  logic          load_pub, p_elem, p_published, p_done, p_uerr, p_rec, p_wr_valid;
+  logic [15:0]   p_seq, p_wr_len;
+  logic [63:0]   p_wr_addr;
+  logic [DW-1:0] p_wr_data;
+  fv_vq_used_write #(.DW(DW)) u_used_write (
+    .clk, .rst, .start(load_pub), .start_rec(has_log), .log_base, .c_used, .c_mask, .used_idx,
+    .head, .req_pos, .pub_len, .start_cycle, .cycle, .elem_written(p_elem),
+    .published(p_published), .done(p_done), .h_uerr(p_uerr), .h_seq(p_seq), .h_rec(p_rec),
+    .wseq_iss, .wseq_ack, .wc_valid, .wc_error, .wr_valid(p_wr_valid), .wr_ready,
+    .wr_addr(p_wr_addr), .wr_len(p_wr_len), .wr_data(p_wr_data), .ev_done, .ev_bytes, .ev_cycles
+  );
+  // A result loaded is published unless its queue failed or its slot failed or punted it.
+  assign load_pub = state == S_LOAD && !err[cq] && (!load_slot || (!r_tmo && !r_err && !r_punt));
+
   // Interrupt decisions and moderation.
   logic          pd_ready, pd_full, dec_fail, dec_irq;
   logic [QW-1:0] dec_q;
@@ -382,8 +388,8 @@ module fv_virtq_engine #(
   logic [NQ-1:0] q_has_dec;
   fv_vq_irq_decide #(.NQ(NQ), .NDEC(NDEC)) u_irq_decide (
     .clk, .rst, .cycle,
-    .handoff(state == S_HANDOFF), .h_uerr(pub_uerr || ack_err_pub), .h_seq(pub_seq), .h_rec(pub_rec),
-    .h_q(cq), .h_vec(c_vec), .h_old(used_idx - 16'd1), .h_evt(c_evt), .h_no_irq(pub_no_irq),
+    .handoff(p_done), .h_uerr(p_uerr), .h_seq(p_seq), .h_rec(p_rec),
+    .h_q(cq), .h_vec(c_vec), .h_old(used_idx), .h_evt(c_evt), .h_no_irq(pub_no_irq),
     // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
     .h_addr(c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail),
     .h_used(c_used[31:0]), .h_avail(c_avail[31:0]), .pd_full,
@@ -462,37 +468,20 @@ module fv_virtq_engine #(
     endcase
   end
 
+  // Writes: avail_event (the walk), the used ring (fv_vq_used_write).
   always_comb begin
-    wr_valid = 1'b0;
-    wr_addr = '0;
-    wr_len = 16'd2;
-    wr_data = '0;
-    unique case (state)
-      S_REC_REQ: begin
-        wr_valid = 1'b1;
-        wr_addr = log_base + {46'd0, req_pos & c_mask, 2'd0};
-        wr_len = 16'd4;
-        wr_data[31:0] = {used_idx + 16'd1, req_pos};
-      end
-      S_ELEM_REQ: begin
-        wr_valid = 1'b1;
-        wr_addr = c_used + 64'd4 + {45'd0, used_slot, 3'd0};
-        wr_len = 16'd8;
-        wr_data[63:0] = {pub_len, 16'd0, head};
-      end
-      S_UIDX_REQ: begin
-        wr_valid = 1'b1;
-        wr_addr = c_used + 64'd2;
-        wr_data[15:0] = used_idx + 16'd1;
-      end
-      S_AEVT_REQ: begin
-        // avail_event after the used ring: tell the driver which avail index to kick at.
-        wr_valid = 1'b1;
-        wr_addr = c_used + 64'd4 + {45'd0, c_size, 3'd0};
-        wr_data[15:0] = last_avail;
-      end
-      default: ;
-    endcase
+    wr_valid = p_wr_valid;
+    wr_addr = p_wr_addr;
+    wr_len = p_wr_len;
+    wr_data = p_wr_data;
+    if (state == S_AEVT_REQ) begin
+      // avail_event after the used ring: tell the driver which avail index to kick at.
+      wr_valid = 1'b1;
+      wr_addr = c_used + 64'd4 + {45'd0, c_size, 3'd0};
+      wr_len = 16'd2;
+      wr_data = '0;
+      wr_data[15:0] = last_avail;
+    end
   end
 
   assign punt_valid = state == S_PUNT;
@@ -550,9 +539,6 @@ module fv_virtq_engine #(
       save_we <= '0;
       save_last_avail <= '0;
       save_used_idx <= '0;
-      ev_done <= '0;
-      ev_bytes <= '0;
-      ev_cycles <= '0;
       ev_error <= '0;
       ev_fault <= '0;
       ev_irq <= '0;
@@ -560,9 +546,6 @@ module fv_virtq_engine #(
       load_slot <= '0;
       pub_len <= '0;
       pub_no_irq <= '0;
-      pub_rec <= '0;
-      pub_seq <= '0;
-      pub_uerr <= '0;
       cpl_cons <= '0;
       cpl_bad <= '0;
       wseq_iss <= '0;
@@ -574,12 +557,16 @@ module fv_virtq_engine #(
       // Writes issued and acknowledged; refusals of the used-ring writes being published.
       if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
       if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
-      if (ack_err_pub) pub_uerr <= 1'b1;
       save_we <= '0;
-      ev_done <= 1'b0;
       ev_error <= 1'b0;
       ev_fault <= 1'b0;
       ev_irq <= 1'b0;
+
+      if (p_published) begin
+        save_we[cq] <= 1'b1;
+        save_last_avail <= last_avail;
+        save_used_idx <= used_idx + 16'd1;
+      end
 
       unique case (state)
         S_IDLE: begin
@@ -753,7 +740,6 @@ module fv_virtq_engine #(
         S_LOAD: begin
           c_avail <= {avail_hi[cq], avail_lo[cq]};
           c_used <= {used_hi[cq], used_lo[cq]};
-          pub_rec <= 1'b0;
           c_size <= size[cq];
           c_mask <= size[cq] - 16'd1;
           c_evt <= event_idx[cq];
@@ -761,7 +747,7 @@ module fv_virtq_engine #(
           last_avail <= saved_last_avail[cq];
           used_idx <= saved_used_idx[cq];
           if (!load_slot) begin
-            state <= err[cq] ? S_IDLE : (has_log ? S_REC_REQ : S_ELEM_REQ);
+            state <= err[cq] ? S_IDLE : S_PUB;
           end else begin
             head <= r_head;
             req_pos <= r_pos;
@@ -789,55 +775,15 @@ module fv_virtq_engine #(
               p_arg <= r_arg;
               state <= S_PUNT;
             end else begin
-              state <= has_log ? S_REC_REQ : S_ELEM_REQ;
+              state <= S_PUB;
             end
           end
         end
 
-        // A queue with a done log: the request's record first (see the DONE_LOG registers).
-        // Posted writes land in issue order, so the record is in memory before the used element
-        // and used->idx it announces; a refused record fails the queue like a refused used write.
-        S_REC_REQ: begin
-          if (wr_ready) begin
-            // The used element is the engine's next write.
-            pub_rec <= 1'b1;
-            pub_seq <= wseq_iss + 16'd1;
-            pub_uerr <= 1'b0;
-            state <= S_ELEM_REQ;
-          end
-        end
-
-        // The used element and used->idx are written back to back, and the used_event /
-        // avail->flags read follows them (a read does not pass earlier posted writes) on the
-        // decision's own master; the acknowledgements are collected before the decision takes
-        // effect (S_DECIDE), so an MSI still follows the used->idx write it announces, and a
-        // faulted write still fails the queue.
-        S_ELEM_REQ: begin
-          if (wr_ready) begin
-            if (!pub_rec) begin
-              pub_seq <= wseq_iss;
-              pub_uerr <= 1'b0;
-            end
-            state <= S_UIDX_REQ;
-          end
-        end
-        S_UIDX_REQ: begin
-          if (wr_ready) begin
-            // Published (visible once acknowledged). The request consumed its avail entry when
-            // it went to its slot or to the CPU.
-            used_idx <= used_idx + 16'd1;
-            save_we[cq] <= 1'b1;
-            save_last_avail <= last_avail;
-            save_used_idx <= used_idx + 16'd1;
-            ev_done <= 1'b1;
-            ev_bytes <= pub_len;
-            ev_cycles <= cycle - start_cycle;
-            state <= S_HANDOFF;
-          end
-        end
-        // The interrupt decision goes to a free entry of fv_vq_irq_decide (the publish started
-        // only with one free); go on.
-        S_HANDOFF: state <= S_IDLE;
+        // fv_vq_used_write publishes (the context holds still meanwhile) and hands the
+        // interrupt decision to a free entry of fv_vq_irq_decide (the publish started only with
+        // one free).
+        S_PUB: if (p_done) state <= S_IDLE;
 
         // The decision (cq and c_vec are the decision's queue and vector). Without an interrupt
         // now (none wanted, or deferred), look at avail->idx again before the queue may sleep

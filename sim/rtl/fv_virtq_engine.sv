@@ -187,14 +187,11 @@ module fv_virtq_engine #(
 
   typedef enum logic [4:0] {
     S_IDLE,
-    S_CHECK,
-    S_AIDX_REQ, S_AIDX_WAIT,
-    S_RING, S_RING_REQ, S_RING_WAIT,
+    S_AVAIL,
     S_WALK,
     S_TAKE, S_DEV, S_LOAD,
     S_PUB, S_DECIDE,
     S_IRQ,
-    S_AEVT_REQ, S_AEVT_WAIT,
     S_PUNT,
     S_CPL_REQ, S_CPL_WAIT,
     S_FAIL
@@ -208,8 +205,7 @@ module fv_virtq_engine #(
   logic [15:0] c_size, c_mask;
   logic        c_evt, c_ind;
   logic [15:0] c_vec;
-  logic [15:0] last_avail, used_idx, avail_idx;
-  logic        aevt_written;
+  logic [15:0] last_avail, used_idx;
 
   // The request in hand.
   logic        in_ind;         // its chain is in an indirect table
@@ -242,7 +238,7 @@ module fv_virtq_engine #(
 
   // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
   // order, so an acknowledgement's number is the count of those before it.
-  logic [15:0] wseq_iss, wseq_ack, aevt_seq;
+  logic [15:0] wseq_iss, wseq_ack;
 
   // Failure being recorded.
   logic [3:0]  f_cause;
@@ -276,27 +272,32 @@ module fv_virtq_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // The stages beside the walk.
-  logic [15:0] ring_slot;
-  assign ring_slot = last_avail & c_mask;
-
-  // The avail ring: batches, the window of heads and its read-ahead.
-  logic [3:0]        ring_batch;
-  logic              hhit, ra_covers, av_load, av_note;
-  logic [15:0]       hhead, av_note_val;
-  logic [QW-1:0]     av_note_q, hq;
+  // The avail ring: configuration check, avail->idx, the window of heads and its read-ahead.
+  logic              a_done, a_fault, a_in_ring, a_ring_phase, a_spec, a_win_load, a_ring_wait;
+  logic              avail_seen, a_rd_valid, a_wr_valid, ring_hit;
+  fv_vq_pkg::avail_result_e a_result;
+  logic [15:0]       a_head, avail_val, a_rd_len, a_wr_data;
+  logic [3:0]        a_cause;
+  logic [31:0]       a_info;
+  logic [63:0]       a_rd_addr, a_wr_addr;
+  logic [QW-1:0]     hq;
   logic [15:0]       hbase;
   logic [4:0]        hlen;
   logic [15:0][15:0] hbuf;
   fv_vq_avail_fetch #(.NQ(NQ), .DW(DW)) u_avail (
     .clk, .rst, .avail_lo, .avail_hi, .size, .q_runs, .stopped, .hint, .hint_valid,
-    .cq, .last_avail, .avail_idx, .c_size, .ring_slot, .ring_wait(state == S_RING_WAIT),
-    .ring_batch, .hit(hhit), .hit_head(hhead), .ahead_covers(ra_covers),
-    .load(av_load), .load_data(rdata), .take(state == S_TAKE),
-    .note(av_note), .note_q(av_note_q), .note_val(av_note_val),
+    .start(idle_pick), .start_q(pick), .start_avail(pick_avail), .start_hint(pick_hint), .cq,
+    .c_desc_low(c_desc[3:0]), .c_avail, .c_used, .c_size, .c_mask, .c_evt, .last_avail, .done(a_done),
+    .result(a_result), .head(a_head), .f_cause(a_cause), .f_info(a_info), .f_fault(a_fault),
+    .in_ring(a_in_ring), .ring_phase(a_ring_phase), .spec_window(a_spec), .win_load(a_win_load),
+    .ring_wait(a_ring_wait), .avail_seen, .avail_val, .take(state == S_TAKE),
     .win_q(hq), .win_base(hbase), .win_len(hlen), .win_heads(hbuf),
-    .ra_rd_valid, .ra_rd_ready, .ra_rd_addr, .ra_rd_len, .ra_rc_valid, .rc_data, .rc_last, .rc_error
+    .rd_valid(a_rd_valid), .rd_ready, .rd_addr(a_rd_addr), .rd_len(a_rd_len), .rdata, .rc_valid,
+    .rc_data, .rc_last, .rc_error, .ra_rd_valid, .ra_rd_ready, .ra_rd_addr, .ra_rd_len, .ra_rc_valid,
+    .wr_valid(a_wr_valid), .wr_ready, .wr_addr(a_wr_addr), .wr_data(a_wr_data), .wseq_iss,
+    .wseq_ack, .wc_valid, .wc_error
   );
-  assign av_load = state == S_RING_WAIT && rc_valid && rc_last && !rc_error;
+  assign ring_hit = a_done && a_result == fv_vq_pkg::AVAIL_HEAD;
 
   // The chain walk, with the look-ahead descriptor prefetch and head prediction beside it.
   localparam int DPF = 4;                       // descriptors per read
@@ -313,15 +314,14 @@ module fv_virtq_engine #(
   fv_vq_desc_prefetch #(.NQ(NQ), .DW(DW), .NPF(NPF), .DPF(DPF)) u_prefetch (
     .clk, .rst, .desc_lo, .desc_hi, .size, .q_runs, .stopped,
     .win_q(hq), .win_base(hbase), .win_len(hlen), .win_heads(hbuf),
-    .cq, .last_avail, .c_size, .c_desc, .head, .ring_wait(state == S_RING_WAIT),
-    .spec_window(state == S_RING_REQ || state == S_RING_WAIT || (state == S_RING && !hhit)),
-    .pick(idle_pick), .ring_hit(state == S_RING && hhit && hhead < c_size), .win_load(av_load),
+    .cq, .last_avail, .c_size, .c_desc, .head, .ring_wait(a_ring_wait), .spec_window(a_spec),
+    .pick(idle_pick), .ring_hit, .win_load(a_win_load),
     .lookup(pf_lookup), .hit(pf_hit), .wait_pf(pf_wait), .hit_data(pf_data), .hit_n(pf_n),
     .use_hit(pf_use), .take(state == S_TAKE), .publish(p_elem),
     .pf_rd_valid, .pf_rd_ready, .pf_rd_addr, .pf_rd_len, .pf_rc_valid, .rc_data, .rc_last, .rc_error
   );
   fv_vq_desc_walk #(.DW(DW), .MAX_SEGS(MAX_SEGS), .DPF(DPF)) u_walk (
-    .clk, .rst, .start(state == S_RING && hhit && hhead < c_size), .start_head(hhead), .head,
+    .clk, .rst, .start(ring_hit), .start_head(a_head), .head,
     .c_desc, .c_size, .c_ind, .func(func[cq]), .win_base, .win_end,
     .done(w_done), .result(w_result), .f_cause(w_cause), .f_info(w_info), .f_fault(w_fault),
     .lookup(pf_lookup), .pf_hit, .pf_wait, .pf_data, .pf_n, .use_hit(pf_use),
@@ -408,12 +408,12 @@ module fv_virtq_engine #(
   logic [15:0]   pick_avail;
   logic [NQ-1:0] err, stopped, q_runs, hint_valid;
   logic [NQ-1:0][15:0] hint;
-  logic          holds_request, requeue, held_dec, avail_seen;
+  logic          holds_request, requeue, held_dec;
   fv_vq_sched #(.NQ(NQ)) u_sched (
     .clk, .rst, .enable, .owner, .doorbell, .doorbell_idx, .notify_data, .saved_last_avail,
     .idle(state == S_IDLE), .cq, .can_pick(tag_free && dslot_free), .pick_valid, .pick,
     .pick_avail, .pick_hint, .take_pick(idle_pick), .requeue, .fail(state == S_FAIL),
-    .fail_cause(f_cause), .fail_info(f_info), .avail_seen, .avail_val(rdata[15:0]),
+    .fail_cause(f_cause), .fail_info(f_info), .avail_seen, .avail_val,
     .held_inc(state == S_TAKE), .held_dec, .held_q(state == S_LOAD ? cq : cpl.qid[QW-1:0]),
     .err, .stopped, .q_runs, .hint, .hint_valid, .holds_request, .q_has_dec, .st_enabled,
     .st_error, .st_cause, .st_inflight, .st_err_info
@@ -422,22 +422,13 @@ module fv_virtq_engine #(
                    || (state == S_IRQ && irq_ready);
   assign held_dec = (state == S_LOAD && load_slot && (err[cq] || r_err || !r_punt)) || cpl_taken;
   // A request of the current queue is being fetched and walked (not counted in held yet).
-  assign holds_request = state == S_RING || state == S_RING_REQ || state == S_RING_WAIT
-                         || state == S_WALK || state == S_TAKE;
+  assign holds_request = (state == S_AVAIL && a_ring_phase) || state == S_WALK || state == S_TAKE;
   assign idle_decide = state == S_IDLE && pd_ready;
   assign idle_load = state == S_IDLE && !pd_ready && ds_any_ready && !pd_full;
   assign idle_cpl = state == S_IDLE && !pd_ready && !(ds_any_ready && !pd_full)
                     && run && cpl_pending && !pd_full;
   assign idle_pick = state == S_IDLE && !pd_ready && !(ds_any_ready && !pd_full)
                      && !(run && cpl_pending && !pd_full) && run && pick_valid;
-  // The avail index known for a queue: the doorbell's at a pick, avail->idx read by the walk.
-  logic [15:0] avail_diff;
-  assign avail_diff = rdata[15:0] - last_avail;
-  assign avail_seen = state == S_AIDX_WAIT && rc_valid && rc_last && !rc_error && avail_diff <= c_size;
-  assign av_note = (idle_pick && pick_hint) || avail_seen;
-  assign av_note_q = state == S_IDLE ? pick : cq;
-  assign av_note_val = state == S_IDLE ? pick_avail : rdata[15:0];
-
   // ---------------------------------------------------------------------------------------------
   // DMA requests, from the state.
   always_comb begin
@@ -445,14 +436,10 @@ module fv_virtq_engine #(
     rd_addr = '0;
     rd_len = 16'd2;
     unique case (state)
-      S_AIDX_REQ: begin
-        rd_valid = 1'b1;
-        rd_addr = c_avail + 64'd2;
-      end
-      S_RING_REQ: begin
-        rd_valid = 1'b1;
-        rd_addr = c_avail + 64'd4 + {47'd0, ring_slot, 1'b0};
-        rd_len = {11'd0, ring_batch, 1'b0};
+      S_AVAIL: begin
+        rd_valid = a_rd_valid;
+        rd_addr = a_rd_addr;
+        rd_len = a_rd_len;
       end
       S_WALK: begin
         rd_valid = w_rd_valid;
@@ -474,13 +461,12 @@ module fv_virtq_engine #(
     wr_addr = p_wr_addr;
     wr_len = p_wr_len;
     wr_data = p_wr_data;
-    if (state == S_AEVT_REQ) begin
-      // avail_event after the used ring: tell the driver which avail index to kick at.
+    if (a_wr_valid) begin
       wr_valid = 1'b1;
-      wr_addr = c_used + 64'd4 + {45'd0, c_size, 3'd0};
+      wr_addr = a_wr_addr;
       wr_len = 16'd2;
       wr_data = '0;
-      wr_data[15:0] = last_avail;
+      wr_data[15:0] = a_wr_data;
     end
   end
 
@@ -504,8 +490,6 @@ module fv_virtq_engine #(
 
   // ---------------------------------------------------------------------------------------------
   // The walk and publish state machine.
-  logic size_ok;
-  assign size_ok = c_size != 16'd0 && (c_size & (c_size - 16'd1)) == 16'd0;
 
   always_ff @(posedge clk) begin
     if (rst) begin
@@ -521,8 +505,6 @@ module fv_virtq_engine #(
       c_vec <= NO_VECTOR;
       last_avail <= '0;
       used_idx <= '0;
-      avail_idx <= '0;
-      aevt_written <= '0;
       in_ind <= '0;
       head <= '0;
       req_pos <= '0;
@@ -550,7 +532,6 @@ module fv_virtq_engine #(
       cpl_bad <= '0;
       wseq_iss <= '0;
       wseq_ack <= '0;
-      aevt_seq <= '0;
     end else begin
       cycle <= cycle + 32'd1;
       cpl_bad <= 1'b0;
@@ -595,101 +576,24 @@ module fv_virtq_engine #(
             c_vec <= msix_vector[pick];
             last_avail <= saved_last_avail[pick];
             used_idx <= saved_used_idx[pick];
-            avail_idx <= pick_avail;
-            aevt_written <= 1'b0;
-            state <= S_CHECK;
+            state <= S_AVAIL;          // fv_vq_avail_fetch starts
           end
         end
 
-        S_CHECK: begin
-          if (!size_ok || c_size > 16'd32768 || c_desc[3:0] != 4'd0 || c_avail[0] || c_used[1:0] != 2'd0) begin
-            f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_CONFIG;
-            f_info <= {16'd0, c_size};
-            f_fault <= 1'b0;
-            state <= S_FAIL;
-          end else if (avail_idx != last_avail && avail_idx - last_avail <= c_size) begin
-            state <= S_RING;             // entries known from an earlier read or the doorbell
-          end else begin
-            state <= S_AIDX_REQ;
-          end
-        end
-
-        S_AIDX_REQ: if (rd_ready) state <= S_AIDX_WAIT;
-        S_AIDX_WAIT: begin
-          if (rc_valid && rc_last) begin
-            if (rc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_avail[31:0] + 32'd2;
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else if (avail_diff > c_size) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_AVAIL_JUMP;
-              f_info <= {rdata[15:0], last_avail};
-              f_fault <= 1'b0;
-              state <= S_FAIL;
-            end else begin
-              avail_idx <= rdata[15:0];
-              if (avail_diff != 16'd0) begin
-                state <= S_RING;
-              end else if (c_evt && !aevt_written) begin
-                state <= S_AEVT_REQ;     // publish avail_event, then look once more
-              end else begin
-                state <= S_IDLE;
+        S_AVAIL: begin
+          if (a_in_ring) start_cycle <= cycle;
+          if (a_done) begin
+            f_cause <= a_cause;
+            f_info <= a_info;
+            f_fault <= a_fault;
+            unique case (a_result)
+              fv_vq_pkg::AVAIL_HEAD: begin
+                head <= a_head;
+                state <= S_WALK;         // fv_vq_desc_walk starts
               end
-            end
-          end
-        end
-
-        S_AEVT_REQ: begin
-          if (wr_ready) begin
-            aevt_seq <= wseq_iss;
-            state <= S_AEVT_WAIT;
-          end
-        end
-        S_AEVT_WAIT: begin
-          // Its acknowledgement (earlier writes' come first).
-          if (wc_valid && wseq_ack == aevt_seq) begin
-            aevt_written <= 1'b1;
-            if (wc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_used[31:0] + 32'd4 + {13'd0, c_size, 3'd0};
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else begin
-              state <= S_AIDX_REQ;
-            end
-          end
-        end
-
-        S_RING: begin
-          start_cycle <= cycle;
-          if (hhit) begin
-            // The head was fetched with an earlier batch.
-            if (hhead >= c_size) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_INDEX;
-              f_info <= {16'd0, hhead};
-              f_fault <= 1'b0;
-              state <= S_FAIL;
-            end else begin
-              head <= hhead;
-              state <= S_WALK;           // fv_vq_desc_walk starts
-            end
-          end else if (!ra_covers) begin
-            // (Else the read-ahead of this entry is on its way, or leaves now.)
-            state <= S_RING_REQ;
-          end
-        end
-        S_RING_REQ: if (rd_ready) state <= S_RING_WAIT;
-        S_RING_WAIT: begin
-          if (rc_valid && rc_last) begin
-            if (rc_error) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= c_avail[31:0] + 32'd4 + {15'd0, ring_slot, 1'b0};
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else begin
-              state <= S_RING;           // the window now holds the entry (av_load)
-            end
+              fv_vq_pkg::AVAIL_NONE: state <= S_IDLE;
+              default: state <= S_FAIL;
+            endcase
           end
         end
 

@@ -8,6 +8,13 @@ package fv_vq_pkg;
     V_PUNT        // the segment table is full: the CPU serves the chain
   } desc_verdict_e;
 
+  // How the avail stage ends (fv_vq_avail_fetch).
+  typedef enum logic [1:0] {
+    AVAIL_HEAD,   // the head at last_avail: walk its chain
+    AVAIL_NONE,   // nothing available (avail_event published if EVENT_IDX)
+    AVAIL_FAIL    // the queue fails (cause, info, fault)
+  } avail_result_e;
+
   // How a chain walk ends (fv_vq_desc_walk).
   typedef enum logic [1:0] {
     WALK_LAST,    // walked to its last descriptor

@@ -193,7 +193,7 @@ module fv_virtq_engine #(
     S_PUB, S_DECIDE,
     S_IRQ,
     S_PUNT,
-    S_CPL_REQ, S_CPL_WAIT,
+    S_CPL,
     S_FAIL
   } state_e;
 
@@ -231,10 +231,6 @@ module fv_virtq_engine #(
   logic [63:0] first_addr;
   logic [7:0]  p_reason;               // why the request in hand is punted
   logic [63:0] p_arg;
-  logic        cpl_pending;
-  logic [31:0] cpl_mask;
-  assign cpl_mask = (32'd1 << cpl_size_log2) - 32'd1;
-  assign cpl_pending = cpl_enable && cpl_prod != cpl_cons;
 
   // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
   // order, so an acknowledgement's number is the count of those before it.
@@ -352,18 +348,22 @@ module fv_virtq_engine #(
     .r_written, .r_reason, .r_arg
   );
 
-  // Punt tags, and the completion entry being read.
-  fv_regs_pkg::cpl_entry_t cpl;
-  assign cpl = rdata[fv_regs_pkg::CPL_ENTRY_BYTES*8-1:0];
-  logic        cpl_ok, cpl_taken;
-  logic [15:0] cpl_pos;
-  fv_vq_punt_tags #(.NQ(NQ), .PUNT_TAGS(PUNT_TAGS)) u_tags (
+  // Punt tags, and the CPU's completions.
+  logic          cpl_pending, c_done, c_taken, c_no_irq, c_failed, c_rd_valid;
+  fv_vq_pkg::cpl_result_e c_result;
+  logic [QW-1:0] c_q;
+  logic [15:0]   c_head, c_pos, c_rd_len;
+  logic [31:0]   c_len, c_info;
+  logic [3:0]    c_cause;
+  logic [63:0]   c_rd_addr;
+  fv_vq_punt_cpl #(.NQ(NQ), .PUNT_TAGS(PUNT_TAGS)) u_punt_cpl (
     .clk, .rst, .alloc(state == S_PUNT && punt_ready), .alloc_q(cq), .alloc_head(head),
-    .alloc_pos(req_pos), .tag_free, .free_tag, .release_en(cpl_taken),
-    .release_tag(cpl.tag[PW-1:0]), .cpl_tag(cpl.tag), .cpl_qid(cpl.qid), .cpl_head(cpl.head),
-    .cpl_ok, .cpl_pos
+    .alloc_pos(req_pos), .tag_free, .free_tag, .cpl_base, .cpl_size_log2, .cpl_enable, .cpl_prod,
+    .cpl_cons, .cpl_pending, .cpl_bad, .start(idle_cpl), .done(c_done), .result(c_result),
+    .taken(c_taken), .c_q, .c_head, .c_pos, .c_len, .c_no_irq, .c_failed, .f_cause(c_cause),
+    .f_info(c_info), .rd_valid(c_rd_valid), .rd_ready, .rd_addr(c_rd_addr), .rd_len(c_rd_len),
+    .rdata, .rc_valid, .rc_last, .rc_error
   );
-  assign cpl_taken = state == S_CPL_WAIT && rc_valid && rc_last && !rc_error && cpl_ok;
 
   // The used-ring writer.
   logic          load_pub, p_elem, p_published, p_done, p_uerr, p_rec, p_wr_valid;
@@ -414,13 +414,13 @@ module fv_virtq_engine #(
     .idle(state == S_IDLE), .cq, .can_pick(tag_free && dslot_free), .pick_valid, .pick,
     .pick_avail, .pick_hint, .take_pick(idle_pick), .requeue, .fail(state == S_FAIL),
     .fail_cause(f_cause), .fail_info(f_info), .avail_seen, .avail_val,
-    .held_inc(state == S_TAKE), .held_dec, .held_q(state == S_LOAD ? cq : cpl.qid[QW-1:0]),
+    .held_inc(state == S_TAKE), .held_dec, .held_q(state == S_LOAD ? cq : c_q),
     .err, .stopped, .q_runs, .hint, .hint_valid, .holds_request, .q_has_dec, .st_enabled,
     .st_error, .st_cause, .st_inflight, .st_err_info
   );
   assign requeue = state == S_TAKE || (state == S_DECIDE && !dec_fail && !dec_irq)
                    || (state == S_IRQ && irq_ready);
-  assign held_dec = (state == S_LOAD && load_slot && (err[cq] || r_err || !r_punt)) || cpl_taken;
+  assign held_dec = (state == S_LOAD && load_slot && (err[cq] || r_err || !r_punt)) || c_taken;
   // A request of the current queue is being fetched and walked (not counted in held yet).
   assign holds_request = (state == S_AVAIL && a_ring_phase) || state == S_WALK || state == S_TAKE;
   assign idle_decide = state == S_IDLE && pd_ready;
@@ -446,10 +446,10 @@ module fv_virtq_engine #(
         rd_addr = w_rd_addr;
         rd_len = w_rd_len;
       end
-      S_CPL_REQ: begin
-        rd_valid = 1'b1;
-        rd_addr = cpl_base + {28'd0, cpl_cons & cpl_mask, 4'd0};
-        rd_len = 16'(fv_regs_pkg::CPL_ENTRY_BYTES);
+      S_CPL: begin
+        rd_valid = c_rd_valid;
+        rd_addr = c_rd_addr;
+        rd_len = c_rd_len;
       end
       default: ;
     endcase
@@ -528,13 +528,10 @@ module fv_virtq_engine #(
       load_slot <= '0;
       pub_len <= '0;
       pub_no_irq <= '0;
-      cpl_cons <= '0;
-      cpl_bad <= '0;
       wseq_iss <= '0;
       wseq_ack <= '0;
     end else begin
       cycle <= cycle + 32'd1;
-      cpl_bad <= 1'b0;
       // Writes issued and acknowledged; refusals of the used-ring writes being published.
       if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
       if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
@@ -563,7 +560,7 @@ module fv_virtq_engine #(
             load_slot <= 1'b1;
             state <= S_LOAD;
           end else if (idle_cpl) begin
-            state <= S_CPL_REQ;
+            state <= S_CPL;            // fv_vq_punt_cpl reads the completion
           end else if (idle_pick) begin
             cq <= pick;
             c_desc <= {desc_hi[pick], desc_lo[pick]};
@@ -716,45 +713,25 @@ module fv_virtq_engine #(
         // The request (consumed and held already) goes out on the punt ring with a tag.
         S_PUNT: if (punt_ready) state <= S_IDLE;
 
-        S_CPL_REQ: if (rd_ready) state <= S_CPL_WAIT;
-        S_CPL_WAIT: begin
-          if (rc_valid && rc_last) begin
-            cpl_cons <= cpl_cons + 32'd1;
-            if (rc_error) begin
-              // The completion ring is outside the IOMMU map: drop the entry (the fault is
-              // reported in GLOBAL.DMA_FAULT_*).
-              state <= S_IDLE;
-            end else if (!cpl_ok) begin
-              cpl_bad <= 1'b1;
-              if (cpl.qid < 16'(NQ)) begin
-                cq <= cpl.qid[QW-1:0];
-                f_cause <= fv_regs_pkg::QUEUE_ERROR_BAD_COMPLETION;
-                f_info <= cpl.tag;
-                f_fault <= 1'b0;
-                state <= S_FAIL;
-              end else begin
-                state <= S_IDLE;
-              end
-            end else begin
-              // The tag is freed and the request no longer held (cpl_taken).
-              cq <= cpl.qid[QW-1:0];
-              f_fault <= 1'b0;
-              if (cpl.flags[1]) begin
-                // QUEUE_ERROR: the CPU's walk found the chain malformed; the queue fails as if
-                // this walk had found it, and nothing is published.
-                f_cause <= cpl.status[3:0];
-                f_info <= cpl.len;
-                state <= S_FAIL;
-              end else begin
-                head <= cpl.head;
-                req_pos <= cpl_pos;
-                pub_len <= cpl.len;
-                pub_no_irq <= cpl.flags[0];
-                ev_error <= cpl.status != 8'd0;    // the CPU failed the request: count it
+        S_CPL: begin
+          if (c_done) begin
+            if (c_result != fv_vq_pkg::CPL_DROP) cq <= c_q;
+            f_cause <= c_cause;
+            f_info <= c_info;
+            f_fault <= 1'b0;
+            unique case (c_result)
+              fv_vq_pkg::CPL_LOAD: begin
+                head <= c_head;
+                req_pos <= c_pos;
+                pub_len <= c_len;
+                pub_no_irq <= c_no_irq;
+                ev_error <= c_failed;    // the CPU failed the request: count it
                 load_slot <= 1'b0;
                 state <= S_LOAD;
               end
-            end
+              fv_vq_pkg::CPL_FAIL: state <= S_FAIL;
+              default: state <= S_IDLE;
+            endcase
           end
         end
 
@@ -768,6 +745,4 @@ module fv_virtq_engine #(
       endcase
     end
   end
-  logic unused_ok;
-  assign unused_ok = &{1'b0, cpl.flags[7:2], cpl.rsvd};
 endmodule

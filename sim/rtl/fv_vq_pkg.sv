@@ -15,6 +15,13 @@ package fv_vq_pkg;
     AVAIL_FAIL    // the queue fails (cause, info, fault)
   } avail_result_e;
 
+  // What a completion read from the completion ring does (fv_vq_punt_cpl).
+  typedef enum logic [1:0] {
+    CPL_DROP,     // nothing (a refused read, or a queue beyond NQ)
+    CPL_LOAD,     // publish it (qid, head, pos, len, no_irq; status != 0: the CPU failed it)
+    CPL_FAIL      // its queue fails (cause, info)
+  } cpl_result_e;
+
   // How a chain walk ends (fv_vq_desc_walk).
   typedef enum logic [1:0] {
     WALK_LAST,    // walked to its last descriptor

@@ -54,7 +54,7 @@ module fv_vq_desc_walk #(
   input  logic         rc_last,
   input  logic         rc_error,
 
-  // The chain walked (valid from done until the next start).
+  // The chain walked (from the cycle after done until the next start).
   output logic [MAX_SEGS-1:0][63:0]     seg_addr,
   output logic [MAX_SEGS-1:0][31:0]     seg_len,
   output logic [MAX_SEGS-1:0]           seg_write,

@@ -1,33 +1,39 @@
-// Virtqueue engine for split virtqueues.
+// Virtqueue engine for split virtqueues: the stages below wired together, and the dispatcher
+// that runs them.
 //
 //   doorbell -> avail->idx -> avail ring -> descriptor chain walk (NEXT, INDIRECT) -> device
 //   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
 //
-// The engine walks one chain at a time, picking queues round-robin among those with work, and
-// hands each walked chain to one of NSLOT device-engine slots; it goes on fetching while the slots
-// work, so up to NSLOT requests (of any queues) move data at once, each slot with its own DMA
-// master. It is the single publisher of used->idx of the FPGA-owned queues: a slot's result is
-// published once the slot finished and every earlier chain of the same queue on a slot was
-// published, so the device's own results reach a used ring in avail order (a restarted backend
-// that resumes at used->idx then repeats nothing it completed; only punted requests, which the CPU
-// answers, can complete out of order). A queue with a done log gets a record of each publish, its
-// avail position and used->idx, written just before the used element, from which a restarted
-// driver tells completed requests from those in flight (S_REC_REQ). The interrupt decision after a
-// publish runs beside the engine (see S_HANDOFF / S_DECIDE). Requests it hands to the CPU (chains
-// longer than its segment table, and whatever a device engine declines) go out on the punt ring
-// with a tag, and the CPU's answers come back on the completion ring, which the engine merges into
-// the used rings (interrupt decisions first, then slot results, completions, new requests). A
-// completion whose tag, queue and head do not name a punted request in flight is dropped and fails
-// its queue (bad_completion). Everything it reads from guest memory is validated before use: a
-// malformed chain or a DMA fault puts only that queue into its error state (cause + detail), and
-// the others go on. Clearing a queue's enable is a handshake: the requests in flight (walked, on a
-// slot, punted, or waiting for their interrupt decision) complete, then STATUS.enabled drops and
-// the saved state (last_avail, used_idx) is final.
+//   fv_vq_sched          doorbells, pending queues, round-robin pick, error state, STATUS
+//   fv_vq_avail_fetch    configuration check, avail->idx, avail_event, the ring window + read-ahead
+//   fv_vq_desc_prefetch  look-ahead descriptor reads of the next heads, head prediction
+//   fv_vq_desc_walk      the chain walk into the segment table (fv_vq_desc_check: each descriptor)
+//   fv_vq_slot_track     the device-engine slots' requests and results, per-queue publish order
+//   fv_vq_used_write     done-log record, used element, used->idx
+//   fv_vq_irq_decide     the interrupt decisions after each publish, moderation
+//   fv_vq_punt_cpl       punt tags, the CPU's completions
 //
-// DMA: one outstanding read for the walk (completion beats of DW bits, byte 0 of beat 0 = the
-// byte at the address), one per pending interrupt decision (NDEC), one per descriptor prefetch
-// (NPF) and one for the avail-ring read-ahead, each on a master of its own; writes of a single
-// beat of at most DW/8 bytes, several in flight, acknowledged in issue order.
+// The dispatcher does one thing at a time, in this order when idle: the oldest interrupt decision
+// (S_DECIDE, S_IRQ), a slot's result (S_LOAD: publish S_PUB, punt S_PUNT or fail), a CPU
+// completion (S_CPL, then S_LOAD), a new request of the picked queue (S_AVAIL, S_WALK, S_TAKE,
+// then a slot S_DEV or the CPU S_PUNT). It hands each walked chain to one of NSLOT device-engine
+// slots and goes on fetching while the slots work, so up to NSLOT requests (of any queues) move
+// data at once, each slot with its own DMA master. It is the single publisher of used->idx of the
+// FPGA-owned queues: a slot's result is published once the slot finished and every earlier chain
+// of the same queue on a slot was published, so the device's own results reach a used ring in
+// avail order (a restarted backend that resumes at used->idx then repeats nothing it completed;
+// only punted requests, which the CPU answers, can complete out of order). Everything it reads
+// from guest memory is validated before use: a malformed chain or a DMA fault puts only that
+// queue into its error state (cause + detail), and the others go on. Clearing a queue's enable
+// is a handshake: the requests in flight (walked, on a slot, punted, or waiting for their
+// interrupt decision) complete, then STATUS.enabled drops and the saved state (last_avail,
+// used_idx) is final.
+//
+// DMA: one outstanding read for the walk (avail idx and ring, descriptors, completions;
+// completion beats of DW bits, byte 0 of beat 0 = the byte at the address), one per pending
+// interrupt decision (NDEC), one per descriptor prefetch (NPF) and one for the avail-ring
+// read-ahead, each on a master of its own; writes of a single beat of at most DW/8 bytes,
+// several in flight, acknowledged in issue order.
 module fv_virtq_engine #(
   parameter int NQ = 32,         // queues (a power of two)
   parameter int DW = 128,        // DMA data width in bits (64 .. 512)
@@ -48,7 +54,7 @@ module fv_virtq_engine #(
   input  logic [NQ-1:0][31:0] avail_hi,
   input  logic [NQ-1:0][31:0] used_lo,
   input  logic [NQ-1:0][31:0] used_hi,
-  input  logic [NQ-1:0][31:0] done_log_lo,       // done log (0: none): see S_REC_REQ
+  input  logic [NQ-1:0][31:0] done_log_lo,       // done log (0: none): see fv_vq_used_write
   input  logic [NQ-1:0][31:0] done_log_hi,
   input  logic [NQ-1:0][15:0] size,
   input  logic [NQ-1:0]       enable,
@@ -431,44 +437,16 @@ module fv_virtq_engine #(
                      && !(run && cpl_pending && !pd_full) && run && pick_valid;
   // ---------------------------------------------------------------------------------------------
   // DMA requests, from the state.
-  always_comb begin
-    rd_valid = 1'b0;
-    rd_addr = '0;
-    rd_len = 16'd2;
-    unique case (state)
-      S_AVAIL: begin
-        rd_valid = a_rd_valid;
-        rd_addr = a_rd_addr;
-        rd_len = a_rd_len;
-      end
-      S_WALK: begin
-        rd_valid = w_rd_valid;
-        rd_addr = w_rd_addr;
-        rd_len = w_rd_len;
-      end
-      S_CPL: begin
-        rd_valid = c_rd_valid;
-        rd_addr = c_rd_addr;
-        rd_len = c_rd_len;
-      end
-      default: ;
-    endcase
-  end
-
-  // Writes: avail_event (the walk), the used ring (fv_vq_used_write).
-  always_comb begin
-    wr_valid = p_wr_valid;
-    wr_addr = p_wr_addr;
-    wr_len = p_wr_len;
-    wr_data = p_wr_data;
-    if (a_wr_valid) begin
-      wr_valid = 1'b1;
-      wr_addr = a_wr_addr;
-      wr_len = 16'd2;
-      wr_data = '0;
-      wr_data[15:0] = a_wr_data;
-    end
-  end
+  // Reads on the walk's master: the avail stage's, the walk's, the completions'. Writes:
+  // avail_event (the avail stage), the used ring (fv_vq_used_write).
+  assign rd_valid = (state == S_AVAIL && a_rd_valid) || (state == S_WALK && w_rd_valid)
+                    || (state == S_CPL && c_rd_valid);
+  assign rd_addr = state == S_AVAIL ? a_rd_addr : state == S_WALK ? w_rd_addr : c_rd_addr;
+  assign rd_len = state == S_AVAIL ? a_rd_len : state == S_WALK ? w_rd_len : c_rd_len;
+  assign wr_valid = a_wr_valid || p_wr_valid;
+  assign wr_addr = a_wr_valid ? a_wr_addr : p_wr_addr;
+  assign wr_len = a_wr_valid ? 16'd2 : p_wr_len;
+  assign wr_data = a_wr_valid ? DW'(a_wr_data) : p_wr_data;
 
   assign punt_valid = state == S_PUNT;
   always_comb begin
@@ -635,7 +613,7 @@ module fv_virtq_engine #(
         // when the slot finishes.
         S_DEV: state <= S_IDLE;
 
-        // A result to publish (a slot's, or a CPU completion read in S_CPL_WAIT): the queue's
+        // A result to publish (a slot's, or a CPU completion read in S_CPL): the queue's
         // context as at a pick; then publish, punt or fail. A broken queue gets no more used
         // entries.
         S_LOAD: begin

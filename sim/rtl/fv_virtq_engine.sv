@@ -170,7 +170,6 @@ module fv_virtq_engine #(
   output logic        ev_irq                     // an interrupt was requested
 );
   localparam int QW = $clog2(NQ);
-  localparam logic [15:0] NO_VECTOR = 16'(fv_regs_pkg::NO_VECTOR);
 
   if (NQ < 2 || (NQ & (NQ - 1)) != 0) begin : g_bad_nq
     $error("fv_virtq_engine: NQ must be a power of two >= 2");
@@ -191,61 +190,51 @@ module fv_virtq_engine #(
     $error("fv_virtq_engine: NDEC must be 1, 2, 4 or 8");
   end
 
-  typedef enum logic [4:0] {
-    S_IDLE,
-    S_AVAIL,
-    S_WALK,
-    S_TAKE, S_DEV, S_LOAD,
-    S_PUB, S_DECIDE,
-    S_IRQ,
-    S_PUNT,
-    S_CPL,
-    S_FAIL
-  } state_e;
-
-  state_e state;
-
-  // Current queue, latched at pick.
-  logic [QW-1:0] cq;
-  logic [63:0] c_desc, c_avail, c_used;
-  logic [15:0] c_size, c_mask;
-  logic        c_evt, c_ind;
-  logic [15:0] c_vec;
-  logic [15:0] last_avail, used_idx;
-
-  // The request in hand.
-  logic        in_ind;         // its chain is in an indirect table
-  logic [15:0] head;
-  logic [15:0] req_pos;        // avail position the request in hand was fetched from
-  logic [31:0] start_cycle, cycle;
-
   localparam int PW = $clog2(PUNT_TAGS);
   localparam int DSW = NSLOT > 1 ? $clog2(NSLOT) : 1;
-  logic [DSW-1:0] cs;                  // slot whose result is being taken
-  logic           load_slot;           // S_LOAD takes a slot's result (else a CPU's)
-  logic [63:0] log_base;               // queue cq's done log (0: none)
-  logic        has_log;
+
+  // The dispatcher's state (fv_vq_dispatch), the queue and request in hand.
+  fv_vq_pkg::disp_state_e state;
+  logic in_idle, in_avail, in_walk, in_take, in_dev, in_load, in_decide, in_irq, in_punt, in_cpl;
+  logic in_fail;
+  assign in_idle = state == fv_vq_pkg::S_IDLE;
+  assign in_avail = state == fv_vq_pkg::S_AVAIL;
+  assign in_walk = state == fv_vq_pkg::S_WALK;
+  assign in_take = state == fv_vq_pkg::S_TAKE;
+  assign in_dev = state == fv_vq_pkg::S_DEV;
+  assign in_load = state == fv_vq_pkg::S_LOAD;
+  assign in_decide = state == fv_vq_pkg::S_DECIDE;
+  assign in_irq = state == fv_vq_pkg::S_IRQ;
+  assign in_punt = state == fv_vq_pkg::S_PUNT;
+  assign in_cpl = state == fv_vq_pkg::S_CPL;
+  assign in_fail = state == fv_vq_pkg::S_FAIL;
+  logic [QW-1:0] cq;
+  logic [63:0]   c_desc, c_avail, c_used, first_addr, p_arg;
+  logic [15:0]   c_size, c_mask, c_vec, last_avail, used_idx, head, req_pos;
+  logic          c_evt, c_ind, in_ind, pub_no_irq, load_slot;
+  logic [31:0]   start_cycle, cycle, pub_len, walked_bytes, f_info;
+  logic [7:0]    p_reason;
+  logic [DSW-1:0] cs;
+  logic [3:0]    f_cause;
+  logic [63:0]   log_base;             // queue cq's done log (0: none)
+  logic          has_log;
   assign log_base = {done_log_hi[cq], done_log_lo[cq]};
   assign has_log = |log_base;
-  logic take_punt;                     // the chain walked goes to the CPU (S_TAKE), not to a slot
-
-  // The result being published (a slot's or a CPU completion): its used length and whether the
-  // CPU asked for no interrupt.
-  logic [31:0] pub_len;
-  logic        pub_no_irq;
-  logic [31:0] walked_bytes;
-  logic [63:0] first_addr;
-  logic [7:0]  p_reason;               // why the request in hand is punted
-  logic [63:0] p_arg;
 
   // The engine's DMA writes are numbered in issue order; the port acknowledges them in that
   // order, so an acknowledgement's number is the count of those before it.
   logic [15:0] wseq_iss, wseq_ack;
-
-  // Failure being recorded.
-  logic [3:0]  f_cause;
-  logic [31:0] f_info;
-  logic        f_fault;
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      cycle <= '0;
+      wseq_iss <= '0;
+      wseq_ack <= '0;
+    end else begin
+      cycle <= cycle + 32'd1;
+      if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
+      if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
+    end
+  end
 
   // ---------------------------------------------------------------------------------------------
   // Read data: beats merged into one 128-bit word (descriptors are the widest thing read).
@@ -292,7 +281,7 @@ module fv_virtq_engine #(
     .c_desc_low(c_desc[3:0]), .c_avail, .c_used, .c_size, .c_mask, .c_evt, .last_avail, .done(a_done),
     .result(a_result), .head(a_head), .f_cause(a_cause), .f_info(a_info), .f_fault(a_fault),
     .in_ring(a_in_ring), .ring_phase(a_ring_phase), .spec_window(a_spec), .win_load(a_win_load),
-    .ring_wait(a_ring_wait), .avail_seen, .avail_val, .take(state == S_TAKE),
+    .ring_wait(a_ring_wait), .avail_seen, .avail_val, .take(in_take),
     .win_q(hq), .win_base(hbase), .win_len(hlen), .win_heads(hbuf),
     .rd_valid(a_rd_valid), .rd_ready, .rd_addr(a_rd_addr), .rd_len(a_rd_len), .rdata, .rc_valid,
     .rc_data, .rc_last, .rc_error, .ra_rd_valid, .ra_rd_ready, .ra_rd_addr, .ra_rd_len, .ra_rc_valid,
@@ -319,7 +308,7 @@ module fv_virtq_engine #(
     .cq, .last_avail, .c_size, .c_desc, .head, .ring_wait(a_ring_wait), .spec_window(a_spec),
     .pick(idle_pick), .ring_hit, .win_load(a_win_load),
     .lookup(pf_lookup), .hit(pf_hit), .wait_pf(pf_wait), .hit_data(pf_data), .hit_n(pf_n),
-    .use_hit(pf_use), .take(state == S_TAKE), .publish(p_elem),
+    .use_hit(pf_use), .take(in_take), .publish(p_elem),
     .pf_rd_valid, .pf_rd_ready, .pf_rd_addr, .pf_rd_len, .pf_rc_valid, .rc_data, .rc_last, .rc_error
   );
   fv_vq_desc_walk #(.DW(DW), .MAX_SEGS(MAX_SEGS), .DPF(DPF)) u_walk (
@@ -346,10 +335,10 @@ module fv_virtq_engine #(
   fv_vq_slot_track #(.NQ(NQ), .NSLOT(NSLOT)) u_slots (
     .clk, .rst, .dev_done, .dev_error, .dev_written, .dev_punt, .dev_timeout, .dev_punt_reason,
     .dev_punt_arg, .slot_blocked, .dev_start, .slot_queue,
-    .assign_en(state == S_DEV), .a_q(cq), .a_head(head), .a_pos(req_pos), .a_first_addr(first_addr),
+    .assign_en(in_dev), .a_q(cq), .a_head(head), .a_pos(req_pos), .a_first_addr(first_addr),
     .a_walked(walked_bytes), .a_ind(in_ind), .a_start(start_cycle),
     .slot_free(dslot_free), .tag_free, .any_ready(ds_any_ready),
-    .ready_slot(ready_dslot), .ready_q, .release_en(state == S_LOAD && load_slot), .rd_slot(cs),
+    .ready_slot(ready_dslot), .ready_q, .release_en(in_load && load_slot), .rd_slot(cs),
     .r_head, .r_pos, .r_first_addr, .r_walked, .r_ind, .r_start, .r_err, .r_tmo, .r_punt,
     .r_written, .r_reason, .r_arg
   );
@@ -363,7 +352,7 @@ module fv_virtq_engine #(
   logic [3:0]    c_cause;
   logic [63:0]   c_rd_addr;
   fv_vq_punt_cpl #(.NQ(NQ), .PUNT_TAGS(PUNT_TAGS)) u_punt_cpl (
-    .clk, .rst, .alloc(state == S_PUNT && punt_ready), .alloc_q(cq), .alloc_head(head),
+    .clk, .rst, .alloc(in_punt && punt_ready), .alloc_q(cq), .alloc_head(head),
     .alloc_pos(req_pos), .tag_free, .free_tag, .cpl_base, .cpl_size_log2, .cpl_enable, .cpl_prod,
     .cpl_cons, .cpl_pending, .cpl_bad, .start(idle_cpl), .done(c_done), .result(c_result),
     .taken(c_taken), .c_q, .c_head, .c_pos, .c_len, .c_no_irq, .c_failed, .f_cause(c_cause),
@@ -384,7 +373,7 @@ module fv_virtq_engine #(
     .wr_addr(p_wr_addr), .wr_len(p_wr_len), .wr_data(p_wr_data), .ev_done, .ev_bytes, .ev_cycles
   );
   // A result loaded is published unless its queue failed or its slot failed or punted it.
-  assign load_pub = state == S_LOAD && !err[cq] && (!load_slot || (!r_tmo && !r_err && !r_punt));
+  assign load_pub = in_load && !err[cq] && (!load_slot || (!r_tmo && !r_err && !r_punt));
 
   // Interrupt decisions and moderation.
   logic          pd_ready, pd_full, dec_fail, dec_irq;
@@ -399,7 +388,7 @@ module fv_virtq_engine #(
     // EVENT_IDX: used_event after the avail ring; otherwise avail->flags.
     .h_addr(c_evt ? c_avail + 64'd4 + {47'd0, c_size, 1'b0} : c_avail),
     .h_used(c_used[31:0]), .h_avail(c_avail[31:0]), .pd_full,
-    .pd_ready, .head_q(dec_q), .head_vec(dec_vec), .decide(state == S_DECIDE),
+    .pd_ready, .head_q(dec_q), .head_vec(dec_vec), .decide(in_decide),
     .d_fail(dec_fail), .d_info(dec_info), .d_irq(dec_irq), .q_has_dec,
     .ir_rd_valid, .ir_rd_ready, .ir_rd_addr, .ir_rd_len, .ir_rc_valid, .ir_rc_data, .ir_rc_error,
     .ir_queue, .wseq_ack, .wc_valid, .wc_error, .enable, .mod_max_pending, .mod_timeout, .mod_fire
@@ -409,7 +398,7 @@ module fv_virtq_engine #(
   // The queues: pending work, round-robin pick, errors, requests held, status. What the idle
   // engine does next, in this order: the oldest interrupt decision, a slot's result, a CPU
   // completion, a new request.
-  logic          pick_valid, pick_hint, idle_decide, idle_load, idle_cpl, idle_pick;
+  logic          pick_valid, pick_hint, idle_cpl, idle_pick;
   logic [QW-1:0] pick;
   logic [15:0]   pick_avail;
   logic [NQ-1:0] err, stopped, q_runs, hint_valid;
@@ -417,38 +406,50 @@ module fv_virtq_engine #(
   logic          holds_request, requeue, held_dec;
   fv_vq_sched #(.NQ(NQ)) u_sched (
     .clk, .rst, .enable, .owner, .doorbell, .doorbell_idx, .notify_data, .saved_last_avail,
-    .idle(state == S_IDLE), .cq, .can_pick(tag_free && dslot_free), .pick_valid, .pick,
-    .pick_avail, .pick_hint, .take_pick(idle_pick), .requeue, .fail(state == S_FAIL),
+    .idle(in_idle), .cq, .can_pick(tag_free && dslot_free), .pick_valid, .pick,
+    .pick_avail, .pick_hint, .take_pick(idle_pick), .requeue, .fail(in_fail),
     .fail_cause(f_cause), .fail_info(f_info), .avail_seen, .avail_val,
-    .held_inc(state == S_TAKE), .held_dec, .held_q(state == S_LOAD ? cq : c_q),
+    .held_inc(in_take), .held_dec, .held_q(in_load ? cq : c_q),
     .err, .stopped, .q_runs, .hint, .hint_valid, .holds_request, .q_has_dec, .st_enabled,
     .st_error, .st_cause, .st_inflight, .st_err_info
   );
-  assign requeue = state == S_TAKE || (state == S_DECIDE && !dec_fail && !dec_irq)
-                   || (state == S_IRQ && irq_ready);
-  assign held_dec = (state == S_LOAD && load_slot && (err[cq] || r_err || !r_punt)) || c_taken;
+  assign requeue = in_take || (in_decide && !dec_fail && !dec_irq)
+                   || (in_irq && irq_ready);
+  assign held_dec = (in_load && load_slot && (err[cq] || r_err || !r_punt)) || c_taken;
   // A request of the current queue is being fetched and walked (not counted in held yet).
-  assign holds_request = (state == S_AVAIL && a_ring_phase) || state == S_WALK || state == S_TAKE;
-  assign idle_decide = state == S_IDLE && pd_ready;
-  assign idle_load = state == S_IDLE && !pd_ready && ds_any_ready && !pd_full;
-  assign idle_cpl = state == S_IDLE && !pd_ready && !(ds_any_ready && !pd_full)
-                    && run && cpl_pending && !pd_full;
-  assign idle_pick = state == S_IDLE && !pd_ready && !(ds_any_ready && !pd_full)
-                     && !(run && cpl_pending && !pd_full) && run && pick_valid;
+  assign holds_request = (in_avail && a_ring_phase) || in_walk || in_take;
+
+  // The dispatcher.
+  fv_vq_dispatch #(.NQ(NQ), .NSLOT(NSLOT)) u_dispatch (
+    .clk, .rst, .run, .cycle, .state, .desc_lo, .desc_hi, .avail_lo, .avail_hi, .used_lo,
+    .used_hi, .size, .event_idx, .indirect, .msix_vector, .saved_last_avail, .saved_used_idx,
+    .err, .save_we, .save_last_avail, .save_used_idx, .pick_valid, .pick, .pd_ready, .pd_full,
+    .ds_any_ready, .cpl_pending, .idle_pick, .idle_cpl, .a_done, .a_result, .a_head, .a_cause,
+    .a_info, .a_fault, .a_in_ring, .w_done, .w_result, .w_cause, .w_info, .w_fault,
+    .w_first_addr, .w_bytes, .w_ind, .ready_dslot, .ready_q, .r_head, .r_pos, .r_first_addr,
+    .r_walked, .r_ind, .r_start, .r_written, .r_err, .r_tmo, .r_punt, .r_reason, .r_arg,
+    .c_done, .c_result, .c_q, .c_head, .c_pos, .c_len, .c_no_irq, .c_failed, .c_cause, .c_info,
+    .p_published, .p_done, .dec_q, .dec_vec, .dec_fail, .dec_info, .dec_irq, .irq_ready,
+    .punt_ready, .cq, .c_desc, .c_avail, .c_used, .c_size, .c_mask, .c_evt, .c_ind, .c_vec,
+    .last_avail, .used_idx, .head, .req_pos, .in_ind, .first_addr, .walked_bytes, .start_cycle,
+    .pub_len, .pub_no_irq, .p_reason, .p_arg, .cs, .load_slot, .f_cause, .f_info, .ev_error,
+    .ev_fault, .ev_irq
+  );
+
   // ---------------------------------------------------------------------------------------------
   // DMA requests, from the state.
   // Reads on the walk's master: the avail stage's, the walk's, the completions'. Writes:
   // avail_event (the avail stage), the used ring (fv_vq_used_write).
-  assign rd_valid = (state == S_AVAIL && a_rd_valid) || (state == S_WALK && w_rd_valid)
-                    || (state == S_CPL && c_rd_valid);
-  assign rd_addr = state == S_AVAIL ? a_rd_addr : state == S_WALK ? w_rd_addr : c_rd_addr;
-  assign rd_len = state == S_AVAIL ? a_rd_len : state == S_WALK ? w_rd_len : c_rd_len;
+  assign rd_valid = (in_avail && a_rd_valid) || (in_walk && w_rd_valid)
+                    || (in_cpl && c_rd_valid);
+  assign rd_addr = in_avail ? a_rd_addr : in_walk ? w_rd_addr : c_rd_addr;
+  assign rd_len = in_avail ? a_rd_len : in_walk ? w_rd_len : c_rd_len;
   assign wr_valid = a_wr_valid || p_wr_valid;
   assign wr_addr = a_wr_valid ? a_wr_addr : p_wr_addr;
   assign wr_len = a_wr_valid ? 16'd2 : p_wr_len;
   assign wr_data = a_wr_valid ? DW'(a_wr_data) : p_wr_data;
 
-  assign punt_valid = state == S_PUNT;
+  assign punt_valid = in_punt;
   always_comb begin
     punt_entry = '0;
     punt_entry.qid = 16'(cq);
@@ -462,265 +463,8 @@ module fv_virtq_engine #(
     punt_entry.arg = p_arg;
   end
 
-  assign irq_valid = state == S_IRQ;
+  assign irq_valid = in_irq;
   assign irq_vector = c_vec;
   assign cur_queue = cq;
 
-  // ---------------------------------------------------------------------------------------------
-  // The walk and publish state machine.
-
-  always_ff @(posedge clk) begin
-    if (rst) begin
-      state <= S_IDLE;
-      cq <= '0;
-      c_desc <= '0;
-      c_avail <= '0;
-      c_used <= '0;
-      c_size <= '0;
-      c_mask <= '0;
-      c_evt <= '0;
-      c_ind <= '0;
-      c_vec <= NO_VECTOR;
-      last_avail <= '0;
-      used_idx <= '0;
-      in_ind <= '0;
-      head <= '0;
-      req_pos <= '0;
-      walked_bytes <= '0;
-      first_addr <= '0;
-      f_cause <= '0;
-      f_info <= '0;
-      f_fault <= '0;
-      p_reason <= '0;
-      p_arg <= '0;
-      take_punt <= '0;
-      cycle <= '0;
-      start_cycle <= '0;
-      save_we <= '0;
-      save_last_avail <= '0;
-      save_used_idx <= '0;
-      ev_error <= '0;
-      ev_fault <= '0;
-      ev_irq <= '0;
-      cs <= '0;
-      load_slot <= '0;
-      pub_len <= '0;
-      pub_no_irq <= '0;
-      wseq_iss <= '0;
-      wseq_ack <= '0;
-    end else begin
-      cycle <= cycle + 32'd1;
-      // Writes issued and acknowledged; refusals of the used-ring writes being published.
-      if (wr_valid && wr_ready) wseq_iss <= wseq_iss + 16'd1;
-      if (wc_valid) wseq_ack <= wseq_ack + 16'd1;
-      save_we <= '0;
-      ev_error <= 1'b0;
-      ev_fault <= 1'b0;
-      ev_irq <= 1'b0;
-
-      if (p_published) begin
-        save_we[cq] <= 1'b1;
-        save_last_avail <= last_avail;
-        save_used_idx <= used_idx + 16'd1;
-      end
-
-      unique case (state)
-        S_IDLE: begin
-          if (idle_decide) begin
-            // The oldest publish's interrupt decision (taken even while !run).
-            cq <= dec_q;
-            c_vec <= dec_vec;
-            state <= S_DECIDE;
-          end else if (idle_load) begin
-            // A slot finished (taken even while !run: work in flight drains).
-            cs <= ready_dslot;
-            cq <= ready_q;
-            load_slot <= 1'b1;
-            state <= S_LOAD;
-          end else if (idle_cpl) begin
-            state <= S_CPL;            // fv_vq_punt_cpl reads the completion
-          end else if (idle_pick) begin
-            cq <= pick;
-            c_desc <= {desc_hi[pick], desc_lo[pick]};
-            c_avail <= {avail_hi[pick], avail_lo[pick]};
-            c_used <= {used_hi[pick], used_lo[pick]};
-            c_size <= size[pick];
-            c_mask <= size[pick] - 16'd1;
-            c_evt <= event_idx[pick];
-            c_ind <= indirect[pick];
-            c_vec <= msix_vector[pick];
-            last_avail <= saved_last_avail[pick];
-            used_idx <= saved_used_idx[pick];
-            state <= S_AVAIL;          // fv_vq_avail_fetch starts
-          end
-        end
-
-        S_AVAIL: begin
-          if (a_in_ring) start_cycle <= cycle;
-          if (a_done) begin
-            f_cause <= a_cause;
-            f_info <= a_info;
-            f_fault <= a_fault;
-            unique case (a_result)
-              fv_vq_pkg::AVAIL_HEAD: begin
-                head <= a_head;
-                state <= S_WALK;         // fv_vq_desc_walk starts
-              end
-              fv_vq_pkg::AVAIL_NONE: state <= S_IDLE;
-              default: state <= S_FAIL;
-            endcase
-          end
-        end
-
-        S_WALK: begin
-          if (w_done) begin
-            f_cause <= w_cause;
-            f_info <= w_info;
-            f_fault <= w_fault;
-            unique case (w_result)
-              fv_vq_pkg::WALK_FAIL: state <= S_FAIL;
-              fv_vq_pkg::WALK_PUNT: begin
-                // More descriptors than the segment table holds: the CPU serves this one.
-                p_reason <= 8'(fv_regs_pkg::PUNT_REASON_CHAIN_TOO_LONG);
-                p_arg <= '0;
-                take_punt <= 1'b1;
-                state <= S_TAKE;
-              end
-              default: begin
-                take_punt <= 1'b0;
-                state <= S_TAKE;
-              end
-            endcase
-          end
-        end
-
-        // The chain is walked: consume its avail entry (the request is held until its result
-        // is published), then hand it to a slot or to the CPU. The saved state reaches the CSR
-        // block a cycle later, before the next pick reads it (S_DEV and S_PUNT take a cycle at
-        // least).
-        S_TAKE: begin
-          req_pos <= last_avail;
-          first_addr <= w_first_addr;
-          walked_bytes <= w_bytes;
-          in_ind <= w_ind;
-          last_avail <= last_avail + 16'd1;
-          save_we[cq] <= 1'b1;
-          save_last_avail <= last_avail + 16'd1;
-          save_used_idx <= used_idx;
-          state <= take_punt ? S_PUNT : S_DEV;
-        end
-        // A free slot takes the chain (the pick made sure there is one); its result is published
-        // when the slot finishes.
-        S_DEV: state <= S_IDLE;
-
-        // A result to publish (a slot's, or a CPU completion read in S_CPL): the queue's
-        // context as at a pick; then publish, punt or fail. A broken queue gets no more used
-        // entries.
-        S_LOAD: begin
-          c_avail <= {avail_hi[cq], avail_lo[cq]};
-          c_used <= {used_hi[cq], used_lo[cq]};
-          c_size <= size[cq];
-          c_mask <= size[cq] - 16'd1;
-          c_evt <= event_idx[cq];
-          c_vec <= msix_vector[cq];
-          last_avail <= saved_last_avail[cq];
-          used_idx <= saved_used_idx[cq];
-          if (!load_slot) begin
-            state <= err[cq] ? S_IDLE : S_PUB;
-          end else begin
-            head <= r_head;
-            req_pos <= r_pos;
-            first_addr <= r_first_addr;
-            walked_bytes <= r_walked;
-            in_ind <= r_ind;
-            start_cycle <= r_start;
-            pub_len <= r_written;
-            pub_no_irq <= 1'b0;
-            if (err[cq]) begin
-              state <= S_IDLE;
-            end else if (r_tmo) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_ENGINE_TIMEOUT;
-              f_info <= {16'd0, r_head};
-              f_fault <= 1'b0;
-              state <= S_FAIL;
-            end else if (r_err) begin
-              f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-              f_info <= '0;
-              f_fault <= 1'b1;
-              state <= S_FAIL;
-            end else if (r_punt) begin
-              // The device engine hands this request to the CPU (it stays held, now as a punt).
-              p_reason <= r_reason;
-              p_arg <= r_arg;
-              state <= S_PUNT;
-            end else begin
-              state <= S_PUB;
-            end
-          end
-        end
-
-        // fv_vq_used_write publishes (the context holds still meanwhile) and hands the
-        // interrupt decision to a free entry of fv_vq_irq_decide (the publish started only with
-        // one free).
-        S_PUB: if (p_done) state <= S_IDLE;
-
-        // The decision (cq and c_vec are the decision's queue and vector). Without an interrupt
-        // now (none wanted, or deferred), look at avail->idx again before the queue may sleep
-        // (entries added without a kick, EVENT_IDX's avail_event): on the next pick, after the
-        // other queues.
-        S_DECIDE: begin
-          if (dec_fail) begin
-            f_cause <= fv_regs_pkg::QUEUE_ERROR_DMA_FAULT;
-            f_info <= dec_info;
-            f_fault <= 1'b1;
-            state <= S_FAIL;
-          end else if (dec_irq) begin
-            state <= S_IRQ;
-          end else begin
-            state <= S_IDLE;
-          end
-        end
-
-        S_IRQ: begin
-          if (irq_ready) begin
-            ev_irq <= 1'b1;
-            state <= S_IDLE;
-          end
-        end
-
-        // The request (consumed and held already) goes out on the punt ring with a tag.
-        S_PUNT: if (punt_ready) state <= S_IDLE;
-
-        S_CPL: begin
-          if (c_done) begin
-            if (c_result != fv_vq_pkg::CPL_DROP) cq <= c_q;
-            f_cause <= c_cause;
-            f_info <= c_info;
-            f_fault <= 1'b0;
-            unique case (c_result)
-              fv_vq_pkg::CPL_LOAD: begin
-                head <= c_head;
-                req_pos <= c_pos;
-                pub_len <= c_len;
-                pub_no_irq <= c_no_irq;
-                ev_error <= c_failed;    // the CPU failed the request: count it
-                load_slot <= 1'b0;
-                state <= S_LOAD;
-              end
-              fv_vq_pkg::CPL_FAIL: state <= S_FAIL;
-              default: state <= S_IDLE;
-            endcase
-          end
-        end
-
-        S_FAIL: begin                  // (the queue's error state: fv_vq_sched)
-          ev_error <= 1'b1;
-          ev_fault <= f_fault;
-          state <= S_IDLE;
-        end
-
-        default: state <= S_IDLE;
-      endcase
-    end
-  end
 endmodule

@@ -1,5 +1,21 @@
 // Shared by the virtqueue engine's stages (sim/rtl/fv_vq_*.sv).
 package fv_vq_pkg;
+  // The dispatcher's state (fv_vq_dispatch): what fv_virtq_engine is doing.
+  typedef enum logic [3:0] {
+    S_IDLE,
+    S_AVAIL,      // the avail stage looks for a request of the picked queue
+    S_WALK,       // the walk
+    S_TAKE,       // the request consumes its avail entry
+    S_DEV,        // ... and goes to a device-engine slot
+    S_LOAD,       // a result to publish: the queue's context
+    S_PUB,        // the used-ring writer publishes
+    S_DECIDE,     // an interrupt decision
+    S_IRQ,        // ... requests the interrupt
+    S_PUNT,       // a request goes to the CPU
+    S_CPL,        // a CPU completion is read
+    S_FAIL        // a queue enters its error state
+  } disp_state_e;
+
   // What the walk does with a descriptor (fv_vq_desc_check).
   typedef enum logic [1:0] {
     V_SEG,        // a segment of the request

@@ -1,9 +1,9 @@
-// Virtqueue engine for split virtqueues: the stages below wired together, and the dispatcher
-// that runs them.
+// Virtqueue engine for split virtqueues: the stages below wired together.
 //
 //   doorbell -> avail->idx -> avail ring -> descriptor chain walk (NEXT, INDIRECT) -> device
 //   engine -> used element -> used->idx -> EVENT_IDX / NO_INTERRUPT decision -> MSI-X request
 //
+//   fv_vq_dispatch       what the engine does next (below); the queue and request in hand
 //   fv_vq_sched          doorbells, pending queues, round-robin pick, error state, STATUS
 //   fv_vq_avail_fetch    configuration check, avail->idx, avail_event, the ring window + read-ahead
 //   fv_vq_desc_prefetch  look-ahead descriptor reads of the next heads, head prediction
@@ -13,7 +13,7 @@
 //   fv_vq_irq_decide     the interrupt decisions after each publish, moderation
 //   fv_vq_punt_cpl       punt tags, the CPU's completions
 //
-// The dispatcher does one thing at a time, in this order when idle: the oldest interrupt decision
+// The dispatcher (fv_vq_dispatch) does one thing at a time, in this order when idle: the oldest interrupt decision
 // (S_DECIDE, S_IRQ), a slot's result (S_LOAD: publish S_PUB, punt S_PUNT or fail), a CPU
 // completion (S_CPL, then S_LOAD), a new request of the picked queue (S_AVAIL, S_WALK, S_TAKE,
 // then a slot S_DEV or the CPU S_PUNT). It hands each walked chain to one of NSLOT device-engine

@@ -2,7 +2,9 @@
 // idle: the oldest interrupt decision (S_DECIDE, then S_IRQ when an interrupt is due), a slot's
 // result (S_LOAD: publish S_PUB, punt S_PUNT or fail), a CPU completion (S_CPL, then S_LOAD), a
 // new request of the picked queue (S_AVAIL, S_WALK, S_TAKE, then a slot S_DEV or the CPU
-// S_PUNT); decisions and results are taken even while !run (work in flight drains). It holds
+// S_PUNT); decisions and results are taken even while !run (work in flight drains), and while
+// every decision entry is taken neither a result nor a completion is (their publish would need
+// one), only new requests. It holds
 // the context of the queue in hand (loaded at a pick and at S_LOAD) and of the request in hand,
 // which the stages read, and records failures (S_FAIL: the queue's error state, fv_vq_sched).
 module fv_vq_dispatch #(

@@ -269,49 +269,17 @@ module fv_top #(
     .cur_queue, .ev_done, .ev_bytes, .ev_cycles, .ev_error, .ev_fault, .ev_irq
   );
   assign queue_q_status_error_i = st_error;
-  // Function reset (FLR analogue): the function's queues are disabled (CTRL.enable cleared by
-  // the device), drain like any disable (request in flight, punted requests), and then their
-  // saved state is zeroed. The other functions' queues are not touched.
+  // Function reset (FLR analogue), and the queues' saved state.
   localparam int NF = fv_regs_pkg::NUM_FUNCTIONS;
-  logic [NF-1:0] freset, fbusy, fdone;
-  logic [NQ-1:0] zero_state;
-  // (The per-queue loops run only while a function reset is in progress.)
-  always_comb begin
-    fbusy = '0;
-    queue_q_ctrl_enable_we = '0;
-    zero_state = '0;
-    if (|freset) begin
-      for (int q = 0; q < NQ; q++) begin
-        if (queue_q_status_enabled_i[q]) fbusy[queue_q_ctrl_func[q]] = 1'b1;
-      end
-      for (int q = 0; q < NQ; q++) begin
-        queue_q_ctrl_enable_we[q] = freset[queue_q_ctrl_func[q]];
-        zero_state[q] = fdone[queue_q_ctrl_func[q]];
-      end
-    end
-  end
-  assign fdone = freset & ~fbusy;
+  fv_func_reset #(.NQ(NQ), .NF(NF)) u_func_reset (
+    .clk, .rst(srst), .reset_pulse(functions_func_ctrl_reset_pulse),
+    .reset_busy(functions_func_status_reset_busy_i), .q_func(queue_q_ctrl_func),
+    .q_enabled(queue_q_status_enabled_i), .enable_we(queue_q_ctrl_enable_we), .save_we,
+    .save_last_avail, .save_used_idx, .state_we(queue_q_state_last_avail_we),
+    .last_avail_d(queue_q_state_last_avail_d), .used_idx_d(queue_q_state_used_idx_d)
+  );
   assign queue_q_ctrl_enable_d = '0;
-  always_ff @(posedge clk) begin
-    if (srst) freset <= '0;
-    else freset <= (freset & ~fdone) | functions_func_ctrl_reset_pulse;
-  end
-  assign functions_func_status_reset_busy_i = freset;
-
-  assign queue_q_state_last_avail_we = save_we | zero_state;
-  assign queue_q_state_used_idx_we = save_we | zero_state;
-  always_comb begin
-    queue_q_state_last_avail_d = {NQ{save_last_avail}};
-    queue_q_state_used_idx_d = {NQ{save_used_idx}};
-    if (|zero_state) begin
-      for (int q = 0; q < NQ; q++) begin
-        if (zero_state[q]) begin
-          queue_q_state_last_avail_d[q] = 16'd0;
-          queue_q_state_used_idx_d[q] = 16'd0;
-        end
-      end
-    end
-  end
+  assign queue_q_state_used_idx_we = queue_q_state_last_avail_we;
 
   // Device-engine slots (fv_dev_slot): each serves one request at a time with the engine of its
   // function's device type. A slot takes the chain's segment table, function and device type at
@@ -401,42 +369,13 @@ module fv_top #(
   );
 
   // TX order: a net request sends its frame only when no older net request of its queue is
-  // still in a slot (tickets in dispatch order; a request leaves its slot when done, also when
-  // punted or killed by the watchdog, so nothing waits on a request that is gone).
-  logic [NSLOT-1:0]          nt_busy, nt_turn;
-  logic [NSLOT-1:0][7:0]     nt_tk;
-  logic [NSLOT-1:0][QW-1:0]  nt_q;
-  logic [7:0]                nt_next;
-  logic                      start_net;
-  assign start_net = functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_NET);
-  always_ff @(posedge clk) begin
-    if (srst) begin
-      nt_busy <= '0;
-      nt_tk <= '0;
-      nt_q <= '0;
-      nt_next <= '0;
-    end else begin
-      for (int k = 0; k < NSLOT; k++) begin
-        if (dev_start[k] && start_net) begin
-          nt_busy[k] <= 1'b1;
-          nt_tk[k] <= nt_next;
-          nt_q[k] <= cur_queue;
-        end else if (dev_done[k]) begin
-          nt_busy[k] <= 1'b0;
-        end
-      end
-      if (|dev_start && start_net) nt_next <= nt_next + 8'd1;
-    end
-  end
-  always_comb begin
-    for (int k = 0; k < NSLOT; k++) begin
-      nt_turn[k] = 1'b1;
-      for (int j = 0; j < NSLOT; j++) begin
-        if (j != k && nt_busy[j] && nt_q[j] == nt_q[k]
-            && $signed(8'(nt_tk[j] - nt_tk[k])) < 8'sd0) nt_turn[k] = 1'b0;
-      end
-    end
-  end
+  // still in a slot.
+  logic [NSLOT-1:0] nt_turn;
+  fv_net_tx_order #(.NQ(NQ), .NSLOT(NSLOT)) u_net_tx_order (
+    .clk, .rst(srst), .dev_start,
+    .start_net(functions_func_device_type_kind[cur_func] == 8'(fv_regs_pkg::VIRTIO_DEVICE_NET)),
+    .start_q(cur_queue), .dev_done, .turn(nt_turn)
+  );
 
   fv_pkt_mux #(.N(NSLOT), .DW(DW), .TW(8)) u_pkt_mux (
     .clk, .rst(srst),

@@ -89,9 +89,15 @@ pub struct Inner {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum L4 {
     Tcp(TcpSeg),
-    Udp { sport: u16, dport: u16 },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
     /// ICMP or ICMPv6 echo request or reply.
-    Echo { id: u16, reply: bool },
+    Echo {
+        id: u16,
+        reply: bool,
+    },
     /// ICMP destination unreachable / time exceeded / parameter problem (ICMPv6 also packet too
     /// big), with the offending packet's tuple.
     IcmpError(Inner),
@@ -465,6 +471,7 @@ pub struct Conntrack {
     ops: Vec<HwOp>,
     events: Vec<Event>,
     stats: CtStats,
+    offload: bool,
 }
 
 impl std::fmt::Debug for Conntrack {
@@ -517,7 +524,14 @@ impl Conntrack {
             ops: Vec::new(),
             events: Vec::new(),
             stats: CtStats::default(),
+            offload: true,
         }
+    }
+
+    /// Whether connections are offered to the hardware (off: everything stays on the CPU, the
+    /// all-CPU policy).
+    pub fn set_offload(&mut self, on: bool) {
+        self.offload = on;
     }
 
     pub fn stats(&self) -> CtStats {
@@ -553,9 +567,10 @@ impl Conntrack {
         Some((c.id, dir))
     }
 
-    /// A connection's TCP state (None for other protocols or an unknown connection).
+    /// A live connection's TCP state (None for other protocols, or a connection out of the
+    /// table: gone, or waiting for its hardware entries' removal).
     pub fn tcp_state(&self, conn: ConnId) -> Option<TcpState> {
-        self.conn(conn)?.tcp
+        self.conn(conn).filter(|c| !c.dying)?.tcp
     }
 
     /// Whether the connection's entries are in hardware or asked to be (not if being removed).
@@ -587,7 +602,6 @@ impl Conntrack {
             .as_ref()
             .filter(|c| c.id == id)
     }
-
 
     /// Tracks one packet at `now`. A packet that would open a connection asks `allow_new` (the
     /// ACL) first; an allowed one opens it.
@@ -633,11 +647,18 @@ impl Conntrack {
         self.open(key, p, now, allow_new)
     }
 
-    fn decision(state: CtState, conn: Option<ConnId>, dir: Dir, reject: Option<Reject>) -> Decision {
+    fn decision(
+        state: CtState,
+        conn: Option<ConnId>,
+        dir: Dir,
+        reject: Option<Reject>,
+    ) -> Decision {
         Decision {
             state,
-            accept: matches!(state, CtState::Established | CtState::Related | CtState::New)
-                && reject.is_none(),
+            accept: matches!(
+                state,
+                CtState::Established | CtState::Related | CtState::New
+            ) && reject.is_none(),
             reject,
             conn,
             dir,
@@ -802,9 +823,8 @@ impl Conntrack {
                 orig: c.key,
                 reply: c.key.reverse(),
             })
-        } else if c.hw == HwState::None && c.offloadable() {
+        } else if self.offload && c.hw == HwState::None && c.offloadable() {
             c.hw = HwState::Pending;
-            c.liberal = true;
             self.stats.installs += 1;
             Some(HwOp::Install {
                 conn: id,
@@ -935,7 +955,11 @@ impl Conntrack {
             return; // not a connection's: a stale or foreign report
         };
         match (c.hw, ok) {
-            (HwState::Pending, true) => c.hw = HwState::Installed,
+            (HwState::Pending, true) => {
+                c.hw = HwState::Installed;
+                // From now on the CPU sees only some of its segments: its windows are stale.
+                c.liberal = true;
+            }
             (HwState::Pending, false) => {
                 c.hw = HwState::None;
                 c.no_offload = true;
@@ -972,8 +996,10 @@ impl Conntrack {
         }
         let active = hw.packets != c.hw_counts.packets;
         c.hw_counts = hw;
-        c.query_pending = false;
         if active {
+            // Alive in hardware: it lives on from its last packet there. (An idle answer
+            // leaves a pending query as it is: the connection goes when the grace ends.)
+            c.query_pending = false;
             c.deadline = c.deadline.max(hw.last_seen + c.timeout());
         }
     }
@@ -1109,7 +1135,11 @@ fn window(c: &mut Conn, dir: Dir, t: &TcpSeg) -> bool {
         .wrapping_add(t.payload)
         .wrapping_add(u32::from(syn) + u32::from(fin));
     let [mut a, mut b] = c.seq;
-    let (s, r) = if si == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    let (s, r) = if si == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
     if !s.init {
         // This side's first segment (the SYN-ACK, or the simultaneous SYN).
         s.end = end;

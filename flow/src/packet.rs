@@ -167,3 +167,140 @@ pub fn tuple(p: &Packet) -> Tuple {
         dst_port,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::tcp_flags::{ACK, SYN};
+    use etherparse::{IcmpEchoHeader, Icmpv4Type, PacketBuilder, TcpOptionElement};
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn build(b: etherparse::PacketBuilderStep<etherparse::TcpHeader>, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn tcp_with_its_window_scale() {
+        let b = PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1234, 500)
+            .syn()
+            .options(&[TcpOptionElement::WindowScale(7)])
+            .unwrap();
+        let f = build(b, &[]);
+        let p = from_frame(3, &f).unwrap();
+        assert_eq!(p.zone, 3);
+        assert_eq!(p.proto, PROTO_TCP);
+        let L4::Tcp(t) = p.l4 else { panic!() };
+        assert_eq!(
+            (t.sport, t.dport, t.seq, t.flags, t.window),
+            (40000, 80, 1234, SYN, 500)
+        );
+        assert_eq!(t.wscale, Some(7));
+        let b = PacketBuilder::ethernet2(MAC, MAC)
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(1, 2, 3, 4)
+            .ack(9);
+        let p = from_frame(0, &build(b, b"hello")).unwrap();
+        let L4::Tcp(t) = p.l4 else { panic!() };
+        assert_eq!((t.flags, t.ack, t.payload, t.wscale), (ACK, 9, 5, None));
+        assert_eq!(tuple(&p).dst_port, 2);
+    }
+
+    #[test]
+    fn udp_icmp_and_errors() {
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5000, 53)
+            .write(&mut f, b"q")
+            .unwrap();
+        let p = from_frame(0, &f).unwrap();
+        assert_eq!(
+            p.l4,
+            L4::Udp {
+                sport: 5000,
+                dport: 53
+            }
+        );
+
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(77, 1)
+            .write(&mut f, b"ping")
+            .unwrap();
+        assert_eq!(
+            from_frame(0, &f).unwrap().l4,
+            L4::Echo {
+                id: 77,
+                reply: false
+            }
+        );
+
+        // A port unreachable about a UDP datagram 10.0.0.1:5000 -> 10.0.0.2:53.
+        let mut inner = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(5000, 53)
+            .write(&mut inner, b"query")
+            .unwrap();
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .icmpv4(Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut f, &inner[..28])
+            .unwrap();
+        let p = from_frame(0, &f).unwrap();
+        let L4::IcmpError(i) = p.l4 else {
+            panic!("{p:?}")
+        };
+        assert_eq!((i.proto, i.sport, i.dport), (PROTO_UDP, 5000, 53));
+        assert_eq!(i.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+        // An error about an echo names the echo's identifier.
+        let mut inner = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 9], 1)
+            .icmpv4(Icmpv4Type::EchoRequest(IcmpEchoHeader { id: 42, seq: 1 }))
+            .write(&mut inner, b"")
+            .unwrap();
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 254], [10, 0, 0, 1], 64)
+            .icmpv4(Icmpv4Type::TimeExceeded(
+                etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+            ))
+            .write(&mut f, &inner)
+            .unwrap();
+        let L4::IcmpError(i) = from_frame(0, &f).unwrap().l4 else {
+            panic!()
+        };
+        assert_eq!((i.proto, i.sport, i.dport), (PROTO_ICMP, 42, 42));
+    }
+
+    #[test]
+    fn what_is_not_tracked() {
+        assert_eq!(from_frame(0, &[0; 60]).unwrap_err(), ParseError::NotIp);
+        assert_eq!(from_frame(0, &[0; 5]).unwrap_err(), ParseError::Malformed);
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1, 2)
+            .write(&mut f, &[0; 100])
+            .unwrap();
+        // More fragments (byte 20 of the frame: the IPv4 flags), header checksum ignored here.
+        f[20] |= 0x20;
+        assert_eq!(from_frame(0, &f).unwrap_err(), ParseError::Fragment);
+        // A TCP header cut short.
+        let b = PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1, 2, 3, 4);
+        let mut f = build(b, &[]);
+        f.truncate(14 + 20 + 10);
+        f[16..18].copy_from_slice(&30u16.to_be_bytes());
+        assert_eq!(from_frame(0, &f).unwrap_err(), ParseError::Malformed);
+    }
+}

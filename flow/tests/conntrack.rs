@@ -149,18 +149,39 @@ fn handshake_errors_are_invalid() {
         (d.state, d.reject),
         (CtState::Invalid, Some(Reject::Window))
     );
-    // An ACK from the originator before any SYN-ACK; a plain ACK from the responder.
+    // An ACK from the originator before any SYN-ACK.
     let d = ct.process(&tcp(0, true, ACK, ISN_A + 1, 5, 0), 0, allow);
     assert_eq!(d.reject, Some(Reject::State));
-    let d = ct.process(&tcp(0, false, ACK, ISN_B, ISN_A + 1, 0), 0, allow);
-    assert_eq!(d.reject, Some(Reject::State));
-    // A refusal: RST+ACK acknowledging the SYN closes it; a bare RST does not.
-    let d = ct.process(&tcp(0, false, RST, 0, 0, 0), 0, allow);
-    assert_eq!(d.state, CtState::Invalid);
+    // A refusal: RST+ACK acknowledging the SYN passes and ends it at once (there never was a
+    // connection, as Linux sees it).
     let d = ct.process(&tcp(0, false, RST | ACK, 0, ISN_A + 1, 0), 0, allow);
-    assert_eq!(d.state, CtState::Established);
-    let id = d.conn.unwrap();
-    assert_eq!(ct.tcp_state(id), Some(TcpState::Close));
+    assert_eq!((d.state, d.accept), (CtState::Established, true));
+    assert_eq!(ct.tcp_state(d.conn.unwrap()), None);
+    assert!(ct.is_empty());
+    let ev = ct.take_events();
+    assert!(
+        matches!(
+            ev[..],
+            [
+                Event::New { .. },
+                Event::Destroy {
+                    packets: [1, 1],
+                    ..
+                }
+            ]
+        ),
+        "{ev:?}"
+    );
+    // A plain ACK from the responder in SYN_SENT may be a half-open connection's answer: it
+    // passes without changing anything (the originator's RST will follow).
+    let mut ct = Conntrack::default();
+    let id = ct
+        .process(&tcp(0, true, SYN, ISN_A, 0, 0), 0, allow)
+        .conn
+        .unwrap();
+    let d = ct.process(&tcp(0, false, ACK, ISN_B, ISN_A + 1, 0), 0, allow);
+    assert_eq!((d.state, d.accept), (CtState::Established, true));
+    assert_eq!(ct.tcp_state(id), Some(TcpState::SynSent));
 }
 
 #[test]
@@ -193,13 +214,14 @@ fn segments_out_of_window_are_invalid_and_change_nothing() {
         (d.state, d.reject),
         (CtState::Invalid, Some(Reject::Window))
     );
-    // Long before anything the peer could still accept.
+    // Long before anything the peer could still want (a late retransmission): passes as
+    // Linux lets it, without moving the state.
     let d = ct.process(
         &tcp(0, true, ACK, ISN_A.wrapping_sub(5_000_000), b1, 10),
         1,
         allow,
     );
-    assert_eq!(d.reject, Some(Reject::Window));
+    assert_eq!((d.state, d.accept), (CtState::Established, true));
     // Acknowledging data never sent.
     let d = ct.process(
         &tcp(0, true, ACK, ISN_A + 4001, b1.wrapping_add(90_000), 0),
@@ -210,7 +232,9 @@ fn segments_out_of_window_are_invalid_and_change_nothing() {
     // A retransmission (old but in window) passes.
     let d = ct.process(&tcp(0, true, ACK, ISN_A + 1001, b1, 1000), 1, allow);
     assert!(d.accept);
-    // An RST out of window does not close; in window it does.
+    // An RST out of window does not close; in window but not at the sequence the peer
+    // acknowledged, it keeps the connection (the endpoint answers with a challenge ACK,
+    // RFC 5961); at that sequence it closes.
     let d = ct.process(
         &tcp(0, false, RST, b1.wrapping_add(50_000_000), 0, 0),
         1,
@@ -219,6 +243,9 @@ fn segments_out_of_window_are_invalid_and_change_nothing() {
     assert_eq!(d.reject, Some(Reject::Window));
     assert_eq!(ct.tcp_state(id), Some(TcpState::Established));
     let d = ct.process(&tcp(0, false, RST, b1.wrapping_add(400), 0, 0), 1, allow);
+    assert!(d.accept);
+    assert_eq!(ct.tcp_state(id), Some(TcpState::Established));
+    let d = ct.process(&tcp(0, false, RST, b1, 0, 0), 1, allow);
     assert!(d.accept);
     assert_eq!(ct.tcp_state(id), Some(TcpState::Close));
 }
@@ -474,21 +501,27 @@ fn timeouts_follow_the_state() {
     ct.process(&udp(0, true), 0, allow);
     assert_eq!(ct.expire(29_999), 0);
     assert_eq!(ct.expire(30_000), 1);
-    // A SYN unanswered: 120 s; a later packet pushes the deadline back (lazily re-armed).
+    // A later packet pushes the deadline back (the timer is re-armed lazily).
+    ct.process(&udp(0, true), 40_000, allow);
+    ct.process(&udp(0, true), 60_000, allow);
+    assert_eq!(ct.expire(89_999), 0);
+    assert_eq!(ct.expire(90_000), 1);
+    // A SYN unanswered: 120 s, and retransmitting it does not prolong it (port reuse would
+    // keep it alive for ever).
     let id = ct
         .process(&tcp(0, true, SYN, ISN_A, 0, 0), 0, allow)
         .conn
         .unwrap();
     ct.process(&tcp(0, true, SYN, ISN_A, 0, 0), 100_000, allow);
-    assert_eq!(ct.expire(120_000), 0);
+    assert_eq!(ct.expire(119_999), 0);
     assert_eq!(ct.tcp_state(id), Some(TcpState::SynSent));
-    assert_eq!(ct.expire(220_000), 1);
+    assert_eq!(ct.expire(120_000), 1);
     // An established connection that gets reset: CLOSE's 10 s, not ESTABLISHED's 5 days.
     let id = handshake(&mut ct, 0);
     ct.process(&tcp(0, true, RST, ISN_A + 1, 0, 0), 1_000, allow);
     assert_eq!(ct.tcp_state(id), Some(TcpState::Close));
     assert_eq!(ct.expire(11_000), 1);
-    assert_eq!(ct.stats().expired, 3);
+    assert_eq!(ct.stats().expired, 4);
 }
 
 #[test]
@@ -503,10 +536,15 @@ fn a_syn_reopens_a_closed_connection() {
     assert_eq!(ct.tcp_state(new), Some(TcpState::SynSent));
     assert_eq!(ct.tcp_state(id), None, "the old one is gone");
     assert_eq!(ct.len(), 1);
-    // A SYN in ESTABLISHED does not.
+    // A SYN in ESTABLISHED does not: it passes without changing anything (the firewall may
+    // be out of sync; the server's answer, a SYN-ACK or an RST, tells).
     let mut ct = Conntrack::default();
-    handshake(&mut ct, 0);
+    let id = handshake(&mut ct, 0);
     let d = ct.process(&tcp(0, true, SYN, ISN_A + 5000, 0, 0), 1, allow);
+    assert_eq!((d.state, d.accept), (CtState::Established, true));
+    assert_eq!(ct.tcp_state(id), Some(TcpState::Established));
+    // A SYN from the server's side there is invalid.
+    let d = ct.process(&tcp(0, false, SYN, ISN_B, 0, 0), 1, allow);
     assert_eq!((d.state, d.reject), (CtState::Invalid, Some(Reject::State)));
 }
 

@@ -39,6 +39,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
+mod tcp;
+
 /// Time in milliseconds from any origin the caller keeps (monotonic).
 pub type Millis = u64;
 
@@ -56,7 +58,7 @@ pub mod tcp_flags {
     pub const ACK: u8 = 0x10;
     pub const URG: u8 = 0x20;
 }
-use tcp_flags::{ACK, FIN, RST, SYN};
+use tcp_flags::{ACK, RST, SYN};
 
 /// A TCP segment as the tracker needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,26 +342,6 @@ pub struct HwCounters {
     pub tcp_flags: u8,
 }
 
-/// One direction's sequence space (van Rooij's window tracking).
-#[derive(Clone, Copy, Debug, Default)]
-struct Seq {
-    /// Highest sequence number sent plus length (the next byte).
-    end: u32,
-    /// Highest sequence number the peer's window allows.
-    maxend: u32,
-    /// Largest window this side advertised (scaled).
-    maxwin: u32,
-    /// Window scale, once both SYNs carried the option.
-    scale: u8,
-    /// The option seen in this side's SYN.
-    wscale_opt: Option<u8>,
-    /// The FIN's end sequence, once sent.
-    fin_end: Option<u32>,
-    /// This side's FIN acknowledged by the peer.
-    fin_acked: bool,
-    init: bool,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HwState {
     /// Not in hardware.
@@ -375,9 +357,9 @@ enum HwState {
 struct Conn {
     id: ConnId,
     key: Key,
-    tcp: Option<TcpState>,
-    seq: [Seq; 2],
-    liberal: bool,
+    tcp: Option<tcp::Tcp>,
+    /// A TCP connection's timeout as its last segment set it.
+    tcp_timeout: Millis,
     seen_reply: bool,
     packets: [u64; 2],
     bytes: [u64; 2],
@@ -400,8 +382,8 @@ struct Conn {
 
 impl Conn {
     fn timeout(&self) -> Millis {
-        match (self.tcp, self.key.proto) {
-            (Some(s), _) => s.timeout(),
+        match (&self.tcp, self.key.proto) {
+            (Some(_), _) => self.tcp_timeout,
             (None, PROTO_UDP) if self.seen_reply => UDP_STREAM_TIMEOUT,
             (None, PROTO_UDP) => UDP_TIMEOUT,
             (None, PROTO_ICMP | PROTO_ICMPV6) => ICMP_TIMEOUT,
@@ -411,8 +393,8 @@ impl Conn {
 
     fn offloadable(&self) -> bool {
         !self.no_offload
-            && match self.tcp {
-                Some(s) => s == TcpState::Established,
+            && match &self.tcp {
+                Some(t) => t.state == TcpState::Established && self.seen_reply,
                 None => self.key.proto == PROTO_UDP && self.seen_reply,
             }
     }
@@ -497,20 +479,6 @@ fn conn_in(slots: &mut [Option<Conn>], id: ConnId) -> Option<&mut Conn> {
         .filter(|c| c.id == id)
 }
 
-/// `a` before `b` in sequence space.
-fn before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
-fn after(a: u32, b: u32) -> bool {
-    before(b, a)
-}
-
-/// The widest an acknowledgement may trail the peer's highest sequence (Linux's MAXACKWINDOW).
-fn max_ack_window(maxwin: u32) -> u32 {
-    maxwin.max(66_000)
-}
-
 impl Conntrack {
     pub fn new(limits: Limits) -> Conntrack {
         Conntrack {
@@ -570,7 +538,7 @@ impl Conntrack {
     /// A live connection's TCP state (None for other protocols, or a connection out of the
     /// table: gone, or waiting for its hardware entries' removal).
     pub fn tcp_state(&self, conn: ConnId) -> Option<TcpState> {
-        self.conn(conn).filter(|c| !c.dying)?.tcp
+        Some(self.conn(conn).filter(|c| !c.dying)?.tcp.as_ref()?.state)
     }
 
     /// Whether the connection's entries are in hardware or asked to be (not if being removed).
@@ -705,13 +673,12 @@ impl Conntrack {
     ) -> Decision {
         let tcp = match p.l4 {
             L4::Tcp(t) => {
-                if t.flags & (SYN | ACK | RST | FIN) != SYN {
-                    let r = if t.flags & SYN != 0 && t.flags & (RST | FIN) != 0 {
-                        Reject::BadFlags
-                    } else {
-                        Reject::NotSyn
-                    };
-                    return Self::invalid(r);
+                if !tcp::valid_flags(t.flags) {
+                    return Self::invalid(Reject::BadFlags);
+                }
+                // Only a SYN opens a connection (no mid-stream pick-up).
+                if t.flags & (SYN | ACK | RST) != SYN {
+                    return Self::invalid(Reject::NotSyn);
                 }
                 Some(t)
             }
@@ -739,9 +706,8 @@ impl Conntrack {
         let mut c = Conn {
             id,
             key,
-            tcp: tcp.map(|_| TcpState::SynSent),
-            seq: [Seq::default(); 2],
-            liberal: false,
+            tcp: tcp.as_ref().map(tcp::Tcp::open),
+            tcp_timeout: TcpState::SynSent.timeout(),
             seen_reply: false,
             packets: [1, 0],
             bytes: [u64::from(p.len), 0],
@@ -754,14 +720,6 @@ impl Conntrack {
             query_pending: false,
             dying: false,
         };
-        if let Some(t) = tcp {
-            let s = &mut c.seq[0];
-            s.end = t.seq.wrapping_add(t.payload).wrapping_add(1);
-            s.maxend = s.end;
-            s.maxwin = u32::from(t.window).max(1);
-            s.wscale_opt = t.wscale;
-            s.init = true;
-        }
         c.deadline = now + c.timeout();
         c.armed = c.deadline;
         self.timers.push(Reverse((c.deadline, slot, gen)));
@@ -777,14 +735,38 @@ impl Conntrack {
     fn existing(&mut self, id: ConnId, dir: Dir, p: &Packet, now: Millis) -> Option<Decision> {
         let c = conn_in(&mut self.slots, id).expect("indexed connections are live");
         let d = dir as usize;
-        if let L4::Tcp(t) = p.l4 {
-            if t.flags & (SYN | ACK | RST | FIN) == SYN
-                && matches!(c.tcp, Some(TcpState::TimeWait | TcpState::Close))
-            {
-                return None;
+        let seen_reply = c.seen_reply;
+        let own_state = |dir: Dir| {
+            if dir == Dir::Reply || seen_reply {
+                CtState::Established
+            } else {
+                CtState::New
             }
-            if let Err(r) = tcp_step(c, dir, &t) {
-                return Some(Self::decision(CtState::Invalid, Some(id), dir, Some(r)));
+        };
+        let mut refresh = true;
+        if let (L4::Tcp(t), Some(tcp)) = (p.l4, c.tcp.as_mut()) {
+            match tcp.step(dir, &t, seen_reply) {
+                tcp::Outcome::Invalid(r) => {
+                    return Some(Self::decision(CtState::Invalid, Some(id), dir, Some(r)))
+                }
+                tcp::Outcome::Reopen => return None,
+                tcp::Outcome::Ignore => {
+                    // Passes; nothing of the connection changes but its counters.
+                    c.packets[d] += 1;
+                    c.bytes[d] += u64::from(p.len);
+                    if dir == Dir::Reply {
+                        c.seen_reply = true;
+                    }
+                    return Some(Self::decision(own_state(dir), Some(id), dir, None));
+                }
+                tcp::Outcome::Kill => {
+                    c.packets[d] += 1;
+                    c.bytes[d] += u64::from(p.len);
+                    self.retire(id);
+                    return Some(Self::decision(own_state(dir), Some(id), dir, None));
+                }
+                tcp::Outcome::Accept(Some(timeout)) => c.tcp_timeout = timeout,
+                tcp::Outcome::Accept(None) => refresh = false,
             }
         }
         if let L4::Echo { reply, .. } = p.l4 {
@@ -803,16 +785,14 @@ impl Conntrack {
         if dir == Dir::Reply {
             c.seen_reply = true;
         }
-        c.deadline = now + c.timeout();
-        c.query_pending = false;
+        if refresh {
+            c.deadline = now + c.timeout();
+            c.query_pending = false;
+        }
         // Like Linux: a connection's packets are established once a reply was seen; until then
         // the originator's packets (retransmissions) are still new.
-        let state = if c.seen_reply {
-            CtState::Established
-        } else {
-            CtState::New
-        };
-        if c.tcp.is_some_and(|s| s.closing()) {
+        let state = own_state(dir);
+        if c.tcp.as_ref().is_some_and(|t| t.state.closing()) {
             c.no_offload = true;
         }
         let op = if c.no_offload && matches!(c.hw, HwState::Pending | HwState::Installed) {
@@ -958,7 +938,9 @@ impl Conntrack {
             (HwState::Pending, true) => {
                 c.hw = HwState::Installed;
                 // From now on the CPU sees only some of its segments: its windows are stale.
-                c.liberal = true;
+                if let Some(t) = c.tcp.as_mut() {
+                    t.liberal = true;
+                }
             }
             (HwState::Pending, false) => {
                 c.hw = HwState::None;
@@ -1022,180 +1004,4 @@ impl Conntrack {
             self.destroy(conn);
         }
     }
-}
-
-/// The TCP flags that matter to the state machine.
-fn kind(flags: u8) -> Result<u8, Reject> {
-    let f = flags & (SYN | ACK | RST | FIN);
-    match f {
-        SYN => Ok(f),
-        x if x == SYN | ACK => Ok(f),
-        RST => Ok(f),
-        x if x == RST | ACK => Ok(f),
-        x if x == FIN | ACK => Ok(f),
-        ACK => Ok(f),
-        _ => Err(Reject::BadFlags),
-    }
-}
-
-/// One segment of a tracked TCP connection: the state transition and the window check.
-fn tcp_step(c: &mut Conn, dir: Dir, t: &TcpSeg) -> Result<(), Reject> {
-    use TcpState::*;
-    let state = c.tcp.ok_or(Reject::State)?;
-    let f = kind(t.flags)?;
-    let (s, r) = (dir as usize, dir.other() as usize);
-    let orig = dir == Dir::Orig;
-    // The state the segment leads to, before the window check.
-    let next = match f {
-        SYN => match (state, orig) {
-            (SynSent, true) | (SynSent2, _) => state,
-            (SynSent, false) => SynSent2,
-            _ => return Err(Reject::State),
-        },
-        x if x == SYN | ACK => match (state, orig) {
-            (SynSent, false) | (SynSent2, _) | (SynRecv, false) => {
-                // It must acknowledge the other side's SYN exactly.
-                if !c.seq[r].init || t.ack != c.seq[r].end {
-                    return Err(Reject::Window);
-                }
-                SynRecv
-            }
-            // A retransmitted SYN-ACK (the handshake's last ACK was lost): no change.
-            (Established, false) => Established,
-            _ => return Err(Reject::State),
-        },
-        RST => match state {
-            SynSent | SynSent2 => return Err(Reject::State),
-            _ => Close,
-        },
-        x if x == RST | ACK => match state {
-            // Refused: the reset must acknowledge the SYN.
-            SynSent if !orig => {
-                if t.ack != c.seq[r].end {
-                    return Err(Reject::Window);
-                }
-                Close
-            }
-            SynSent | SynSent2 => return Err(Reject::State),
-            _ => Close,
-        },
-        x if x == FIN | ACK => match state {
-            SynSent | SynSent2 => return Err(Reject::State),
-            _ => state, // settled by the closing bookkeeping below
-        },
-        _ => match (state, orig) {
-            // ACK
-            (SynSent | SynSent2, _) => return Err(Reject::State),
-            (SynRecv, true) => Established,
-            _ => state,
-        },
-    };
-    if !window(c, dir, t) {
-        return Err(Reject::Window);
-    }
-    if f == SYN && next == SynSent {
-        // A retransmitted SYN, maybe with a new sequence: the originator starts over.
-        c.seq[s].end = t.seq.wrapping_add(t.payload).wrapping_add(1);
-        c.seq[s].maxend = c.seq[s].end;
-    }
-    let mut next = next;
-    if f & FIN != 0 && c.seq[s].fin_end.is_none() {
-        c.seq[s].fin_end = Some(t.seq.wrapping_add(t.payload).wrapping_add(1));
-    }
-    if f & ACK != 0 {
-        if let Some(fe) = c.seq[r].fin_end {
-            if !before(t.ack, fe) {
-                c.seq[r].fin_acked = true;
-            }
-        }
-    }
-    if matches!(next, SynRecv | Established | FinWait | CloseWait | LastAck) {
-        let fins = c.seq.iter().filter(|q| q.fin_end.is_some()).count();
-        let acked = c.seq.iter().filter(|q| q.fin_acked).count();
-        next = match (fins, acked) {
-            (0, _) => next,
-            (1, 0) => FinWait,
-            (1, _) => CloseWait,
-            (_, 2) => TimeWait,
-            _ => LastAck,
-        };
-    }
-    c.tcp = Some(next);
-    Ok(())
-}
-
-/// The sequence-window check of a segment from `dir`, and the bookkeeping of an accepted one.
-fn window(c: &mut Conn, dir: Dir, t: &TcpSeg) -> bool {
-    let si = dir as usize;
-    let syn = t.flags & SYN != 0;
-    let fin = t.flags & FIN != 0;
-    let has_ack = t.flags & ACK != 0;
-    let end = t
-        .seq
-        .wrapping_add(t.payload)
-        .wrapping_add(u32::from(syn) + u32::from(fin));
-    let [mut a, mut b] = c.seq;
-    let (s, r) = if si == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
-    if !s.init {
-        // This side's first segment (the SYN-ACK, or the simultaneous SYN).
-        s.end = end;
-        s.maxend = end;
-        s.maxwin = u32::from(t.window).max(1);
-        s.wscale_opt = t.wscale;
-        s.init = true;
-        if syn && has_ack {
-            // Scaling is on only if both SYNs offered it.
-            if let (Some(x), Some(y)) = (s.wscale_opt, r.wscale_opt) {
-                s.scale = x.min(14);
-                r.scale = y.min(14);
-            }
-        }
-        if has_ack {
-            let m = t.ack.wrapping_add(u32::from(t.window));
-            if after(m, r.maxend) {
-                r.maxend = m;
-            }
-        }
-        c.seq = [a, b];
-        return true;
-    }
-    let win = if syn {
-        u32::from(t.window)
-    } else {
-        u32::from(t.window) << s.scale
-    };
-    let ack = if has_ack { t.ack } else { r.end };
-    let ok = c.liberal
-        || (!after(t.seq, s.maxend)
-            && !before(end, s.end.wrapping_sub(r.maxwin))
-            && !after(ack, r.end)
-            && !before(ack, r.end.wrapping_sub(max_ack_window(s.maxwin))));
-    if !ok {
-        return false;
-    }
-    if s.maxwin < win {
-        s.maxwin = win;
-    }
-    if after(end, s.end) {
-        s.end = end;
-    }
-    if r.maxwin != 0 && after(end, s.maxend) {
-        r.maxwin = r.maxwin.wrapping_add(end.wrapping_sub(s.maxend));
-    }
-    if has_ack {
-        let m = ack.wrapping_add(win.max(1));
-        if after(m, r.maxend) {
-            r.maxend = m;
-        }
-    }
-    // A liberal window still moves forward with what passes.
-    if after(end, s.maxend) {
-        s.maxend = end;
-    }
-    c.seq = [a, b];
-    true
 }

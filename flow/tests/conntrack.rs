@@ -727,3 +727,60 @@ fn the_acl_decides_new_connections_only() {
         Some(Reject::Acl)
     );
 }
+
+#[test]
+fn an_install_landing_after_its_connection_is_gone_is_removed() {
+    let mut ct = Conntrack::default();
+    let id = handshake(&mut ct, 3);
+    assert!(matches!(ct.take_ops()[..], [HwOp::Install { .. }]));
+    // The tenant goes while the install is on its way; the hardware runs the remove first.
+    ct.flush_zone(3);
+    assert!(matches!(ct.take_ops()[..], [HwOp::Remove { .. }]));
+    ct.hw_removed(id, HwCounters::default());
+    assert!(ct.is_empty());
+    // Not destroyed yet: the install may still land...
+    assert!(!ct
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, Event::Destroy { .. })));
+    ct.check();
+    // ...and it does: taken out again, and only then is the connection gone.
+    ct.hw_installed(id, true);
+    assert!(matches!(ct.take_ops()[..], [HwOp::Remove { conn, .. }] if conn == id));
+    ct.hw_removed(id, HwCounters::default());
+    let ev = ct.take_events();
+    assert!(
+        matches!(ev[..], [Event::Destroy { conn, .. }] if conn == id),
+        "{ev:?}"
+    );
+    assert_eq!(ct.stats().late_installs, 1);
+    ct.check();
+    // A report for a connection (or an install) nobody asked about changes nothing.
+    ct.hw_installed(id, true);
+    assert!(ct.take_ops().is_empty());
+}
+
+#[test]
+fn a_connection_to_itself() {
+    // Same address and port both ways: one key, every packet of the original direction.
+    let mut ct = Conntrack::default();
+    let p = Packet {
+        zone: 0,
+        src: A,
+        dst: A,
+        proto: PROTO_UDP,
+        l4: L4::Udp { sport: 7, dport: 7 },
+        len: 60,
+    };
+    let id = ct.process(&p, 0, allow).conn.unwrap();
+    let d = ct.process(&p, 1, allow);
+    assert_eq!(
+        (d.conn, d.dir, d.state),
+        (Some(id), Dir::Orig, CtState::New)
+    );
+    assert_eq!(ct.len(), 1);
+    ct.check();
+    assert_eq!(ct.expire(100_000), 1);
+    assert!(ct.is_empty());
+    ct.check();
+}

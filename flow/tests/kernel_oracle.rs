@@ -696,7 +696,7 @@ fn replay() {
         let mut kernel: Option<CtState> = None;
         loop {
             let len = rx
-                .recv_timeout(&mut buf, Duration::from_secs(2))
+                .recv_timeout(&mut buf, Duration::from_secs(10))
                 .unwrap_or_else(|e| panic!("packet {n}: the marker did not come out: {e}"));
             let got = &buf[..len];
             if got.first().map(|b| b >> 4) != Some(4) {

@@ -376,6 +376,8 @@ struct Conn {
     armed: Millis,
     /// A hardware read asked by expiry and not answered.
     query_pending: bool,
+    /// An install asked and not answered yet.
+    install_asked: bool,
     /// Out of the index, waiting for the hardware to confirm its entries' removal.
     dying: bool,
 }
@@ -448,6 +450,8 @@ pub struct Conntrack {
     gens: Vec<u32>,
     free: Vec<u32>,
     index: HashMap<Key, (u32, Dir)>,
+    /// Live connections (out of the index: dying ones are not).
+    live: usize,
     per_zone: HashMap<u32, usize>,
     timers: BinaryHeap<Reverse<(Millis, u32, u32)>>,
     ops: Vec<HwOp>,
@@ -487,6 +491,7 @@ impl Conntrack {
             gens: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
+            live: 0,
             per_zone: HashMap::new(),
             timers: BinaryHeap::new(),
             ops: Vec::new(),
@@ -504,18 +509,18 @@ impl Conntrack {
 
     pub fn stats(&self) -> CtStats {
         CtStats {
-            live: self.index.len() as u64 / 2,
+            live: self.live as u64,
             ..self.stats
         }
     }
 
     /// Live connections.
     pub fn len(&self) -> usize {
-        self.index.len() / 2
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.live == 0
     }
 
     /// The flow-table updates asked since the last call, in order.
@@ -718,13 +723,19 @@ impl Conntrack {
             deadline: 0,
             armed: 0,
             query_pending: false,
+            install_asked: false,
             dying: false,
         };
         c.deadline = now + c.timeout();
         c.armed = c.deadline;
         self.timers.push(Reverse((c.deadline, slot, gen)));
+        // A connection to itself (same address and port both ways) has one key: all its
+        // packets are of the original direction, as in Linux.
+        if key.reverse() != key {
+            self.index.insert(key.reverse(), (slot, Dir::Reply));
+        }
         self.index.insert(key, (slot, Dir::Orig));
-        self.index.insert(key.reverse(), (slot, Dir::Reply));
+        self.live += 1;
         *self.per_zone.entry(key.zone).or_insert(0) += 1;
         self.slots[slot as usize] = Some(c);
         self.events.push(Event::New { conn: id, key });
@@ -805,6 +816,7 @@ impl Conntrack {
             })
         } else if self.offload && c.hw == HwState::None && c.offloadable() {
             c.hw = HwState::Pending;
+            c.install_asked = true;
             self.stats.installs += 1;
             Some(HwOp::Install {
                 conn: id,
@@ -835,6 +847,7 @@ impl Conntrack {
         c.no_offload = true;
         let key = c.key;
         let hw = c.hw;
+        let install_asked = c.install_asked;
         if matches!(hw, HwState::Pending | HwState::Installed) {
             c.hw = HwState::Removing;
             self.stats.removes += 1;
@@ -846,13 +859,14 @@ impl Conntrack {
         }
         self.index.remove(&key);
         self.index.remove(&key.reverse());
+        self.live -= 1;
         if let Some(n) = self.per_zone.get_mut(&key.zone) {
             *n -= 1;
             if *n == 0 {
                 self.per_zone.remove(&key.zone);
             }
         }
-        if hw == HwState::None {
+        if hw == HwState::None && !install_asked {
             self.destroy(id);
         }
     }
@@ -913,6 +927,74 @@ impl Conntrack {
         n
     }
 
+    /// Checks the tracker's internal consistency and panics with what is broken (tests and
+    /// fuzzing): the index holds both directions of every live connection and nothing else,
+    /// the zones' counts add up and keep to the limits, every live connection has its timer.
+    pub fn check(&self) {
+        let mut live = 0;
+        let mut keys = 0;
+        let mut zones: HashMap<u32, usize> = HashMap::new();
+        for (i, c) in self.slots.iter().enumerate() {
+            let Some(c) = c else {
+                assert!(
+                    self.free.contains(&(i as u32)),
+                    "slot {i} empty and not free"
+                );
+                continue;
+            };
+            assert_eq!(c.id.slot as usize, i, "connection in the wrong slot");
+            assert_eq!(c.id.gen, self.gens[i], "stale generation in slot {i}");
+            if c.dying {
+                assert!(
+                    c.hw != HwState::None || c.install_asked,
+                    "{:?} waits for a hardware answer nobody asked",
+                    c.id
+                );
+                assert!(!self.index.contains_key(&c.key) || self.index[&c.key].0 != c.id.slot);
+                continue;
+            }
+            live += 1;
+            *zones.entry(c.key.zone).or_default() += 1;
+            assert_eq!(self.index.get(&c.key), Some(&(c.id.slot, Dir::Orig)));
+            if c.key.reverse() == c.key {
+                keys += 1;
+            } else {
+                keys += 2;
+                assert_eq!(
+                    self.index.get(&c.key.reverse()),
+                    Some(&(c.id.slot, Dir::Reply))
+                );
+            }
+            assert!(
+                c.armed <= c.deadline,
+                "{:?}: timer after its deadline",
+                c.id
+            );
+            assert!(
+                self.timers
+                    .iter()
+                    .any(|Reverse(t)| *t == (c.armed, c.id.slot, c.id.gen)),
+                "{:?} has no timer",
+                c.id
+            );
+            if c.no_offload {
+                assert!(
+                    !matches!(c.hw, HwState::Pending | HwState::Installed),
+                    "{:?} never to be offloaded but in hardware",
+                    c.id
+                );
+            }
+        }
+        assert_eq!(self.index.len(), keys, "index entries without a connection");
+        assert_eq!(self.live, live, "live count");
+        assert_eq!(zones, self.per_zone, "zone counts");
+        assert!(live <= self.limits.total);
+        assert!(zones.values().all(|&n| n <= self.limits.per_zone));
+        for &f in &self.free {
+            assert!(self.slots[f as usize].is_none(), "free slot {f} in use");
+        }
+    }
+
     /// Removes every connection of a zone (a tenant removed or its rules replaced).
     pub fn flush_zone(&mut self, zone: u32) -> usize {
         let ids: Vec<ConnId> = self
@@ -934,6 +1016,10 @@ impl Conntrack {
         let Some(c) = conn_in(&mut self.slots, conn) else {
             return; // not a connection's: a stale or foreign report
         };
+        if !c.install_asked {
+            return; // nothing was asked: a duplicate or foreign report
+        }
+        c.install_asked = false;
         match (c.hw, ok) {
             (HwState::Pending, true) => {
                 c.hw = HwState::Installed;
@@ -942,7 +1028,7 @@ impl Conntrack {
                     t.liberal = true;
                 }
             }
-            (HwState::Pending, false) => {
+            (HwState::Pending | HwState::None, false) => {
                 c.hw = HwState::None;
                 c.no_offload = true;
                 if c.dying {
@@ -963,7 +1049,7 @@ impl Conntrack {
                     reply: c.key.reverse(),
                 });
             }
-            (HwState::None | HwState::Installed, false) => {}
+            (HwState::Installed, false) => {}
         }
     }
 
@@ -1000,7 +1086,9 @@ impl Conntrack {
         }
         c.hw_counts = HwCounters::default();
         c.hw = HwState::None;
-        if c.dying {
+        // A dying connection goes once nothing of it can be in hardware: also not an install
+        // still on its way (it would land after the remove and be answered with another).
+        if c.dying && !c.install_asked {
             self.destroy(conn);
         }
     }

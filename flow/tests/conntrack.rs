@@ -485,13 +485,14 @@ fn idle_offloaded_connections_are_asked_about_before_expiry() {
         "{ev:?}"
     );
     // No answer at all to a query: expired after the grace.
-    let id = ct.process(&udp(0, true), 0, allow).conn.unwrap();
-    ct.process(&udp(0, false), 0, allow);
+    let t0 = t2 + 10_000;
+    let id = ct.process(&udp(0, true), t0, allow).conn.unwrap();
+    ct.process(&udp(0, false), t0, allow);
     ct.hw_installed(id, true);
     let ops = ct.take_ops();
-    assert_eq!(ct.expire(120_000), 0, "{ops:?} {ct:?}");
+    assert_eq!(ct.expire(t0 + 120_000), 0, "{ops:?} {ct:?}");
     let ops = ct.take_ops();
-    assert_eq!(ct.expire(122_000), 1, "{ops:?} {ct:?}");
+    assert_eq!(ct.expire(t0 + 122_000), 1, "{ops:?} {ct:?}");
 }
 
 #[test]
@@ -508,19 +509,31 @@ fn timeouts_follow_the_state() {
     assert_eq!(ct.expire(90_000), 1);
     // A SYN unanswered: 120 s, and retransmitting it does not prolong it (port reuse would
     // keep it alive for ever).
+    let t = 100_000;
     let id = ct
-        .process(&tcp(0, true, SYN, ISN_A, 0, 0), 0, allow)
+        .process(&tcp(0, true, SYN, ISN_A, 0, 0), t, allow)
         .conn
         .unwrap();
-    ct.process(&tcp(0, true, SYN, ISN_A, 0, 0), 100_000, allow);
-    assert_eq!(ct.expire(119_999), 0);
+    ct.process(&tcp(0, true, SYN, ISN_A, 0, 0), t + 100_000, allow);
+    assert_eq!(ct.expire(t + 119_999), 0);
     assert_eq!(ct.tcp_state(id), Some(TcpState::SynSent));
-    assert_eq!(ct.expire(120_000), 1);
+    assert_eq!(ct.expire(t + 120_000), 1);
     // An established connection that gets reset: CLOSE's 10 s, not ESTABLISHED's 5 days.
-    let id = handshake(&mut ct, 0);
-    ct.process(&tcp(0, true, RST, ISN_A + 1, 0, 0), 1_000, allow);
+    let t = 300_000;
+    ct.process(&tcp(0, true, SYN, ISN_A, 0, 0), t, allow);
+    ct.process(&tcp(0, false, SYN | ACK, ISN_B, ISN_A + 1, 0), t, allow);
+    let id = ct
+        .process(
+            &tcp(0, true, ACK, ISN_A + 1, ISN_B.wrapping_add(1), 0),
+            t,
+            allow,
+        )
+        .conn
+        .unwrap();
+    ct.process(&tcp(0, true, RST, ISN_A + 1, 0, 0), t + 1_000, allow);
     assert_eq!(ct.tcp_state(id), Some(TcpState::Close));
-    assert_eq!(ct.expire(11_000), 1);
+    assert_eq!(ct.expire(t + 10_999), 0);
+    assert_eq!(ct.expire(t + 11_000), 1);
     assert_eq!(ct.stats().expired, 4);
 }
 

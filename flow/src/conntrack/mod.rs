@@ -35,11 +35,11 @@
 //! ([`Conntrack::hw_removed`]). An idle offloaded connection is not expired on the CPU's idea of
 //! idle: its deadline asks for a hardware read first ([`HwOp::Query`]).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 mod tcp;
+mod wheel;
 
 /// Time in milliseconds from any origin the caller keeps (monotonic).
 pub type Millis = u64;
@@ -449,11 +449,13 @@ pub struct Conntrack {
     slots: Vec<Option<Conn>>,
     gens: Vec<u32>,
     free: Vec<u32>,
-    index: HashMap<Key, (u32, Dir)>,
+    index: HashMap<Key, (u32, Dir), foldhash::quality::RandomState>,
     /// Live connections (out of the index: dying ones are not).
     live: usize,
     per_zone: HashMap<u32, usize>,
-    timers: BinaryHeap<Reverse<(Millis, u32, u32)>>,
+    timers: wheel::Wheel,
+    /// Timers due, being handled (kept for its allocation).
+    due: Vec<(Millis, u32, u32)>,
     ops: Vec<HwOp>,
     events: Vec<Event>,
     stats: CtStats,
@@ -490,10 +492,11 @@ impl Conntrack {
             slots: Vec::new(),
             gens: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             live: 0,
             per_zone: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: wheel::Wheel::new(),
+            due: Vec::new(),
             ops: Vec::new(),
             events: Vec::new(),
             stats: CtStats::default(),
@@ -728,7 +731,7 @@ impl Conntrack {
         };
         c.deadline = now + c.timeout();
         c.armed = c.deadline;
-        self.timers.push(Reverse((c.deadline, slot, gen)));
+        self.timers.push(c.deadline, slot, gen);
         // A connection to itself (same address and port both ways) has one key: all its
         // packets are of the original direction, as in Linux.
         if key.reverse() != key {
@@ -828,7 +831,7 @@ impl Conntrack {
         };
         if c.deadline < c.armed {
             c.armed = c.deadline;
-            self.timers.push(Reverse((c.deadline, id.slot, id.gen)));
+            self.timers.push(c.deadline, id.slot, id.gen);
         }
         self.ops.extend(op);
         Some(Self::decision(state, Some(id), dir, None))
@@ -891,28 +894,26 @@ impl Conntrack {
     /// only if the answer shows no new packet (or none came within [`QUERY_GRACE`]).
     pub fn expire(&mut self, now: Millis) -> usize {
         let mut n = 0;
-        while let Some(&Reverse((at, slot, gen))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.due(now, &mut due);
+        for (at, slot, gen) in due.drain(..) {
             let id = ConnId { slot, gen };
             let Some(c) = conn_in(&mut self.slots, id) else {
                 continue;
             };
             if c.dying || c.armed != at {
-                continue; // a stale timer: the connection's own is elsewhere in the heap
+                continue; // a stale timer: the connection's own is elsewhere in the wheel
             }
             if c.deadline > now {
                 c.armed = c.deadline;
-                self.timers.push(Reverse((c.deadline, slot, gen)));
+                self.timers.push(c.deadline, slot, gen);
                 continue;
             }
             if c.hw == HwState::Installed && !c.query_pending {
                 c.query_pending = true;
                 c.deadline = now + QUERY_GRACE;
                 c.armed = c.deadline;
-                self.timers.push(Reverse((c.deadline, slot, gen)));
+                self.timers.push(c.deadline, slot, gen);
                 self.ops.push(HwOp::Query {
                     conn: id,
                     orig: c.key,
@@ -924,6 +925,7 @@ impl Conntrack {
             n += 1;
             self.retire(id);
         }
+        self.due = due;
         n
     }
 
@@ -971,9 +973,7 @@ impl Conntrack {
                 c.id
             );
             assert!(
-                self.timers
-                    .iter()
-                    .any(|Reverse(t)| *t == (c.armed, c.id.slot, c.id.gen)),
+                self.timers.contains(c.armed, c.id.slot, c.id.gen),
                 "{:?} has no timer",
                 c.id
             );

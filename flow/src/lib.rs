@@ -13,8 +13,10 @@
 
 pub mod acl;
 pub mod conntrack;
+pub mod forward;
 pub mod packet;
 pub mod slowpath;
+pub mod vxlan;
 
 pub use acl::{Acl, AclError, Classifier, IpNet, PortRange, Rule, Tuple, Verdict};
 pub use conntrack::{

@@ -16,6 +16,7 @@ pub mod conntrack;
 pub mod forward;
 pub mod packet;
 pub mod slowpath;
+pub mod table;
 pub mod vxlan;
 
 pub use acl::{Acl, AclError, Classifier, IpNet, PortRange, Rule, Tuple, Verdict};

@@ -29,12 +29,12 @@
 //! `FV_REQUIRE_NETNS=1` (CI) makes that a failure.
 
 use etherparse::{IpNumber, Ipv4Header, PacketBuilder, TcpHeader, TcpOptionElement};
-use fpga_virtio_flow::conntrack::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use fpga_virtio_flow::conntrack::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use fpga_virtio_flow::{
     packet, Acl, CtState, IpNet, Key, Limits, PortRange, Rule, SlowPath, TcpState, Verdict,
 };
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -67,21 +67,51 @@ struct Pkt {
     what: String,
 }
 
-fn a_host(i: u64) -> [u8; 4] {
-    [10, 1, (i >> 8) as u8, (i & 0xff) as u8 | 1]
+/// Host `i` behind tunA (10.1.0.0/16, 2001:db8:1::/48) or tunB (10.2.0.0/16, 2001:db8:2::/48).
+fn host(side_b: bool, i: u64, v6: bool) -> IpAddr {
+    let net = if side_b { 2 } else { 1 };
+    if v6 {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, net, 0, 0, 0, 0, i as u16 | 1))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            net as u8,
+            (i >> 8) as u8,
+            (i & 0xff) as u8 | 1,
+        ))
+    }
 }
 
-fn b_host(i: u64) -> [u8; 4] {
-    [10, 2, (i >> 8) as u8, (i & 0xff) as u8 | 1]
+/// An IP header step of either family (the builder sets lengths and protocol).
+fn ip_step(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ip(etherparse::IpHeaders::Ipv4(
+            Ipv4Header::new(0, 64, IpNumber::TCP, s.octets(), d.octets()).unwrap(),
+            Default::default(),
+        )),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ip(etherparse::IpHeaders::Ipv6(
+            etherparse::Ipv6Header {
+                traffic_class: 0,
+                flow_label: Default::default(),
+                payload_length: 0,
+                next_header: IpNumber::TCP,
+                hop_limit: 64,
+                source: s.octets(),
+                destination: d.octets(),
+            },
+            Default::default(),
+        )),
+        _ => unreachable!("one family per session"),
+    }
 }
 
 /// A TCP segment between `a` (port `ap`) and `b` (port `bp`).
 #[allow(clippy::too_many_arguments)]
 fn seg(
     from_a: bool,
-    a: [u8; 4],
+    a: IpAddr,
     ap: u16,
-    b: [u8; 4],
+    b: IpAddr,
     bp: u16,
     flags: &str,
     seq: u32,
@@ -116,7 +146,7 @@ fn seg(
         .unwrap();
     }
     let mut ip = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
+    ip_step(src, dst)
         .tcp_header(h)
         .write(&mut ip, &vec![0x5a; payload])
         .unwrap();
@@ -131,14 +161,14 @@ fn seg(
     }
 }
 
-fn udp(from_a: bool, a: [u8; 4], ap: u16, b: [u8; 4], bp: u16) -> Pkt {
+fn udp(from_a: bool, a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> Pkt {
     let (src, sp, dst, dp) = if from_a {
         (a, ap, b, bp)
     } else {
         (b, bp, a, ap)
     };
     let mut ip = Vec::new();
-    PacketBuilder::ipv4(src, dst, 64)
+    ip_step(src, dst)
         .udp(sp, dp)
         .write(&mut ip, b"datagram")
         .unwrap();
@@ -150,16 +180,17 @@ fn udp(from_a: bool, a: [u8; 4], ap: u16, b: [u8; 4], bp: u16) -> Pkt {
     }
 }
 
-fn echo(from_a: bool, a: [u8; 4], b: [u8; 4], id: u16, reply: bool) -> Pkt {
+fn echo(from_a: bool, a: IpAddr, b: IpAddr, id: u16, reply: bool) -> Pkt {
     let (src, dst) = if from_a { (a, b) } else { (b, a) };
     let mut ip = Vec::new();
-    let step = PacketBuilder::ipv4(src, dst, 64);
-    let step = if reply {
-        step.icmpv4_echo_reply(id, 1)
-    } else {
-        step.icmpv4_echo_request(id, 1)
-    };
-    step.write(&mut ip, b"ping").unwrap();
+    let step = ip_step(src, dst);
+    match (a.is_ipv6(), reply) {
+        (false, true) => step.icmpv4_echo_reply(id, 1).write(&mut ip, b"ping"),
+        (false, false) => step.icmpv4_echo_request(id, 1).write(&mut ip, b"ping"),
+        (true, true) => step.icmpv6_echo_reply(id, 1).write(&mut ip, b"ping"),
+        (true, false) => step.icmpv6_echo_request(id, 1).write(&mut ip, b"ping"),
+    }
+    .unwrap();
     Pkt {
         session: 0,
         from_a,
@@ -173,15 +204,24 @@ fn echo(from_a: bool, a: [u8; 4], b: [u8; 4], id: u16, reply: bool) -> Pkt {
 }
 
 /// A port unreachable from `b` to `a` about the packet `about` (an A->B packet).
-fn unreachable(a: [u8; 4], b: [u8; 4], about: &Pkt) -> Pkt {
+fn unreachable(a: IpAddr, b: IpAddr, about: &Pkt) -> Pkt {
     let mut ip = Vec::new();
-    let ihl = usize::from(about.ip[0] & 0xf) * 4;
-    PacketBuilder::ipv4(b, a, 64)
-        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
-            etherparse::icmpv4::DestUnreachableHeader::Port,
-        ))
-        .write(&mut ip, &about.ip[..ihl + 8])
-        .unwrap();
+    if a.is_ipv6() {
+        ip_step(b, a)
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ))
+            .write(&mut ip, &about.ip[..40 + 8])
+            .unwrap();
+    } else {
+        let ihl = usize::from(about.ip[0] & 0xf) * 4;
+        ip_step(b, a)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(&mut ip, &about.ip[..ihl + 8])
+            .unwrap();
+    }
     Pkt {
         session: 0,
         from_a: false,
@@ -192,8 +232,11 @@ fn unreachable(a: [u8; 4], b: [u8; 4], about: &Pkt) -> Pkt {
 
 /// One session's packets, in order.
 fn session(rng: &mut Rng, i: usize) -> Vec<Pkt> {
-    let a = a_host(rng.below(40));
-    let b = b_host(rng.below(40));
+    // Every third session over IPv6 (not drawn from the generator: the IPv4 sessions stay
+    // what they were).
+    let v6 = i % 3 == 2;
+    let a = host(false, rng.below(40), v6);
+    let b = host(true, rng.below(40), v6);
     let ap = 20000 + (i % 40000) as u16;
     let bp = [80, 443, 80, 22][rng.below(4) as usize];
     let (ia, ib) = (rng.u32(), rng.u32());
@@ -478,32 +521,38 @@ fn scenario() -> Vec<Pkt> {
 
 /// The slow path's policy: the nft chain's, as ACL rules.
 fn slow_path() -> SlowPath {
-    let a_side = Some(IpNet::V4(Ipv4Addr::new(10, 1, 0, 0), 16));
-    let allow = |proto: u8, port: Option<u16>| Rule {
-        src: a_side,
-        proto: Some(proto),
-        dst_ports: port.map_or(PortRange::ANY, PortRange::one),
-        ..Rule::any(10, Verdict::Allow)
-    };
-    let mut acl = Acl::new();
-    acl.set(
-        0,
-        vec![
+    let mut rules = Vec::new();
+    for (a_side, icmp) in [
+        (IpNet::V4(Ipv4Addr::new(10, 1, 0, 0), 16), PROTO_ICMP),
+        (
+            IpNet::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0), 48),
+            PROTO_ICMPV6,
+        ),
+    ] {
+        let allow = |proto: u8, port: Option<u16>| Rule {
+            src: Some(a_side),
+            proto: Some(proto),
+            dst_ports: port.map_or(PortRange::ANY, PortRange::one),
+            ..Rule::any(10, Verdict::Allow)
+        };
+        rules.extend([
             allow(PROTO_TCP, Some(80)),
             allow(PROTO_TCP, Some(443)),
             allow(PROTO_UDP, Some(53)),
-            allow(PROTO_ICMP, None),
-        ],
-        Verdict::Deny,
-    )
-    .unwrap();
+            allow(icmp, None),
+        ]);
+    }
+    let mut acl = Acl::new();
+    acl.set(0, rules, Verdict::Deny).unwrap();
     let mut sp = SlowPath::new(Limits::default());
     sp.acl = acl;
     sp
 }
 
 fn frame(ip: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let ethertype: u16 = if ip[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(ip);
     f
 }
@@ -518,11 +567,16 @@ table inet oracle {
     type filter hook forward priority filter; policy drop;
     udp dport 9 accept
     ct state invalid drop
-    ct state established ip dscp set cs1 accept
-    ct state related ip dscp set cs2 accept
+    ct state established meta nfproto ipv4 ip dscp set cs1 accept
+    ct state established meta nfproto ipv6 ip6 dscp set cs1 accept
+    ct state related meta nfproto ipv4 ip dscp set cs2 accept
+    ct state related meta nfproto ipv6 ip6 dscp set cs2 accept
     iifname "tunA" ip saddr 10.1.0.0/16 tcp dport { 80, 443 } ip dscp set cs3 accept
     iifname "tunA" ip saddr 10.1.0.0/16 udp dport 53 ip dscp set cs3 accept
     iifname "tunA" ip saddr 10.1.0.0/16 ip protocol icmp ip dscp set cs3 accept
+    iifname "tunA" ip6 saddr 2001:db8:1::/48 tcp dport { 80, 443 } ip6 dscp set cs3 accept
+    iifname "tunA" ip6 saddr 2001:db8:1::/48 udp dport 53 ip6 dscp set cs3 accept
+    iifname "tunA" ip6 saddr 2001:db8:1::/48 meta l4proto ipv6-icmp ip6 dscp set cs3 accept
   }
 }
 "#;
@@ -635,6 +689,13 @@ fn replay() {
         sysctl(&format!("net/ipv4/conf/{d}/rp_filter"), "0");
     }
     run("ip", &["link", "set", "lo", "up"]);
+    sysctl("net/ipv6/conf/all/forwarding", "1");
+    for (d, a) in [
+        ("tunA", "2001:db8:1::fffe/48"),
+        ("tunB", "2001:db8:2::fffe/48"),
+    ] {
+        run("ip", &["-6", "addr", "add", a, "dev", d, "nodad"]);
+    }
     let mut nft = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -678,6 +739,7 @@ fn replay() {
     let mut diffs = Vec::new();
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     let mut trace: Vec<String> = Vec::new();
+    let mut passed_v6 = 0;
     for (n, p) in pkts.iter().enumerate() {
         let (tx, rx) = if p.from_a { (&ta, &tb) } else { (&tb, &ta) };
         // Kernel: the packet, then the marker.
@@ -699,20 +761,30 @@ fn replay() {
                 .recv_timeout(&mut buf, Duration::from_secs(10))
                 .unwrap_or_else(|e| panic!("packet {n}: the marker did not come out: {e}"));
             let got = &buf[..len];
-            if got.first().map(|b| b >> 4) != Some(4) {
-                continue; // IPv6 chatter of the interfaces
-            }
-            let h = Ipv4Header::from_slice(got).unwrap().0;
-            if h.protocol == IpNumber::UDP && got[20..24] == [0, 9, 0, 9] {
-                if got[28..32] == (n as u32).to_be_bytes() {
-                    break;
+            let dscp = match got.first().map(|b| b >> 4) {
+                Some(4) => {
+                    let h = Ipv4Header::from_slice(got).unwrap().0;
+                    if h.protocol == IpNumber::UDP && got[20..24] == [0, 9, 0, 9] {
+                        if got[28..32] == (n as u32).to_be_bytes() {
+                            break;
+                        }
+                        continue; // an earlier marker
+                    }
+                    if p.ip[0] >> 4 != 4 || got[12..20] != p.ip[12..20] {
+                        continue;
+                    }
+                    h.dscp.value()
                 }
-                continue; // an earlier marker
-            }
-            if h.source != p.ip[12..16] || h.destination != p.ip[16..20] {
-                continue;
-            }
-            kernel = Some(match h.dscp.value() {
+                Some(6) if got.len() >= 40 => {
+                    // Ours only (the interfaces' own IPv6 chatter is link-local).
+                    if p.ip[0] >> 4 != 6 || got[8..40] != p.ip[8..40] {
+                        continue;
+                    }
+                    ((got[0] & 0x0f) << 2) | (got[1] >> 6)
+                }
+                _ => continue,
+            };
+            kernel = Some(match dscp {
                 8 => CtState::Established,
                 16 => CtState::Related,
                 24 => CtState::New,
@@ -734,6 +806,9 @@ fn replay() {
         let parsed = packet::from_frame(0, &frame(&p.ip)).unwrap();
         let d = sp.decide(&parsed, n as u64);
         let ours = d.accept.then_some(d.state);
+        if kernel.is_some() && p.ip[0] >> 4 == 6 {
+            passed_v6 += 1;
+        }
         *count
             .entry(match kernel {
                 Some(CtState::New) => "new",
@@ -758,13 +833,16 @@ fn replay() {
         }
     }
 
-    // Final states of the TCP connections.
-    let out = Command::new("conntrack")
-        .args(["-L", "-p", "tcp"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "conntrack -L");
-    let listing = String::from_utf8_lossy(&out.stdout);
+    // Final states of the TCP connections, both families.
+    let mut listing = String::new();
+    for family in ["ipv4", "ipv6"] {
+        let out = Command::new("conntrack")
+            .args(["-L", "-p", "tcp", "-f", family])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "conntrack -L -f {family}");
+        listing.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
     let mut kernel_states = BTreeMap::new();
     for line in listing.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
@@ -818,11 +896,17 @@ fn replay() {
         }
     }
     eprintln!(
-        "kernel oracle: {} packets ({count:?}), {} TCP connections at the end, {} differences",
+        "kernel oracle: {} packets ({count:?}; {passed_v6} IPv6 packets passed), {} TCP connections at the end, {} differences",
         pkts.len(),
         kernel_states.len(),
         diffs.len()
     );
+    if show_kernel.is_none() {
+        assert!(
+            passed_v6 > 1000,
+            "IPv6 through the kernel: {passed_v6} packets"
+        );
+    }
     if !diffs.is_empty() {
         // The whole story of the first sessions that differ.
         let mut shown = Vec::new();

@@ -1,7 +1,8 @@
-// Toeplitz hash (Microsoft RSS; virtio 1.2 5.1.6.4.3.1) of up to 36 input bytes under a
-// 40-byte key, the function of driver/src/net/rss.rs `toeplitz`: for every input bit that is
-// set (most significant bit of byte 0 first), the hash takes the XOR of the 32 key bits that
-// start at that bit's position.
+// Toeplitz hash (Microsoft RSS; virtio 1.2 5.1.6.4.3.1) of up to NB input bytes under an
+// (NB + 4)-byte key, the function of driver/src/net/rss.rs `toeplitz` and flow/src/table.rs
+// `toeplitz`: for every input bit that is set (most significant bit of byte 0 first), the hash
+// takes the XOR of the 32 key bits that start at that bit's position. NB is 36 for RSS (IPv6
+// addresses and ports), 44 for the flow table's key.
 //
 // Byte order: byte i of `key` and `data` is bits [8*i +: 8] (byte 0 first on the wire, as the
 // frame's bytes). The input is the first `nbytes` bytes of `data` (IPv4: 8 or 12, IPv6: 32 or
@@ -9,22 +10,28 @@
 //
 // One pipeline stage: the window XOR of each input byte is registered, the XOR of the 36
 // partial hashes is the output a cycle later (`hash_valid`).
-module fv_net_toeplitz (
-  input  logic         clk,
-  input  logic         rst,
-  input  logic [319:0] key,
-  input  logic         valid,
-  input  logic [287:0] data,
-  input  logic [5:0]   nbytes,
-  output logic         hash_valid,
-  output logic [31:0]  hash
+module fv_net_toeplitz #(
+  parameter int NB = 36
+) (
+  input  logic              clk,
+  input  logic              rst,
+  input  logic [8*NB+31:0]  key,
+  input  logic              valid,
+  input  logic [8*NB-1:0]   data,
+  input  logic [5:0]        nbytes,
+  output logic              hash_valid,
+  output logic [31:0]       hash
 );
-  localparam int NB = 36;
+  localparam int KB = NB + 4;
+  localparam int KW = 8 * KB;
 
-  // The key as one big-endian bit string: kbits[319] is bit 7 of key byte 0.
-  logic [319:0] kbits;
+  // Parameter checks.
+  if (NB < 1 || NB > 63) $error("fv_net_toeplitz: NB must be 1..63 (nbytes is 6 bits)");
+
+  // The key as one big-endian bit string: kbits[KW-1] is bit 7 of key byte 0.
+  logic [KW-1:0] kbits;
   always_comb begin
-    for (int i = 0; i < 40; i++) kbits[319 - 8*i -: 8] = key[8*i +: 8];
+    for (int i = 0; i < KB; i++) kbits[KW - 1 - 8*i -: 8] = key[8*i +: 8];
   end
 
   // Per input byte: the XOR of the windows of its set bits.
@@ -35,7 +42,7 @@ module fv_net_toeplitz (
       if (6'(b) < nbytes) begin
         for (int k = 0; k < 8; k++) begin
           // Input bit 8b + k (k = 0: the byte's most significant bit).
-          if (data[8*b + 7 - k]) part[b] = part[b] ^ kbits[319 - (8*b + k) -: 32];
+          if (data[8*b + 7 - k]) part[b] = part[b] ^ kbits[KW - 1 - (8*b + k) -: 32];
         end
       end
     end

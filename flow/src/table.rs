@@ -551,6 +551,139 @@ mod rtl_vectors {
         [k0, k1]
     }
 
+    /// `sim/tb/vectors/flow_table.hex`, which `sim/tb/tb_fv_net_flow_table_model.sv` replays
+    /// on the RTL: a 64-entry table filled with seeded flows until the model refuses one, with
+    /// every hardware write of every insert (cuckoo moves included), lookups of the moved keys
+    /// between the writes of a move, of the new key and of absent keys, then half the flows
+    /// removed. One record per line, 416 bits: op (4: 1 set, 2 clear, 3 lookup), bucket (8),
+    /// way (4), key (352, byte 0 first), action (32), expected hit (4), bucket (8), way (4).
+    /// This test fails when the file is not what the model gives now; `FV_REGEN=1` rewrites it.
+    #[test]
+    fn the_rtl_replay_vectors() {
+        let mut t: FlowTable<u32> = FlowTable::new(64, hash_keys());
+        let mut lines: Vec<String> = Vec::new();
+        let rec =
+            |op: u8, b: usize, w: usize, k: &FlowKey, a: u32, hit: bool, eb: usize, ew: usize| {
+                let mut s = format!("{op:x}{b:02x}{w:x}");
+                for byte in k.pack() {
+                    s.push_str(&format!("{byte:02x}"));
+                }
+                s.push_str(&format!("{a:08x}{:x}{eb:02x}{ew:x}", u8::from(hit)));
+                s
+            };
+        let flow = |i: u64| {
+            let r = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let r = (r ^ (r >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let v6 = i % 4 == 3;
+            FlowKey {
+                vport: (r >> 48) as u16 & 0xf,
+                vni: if i % 5 == 0 {
+                    (r >> 8) as u32 & 0xff_ffff
+                } else {
+                    0
+                },
+                src: if v6 {
+                    IpAddr::V6(std::net::Ipv6Addr::from(
+                        u128::from(r) << 64 | u128::from(i),
+                    ))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from((r >> 32) as u32))
+                },
+                dst: if v6 {
+                    "2001:db8::1".parse().unwrap()
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))
+                },
+                proto: if i % 3 == 0 { 17 } else { 6 },
+                sport: r as u16,
+                dport: 443,
+            }
+        };
+        let lookup = |t: &FlowTable<u32>, k: &FlowKey| match t.find(k) {
+            Some((b, w)) => rec(
+                3,
+                0,
+                0,
+                k,
+                t.buckets[b][w].as_ref().unwrap().action,
+                true,
+                b,
+                w,
+            ),
+            None => rec(3, 0, 0, k, 0, false, 0, 0),
+        };
+        let mut present: Vec<FlowKey> = Vec::new();
+        let mut i = 0u64;
+        loop {
+            let k = flow(i);
+            // The writes, and the table as the hardware sees it after each.
+            let mut shadow: FlowTable<u32> = FlowTable {
+                buckets: t.buckets.clone(),
+                len: t.len,
+                hashers: t.hashers.clone(),
+            };
+            let Ok(writes) = t.insert(Entry {
+                key: k,
+                action: 0x100 + i as u32,
+                cookie: i,
+            }) else {
+                break;
+            };
+            let moved: Vec<FlowKey> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::Set(_, _, e) if e.key != k => Some(e.key),
+                    _ => None,
+                })
+                .collect();
+            for w in &writes {
+                match w {
+                    Write::Set(b, wy, e) => {
+                        lines.push(rec(1, *b, *wy, &e.key, e.action, false, 0, 0));
+                        shadow.buckets[*b][*wy] = Some(e.clone());
+                    }
+                    Write::Clear(b, wy) => {
+                        lines.push(rec(2, *b, *wy, &k, 0, false, 0, 0));
+                        shadow.buckets[*b][*wy] = None;
+                    }
+                }
+                for m in &moved {
+                    lines.push(lookup(&shadow, m));
+                }
+            }
+            lines.push(lookup(&t, &k));
+            lines.push(lookup(&t, &flow(1_000_000 + i)));
+            present.push(k);
+            i += 1;
+        }
+        assert!(present.len() >= 58, "{} flows in 64 entries", present.len());
+        for (j, k) in present.iter().enumerate() {
+            if j % 2 == 0 {
+                let (b, w) = t.find(k).unwrap();
+                let cookie = t.buckets[b][w].as_ref().unwrap().cookie;
+                t.remove(k, cookie).unwrap();
+                lines.push(rec(2, b, w, k, 0, false, 0, 0));
+            }
+        }
+        for k in &present {
+            lines.push(lookup(&t, k));
+        }
+        let text = lines.join("\n") + "\n";
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../sim/tb/vectors/flow_table.hex"
+        );
+        if std::env::var_os("FV_REGEN").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            now == text,
+            "sim/tb/vectors/flow_table.hex is not what the model gives now: \
+             FV_REGEN=1 cargo test -p fpga-virtio-flow --lib rtl_replay"
+        );
+    }
+
     #[test]
     fn the_rtl_bench_vectors() {
         let [k0, k1] = hash_keys();

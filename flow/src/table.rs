@@ -577,7 +577,7 @@ mod rtl_vectors {
             let v6 = i % 4 == 3;
             FlowKey {
                 vport: (r >> 48) as u16 & 0xf,
-                vni: if i % 5 == 0 {
+                vni: if i.is_multiple_of(5) {
                     (r >> 8) as u32 & 0xff_ffff
                 } else {
                     0
@@ -594,7 +594,7 @@ mod rtl_vectors {
                 } else {
                     IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))
                 },
-                proto: if i % 3 == 0 { 17 } else { 6 },
+                proto: if i.is_multiple_of(3) { 17 } else { 6 },
                 sport: r as u16,
                 dport: 443,
             }

@@ -16,6 +16,15 @@
 //   t2  the 2 x WAYS keys are compared; the answer is registered
 //   t3  rs_valid with hit, the action, and where it was found
 // A write in the same cycle as a read of its row: the read returns the row as it was.
+//
+// Counters per entry (packets, bytes, the time of the last packet, the TCP flags seen): a hit
+// updates its entry's counters the cycle after its answer. A clear hands the entry's counters
+// out (`cl_*`) and zeroes them 3 cycles after the clear: by then every lookup that read the
+// entry before it was cleared has counted (its update comes at most 2 cycles after the clear)
+// and no lookup of an entry set after the clear has (its update comes 4 cycles after at the
+// earliest). So a removed flow's final counts are exact, and so are a moved flow's: the CPU adds
+// the counts its old place hands out to those of the new one (flow/src/conntrack: hw_removed,
+// hw_seen). `rd_*` reads an entry's counters without touching them.
 module fv_net_flow_table #(
   parameter int ENTRIES = 16,
   parameter int WAYS = 4,
@@ -29,9 +38,13 @@ module fv_net_flow_table #(
   // The two hash keys (byte i at [8*i +: 8]); written by the runtime before any insert.
   input  logic [383:0]        hkey0,
   input  logic [383:0]        hkey1,
-  // Lookups from the packet path.
+  // Lookups from the packet path, with the packet's length and TCP flags (0: not TCP).
   input  logic                lk_valid,
   input  logic [351:0]        lk_key,
+  input  logic [15:0]         lk_len,
+  input  logic [7:0]          lk_tcp_flags,
+  // The time the counters record (the runtime's clock, in its units).
+  input  logic [31:0]         now,
   output logic                rs_valid,
   output logic                rs_hit,
   output logic [ACTION_W-1:0] rs_action,
@@ -49,7 +62,24 @@ module fv_net_flow_table #(
   input  logic [351:0]        wr_key,
   input  logic [ACTION_W-1:0] wr_action,
   // Entries in use.
-  output logic [31:0]         count
+  output logic [31:0]         count,
+  // The counters of a cleared entry, 3 cycles after its clear.
+  output logic                cl_valid,
+  output logic [BW-1:0]       cl_bucket,
+  output logic [WW-1:0]       cl_way,
+  output logic [47:0]         cl_packets,
+  output logic [47:0]         cl_bytes,
+  output logic [31:0]         cl_last_seen,
+  output logic [7:0]          cl_tcp_flags,
+  // Reading an entry's counters: the answer the next cycle.
+  input  logic                rd_valid,
+  input  logic [BW-1:0]       rd_bucket,
+  input  logic [WW-1:0]       rd_way,
+  output logic                rd_done,
+  output logic [47:0]         rd_packets,
+  output logic [47:0]         rd_bytes,
+  output logic [31:0]         rd_last_seen,
+  output logic [7:0]          rd_tcp_flags
 );
   // Parameter checks.
   if (WAYS < 1 || (WAYS & (WAYS - 1)) != 0) $error("fv_net_flow_table: WAYS must be a power of two");
@@ -71,8 +101,14 @@ module fv_net_flow_table #(
     .hash_valid(h1_v), .hash(h1)
   );
   logic [351:0] key1;
+  logic [15:0]  len1;
+  logic [7:0]   fl1;
   always_ff @(posedge clk) begin
-    if (lk_valid) key1 <= lk_key;
+    if (lk_valid) begin
+      key1 <= lk_key;
+      len1 <= lk_len;
+      fl1 <= lk_tcp_flags;
+    end
   end
 
   // ---- t1 -> t2: the two buckets, read ----------------------------------------------------
@@ -93,6 +129,8 @@ module fv_net_flow_table #(
   logic [BW-1:0]       b1_2;
   logic [31:0]         hash2_0;
   logic [31:0]         hash2_1;
+  logic [15:0]         len2;
+  logic [7:0]          fl2;
   logic [351:0]        rk0 [WAYS];
   logic [351:0]        rk1 [WAYS];
   logic [ACTION_W-1:0] ra0 [WAYS];
@@ -110,6 +148,8 @@ module fv_net_flow_table #(
     b1_2 <= b1;
     hash2_0 <= h0;
     hash2_1 <= h1;
+    len2 <= len1;
+    fl2 <= fl1;
     for (int w = 0; w < WAYS; w++) begin
       rk0[w] <= keys[int'(b0) * WAYS + w];
       rk1[w] <= keys[int'(b1) * WAYS + w];
@@ -150,6 +190,9 @@ module fv_net_flow_table #(
     end
   end
 
+  // The answered packet's length and flags, for its entry's counters.
+  logic [15:0] rs_len;
+  logic [7:0]  rs_fl;
   always_ff @(posedge clk) begin
     if (rst) begin
       rs_valid <= 1'b0;
@@ -162,6 +205,71 @@ module fv_net_flow_table #(
     rs_way <= hw;
     rs_hash0 <= hash2_0;
     rs_hash1 <= hash2_1;
+    rs_len <= len2;
+    rs_fl <= fl2;
+  end
+
+  // ---- counters ---------------------------------------------------------------------------
+  logic [47:0] c_pk [NE];
+  logic [47:0] c_by [NE];
+  logic [31:0] c_ls [NE];
+  logic [7:0]  c_fl [NE];
+  // The clears waiting to hand out their entry's counters.
+  logic [2:0]                  cl_pipe_v;
+  logic [$clog2(NE)-1:0]       cl_pipe_i [3];
+  logic [$clog2(NE)-1:0]       hit_i;
+  logic [$clog2(NE)-1:0]       cl_i;
+  assign hit_i = {rs_bucket, rs_way};
+  assign cl_i = cl_pipe_i[2];
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      cl_pipe_v <= '0;
+      cl_valid <= 1'b0;
+      rd_done <= 1'b0;
+    end else begin
+      cl_pipe_v <= {cl_pipe_v[1:0], wr_valid && !wr_set};
+      cl_valid <= cl_pipe_v[2];
+      rd_done <= rd_valid;
+    end
+    cl_pipe_i[0] <= {wr_bucket, wr_way};
+    cl_pipe_i[1] <= cl_pipe_i[0];
+    cl_pipe_i[2] <= cl_pipe_i[1];
+  end
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      for (int i = 0; i < NE; i++) begin
+        c_pk[i] <= '0;
+        c_by[i] <= '0;
+        c_ls[i] <= '0;
+        c_fl[i] <= '0;
+      end
+    end else begin
+      // A clear's hand-out first (with a hit of the same edge in it), then the hit.
+      if (cl_pipe_v[2]) begin
+        cl_bucket <= cl_i[$clog2(NE)-1 -: BW];
+        cl_way <= cl_i[WW-1:0];
+        cl_packets <= c_pk[cl_i] + 48'((rs_valid && rs_hit && hit_i == cl_i) ? 1 : 0);
+        cl_bytes <= c_by[cl_i] + ((rs_valid && rs_hit && hit_i == cl_i) ? 48'(rs_len) : 48'd0);
+        cl_last_seen <= (rs_valid && rs_hit && hit_i == cl_i) ? now : c_ls[cl_i];
+        cl_tcp_flags <= c_fl[cl_i] | ((rs_valid && rs_hit && hit_i == cl_i) ? rs_fl : 8'd0);
+        c_pk[cl_i] <= '0;
+        c_by[cl_i] <= '0;
+        c_ls[cl_i] <= '0;
+        c_fl[cl_i] <= '0;
+      end
+      if (rs_valid && rs_hit && !(cl_pipe_v[2] && hit_i == cl_i)) begin
+        c_pk[hit_i] <= c_pk[hit_i] + 48'd1;
+        c_by[hit_i] <= c_by[hit_i] + 48'(rs_len);
+        c_ls[hit_i] <= now;
+        c_fl[hit_i] <= c_fl[hit_i] | rs_fl;
+      end
+    end
+    if (rd_valid) begin
+      rd_packets <= c_pk[{rd_bucket, rd_way}];
+      rd_bytes <= c_by[{rd_bucket, rd_way}];
+      rd_last_seen <= c_ls[{rd_bucket, rd_way}];
+      rd_tcp_flags <= c_fl[{rd_bucket, rd_way}];
+    end
   end
 
   // ---- CPU writes -------------------------------------------------------------------------

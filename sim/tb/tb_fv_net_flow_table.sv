@@ -2,7 +2,9 @@
 // flow/src/table.rs's (its test `the_rtl_bench_vectors` pins the same numbers); entries written
 // in a key's first or second bucket are found, in a wrong bucket not; one lookup per cycle,
 // answers in order 3 cycles later; a cleared entry misses; the count follows; a move (the new
-// place written before the old one cleared) never makes the key miss.
+// place written before the old one cleared) never makes the key miss. Counters: hits add
+// packets, bytes, the time and the TCP flags to their entry; a clear hands the entry's counts
+// out 3 cycles later with every hit that read the entry before the clear, and none after.
 module tb_fv_net_flow_table;
   `include "tb_common.svh"
   localparam int ENTRIES = 16;
@@ -15,8 +17,13 @@ module tb_fv_net_flow_table;
   logic lk_valid, rs_valid, rs_hit, wr_valid, wr_set;
   logic [351:0] lk_key, wr_key;
   logic [31:0] rs_action, wr_action, rs_hash0, rs_hash1, count;
-  logic [BW-1:0] rs_bucket, wr_bucket;
-  logic [WW-1:0] rs_way, wr_way;
+  logic [BW-1:0] rs_bucket, wr_bucket, cl_bucket, rd_bucket;
+  logic [WW-1:0] rs_way, wr_way, cl_way, rd_way;
+  logic [15:0] lk_len;
+  logic [7:0] lk_tcp_flags, cl_tcp_flags, rd_tcp_flags;
+  logic [31:0] now, cl_last_seen, rd_last_seen;
+  logic [47:0] cl_packets, cl_bytes, rd_packets, rd_bytes;
+  logic cl_valid, rd_valid, rd_done;
   fv_net_flow_table #(.ENTRIES(ENTRIES), .WAYS(WAYS)) dut (.*);
 
   // A key written as in flow/src/table.rs's vectors (byte 0 first) into the port's order
@@ -79,8 +86,30 @@ module tb_fv_net_flow_table;
     wr_valid = 1'b0;
   endtask
 
+  // Read an entry's counters.
+  task automatic counters(input logic [BW-1:0] b, input logic [WW-1:0] w,
+                          output logic [47:0] pk, output logic [47:0] by,
+                          output logic [31:0] ls, output logic [7:0] fl);
+    rd_bucket = b;
+    rd_way = w;
+    rd_valid = 1'b1;
+    @(negedge clk);
+    rd_valid = 1'b0;
+    check(rd_done, "counters read the next cycle");
+    pk = rd_packets;
+    by = rd_bytes;
+    ls = rd_last_seen;
+    fl = rd_tcp_flags;
+  endtask
+
+  // Time moves with the clock.
+  always @(posedge clk) now <= now + 32'd1;
+
   logic hit;
   logic [31:0] act, h0, h1;
+  logic [47:0] pk, by;
+  logic [31:0] ls;
+  logic [7:0] fl;
   initial begin
     byte unsigned rss [40] = '{8'h6d, 8'h5a, 8'h56, 8'hda, 8'h25, 8'h5b, 8'h0e, 8'hc2, 8'h41,
                                8'h67, 8'h25, 8'h3d, 8'h43, 8'ha3, 8'h8f, 8'hb0, 8'hd0, 8'hca,
@@ -92,6 +121,7 @@ module tb_fv_net_flow_table;
       hkey1[8*i +: 8] = 8'(i * 37 + 11);
     end
     {lk_valid, lk_key, wr_valid, wr_set, wr_bucket, wr_way, wr_key, wr_action} = '0;
+    {lk_len, lk_tcp_flags, now, rd_valid, rd_bucket, rd_way} = '0;
     reset_dut();
     check(count == 0, "empty after reset");
 
@@ -149,6 +179,72 @@ module tb_fv_net_flow_table;
     lookup(key_of(1), hit, act, h0, h1);
     check(hit && rs_bucket == bucket(1, 0) && rs_way == 2'd2, "key 1 after its move");
     check(count == 3, $sformatf("count %0d after the move", count));
+
+    // Counters: three hits on key 1 (now in its first bucket, way 2; the two lookups above
+    // counted there already, 0 bytes each).
+    begin
+      logic [31:0] t_last;
+      logic [47:0] pk0, by0;
+      int unsigned lens [3] = '{100, 200, 1500};
+      logic [7:0] fls [3] = '{8'h02, 8'h10, 8'h18};
+      @(negedge clk);  // a hit counts the cycle after its answer
+      counters(bucket(1, 0), 2'd2, pk0, by0, ls, fl);
+      check(pk0 == 2 && by0 == 0, $sformatf("the move's lookups counted: %0d", pk0));
+      for (int i = 0; i < 3; i++) begin
+        lk_len = 16'(lens[i]);
+        lk_tcp_flags = fls[i];
+        lookup(key_of(1), hit, act, h0, h1);
+        check(hit, "key 1 hit");
+      end
+      @(negedge clk);
+      t_last = now;
+      counters(bucket(1, 0), 2'd2, pk, by, ls, fl);
+      check(pk == 5 && by == 1800 && fl == 8'h1a,
+            $sformatf("counters %0d packets %0d bytes flags %h", pk, by, fl));
+      check(ls != 0 && ls < t_last, $sformatf("last seen %0d before %0d", ls, t_last));
+      // A miss counts nothing.
+      lookup(key_of(2), hit, act, h0, h1);
+      counters(bucket(1, 0), 2'd2, pk, by, ls, fl);
+      check(pk == 5, "a miss counts nothing");
+    end
+
+    // A burst of hits, the entry cleared right behind it: every hit is in the hand-out.
+    for (int i = 0; i < 4; i++) begin
+      lk_key = key_of(1);
+      lk_len = 16'd10;
+      lk_tcp_flags = 8'h01;
+      lk_valid = 1'b1;
+      @(negedge clk);
+    end
+    lk_valid = 1'b0;
+    wr_valid = 1'b1;
+    wr_set = 1'b0;
+    wr_bucket = bucket(1, 0);
+    wr_way = 2'd2;
+    @(negedge clk);
+    wr_valid = 1'b0;
+    // Set again at once with key 1 (a new flow), looked up: its hit must not be handed out.
+    write(1'b1, bucket(1, 0), 2'd2, key_of(1), 32'h2001);
+    lk_key = key_of(1);
+    lk_len = 16'd7;
+    lk_valid = 1'b1;
+    @(negedge clk);
+    lk_valid = 1'b0;
+    begin
+      int waited = 0;
+      while (!cl_valid && waited < 8) begin
+        @(negedge clk);
+        waited++;
+      end
+      check(cl_valid, "the cleared entry's counters handed out");
+      check(cl_bucket == bucket(1, 0) && cl_way == 2'd2, "from its place");
+      check(cl_packets == 9 && cl_bytes == 1840 && cl_tcp_flags == 8'h1b,
+            $sformatf("handed out %0d packets %0d bytes flags %h (want 9, 1840, 1b)",
+                      cl_packets, cl_bytes, cl_tcp_flags));
+    end
+    cycles(4);
+    counters(bucket(1, 0), 2'd2, pk, by, ls, fl);
+    check(pk == 1 && by == 7, $sformatf("the new flow's own counts: %0d packets %0d bytes", pk, by));
 
     // Cleared: missed; clearing again changes nothing.
     write(1'b0, bucket(0, 0), 2'd3, '0, '0);

@@ -15,8 +15,13 @@ module tb_fv_net_flow_table_model;
   logic lk_valid, rs_valid, rs_hit, wr_valid, wr_set;
   logic [351:0] lk_key, wr_key;
   logic [31:0] rs_action, wr_action, rs_hash0, rs_hash1, count;
-  logic [BW-1:0] rs_bucket, wr_bucket;
-  logic [WW-1:0] rs_way, wr_way;
+  logic [BW-1:0] rs_bucket, wr_bucket, cl_bucket, rd_bucket;
+  logic [WW-1:0] rs_way, wr_way, cl_way, rd_way;
+  logic [15:0] lk_len;
+  logic [7:0] lk_tcp_flags, cl_tcp_flags, rd_tcp_flags;
+  logic [31:0] now, cl_last_seen, rd_last_seen;
+  logic [47:0] cl_packets, cl_bytes, rd_packets, rd_bytes;
+  logic cl_valid, rd_valid, rd_done;
   fv_net_flow_table #(.ENTRIES(ENTRIES), .WAYS(4)) dut (.*);
 
   // op 4, bucket 8, way 4, key 352 (byte 0 first), action 32, hit 4, bucket 8, way 4.
@@ -42,6 +47,7 @@ module tb_fv_net_flow_table_model;
     for (int i = 0; i < MAXV; i++) vecs[i] = '0;
     $readmemh("sim/tb/vectors/flow_table.hex", vecs);
     {lk_valid, lk_key, wr_valid, wr_set, wr_bucket, wr_way, wr_key, wr_action} = '0;
+    {lk_len, lk_tcp_flags, now, rd_valid, rd_bucket, rd_way} = '0;
     reset_dut();
     for (int n = 0; n < MAXV; n++) begin
       logic [3:0] op;

@@ -286,6 +286,39 @@ pub fn read_pcap(input: impl Read) -> Result<Vec<(u64, Vec<u8>)>, PcapError> {
     Ok(frames)
 }
 
+/// tshark, the independent dissector the tests check frames with: reads `pcap` with IP, UDP and
+/// TCP checksum verification on, `args` added (`-d` decode-as rules, say), and prints `fields`
+/// one frame per line, `;` between fields (`,` between a field's repeats: an encapsulated
+/// frame's outer and inner layers). None when tshark is not installed; with
+/// `FV_REQUIRE_TSHARK` set (CI, where ci/setup installs it) that is a panic instead.
+pub fn tshark_fields(pcap: &std::path::Path, args: &[&str], fields: &[&str]) -> Option<String> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap).args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+    ]);
+    cmd.args(args).args(["-T", "fields", "-E", "separator=;"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => panic!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            assert!(
+                std::env::var_os("FV_REQUIRE_TSHARK").is_none(),
+                "tshark is required here (ci/setup installs it): {e}"
+            );
+            eprintln!("tshark not installed: the independent check is skipped ({e})");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

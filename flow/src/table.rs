@@ -35,28 +35,26 @@ pub const KEY_BYTES: usize = 44;
 /// Bytes of a Toeplitz key for a packed flow key (the input plus 4).
 pub const HASH_KEY_BYTES: usize = KEY_BYTES + 4;
 
-/// The Toeplitz hash (as RSS defines it) of `input` under `key` (at least `input.len() + 4`
-/// bytes): for each input bit that is set, the 32 key bits starting at its position, XORed.
+/// The Toeplitz hash (Microsoft RSS; virtio 1.2 5.1.6.4.3.1) of `input` under `key`: for each
+/// input bit that is set, the 32 key bits starting at its position, XORed. The key must be at
+/// least 4 bytes longer than the input (RSS: 40 bytes for up to 36; the flow table: 48 for 44).
+/// The one Rust copy: the RSS queue choice (driver/src/net/rss.rs) uses it too, and the RTL
+/// (`fv_net_toeplitz.sv`) computes the same function.
 pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
-    let mut h = 0u32;
+    debug_assert!(key.len() >= input.len() + 4);
+    let mut hash = 0u32;
+    // The 32-bit window of the key at the current input bit.
+    let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
     for (i, &byte) in input.iter().enumerate() {
-        let window = u64::from_be_bytes([
-            key[i],
-            key[i + 1],
-            key[i + 2],
-            key[i + 3],
-            key.get(i + 4).copied().unwrap_or(0),
-            0,
-            0,
-            0,
-        ]);
+        let next = key.get(i + 4).copied().unwrap_or(0);
         for bit in 0..8 {
             if byte & (0x80 >> bit) != 0 {
-                h ^= (window >> (32 - bit)) as u32;
+                hash ^= window;
             }
+            window = (window << 1) | u32::from((next >> (7 - bit)) & 1);
         }
     }
-    h
+    hash
 }
 
 /// A byte-at-a-time table of [`toeplitz`] for one key (44 lookups per flow key).

@@ -12,24 +12,9 @@ pub const DEFAULT_KEY: [u8; 40] = [
     0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
 ];
 
-/// The Toeplitz hash of `input` under `key` (the key must be at least 4 bytes longer than the
-/// input: 40 bytes cover IPv6 with ports, 36 bytes).
-pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
-    debug_assert!(key.len() >= input.len() + 4);
-    let mut hash = 0u32;
-    // The 32-bit window of the key at the current input bit.
-    let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
-    for (i, &byte) in input.iter().enumerate() {
-        let next = key.get(i + 4).copied().unwrap_or(0);
-        for bit in 0..8 {
-            if byte & (0x80 >> bit) != 0 {
-                hash ^= window;
-            }
-            window = (window << 1) | u32::from((next >> (7 - bit)) & 1);
-        }
-    }
-    hash
-}
+/// The Toeplitz hash of `input` under `key` (the key at least 4 bytes longer than the input:
+/// 40 bytes cover IPv6 with ports, 36 bytes); the flow table hashes with the same function.
+pub use fpga_virtio_flow::table::toeplitz;
 
 /// The hash input of a frame: source and destination address, then (TCP and UDP, not
 /// fragments) source and destination port; its bytes and length (no allocation per frame).

@@ -109,6 +109,10 @@ pub enum WorkloadError {
     },
     #[error("configuration: {0}")]
     Config(String),
+    /// The device published part of a merged RX frame (Linux's virtio_net: "rx error: N buffers
+    /// out of M missing"): a device bug, never the guest's.
+    #[error("rx error: {missing} buffers out of {announced} missing")]
+    RxBuffersMissing { missing: u16, announced: u16 },
 }
 
 /// What happened to one request.

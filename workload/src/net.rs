@@ -573,8 +573,13 @@ pub fn run(cfg: &NetRunConfig) -> Result<NetReport, crate::WorkloadError> {
             }
             let hdr = VirtioNetHdrV1::from_le_bytes(b[..12].try_into().map_err(e)?);
             let mut frame = b[12..].to_vec();
-            for _ in 1..hdr.num_buffers {
-                let Some((h, l)) = it.next() else { break };
+            for got in 1..hdr.num_buffers {
+                let Some((h, l)) = it.next() else {
+                    return Err(crate::WorkloadError::RxBuffersMissing {
+                        missing: hdr.num_buffers - got,
+                        announced: hdr.num_buffers,
+                    });
+                };
                 let mut c = vec![0u8; l as usize];
                 mem.read_slice(&mut c, GuestAddress(bufs[&h])).map_err(e)?;
                 frame.extend_from_slice(&c);
@@ -623,9 +628,17 @@ pub fn run(cfg: &NetRunConfig) -> Result<NetReport, crate::WorkloadError> {
     }
     // Let the last frames arrive (the CPU workers deliver asynchronously: wait on the count,
     // bounded in wall-clock time, then a few turns more for anything extra).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut extra = 20;
-    while extra > 0 && std::time::Instant::now() < deadline {
+    while extra > 0 {
+        if std::time::Instant::now() >= deadline {
+            // Not a mismatch to report as `verified: false`: the workers stopped delivering.
+            return Err(crate::WorkloadError::Hang {
+                batch: cfg.frames.div_ceil(16) as u64,
+                missing: want.len().saturating_sub(got.len()),
+                cycles: dev.lock().cycle() - start,
+            });
+        }
         dev.lock().run(2000)?;
         rt.poll(&dev)?;
         reap_rx(&mut rings[2], &rx_bufs, &mut got, &mut merged)?;

@@ -409,6 +409,7 @@ impl Runtime {
                     indirect: i.indirect,
                     broken: None,
                     done_log: spec.done_log,
+                    signalled: spec.used_idx,
                 });
                 QueueOwner::Cpu
             }

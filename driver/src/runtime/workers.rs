@@ -7,7 +7,7 @@
 //! worker goes on, and only that request (or, on a CPU-owned queue, that queue) is affected.
 
 use crate::device::{ChainSource, Completion, DeviceEngine, Status};
-use crate::virtq::queue::wants_interrupt;
+use crate::virtq::queue::{add_used_batch, wants_interrupt};
 use crate::virtq::Segment;
 use crate::virtq::{chain, done_log, ChainError, DmaWindows, DoneLogError, QueueInfo};
 use crossbeam_channel::{Receiver, Sender};
@@ -66,6 +66,8 @@ pub(crate) struct CpuQueue {
     pub broken: Option<QueueError>,
     /// The queue's done log (see [`super::done_log`]).
     pub done_log: Option<u64>,
+    /// The used idx at the last interrupt decision (see [`wants_interrupt`]).
+    pub signalled: u16,
 }
 
 pub(crate) struct Shared {
@@ -341,7 +343,7 @@ fn serve_cpu_queue(
             Err(_) => return broken(cq, CpuQueueError::UsedRing),
         }
     }
-    if published > 0 && wants_interrupt(&mut cq.queue, mem) {
+    if published > 0 && wants_interrupt(&cq.queue, mem, &mut cq.signalled) {
         let _ = done.send(Done::Notify { qid });
     }
 }
@@ -433,32 +435,39 @@ fn fill_cpu_queue(
     let panicked = filled.is_err();
     // A panic: every chain taken is answered with used length 0.
     let lens = filled.unwrap_or_else(|_| vec![0; heads.len()]);
-    let mut published = 0u32;
     let mut fail = error;
+    // The done log's records first (each before its used element), then every element at
+    // once: a frame's buffers are published together (see `add_used_batch`).
+    let mut elems: Vec<(u16, u32)> = Vec::with_capacity(heads.len());
+    let first_used = cq.queue.next_used();
     for (i, &head) in heads.iter().enumerate() {
         let len = lens.get(i).copied().unwrap_or(0);
         if let Some(log) = cq.done_log {
             let pos = first.wrapping_add(i as u16);
-            let after = cq.queue.next_used().wrapping_add(1);
+            let after = first_used.wrapping_add(i as u16 + 1);
             if let Err(e) = done_log::write(mem, log, cq.queue.size(), pos, after) {
                 fail = Some(e.into());
                 break;
             }
         }
-        if cq.queue.add_used(mem, head, len).is_err() {
-            fail = Some(CpuQueueError::UsedRing);
-            break;
+        elems.push((head, len));
+    }
+    let mut published = 0u32;
+    if add_used_batch(&mut cq.queue, mem, &elems).is_err() {
+        fail = Some(CpuQueueError::UsedRing);
+    } else {
+        published = elems.len() as u32;
+        for &(_, len) in &elems {
+            let _ = done.send(Done::Served {
+                qid,
+                completion: Completion {
+                    status: if panicked { Status::Failed } else { Status::Ok },
+                    used_len: len,
+                },
+                ns: at.elapsed().as_nanos() as u64,
+                panicked,
+            });
         }
-        published += 1;
-        let _ = done.send(Done::Served {
-            qid,
-            completion: Completion {
-                status: if panicked { Status::Failed } else { Status::Ok },
-                used_len: len,
-            },
-            ns: at.elapsed().as_nanos() as u64,
-            panicked,
-        });
     }
     if let Some(error) = fail {
         cq.broken = Some(error.cause());
@@ -471,7 +480,7 @@ fn fill_cpu_queue(
     }
     // The guest kicks when it posts buffers (with EVENT_IDX: at the next one).
     let _ = cq.queue.enable_notification(mem);
-    if published > 0 && wants_interrupt(&mut cq.queue, mem) {
+    if published > 0 && wants_interrupt(&cq.queue, mem, &mut cq.signalled) {
         let _ = done.send(Done::Notify { qid });
     }
 }

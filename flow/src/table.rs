@@ -90,6 +90,18 @@ impl Hasher {
     }
 }
 
+/// A key's two buckets from its two hashes, in a table of `buckets` (a power of two): the
+/// hashes' low bits, and never the same bucket twice (the second is then the first's neighbour).
+pub fn bucket_pair((h1, h2): (u32, u32), buckets: usize) -> [usize; 2] {
+    let mask = buckets - 1;
+    let b1 = h1 as usize & mask;
+    let mut b2 = h2 as usize & mask;
+    if b2 == b1 {
+        b2 = b1 ^ 1;
+    }
+    [b1, b2]
+}
+
 /// What identifies a flow on the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -193,14 +205,12 @@ impl<A: Clone> FlowTable<A> {
     }
 
     fn two(&self, key: &FlowKey) -> [usize; 2] {
-        let mask = self.buckets.len() - 1;
-        let (h1, h2) = self.hashes(key);
-        let b1 = h1 as usize & mask;
-        let mut b2 = h2 as usize & mask;
-        if b2 == b1 {
-            b2 = b1 ^ 1; // two distinct buckets always
-        }
-        [b1, b2]
+        bucket_pair(self.hashes(key), self.buckets.len())
+    }
+
+    /// Buckets in the table (a power of two).
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
     }
 
     fn find(&self, key: &FlowKey) -> Option<(usize, usize)> {

@@ -9,6 +9,8 @@
 //! | `parse.rs` | a frame's metadata (Ethernet, VLAN, IPv4/6, TCP/UDP/ICMP, VxLAN) |
 //! | `rss.rs` | the Toeplitz hash and indirection table |
 //! | `switch.rs` | the card's switch between vports and the uplink, RX backlogs |
+//! | `fastpath.rs` | the FPGA's flow stage (exact-match flow table, actions, punts, counters) |
+//! | `offload.rs` | the flow-offload loop: punt → decide → install → reinject, aging |
 //! | `rx.rs` | a frame into RX buffers (DATA_VALID, MRG_RXBUF) |
 //! | `ctrl.rs` | the control queue's commands |
 //! | `engine.rs` | [`NetEngine`]: TX, RX and control queues, counters |
@@ -17,8 +19,10 @@
 pub mod csum;
 pub mod ctrl;
 pub mod engine;
+pub mod fastpath;
 pub mod features;
 pub mod function;
+pub mod offload;
 pub mod parse;
 pub mod rss;
 pub mod rx;

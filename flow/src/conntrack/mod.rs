@@ -145,7 +145,8 @@ impl Key {
         }
     }
 
-    fn of(p: &Packet) -> Key {
+    /// The key of a packet's direction (ICMP echo: its identifier as both ports).
+    pub fn of(p: &Packet) -> Key {
         let (sport, dport) = match p.l4 {
             L4::Tcp(t) => (t.sport, t.dport),
             L4::Udp { sport, dport } => (sport, dport),

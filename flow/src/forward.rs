@@ -107,11 +107,24 @@ impl Forwarding {
         self.zones.entry(zone).or_default()
     }
 
-    /// A vport's own address (static: never aged, never taken over by learning).
-    pub fn set_vport_mac(&mut self, zone: u32, mac: [u8; 6], vport: VportId) {
+    /// A vport's own address (static: never aged, never taken over by learning). A group
+    /// address is refused (false): it would capture the zone's broadcasts.
+    pub fn set_vport_mac(&mut self, zone: u32, mac: [u8; 6], vport: VportId) -> bool {
+        if mac[0] & 1 != 0 {
+            return false;
+        }
         self.zone(zone)
             .macs
             .insert(mac, MacEntry { vport, seen: None });
+        true
+    }
+
+    /// Where a zone's frames for no known address go (none set: dropped).
+    pub fn default_egress(&self, zone: u32) -> Egress {
+        self.zones
+            .get(&zone)
+            .and_then(|z| z.default)
+            .unwrap_or(Egress::Drop)
     }
 
     /// Forgets a vport: its static and learnt addresses in every zone.

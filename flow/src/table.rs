@@ -71,12 +71,20 @@ impl std::fmt::Debug for Hasher {
 
 impl Hasher {
     pub fn new(key: &[u8; HASH_KEY_BYTES]) -> Hasher {
+        // The hash is linear in the input: a byte's entry is the XOR of its set bits' entries,
+        // and a single bit's is the 32-bit window of the key at that bit.
+        let mut windows = [0u32; KEY_BYTES * 8];
+        let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+        for (i, w) in windows.iter_mut().enumerate() {
+            *w = window;
+            let next = key[4 + i / 8];
+            window = (window << 1) | u32::from((next >> (7 - i % 8)) & 1);
+        }
         let mut table = Box::new([[0u32; 256]; KEY_BYTES]);
         for (pos, row) in table.iter_mut().enumerate() {
-            for (b, slot) in row.iter_mut().enumerate() {
-                let mut one = [0u8; KEY_BYTES];
-                one[pos] = b as u8;
-                *slot = toeplitz(key, &one);
+            for b in 1..256usize {
+                let low = b.trailing_zeros() as usize;
+                row[b] = row[b & (b - 1)] ^ windows[pos * 8 + 7 - low];
             }
         }
         Hasher { table }
@@ -184,6 +192,11 @@ impl<A: Clone> FlowTable<A> {
             len: 0,
             hashers: [Hasher::new(&keys[0]), Hasher::new(&keys[1])],
         }
+    }
+
+    /// The two hashers (the hardware's model takes copies).
+    pub fn hashers(&self) -> &[Hasher; 2] {
+        &self.hashers
     }
 
     /// The two hashes of a key (the FPGA computes the same).
@@ -386,6 +399,23 @@ mod tests {
         let ks = keys(3);
         let h = Hasher::new(&ks[0]);
         assert_eq!(h.hash(&k), toeplitz(&ks[0], &k));
+        // Every bit of every byte (the table is built from single bits), random inputs.
+        let h1 = Hasher::new(&ks[1]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..(KEY_BYTES * 8 + 64) {
+            let mut p = [0u8; KEY_BYTES];
+            if i < KEY_BYTES * 8 {
+                p[i / 8] = 0x80 >> (i % 8);
+            } else {
+                for b in p.iter_mut() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = x as u8;
+                }
+            }
+            assert_eq!(h1.hash(&p), toeplitz(&ks[1], &p), "input {i}");
+        }
     }
 
     #[test]

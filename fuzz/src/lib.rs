@@ -289,6 +289,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("vhost_user", vhost_user),
     ("net_packet", net_packet),
     ("conntrack", conntrack),
+    ("flow_offload", flow_offload),
 ];
 
 /// The slow path (ACL and connection tracking) driven by a hostile mix of packets, hardware
@@ -587,6 +588,230 @@ pub fn net_packet(data: &[u8]) {
             "RX wrote outside its buffers at {i:#x}"
         );
     }
+}
+
+/// The flow-offload loop (`driver/src/net/offload.rs`: the FPGA flow stage's model, the slow
+/// path, installs, reinjection, aging) fed what tenants and the network can send: two tenants
+/// (vports 1 and 2 in zone 1, vport 3 in zone 2; zone 2 also reaches the uplink only through
+/// a VxLAN tunnel, VNI 100; the uplink's plain frames are zone 1's), both using 10.1.0.1.
+///
+/// Input: operations of 8 bytes. Byte 0's low 3 bits: 0-4 a packet built from pools (ingress:
+/// a vport, the uplink plain or in the tunnel or under an unknown VNI; source and destination
+/// from a pool of the tenants' and remote hosts' MAC and IP addresses, spoofed ones included;
+/// TCP with raw flags and sequence numbers, UDP, ICMP, ARP; then cut short or with a byte
+/// changed, so headers lie), 5 time passing (up to 255 s, ticks of a second), 6 a raw frame
+/// (the next byte's worth of input bytes), 7 a vport's MAC changed. Invariants: nothing panics;
+/// a frame that came in from one tenant leaves only to that tenant's vports, or to the uplink
+/// (zone 2's only inside its tunnel); the tracker's consistency check holds; the flow table's
+/// model and its hardware hold the same number of entries; and once time has run out,
+/// nothing is left in either, or in the tracker.
+pub fn flow_offload(data: &[u8]) {
+    use fpga_virtio_driver::net::fastpath::UPLINK;
+    use fpga_virtio_driver::net::offload::{FlowOffload, OffloadConfig, Out};
+    use fpga_virtio_flow::forward::{Egress, Tunnel};
+    use fpga_virtio_flow::{vxlan, Limits, PortRange, Rule, Verdict};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let vtep = |a: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, a));
+    let tunnel = Tunnel {
+        vni: 100,
+        local: vtep(1),
+        remote: vtep(2),
+        local_mac: [2, 0xca, 0, 0, 0, 1],
+        next_hop_mac: [2, 0xca, 0, 0, 0, 2],
+        port: 4789,
+        ttl: 64,
+    };
+    let mut card = FlowOffload::new(OffloadConfig {
+        entries: 8,
+        limits: Limits {
+            total: 24,
+            per_zone: 16,
+        },
+        uplink_zone: Some(1),
+        ..Default::default()
+    });
+    let zone_of = |v: u16| if v == 3 { 2 } else { 1 };
+    for v in 1..=3u16 {
+        card.add_vport(v, zone_of(v), [2, 0, 0, 0, zone_of(v) as u8, v as u8]);
+    }
+    card.fwd.set_default(1, Egress::Uplink);
+    let t = card.fwd.add_tunnel(2, tunnel).expect("a valid tunnel");
+    card.fwd.set_default(2, Egress::Tunnel(t));
+    let web = Rule {
+        proto: Some(6),
+        dst_ports: PortRange::one(80),
+        ..Rule::any(10, Verdict::Allow)
+    };
+    card.slow
+        .acl
+        .set(1, vec![web], Verdict::Deny)
+        .expect("rules");
+    card.slow
+        .acl
+        .set(2, vec![Rule::any(1, Verdict::Allow)], Verdict::Deny)
+        .expect("rules");
+    let macs: [[u8; 6]; 6] = [
+        [2, 0, 0, 0, 1, 1],
+        [2, 0, 0, 0, 1, 2],
+        [2, 0, 0, 0, 2, 3],
+        [2, 0, 0, 0, 1, 50],
+        [0xff; 6],
+        [2, 0, 0, 0, 2, 9],
+    ];
+    let ips = [[10, 1, 0, 1], [10, 1, 0, 2], [10, 1, 0, 50], [10, 1, 0, 9]];
+    let ports = [80u16, 53, 20_000, 20_001];
+    let mut now = 1000u64;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 8 <= data.len() {
+        let op = &data[i..i + 8];
+        i += 8;
+        let (ingress, frame): (u16, Vec<u8>) = match op[0] & 7 {
+            0..=4 => {
+                let src_mac = macs[usize::from(op[1] & 7) % macs.len()];
+                let dst_mac = macs[usize::from(op[1] >> 3 & 7) % macs.len()];
+                let src = ips[usize::from(op[2] & 3)];
+                let dst = ips[usize::from(op[2] >> 2 & 3)];
+                let sport = ports[usize::from(op[2] >> 4 & 3)];
+                let dport = ports[usize::from(op[2] >> 6)];
+                let ip = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(src, dst, 64);
+                // Sequence numbers in steps a handshake can follow: seq = byte 4 × 1000 plus
+                // byte 5's high nibble, ack = byte 5's low nibble × 1000 + 1.
+                let seq = u32::from(op[4]) * 1000 + u32::from(op[5] >> 4);
+                let ack = u32::from(op[5] & 0xf) * 1000 + 1;
+                let payload = vec![op[6]; usize::from(op[6] & 0x3f)];
+                let mut f = Vec::new();
+                let built = match op[3] >> 6 {
+                    0 | 1 => {
+                        let mut t = ip.tcp(sport, dport, seq, 64_000);
+                        let fl = op[3];
+                        if fl & 0x10 != 0 {
+                            t = t.ack(ack);
+                        }
+                        if fl & 2 != 0 {
+                            t = t.syn();
+                        }
+                        if fl & 1 != 0 {
+                            t = t.fin();
+                        }
+                        if fl & 4 != 0 {
+                            t = t.rst();
+                        }
+                        t.write(&mut f, &payload)
+                    }
+                    2 => ip.udp(sport, dport).write(&mut f, &payload),
+                    _ => ip.icmpv4_echo_request(sport, dport).write(&mut f, &payload),
+                };
+                if built.is_err() {
+                    continue;
+                }
+                if op[3] & 0x20 != 0 {
+                    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes()); // "ARP"
+                }
+                // Lying or cut headers.
+                match op[7] >> 6 {
+                    1 => f.truncate(usize::from(op[7] & 0x3f) + 10),
+                    2 => {
+                        let at = usize::from(op[7] & 0x3f) % f.len();
+                        f[at] ^= op[6] | 1;
+                    }
+                    _ => {}
+                }
+                let ingress = op[0] >> 3 & 7;
+                match ingress {
+                    1..=3 => (u16::from(ingress), f),
+                    4 | 5 => {
+                        // The remote VTEP's encapsulation (5: a VNI nobody has).
+                        let back = Tunnel {
+                            local: tunnel.remote,
+                            remote: tunnel.local,
+                            vni: if ingress == 4 { 100 } else { 101 },
+                            ..tunnel
+                        };
+                        let mut e = Vec::new();
+                        if vxlan::encap(&back, &f, 7, &mut e).is_err() {
+                            continue;
+                        }
+                        (UPLINK, e)
+                    }
+                    _ => (UPLINK, f),
+                }
+            }
+            5 => {
+                for _ in 0..op[1] {
+                    now += 1000;
+                    card.tick(now);
+                }
+                continue;
+            }
+            6 => {
+                let n = usize::from(op[1]).min(data.len() - i);
+                let f = data[i..i + n].to_vec();
+                i += n;
+                let ingress = [1, 2, 3, UPLINK][usize::from(op[2] & 3)];
+                (ingress, f)
+            }
+            _ => {
+                let v = u16::from(op[1] % 3) + 1;
+                card.add_vport(v, zone_of(v), macs[usize::from(op[2]) % macs.len()]);
+                continue;
+            }
+        };
+        // The tenant the frame came from, told apart here from the frame alone.
+        let from_zone = match ingress {
+            UPLINK => match vxlan::decap(&frame, 4789) {
+                Ok(d) if d.vni == 100 => Some(2),
+                Ok(_) => None,
+                Err(_) => Some(1),
+            },
+            v => Some(zone_of(v)),
+        };
+        out.clear();
+        card.receive(ingress, &frame, now, &mut out);
+        now += 1;
+        for o in &out {
+            match (o, from_zone) {
+                (_, None) => panic!("a frame for no tenant left the card: {o:?}"),
+                (Out::Vport(v, _), Some(z)) => {
+                    assert_eq!(
+                        zone_of(*v),
+                        z,
+                        "a frame crossed tenants: {frame:02x?} → {o:?}"
+                    )
+                }
+                (Out::Uplink(f), Some(2)) => {
+                    let d = vxlan::decap(f, 4789).expect("zone 2 leaves in its tunnel");
+                    assert_eq!(d.vni, 100);
+                }
+                (Out::Uplink(_), Some(_)) => {}
+            }
+        }
+        card.slow.conntrack.check();
+        assert_eq!(
+            card.hw_entries(),
+            card.model_entries(),
+            "model and hardware"
+        );
+    }
+    // Every timeout runs out (an established TCP connection's is 5 days), each with its
+    // hardware read and its grace.
+    for _ in 0..4 {
+        now += 6 * 86_400_000;
+        card.tick(now);
+        for _ in 0..3 {
+            now += 1000;
+            card.tick(now);
+        }
+    }
+    card.slow.conntrack.check();
+    assert_eq!(
+        card.slow.conntrack.len(),
+        0,
+        "connections left after every timeout"
+    );
+    assert_eq!(card.hw_entries(), 0, "entries left in the hardware");
+    assert_eq!(card.model_entries(), 0, "entries left in the model");
 }
 
 #[cfg(test)]

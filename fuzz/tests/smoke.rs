@@ -1,7 +1,7 @@
 //! The CI smoke run of every fuzz target (stable Rust, no coverage guidance): each committed
 //! corpus file, then seeded mutations of them (bit flips, interesting values, inserts, cuts,
 //! splices). `FV_FUZZ_EXECS=N` sets the mutations per target (default 10 000; 2000 for
-//! vhost_user, whose inputs are whole connections); a failing input is
+//! vhost_user, whose inputs are whole connections, and 4000 for flow_offload); a failing input is
 //! written to `target/fuzz-smoke/<target>-<n>` for `cargo +nightly fuzz run` to replay. The
 //! coverage-guided runs are `fuzz/cargo-fuzz/` (docs/RELIABILITY.md).
 
@@ -106,13 +106,19 @@ fn save(name: &str, n: usize, input: &[u8]) -> PathBuf {
 fn smoke(name: &str, target: fn(&[u8])) {
     let seeds = corpus(name);
     assert!(!seeds.is_empty(), "{name}: empty corpus");
-    // A vhost-user input is a whole connection (threads, a simulated device): fewer of them.
-    let default = if name == "vhost_user" { 2000 } else { 10_000 };
+    // A vhost-user input is a whole connection (threads, a simulated device), a flow_offload
+    // one a whole card run to the end of every timeout: fewer of them.
+    let default = match name {
+        "vhost_user" => 2000,
+        "flow_offload" => 4000,
+        _ => 10_000,
+    };
     let execs: usize = std::env::var("FV_FUZZ_EXECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default);
     let mut rng = Rng(0x5eed ^ name.len() as u64);
+    let start = std::time::Instant::now();
     let inputs = seeds
         .iter()
         .cloned()
@@ -124,8 +130,9 @@ fn smoke(name: &str, target: fn(&[u8])) {
         }
     }
     eprintln!(
-        "{name}: {} corpus inputs and {execs} mutations, no failure",
-        seeds.len()
+        "{name}: {} corpus inputs and {execs} mutations, no failure ({:.1?})",
+        seeds.len(),
+        start.elapsed()
     );
 }
 

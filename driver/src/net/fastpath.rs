@@ -148,11 +148,16 @@ pub struct HwFlowTable {
 impl HwFlowTable {
     /// `buckets` buckets (a power of two, as the model's table), hashed under `keys`.
     pub fn new(buckets: usize, keys: [[u8; HASH_KEY_BYTES]; 2]) -> HwFlowTable {
+        HwFlowTable::with_hashers(buckets, [Hasher::new(&keys[0]), Hasher::new(&keys[1])])
+    }
+
+    /// The same, with the model's hashers (the same keys).
+    pub fn with_hashers(buckets: usize, hashers: [Hasher; 2]) -> HwFlowTable {
         HwFlowTable {
             slots: (0..buckets)
                 .map(|_| std::array::from_fn(|_| None))
                 .collect(),
-            hashers: [Hasher::new(&keys[0]), Hasher::new(&keys[1])],
+            hashers,
         }
     }
 

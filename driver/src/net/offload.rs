@@ -158,7 +158,7 @@ fn flow_key_of(k: &Key, p: &Path) -> FlowKey {
 impl FlowOffload {
     pub fn new(cfg: OffloadConfig) -> FlowOffload {
         let model = FlowTable::new(cfg.entries, cfg.hash_keys);
-        let hw = HwFlowTable::new(model.buckets(), cfg.hash_keys);
+        let hw = HwFlowTable::with_hashers(model.buckets(), model.hashers().clone());
         let mut slow = SlowPath::new(cfg.limits);
         slow.conntrack.set_offload(cfg.offload);
         FlowOffload {
@@ -174,10 +174,13 @@ impl FlowOffload {
         }
     }
 
-    /// A vport of tenant `zone` with its MAC (frames to it go to it).
-    pub fn add_vport(&mut self, vport: VportId, zone: u32, mac: [u8; 6]) {
+    /// A vport of tenant `zone` with its MAC (frames to it go to it), or a vport's new
+    /// MAC (the old one and the addresses learnt on it are forgotten). A group address is
+    /// refused (false): the vport then has no address of its own.
+    pub fn add_vport(&mut self, vport: VportId, zone: u32, mac: [u8; 6]) -> bool {
+        self.fwd.remove_vport(vport);
         self.vports.insert(vport, zone);
-        self.fwd.set_vport_mac(zone, mac, vport);
+        self.fwd.set_vport_mac(zone, mac, vport)
     }
 
     pub fn stats(&self) -> OffloadStats {
@@ -193,6 +196,11 @@ impl FlowOffload {
     /// Entries in the hardware table.
     pub fn hw_entries(&self) -> usize {
         self.hw.len()
+    }
+
+    /// Entries the table's model holds (the hardware holds the same).
+    pub fn model_entries(&self) -> usize {
+        self.model.len()
     }
 
     /// A frame into the card from `ingress` (a vport, or [`UPLINK`]) at `now`: the flow
@@ -304,7 +312,9 @@ impl FlowOffload {
         }
     }
 
-    /// A group address: every other vport of the zone, and the uplink (from a vport).
+    /// A group address: every other vport of the zone and, from a vport, the zone's way out
+    /// (its default: the uplink, or its tunnel — a tenant's broadcast never reaches the plain
+    /// uplink unless that is its way out).
     fn flood(&mut self, ingress: VportId, zone: u32, frame: &[u8], out: &mut Vec<Out>) {
         let mut vports: Vec<VportId> = self
             .vports
@@ -317,7 +327,10 @@ impl FlowOffload {
             out.push(Out::Vport(v, frame.to_vec()));
         }
         if ingress != UPLINK {
-            out.push(Out::Uplink(frame.to_vec()));
+            match self.fwd.default_egress(zone) {
+                e @ (Egress::Uplink | Egress::Tunnel(_)) => self.emit(action_of(e), frame, 0, out),
+                Egress::Vport(_) | Egress::Drop => {}
+            }
         }
     }
 

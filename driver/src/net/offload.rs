@@ -46,11 +46,55 @@ pub struct OffloadConfig {
     pub uplink_zone: Option<u32>,
 }
 
+/// Two well-mixed keys from `seed` (splitmix64). A key of one repeated byte would make the
+/// Toeplitz hash periodic in the input bits, so that a few hundred flows share their buckets.
+pub fn keys_from_seed(seed: u64) -> [[u8; HASH_KEY_BYTES]; 2] {
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as u8
+    };
+    let mut k = [[0u8; HASH_KEY_BYTES]; 2];
+    for b in k.iter_mut().flatten() {
+        *b = next();
+    }
+    k
+}
+
+impl OffloadConfig {
+    /// Secret keys from the kernel's random source (what a running service uses: a tenant
+    /// who cannot compute the buckets cannot crowd them). The default's fixed keys keep tests
+    /// and benches reproducible.
+    pub fn with_random_keys(mut self) -> std::io::Result<Self> {
+        let mut buf = [0u8; 2 * HASH_KEY_BYTES];
+        let mut got = 0;
+        while got < buf.len() {
+            // SAFETY: the pointer and length describe the unfilled tail of `buf`, which lives
+            // across the call; getrandom writes at most that many bytes.
+            let n = unsafe { libc::getrandom(buf[got..].as_mut_ptr().cast(), buf.len() - got, 0) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            got += n as usize;
+        }
+        self.hash_keys[0].copy_from_slice(&buf[..HASH_KEY_BYTES]);
+        self.hash_keys[1].copy_from_slice(&buf[HASH_KEY_BYTES..]);
+        Ok(self)
+    }
+}
+
 impl Default for OffloadConfig {
     fn default() -> Self {
         OffloadConfig {
             entries: 1 << 16,
-            hash_keys: [[0x5a; HASH_KEY_BYTES], [0xa5; HASH_KEY_BYTES]],
+            hash_keys: keys_from_seed(0x0ff1_0ad5),
             offload: true,
             limits: Limits::default(),
             vxlan_port: 4789,
@@ -109,6 +153,48 @@ struct ConnHw {
     carried: [EntryCounts; 2],
 }
 
+/// What the loop keeps per connection, by the tracker's slot (dense: no hashing, one
+/// cache line per connection), checked against the slot's generation.
+#[derive(Debug, Default)]
+struct Conns(Vec<Option<(u32, ConnHw)>>);
+
+impl Conns {
+    fn get(&self, id: ConnId) -> Option<&ConnHw> {
+        match self.0.get(id.slot as usize) {
+            Some(Some((gen, c))) if *gen == id.gen => Some(c),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, id: ConnId) -> Option<&mut ConnHw> {
+        match self.0.get_mut(id.slot as usize) {
+            Some(Some((gen, c))) if *gen == id.gen => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The connection's record, a new one if its slot held none or an older generation's.
+    fn entry(&mut self, id: ConnId) -> &mut ConnHw {
+        let i = id.slot as usize;
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        let slot = &mut self.0[i];
+        if !matches!(slot, Some((gen, _)) if *gen == id.gen) {
+            *slot = Some((id.gen, ConnHw::default()));
+        }
+        &mut slot.as_mut().expect("just set").1
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(slot) = self.0.get_mut(id.slot as usize) {
+            if matches!(slot, Some((gen, _)) if *gen == id.gen) {
+                *slot = None;
+            }
+        }
+    }
+}
+
 /// The loop, with the slow path's state and the hardware it drives.
 pub struct FlowOffload {
     pub slow: SlowPath,
@@ -117,7 +203,7 @@ pub struct FlowOffload {
     hw: HwFlowTable,
     cfg: OffloadConfig,
     vports: HashMap<VportId, u32>,
-    conns: HashMap<ConnId, ConnHw>,
+    conns: Conns,
     /// The tracker's events, for the owner to take ([`FlowOffload::take_events`]); bounded.
     events: Vec<Event>,
     stats: OffloadStats,
@@ -168,7 +254,7 @@ impl FlowOffload {
             hw,
             cfg,
             vports: HashMap::new(),
-            conns: HashMap::new(),
+            conns: Conns::default(),
             events: Vec::new(),
             stats: OffloadStats::default(),
         }
@@ -206,31 +292,8 @@ impl FlowOffload {
     /// A frame into the card from `ingress` (a vport, or [`UPLINK`]) at `now`: the flow
     /// table forwards it, or the slow path decides it and the loop installs and reinjects.
     pub fn receive(&mut self, ingress: VportId, frame: &[u8], now: Millis, out: &mut Vec<Out>) {
-        let (vni, zone, inner) = if ingress == UPLINK {
-            match vxlan::decap(frame, self.cfg.vxlan_port) {
-                Ok(d) => match self.fwd.zone_of_vni(d.vni) {
-                    Some(z) => (d.vni, z, d.inner),
-                    None => {
-                        self.stats.no_zone += 1;
-                        return;
-                    }
-                },
-                Err(_) => match self.cfg.uplink_zone {
-                    Some(z) => (0, z, frame),
-                    None => {
-                        self.stats.no_zone += 1;
-                        return;
-                    }
-                },
-            }
-        } else {
-            match self.vports.get(&ingress) {
-                Some(&z) => (0, z, frame),
-                None => {
-                    self.stats.no_zone += 1;
-                    return;
-                }
-            }
+        let Some((vni, zone, inner)) = self.classify_ingress(ingress, frame) else {
+            return;
         };
         let parsed = packet::from_frame(zone, inner);
         let len = inner.len() as u32;
@@ -245,9 +308,52 @@ impl FlowOffload {
             },
             Err(p) => p,
         };
-        let i = Punt::ALL.iter().position(|&x| x == punt).unwrap_or(0);
-        self.stats.punts[i] += 1;
+        self.count_punt(punt);
         self.slow_path(ingress, vni, zone, inner, parsed, now, out);
+    }
+
+    /// A packet the flow stage punted (`why`), as a CPU worker takes it from the punt ring:
+    /// decided, the tracker's updates installed, reinjected into `out`.
+    pub fn punted(
+        &mut self,
+        ingress: VportId,
+        frame: &[u8],
+        why: Punt,
+        now: Millis,
+        out: &mut Vec<Out>,
+    ) {
+        let Some((vni, zone, inner)) = self.classify_ingress(ingress, frame) else {
+            return;
+        };
+        self.count_punt(why);
+        let parsed = packet::from_frame(zone, inner);
+        self.slow_path(ingress, vni, zone, inner, parsed, now, out);
+    }
+
+    fn count_punt(&mut self, p: Punt) {
+        let i = Punt::ALL.iter().position(|&x| x == p).unwrap_or(0);
+        self.stats.punts[i] += 1;
+    }
+
+    /// The VNI, zone and frame the card works on for a frame from `ingress`: a vport's own
+    /// zone; from the uplink, a tunnel's zone (decapsulated) or the uplink's zone.
+    fn classify_ingress<'f>(
+        &mut self,
+        ingress: VportId,
+        frame: &'f [u8],
+    ) -> Option<(u32, u32, &'f [u8])> {
+        let found = if ingress == UPLINK {
+            match vxlan::decap(frame, self.cfg.vxlan_port) {
+                Ok(d) => self.fwd.zone_of_vni(d.vni).map(|z| (d.vni, z, d.inner)),
+                Err(_) => self.cfg.uplink_zone.map(|z| (0, z, frame)),
+            }
+        } else {
+            self.vports.get(&ingress).map(|&z| (0, z, frame))
+        };
+        if found.is_none() {
+            self.stats.no_zone += 1;
+        }
+        found
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -286,14 +392,17 @@ impl FlowOffload {
                 if let (Some(conn), false) = (d.conn, group) {
                     // The path of this direction, for the install (a group destination is
                     // never one: its connection stays on the CPU path).
-                    self.conns.entry(conn).or_default().paths[d.dir as usize] = Some(Path {
+                    self.conns.entry(conn).paths[d.dir as usize] = Some(Path {
                         ingress,
                         vni,
                         action: action_of(egress),
                     });
                 }
-                if let Ok((key, _)) = flow_key(ingress, vni, &Ok(p)) {
-                    hash = self.model.hashes(&key).0;
+                // The flow hash (the tunnel's UDP source port) as the hardware gives it.
+                if matches!(egress, Egress::Tunnel(_)) {
+                    if let Ok((key, _)) = flow_key(ingress, vni, &Ok(p)) {
+                        hash = self.model.hashes(&key).0;
+                    }
                 }
             }
             // ARP and other non-IP traffic: switched by MAC, not tracked.
@@ -371,7 +480,7 @@ impl FlowOffload {
     /// Counts a write handed out: a moved entry's go with its connection's direction.
     fn carry(&mut self, h: HandedOut) {
         let conn = ConnId::from_cookie(h.cookie);
-        if let Some(c) = self.conns.get_mut(&conn) {
+        if let Some(c) = self.conns.get_mut(conn) {
             if let Some(d) = c.keys.iter().position(|k| *k == Some(h.key)) {
                 c.carried[d].add(&h.counts);
             }
@@ -381,7 +490,7 @@ impl FlowOffload {
     /// The connection's two hardware entries' counts since installed (moves included).
     fn read(&self, conn: ConnId) -> HwCounters {
         let mut hw = HwCounters::default();
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get(conn) else {
             return hw;
         };
         for d in 0..2 {
@@ -419,14 +528,14 @@ impl FlowOffload {
                     HwOp::Remove { conn, .. } => {
                         // The final counts (the clears hand out the same).
                         let hw = self.read(conn);
-                        let keys = self.conns.get(&conn).map_or([None; 2], |c| c.keys);
+                        let keys = self.conns.get(conn).map_or([None; 2], |c| c.keys);
                         for k in keys.into_iter().flatten() {
                             if let Some(w) = self.model.remove(&k, conn.cookie()) {
                                 self.stats.writes += 1;
                                 let _ = self.hw.apply(w);
                             }
                         }
-                        if let Some(c) = self.conns.get_mut(&conn) {
+                        if let Some(c) = self.conns.get_mut(conn) {
                             c.keys = [None; 2];
                             c.carried = Default::default();
                         }
@@ -443,7 +552,7 @@ impl FlowOffload {
         }
         for e in self.slow.conntrack.take_events() {
             if let Event::Destroy { conn, .. } = e {
-                self.conns.remove(&conn);
+                self.conns.remove(conn);
             }
             if self.events.len() < EVENTS_KEPT {
                 self.events.push(e);
@@ -455,7 +564,7 @@ impl FlowOffload {
 
     /// Both entries of a connection, or neither.
     fn install(&mut self, conn: ConnId, orig: &Key, reply: &Key) -> bool {
-        let Some(c) = self.conns.get(&conn).copied() else {
+        let Some(c) = self.conns.get(conn).copied() else {
             return false;
         };
         let (Some(po), Some(pr)) = (c.paths[0], c.paths[1]) else {
@@ -473,7 +582,7 @@ impl FlowOffload {
                 cookie: conn.cookie(),
             },
         ];
-        if let Some(c) = self.conns.get_mut(&conn) {
+        if let Some(c) = self.conns.get_mut(conn) {
             c.keys = [Some(entries[0].key), Some(entries[1].key)];
             c.carried = Default::default();
         }
@@ -492,7 +601,7 @@ impl FlowOffload {
                             self.write(w);
                         }
                     }
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(c) = self.conns.get_mut(conn) {
                         c.keys = [None; 2];
                     }
                     return false;
@@ -500,5 +609,48 @@ impl FlowOffload {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// The default's keys and drawn ones spread flows: a 4096-entry table takes 90 % before
+    /// its first refusal (a key of one repeated byte refused the 65th connection of a
+    /// 262 144-entry table).
+    #[test]
+    fn the_keys_spread_flows() {
+        let drawn = OffloadConfig::default().with_random_keys().unwrap();
+        assert_ne!(drawn.hash_keys, OffloadConfig::default().hash_keys);
+        assert_ne!(drawn.hash_keys[0], drawn.hash_keys[1]);
+        for keys in [OffloadConfig::default().hash_keys, drawn.hash_keys] {
+            let mut t: FlowTable<Action> = FlowTable::new(4096, keys);
+            let mut n = 0u32;
+            while t
+                .insert(Entry {
+                    key: FlowKey {
+                        vport: UPLINK,
+                        vni: 0,
+                        src: IpAddr::V4(Ipv4Addr::from(0x6440_0000 | n)),
+                        dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                        proto: 6,
+                        sport: 1024,
+                        dport: 443,
+                    },
+                    action: Action::Vport(1),
+                    cookie: u64::from(n),
+                })
+                .is_ok()
+            {
+                n += 1;
+            }
+            assert!(
+                n as usize * 10 >= t.capacity() * 9,
+                "{n} of {}",
+                t.capacity()
+            );
+        }
     }
 }

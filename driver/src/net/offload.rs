@@ -269,6 +269,12 @@ impl FlowOffload {
         self.fwd.set_vport_mac(zone, mac, vport)
     }
 
+    /// Forgets a vport (its frames then belong to no tenant; its addresses are dropped).
+    pub fn remove_vport(&mut self, vport: VportId) {
+        self.vports.remove(&vport);
+        self.fwd.remove_vport(vport);
+    }
+
     pub fn stats(&self) -> OffloadStats {
         self.stats
     }

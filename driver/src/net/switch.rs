@@ -6,13 +6,22 @@
 //! with ALLMULTI or PROMISC) and, from a vport, to the uplink. A frame for a vport is parsed,
 //! given an RX queue pair by RSS, and waits in that queue's backlog (bounded: when it is full
 //! the frame is dropped and counted; a ring that never refills holds nothing else up).
+//!
+//! With flow offload ([`Switch::with_offload`]), frames are not switched by MAC here: each goes
+//! through [`FlowOffload`] (the flow stage, then for what it punts the slow path: conntrack,
+//! the tenants' ACLs, routes and tunnels, with installs, reinjection and aging), and what it
+//! sends out is delivered to the vports' RX backlogs and the uplink as above. Each vport is
+//! its own tenant (zone = function number + 1) unless [`Switch::set_zone`] says otherwise.
 
+use super::fastpath::UPLINK;
+use super::offload::{FlowOffload, OffloadStats, Out};
 use super::parse::{parse, PacketMeta};
 use super::rss::Rss;
 use fpga_virtio_wire::{Source, Uplink};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// Frames one RX queue keeps waiting for buffers.
 pub const BACKLOG: usize = 256;
@@ -64,11 +73,24 @@ pub struct SwitchCounters {
     pub backlog_full: AtomicU64,
 }
 
+/// The flow-offload path of a switch: the loop, its clock, the vports' tenants.
+#[derive(Debug)]
+struct Offload {
+    flow: FlowOffload,
+    epoch: Instant,
+    last_tick: u64,
+    zones: BTreeMap<u8, u32>,
+}
+
+/// How often the switch runs the loop's timers (ms).
+const TICK_MS: u64 = 100;
+
 /// The switch of one card.
 #[derive(Debug)]
 pub struct Switch {
     vports: Mutex<BTreeMap<u8, Vport>>,
     uplink: Arc<dyn Uplink>,
+    offload: Option<Mutex<Offload>>,
     pub counters: SwitchCounters,
 }
 
@@ -77,6 +99,23 @@ impl Switch {
         Arc::new(Switch {
             vports: Mutex::new(BTreeMap::new()),
             uplink,
+            offload: None,
+            counters: SwitchCounters::default(),
+        })
+    }
+
+    /// A switch whose frames go through the flow-offload loop `flow` (its ACLs, routes and
+    /// tunnels set up by the caller, before or through [`Switch::with_flow`]).
+    pub fn with_offload(uplink: Arc<dyn Uplink>, flow: FlowOffload) -> Arc<Self> {
+        Arc::new(Switch {
+            vports: Mutex::new(BTreeMap::new()),
+            uplink,
+            offload: Some(Mutex::new(Offload {
+                flow,
+                epoch: Instant::now(),
+                last_tick: 0,
+                zones: BTreeMap::new(),
+            })),
             counters: SwitchCounters::default(),
         })
     }
@@ -85,9 +124,92 @@ impl Switch {
         self.vports.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_offload(&self) -> Option<MutexGuard<'_, Offload>> {
+        self.offload
+            .as_ref()
+            .map(|o| o.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Works on the flow-offload loop (ACLs, routes, tunnels, statistics); None without one.
+    pub fn with_flow<R>(&self, f: impl FnOnce(&mut FlowOffload) -> R) -> Option<R> {
+        self.lock_offload().map(|mut o| f(&mut o.flow))
+    }
+
+    /// The loop's counters (None without flow offload).
+    pub fn offload_stats(&self) -> Option<OffloadStats> {
+        self.with_flow(|f| f.stats())
+    }
+
+    /// Puts function `func` in tenant `zone` (flow offload; before it attaches, or again
+    /// with its MAC when it does).
+    pub fn set_zone(&self, func: u8, zone: u32) {
+        let mac = self.lock().get(&func).map(|v| v.mac);
+        if let Some(mut o) = self.lock_offload() {
+            o.zones.insert(func, zone);
+            if let Some(mac) = mac {
+                o.flow.add_vport(u16::from(func), zone, mac);
+            }
+        }
+    }
+
+    fn offload_vport(&self, func: u8, mac: [u8; 6]) {
+        if let Some(mut o) = self.lock_offload() {
+            let zone = o.zones.get(&func).copied().unwrap_or(u32::from(func) + 1);
+            o.flow.add_vport(u16::from(func), zone, mac);
+        }
+    }
+
+    /// A frame through the flow-offload loop; false without one.
+    fn offloaded(&self, ingress: u16, frame: &[u8]) -> bool {
+        let Some(mut o) = self.lock_offload() else {
+            return false;
+        };
+        let now = o.epoch.elapsed().as_millis() as u64;
+        let mut out = Vec::new();
+        o.flow.receive(ingress, frame, now, &mut out);
+        drop(o);
+        self.deliver(ingress, out);
+        true
+    }
+
+    /// What the loop sent out: into the vports' backlogs, onto the uplink.
+    fn deliver(&self, ingress: u16, out: Vec<Out>) {
+        for o in out {
+            match o {
+                Out::Vport(v, f) => {
+                    let meta = parse(&f);
+                    let mut vports = self.lock();
+                    match u8::try_from(v).ok().and_then(|v| vports.get_mut(&v)) {
+                        Some(vp) => self.enqueue(vp, &f, meta),
+                        None => {
+                            self.counters.unclaimed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Out::Uplink(f) => {
+                    let func = u8::try_from(ingress).unwrap_or(u8::MAX);
+                    self.uplink.transmit(Source::Cpu { func }, &f, 0);
+                    self.counters.to_uplink.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Runs the loop's timers when due (aging, the MAC table); called as the runtime polls.
+    pub fn tick(&self) {
+        if let Some(mut o) = self.lock_offload() {
+            let now = o.epoch.elapsed().as_millis() as u64;
+            if now >= o.last_tick + TICK_MS {
+                o.last_tick = now;
+                o.flow.tick(now);
+            }
+        }
+    }
+
     /// Function `func` joins with its MAC and RX queue pairs (all in use until the guest says
     /// otherwise).
     pub fn attach(&self, func: u8, mac: [u8; 6], pairs: u16) {
+        self.offload_vport(func, mac);
         let pairs = pairs.max(1);
         self.lock().insert(
             func,
@@ -106,6 +228,7 @@ impl Switch {
 
     pub fn detach(&self, func: u8) {
         self.lock().remove(&func);
+        self.with_flow(|f| f.remove_vport(u16::from(func)));
     }
 
     /// The control queue's settings.
@@ -120,6 +243,7 @@ impl Switch {
         if let Some(v) = self.lock().get_mut(&func) {
             v.mac = mac;
         }
+        self.offload_vport(func, mac);
     }
 
     pub fn set_filters(&self, func: u8, filters: Vec<[u8; 6]>) {
@@ -156,6 +280,9 @@ impl Switch {
 
     /// A frame a vport sends (the CPU path's TX).
     pub fn from_vport(&self, func: u8, frame: &[u8]) {
+        if self.offloaded(u16::from(func), frame) {
+            return;
+        }
         let meta = parse(frame);
         let mut vports = self.lock();
         let mut out = true;
@@ -186,6 +313,9 @@ impl Switch {
     /// A frame from the uplink.
     pub fn from_uplink(&self, frame: &[u8]) {
         self.counters.from_uplink.fetch_add(1, Ordering::Relaxed);
+        if self.offloaded(UPLINK, frame) {
+            return;
+        }
         let meta = parse(frame);
         let mut vports = self.lock();
         let mut taken = false;
@@ -201,11 +331,12 @@ impl Switch {
         }
     }
 
-    /// Take in what arrived from the uplink.
+    /// Take in what arrived from the uplink; run the loop's timers when due.
     pub fn pump(&self) {
         while let Some(f) = self.uplink.receive_any() {
             self.from_uplink(&f);
         }
+        self.tick();
     }
 
     /// A frame waits for RX pair `pair` of `func`, and the queue is not waiting for buffers.

@@ -227,7 +227,12 @@ impl<A: Clone> FlowTable<A> {
     }
 
     fn find(&self, key: &FlowKey) -> Option<(usize, usize)> {
-        for b in self.two(key) {
+        self.find_in(key, self.two(key))
+    }
+
+    /// `key` in its buckets `two` (hashed once by the caller).
+    fn find_in(&self, key: &FlowKey, two: [usize; 2]) -> Option<(usize, usize)> {
+        for b in two {
             for (w, e) in self.buckets[b].iter().enumerate() {
                 if e.as_ref().is_some_and(|e| e.key == *key) {
                     return Some((b, w));
@@ -245,7 +250,8 @@ impl<A: Clone> FlowTable<A> {
 
     /// Inserts (or, for the same connection, replaces) an entry; the hardware writes, in order.
     pub fn insert(&mut self, entry: Entry<A>) -> Result<Vec<Write<A>>, TableError> {
-        if let Some((b, w)) = self.find(&entry.key) {
+        let two = self.two(&entry.key);
+        if let Some((b, w)) = self.find_in(&entry.key, two) {
             let old = self.buckets[b][w].as_ref().expect("found");
             if old.cookie != entry.cookie {
                 return Err(TableError::Taken(old.cookie));
@@ -253,7 +259,7 @@ impl<A: Clone> FlowTable<A> {
             self.buckets[b][w] = Some(entry.clone());
             return Ok(vec![Write::Set(b, w, entry)]);
         }
-        let path = self.path(&entry.key).ok_or(TableError::Full)?;
+        let path = self.path(two).ok_or(TableError::Full)?;
         // path: the free slot last; each step moves the entry of slot i into slot i+1.
         let mut writes = Vec::with_capacity(2 * path.len() + 1);
         for i in (0..path.len() - 1).rev() {
@@ -273,18 +279,18 @@ impl<A: Clone> FlowTable<A> {
 
     /// The shortest chain of slots from one of the key's buckets to a free slot, each entry
     /// moving to its other bucket (breadth first, at most MAX_PATH moves).
-    fn path(&self, key: &FlowKey) -> Option<Vec<(usize, usize)>> {
+    fn path(&self, two: [usize; 2]) -> Option<Vec<(usize, usize)>> {
         // (bucket, way, parent index) nodes.
         let mut nodes: Vec<(usize, usize, usize)> = Vec::new();
         let mut queue = VecDeque::new();
-        for b in self.two(key) {
+        for b in two {
             for w in 0..WAYS {
                 if self.buckets[b][w].is_none() {
                     return Some(vec![(b, w)]);
                 }
             }
         }
-        for b in self.two(key) {
+        for b in two {
             for w in 0..WAYS {
                 nodes.push((b, w, usize::MAX));
                 queue.push_back((nodes.len() - 1, 1));

@@ -229,6 +229,16 @@ fn action_of(e: Egress) -> Action {
     }
 }
 
+/// Both directions' entry counts as the tracker takes them.
+fn hw_counters(c: &[EntryCounts; 2]) -> HwCounters {
+    HwCounters {
+        packets: [c[0].packets, c[1].packets],
+        bytes: [c[0].bytes, c[1].bytes],
+        last_seen: c[0].last_seen.max(c[1].last_seen),
+        tcp_flags: c[0].tcp_flags | c[1].tcp_flags,
+    }
+}
+
 fn flow_key_of(k: &Key, p: &Path) -> FlowKey {
     FlowKey {
         vport: p.ingress,
@@ -495,23 +505,16 @@ impl FlowOffload {
 
     /// The connection's two hardware entries' counts since installed (moves included).
     fn read(&self, conn: ConnId) -> HwCounters {
-        let mut hw = HwCounters::default();
         let Some(c) = self.conns.get(conn) else {
-            return hw;
+            return HwCounters::default();
         };
-        for d in 0..2 {
-            let mut n = c.carried[d];
-            if let Some(key) = c.keys[d] {
-                if let Some(now) = self.hw.read(&key, conn.cookie()) {
-                    n.add(&now);
-                }
+        let mut counts = c.carried;
+        for (d, n) in counts.iter_mut().enumerate() {
+            if let Some(now) = c.keys[d].and_then(|k| self.hw.read(&k, conn.cookie())) {
+                n.add(&now);
             }
-            hw.packets[d] = n.packets;
-            hw.bytes[d] = n.bytes;
-            hw.last_seen = hw.last_seen.max(n.last_seen);
-            hw.tcp_flags |= n.tcp_flags;
         }
-        hw
+        hw_counters(&counts)
     }
 
     fn run_ops(&mut self) {
@@ -532,13 +535,19 @@ impl FlowOffload {
                         self.slow.conntrack.hw_installed(conn, ok);
                     }
                     HwOp::Remove { conn, .. } => {
-                        // The final counts (the clears hand out the same).
-                        let hw = self.read(conn);
-                        let keys = self.conns.get(conn).map_or([None; 2], |c| c.keys);
-                        for k in keys.into_iter().flatten() {
+                        // The clears hand the entries' final counts out; with what moves
+                        // handed out before, the counts since installed.
+                        let (keys, mut counts) = self
+                            .conns
+                            .get(conn)
+                            .map_or(([None; 2], Default::default()), |c| (c.keys, c.carried));
+                        for (d, k) in keys.into_iter().enumerate() {
+                            let Some(k) = k else { continue };
                             if let Some(w) = self.model.remove(&k, conn.cookie()) {
                                 self.stats.writes += 1;
-                                let _ = self.hw.apply(w);
+                                if let Some(h) = self.hw.apply(w) {
+                                    counts[d].add(&h.counts);
+                                }
                             }
                         }
                         if let Some(c) = self.conns.get_mut(conn) {
@@ -546,7 +555,7 @@ impl FlowOffload {
                             c.carried = Default::default();
                         }
                         self.stats.removed += 1;
-                        self.slow.conntrack.hw_removed(conn, hw);
+                        self.slow.conntrack.hw_removed(conn, hw_counters(&counts));
                     }
                     HwOp::Query { conn, .. } => {
                         self.stats.queries += 1;

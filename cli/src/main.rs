@@ -26,14 +26,16 @@ struct Cli {
 enum DemoHalf {
     Blk,
     Net,
+    /// Flow offload: two tenants' connections through the offload loop.
+    Flow,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the main job on the simulated FPGA and print a summary: virtio-blk, then virtio-net
-    /// (or only the one named).
+    /// Run the main job on the simulated FPGA and print a summary: virtio-blk, virtio-net, then
+    /// flow offload (or only the part named).
     Demo {
-        /// Only this half: `blk` or `net`.
+        /// Only this part: `blk`, `net` or `flow`.
         #[arg(value_enum)]
         only: Option<DemoHalf>,
         /// virtio-net: TX requests on each of vport A's two queues.
@@ -218,7 +220,8 @@ fn main() -> ExitCode {
             disk,
             json,
         } => {
-            let blk = (only != Some(DemoHalf::Net)).then(|| {
+            let part = |p: DemoHalf| only.is_none() || only == Some(p);
+            let blk = part(DemoHalf::Blk).then(|| {
                 policy
                     .map(|p| std::fs::read_to_string(&p).map_err(error::file(p)))
                     .unwrap_or_else(|| Ok(demo::DEFAULT_POLICY.to_string()))
@@ -244,7 +247,7 @@ fn main() -> ExitCode {
             if let (Some(s), false) = (&blk, json) {
                 demo::print(s);
             }
-            let net = match (only != Some(DemoHalf::Blk))
+            let net = match part(DemoHalf::Net)
                 .then(|| demo::run_net(seed, frames, json))
                 .transpose()
             {
@@ -257,13 +260,18 @@ fn main() -> ExitCode {
             if let (Some(n), false) = (&net, json) {
                 demo::print_net(n);
             }
+            let flow = part(DemoHalf::Flow).then(|| demo::run_flow(seed, json));
+            if let (Some(f), false) = (&flow, json) {
+                demo::print_flow(f);
+            }
             if json {
-                let text = match (&blk, &net) {
-                    (Some(b), None) => serde_json::to_string_pretty(b),
-                    (None, Some(n)) => serde_json::to_string_pretty(n),
-                    _ => {
-                        serde_json::to_string_pretty(&serde_json::json!({ "blk": blk, "net": net }))
-                    }
+                let text = match (&blk, &net, &flow) {
+                    (Some(b), None, None) => serde_json::to_string_pretty(b),
+                    (None, Some(n), None) => serde_json::to_string_pretty(n),
+                    (None, None, Some(f)) => serde_json::to_string_pretty(f),
+                    _ => serde_json::to_string_pretty(
+                        &serde_json::json!({ "blk": blk, "net": net, "flow": flow }),
+                    ),
                 };
                 match text {
                     Ok(text) => println!("{text}"),
@@ -278,6 +286,10 @@ fn main() -> ExitCode {
                 .is_some_and(|n| !n.verified || !n.queue_errors.is_empty())
             {
                 eprintln!("error: demo net: frames were lost, duplicated or changed");
+                return ExitCode::FAILURE;
+            }
+            if flow.as_ref().is_some_and(|f| !f.verified()) {
+                eprintln!("error: demo flow: the frames or counters differ from the traffic's");
                 return ExitCode::FAILURE;
             }
         }

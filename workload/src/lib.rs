@@ -13,6 +13,7 @@ use fpga_virtio_driver::blk::BlkConfig;
 use fpga_virtio_driver::runtime::{
     BlkFunction, Path, QueueInfo, QueueSpec, Rings, Runtime, RuntimeError, SplitPolicy, Stats,
 };
+pub mod flow;
 pub mod net;
 pub mod soak;
 

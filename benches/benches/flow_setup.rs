@@ -14,6 +14,7 @@ use fpga_virtio_driver::net::fastpath::{Punt, UPLINK};
 use fpga_virtio_driver::net::offload::{FlowOffload, OffloadConfig, Out};
 use fpga_virtio_flow::forward::Egress;
 use fpga_virtio_flow::{IpNet, Limits, Rule, Verdict};
+use fpga_virtio_workload::flow::{tcp, Ep, Place};
 use std::net::Ipv4Addr;
 
 const VM_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
@@ -27,27 +28,19 @@ fn connection(i: u32) -> Vec<(bool, Vec<u8>)> {
     let server = [10, 0, 0, 1];
     let port = 1024 + (i >> 22) as u16;
     let (cs, ss) = (i.wrapping_mul(2_654_435_761), i.wrapping_mul(40_503));
+    let ep = |mac, ip| Ep {
+        zone: 1,
+        mac,
+        ip: Ipv4Addr::from(ip),
+        at: Place::Remote,
+    };
+    let (c, s) = (ep(GW_MAC, client), ep(VM_MAC, server));
     let seg = |up: bool, seq: u32, ack: Option<u32>, flags: &str, n: usize| {
-        let (sm, dm, s, d, sp, dp) = if up {
-            (GW_MAC, VM_MAC, client, server, port, 443)
+        let f = if up {
+            tcp(&c, &s, (port, 443), seq, ack, flags, n)
         } else {
-            (VM_MAC, GW_MAC, server, client, 443, port)
+            tcp(&s, &c, (443, port), seq, ack, flags, n)
         };
-        let b = etherparse::PacketBuilder::ethernet2(sm, dm)
-            .ipv4(s, d, 64)
-            .tcp(sp, dp, seq, 64_000);
-        let mut b = match ack {
-            Some(a) => b.ack(a),
-            None => b,
-        };
-        if flags.contains('S') {
-            b = b.syn();
-        }
-        if flags.contains('F') {
-            b = b.fin();
-        }
-        let mut f = Vec::new();
-        b.write(&mut f, &vec![0x42; n]).expect("a frame");
         (up, f)
     };
     let (c1, s1) = (cs.wrapping_add(1), ss.wrapping_add(1));

@@ -535,25 +535,18 @@ impl FlowOffload {
                         self.slow.conntrack.hw_installed(conn, ok);
                     }
                     HwOp::Remove { conn, .. } => {
-                        // The clears hand the entries' final counts out; with what moves
-                        // handed out before, the counts since installed.
-                        let (keys, mut counts) = self
-                            .conns
-                            .get(conn)
-                            .map_or(([None; 2], Default::default()), |c| (c.keys, c.carried));
-                        for (d, k) in keys.into_iter().enumerate() {
-                            let Some(k) = k else { continue };
+                        let keys = self.conns.get(conn).map_or([None; 2], |c| c.keys);
+                        for k in keys.into_iter().flatten() {
                             if let Some(w) = self.model.remove(&k, conn.cookie()) {
-                                self.stats.writes += 1;
-                                if let Some(h) = self.hw.apply(w) {
-                                    counts[d].add(&h.counts);
-                                }
+                                self.write(w);
                             }
                         }
-                        if let Some(c) = self.conns.get_mut(conn) {
+                        // The clears handed the entries' final counts out (carried, with what
+                        // moves handed out before): the counts since installed.
+                        let counts = self.conns.get_mut(conn).map_or_else(Default::default, |c| {
                             c.keys = [None; 2];
-                            c.carried = Default::default();
-                        }
+                            std::mem::take(&mut c.carried)
+                        });
                         self.stats.removed += 1;
                         self.slow.conntrack.hw_removed(conn, hw_counters(&counts));
                     }
